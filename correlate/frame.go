@@ -1,0 +1,116 @@
+// Package correlate turns decoded frames seen at several capture points into
+// traces: one trace per frame crossing the path, with its hops, rewrites,
+// losses and anomalies. It does no I/O and allocates nothing per frame in
+// steady state; callers feed it plain values.
+package correlate
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Proto is the protocol family a frame's identity key belongs to.
+type Proto uint8
+
+const (
+	ProtoNone   Proto = iota
+	ProtoICMP         // ICMPv4 echo request/reply
+	ProtoICMPv6       // ICMPv6 echo request/reply
+	ProtoARP
+	ProtoND // IPv6 neighbour discovery (NS, NA, RS, RA, redirect)
+	ProtoTCP
+	ProtoUDP
+	ProtoIP // any other IPv4/IPv6 payload, incl. ICMP errors and non-first fragments
+)
+
+var protoNames = [...]string{"", "icmp", "icmpv6", "arp", "nd", "tcp", "udp", "ip"}
+
+func (p Proto) String() string {
+	if int(p) < len(protoNames) {
+		return protoNames[p]
+	}
+	return fmt.Sprintf("proto(%d)", uint8(p))
+}
+
+// MAC is a comparable Ethernet address.
+type MAC [6]byte
+
+func (m MAC) String() string {
+	const hexdigits = "0123456789abcdef"
+	var b [17]byte
+	for i, v := range m {
+		if i > 0 {
+			b[i*3-1] = ':'
+		}
+		b[i*3] = hexdigits[v>>4]
+		b[i*3+1] = hexdigits[v&0xf]
+	}
+	return string(b[:])
+}
+
+// IsMulticast reports a group address (broadcast included).
+func (m MAC) IsMulticast() bool { return m[0]&1 == 1 }
+
+// Key is a frame's identity: only fields that no hop of a Kubernetes path
+// rewrites (MACs, TTL, addresses and ports under NAT, the ICMP id under
+// masquerade are all left out). Frames with equal keys at different points
+// within the match window are the same frame.
+//
+//   - ICMP/ICMPv6 echo: Kind=type, Seq=echo seq, Hash/Len=echo payload.
+//   - ARP: Kind=op, MAC=sender MAC, Addr1=sender IP, Addr2=target IP.
+//   - ND: Kind=ICMPv6 type, Addr1=target address, Hash/Len=options.
+//   - TCP: Kind=flags, Seq, Ack, Hash/Len=payload.
+//   - UDP and other IP: Kind=IP protocol, IPID=IPv4 id or IPv6 fragment id,
+//     Hash/Len=L4 payload (UDP) or IP payload (others).
+type Key struct {
+	Proto Proto
+	Kind  uint8
+	Seq   uint32
+	Ack   uint32
+	IPID  uint32
+	MAC   MAC
+	Addr1 netip.Addr
+	Addr2 netip.Addr
+	Hash  uint64
+	Len   uint32
+}
+
+// LinkDir is the direction a capture recorded for a frame, where it did.
+type LinkDir uint8
+
+const (
+	DirUnknown LinkDir = iota
+	DirIn              // received by the interface (SLL/SLL2 host, broadcast, multicast, otherhost; pcapng inbound)
+	DirOut             // sent by the interface (SLL/SLL2 outgoing; pcapng outbound; AF_PACKET PACKET_OUTGOING)
+)
+
+// Frame is one frame as seen at one point, decoded into plain values. The
+// decoder fills it in place; fields the link type does not record have their
+// Has* flag false (or an invalid netip.Addr) and are reported as null.
+type Frame struct {
+	Point int   // index of the capture point, in path order
+	Time  int64 // capture stamp, ns since the Unix epoch
+	Num   int   // 1-based record number in its source (tshark's frame.number for files)
+	Dir   LinkDir
+
+	Key Key
+
+	SrcMAC, DstMAC       MAC
+	HasSrcMAC, HasDstMAC bool
+	SrcIP, DstIP         netip.Addr // invalid when the frame carries no IP header (ARP: sender/target IPs)
+	TTL                  uint8      // IPv4 TTL or IPv6 hop limit
+	HasTTL               bool
+	SrcPort, DstPort     uint16
+	HasPorts             bool
+	EchoID               uint16 // ICMP/ICMPv6 echo identifier
+	HasEchoID            bool
+	IPID                 uint16 // IPv4 identification
+	HasIPID              bool
+	IPLen                int  // IP total length in bytes as the header states it (0 without IP)
+	WireLen              int  // original frame length on the wire
+	CapLen               int  // bytes captured (< WireLen when cut by snaplen)
+	Fragment             bool // IPv4 MF set or offset > 0, or IPv6 fragment header
+	DF                   bool // IPv4 don't-fragment
+	VNI                  uint32
+	HasVNI               bool // the frame was VXLAN encapsulated; the fields above are the inner frame's
+}

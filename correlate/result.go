@@ -1,0 +1,221 @@
+package correlate
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// SchemaVersion is the "version" field of the JSON result.
+const SchemaVersion = 1
+
+// Timestamp is a capture stamp in ns since the Unix epoch. It marshals as
+// RFC 3339 UTC with exactly nine fractional digits, so stamps survive JSON
+// without float rounding.
+type Timestamp int64
+
+func (t Timestamp) String() string {
+	return time.Unix(0, int64(t)).UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
+}
+
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	return strconv.AppendQuote(nil, t.String()), nil
+}
+
+// Nullable values: reports print null where a capture does not record a field,
+// never a guess. They are values, not pointers, so a Trace can be reused
+// without allocating.
+
+type OptMAC struct {
+	V     MAC
+	Valid bool
+}
+
+func (o OptMAC) MarshalJSON() ([]byte, error) {
+	if !o.Valid {
+		return []byte("null"), nil
+	}
+	return strconv.AppendQuote(nil, o.V.String()), nil
+}
+
+type OptAddr struct{ V netip.Addr }
+
+func (o OptAddr) MarshalJSON() ([]byte, error) {
+	if !o.V.IsValid() {
+		return []byte("null"), nil
+	}
+	return strconv.AppendQuote(nil, o.V.String()), nil
+}
+
+type OptUint struct {
+	V     uint64
+	Valid bool
+}
+
+func (o OptUint) MarshalJSON() ([]byte, error) {
+	if !o.Valid {
+		return []byte("null"), nil
+	}
+	return strconv.AppendUint(nil, o.V, 10), nil
+}
+
+type OptInt struct {
+	V     int64
+	Valid bool
+}
+
+func (o OptInt) MarshalJSON() ([]byte, error) {
+	if !o.Valid {
+		return []byte("null"), nil
+	}
+	return strconv.AppendInt(nil, o.V, 10), nil
+}
+
+type OptString struct {
+	V     string
+	Valid bool
+}
+
+func (o OptString) MarshalJSON() ([]byte, error) {
+	if !o.Valid {
+		return []byte("null"), nil
+	}
+	return strconv.AppendQuote(nil, o.V), nil
+}
+
+func someU(v uint64) OptUint    { return OptUint{v, true} }
+func someI(v int64) OptInt      { return OptInt{v, true} }
+func someS(v string) OptString  { return OptString{v, true} }
+func someMAC(v MAC) OptMAC      { return OptMAC{v, true} }
+func addr(v netip.Addr) OptAddr { return OptAddr{v} }
+func someT(v int64) *Timestamp  { t := Timestamp(v); return &t }
+
+// Result is everything an analysis found. The JSON schema is documented in
+// the README; Version changes when a field changes meaning.
+type Result struct {
+	Version    int        `json:"version"`
+	Points     []PointRep `json:"points"`
+	Traces     []Trace    `json:"traces"`
+	HopLatency []HopStat  `json:"hop_latency"`
+	Anomalies  []Anomaly  `json:"anomalies"`
+	Warnings   []string   `json:"warnings"`
+	Summary    Summary    `json:"summary"`
+}
+
+// PointRep describes one capture point and what it covered.
+type PointRep struct {
+	Name      string    `json:"name"`
+	Interface OptString `json:"interface"` // as the capture records it; null when it does not (SLL2 keeps only an ifindex)
+	IfIndex   OptInt    `json:"ifindex"`
+	Source    string    `json:"source"` // file, or namespace for a live point
+	MTU       OptInt    `json:"mtu"`
+	MACs      []MACSeen `json:"macs"` // source MACs seen at this point, with owners where known
+	Coverage  Coverage  `json:"coverage"`
+}
+
+type MACSeen struct {
+	MAC    string `json:"mac"`
+	Owner  string `json:"owner,omitempty"` // e.g. "pod2 eth0"
+	Frames int    `json:"frames"`
+}
+
+// Coverage is the window a point was capturing; frames outside it are neither
+// lost nor missing there.
+type Coverage struct {
+	First       *Timestamp `json:"first"`
+	Last        *Timestamp `json:"last"`
+	Frames      int        `json:"frames"`       // frames read at this point
+	Decoded     int        `json:"decoded"`      // frames that carried a key the correlator uses
+	KernelDrops OptUint    `json:"kernel_drops"` // as the capture records it (pcapng ISB, live socket stats)
+	Truncated   int        `json:"truncated"`    // frames cut by the snaplen
+	Snaplen     OptInt     `json:"snaplen"`
+}
+
+// Trace is one frame followed across the points that saw it. A Trace passed
+// to a Sink is reused after the call returns: keep a Clone.
+type Trace struct {
+	N         int       `json:"n"` // 1-based, in order of first sighting
+	Protocol  string    `json:"protocol"`
+	Type      string    `json:"type"`
+	ID        OptUint   `json:"id"`    // ICMP echo id at the first hop (rewrites list changes)
+	Seq       OptUint   `json:"seq"`   // ICMP echo seq, TCP seq
+	IPID      OptUint   `json:"ip_id"` // IPv4 identification at the first hop
+	SrcIP     OptAddr   `json:"src_ip"`
+	DstIP     OptAddr   `json:"dst_ip"`
+	SrcPort   OptUint   `json:"src_port"`
+	DstPort   OptUint   `json:"dst_port"`
+	Length    int       `json:"length"` // frame length on the wire at the first hop
+	Direction string    `json:"direction"`
+	Hops      []Hop     `json:"hops"`
+	LostAfter string    `json:"lost_after,omitempty"`
+	Missing   []string  `json:"missing"`
+	Rewrites  []Rewrite `json:"rewrites"`
+	ReplyTo   OptInt    `json:"reply_to"` // N of the request an echo reply answers
+	RTT       *RTT      `json:"rtt,omitempty"`
+	Flags     []string  `json:"flags"`
+}
+
+// Hop is the frame at one point.
+type Hop struct {
+	Point      string    `json:"point"`
+	Time       Timestamp `json:"time"`
+	DeltaNs    int64     `json:"delta_ns"` // from the previous hop in crossing order; 0 at the first
+	SrcMAC     OptMAC    `json:"src_mac"`
+	DstMAC     OptMAC    `json:"dst_mac"`
+	TTL        OptUint   `json:"ttl"`
+	Dir        string    `json:"dir,omitempty"` // "in" | "out" where the capture records it
+	Frame      int       `json:"frame"`         // record number in the point's source
+	Reflection bool      `json:"reflection,omitempty"`
+}
+
+// Rewrite is a field outside the key that changed between two hops.
+type Rewrite struct {
+	Point string `json:"point"` // where the new value was first seen
+	Field string `json:"field"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+}
+
+// RTT splits an echo round trip, measured at the point where the request was
+// first seen.
+type RTT struct {
+	TotalNs      int64 `json:"total_ns"`      // request first hop → reply's hop at that same point
+	ForwardNs    int64 `json:"forward_ns"`    // request first → last hop
+	TurnaroundNs int64 `json:"turnaround_ns"` // request last hop → reply first hop
+	ReverseNs    int64 `json:"reverse_ns"`    // reply first → last hop
+}
+
+// HopStat is latency between two adjacent hops in crossing order, per direction.
+type HopStat struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Count int    `json:"count"`
+	MinNs int64  `json:"min_ns"`
+	P50Ns int64  `json:"p50_ns"`
+	P99Ns int64  `json:"p99_ns"`
+	MaxNs int64  `json:"max_ns"`
+	Exact bool   `json:"exact"` // false once samples exceeded the exact buffer and a histogram (≤1% error) took over
+}
+
+// Anomaly is a named finding, aggregated per kind and point.
+type Anomaly struct {
+	Kind     string `json:"kind"`     // loss, gap, reflection, duplicate, flooding, fragmentation, over-mtu, unanswered-arp, negative-delta
+	Severity string `json:"severity"` // "warning" sets exit status 1; "info" is expected behaviour worth knowing (hairpin reflections)
+	Point    string `json:"point,omitempty"`
+	Count    int    `json:"count"`
+	Traces   []int  `json:"traces"` // the first few trace numbers
+	Message  string `json:"message"`
+}
+
+// Summary counts and the one-line verdict.
+type Summary struct {
+	Frames   int            `json:"frames"`  // frames read at all points
+	Decoded  int            `json:"decoded"` // frames with a key
+	Traces   int            `json:"traces"`
+	Complete int            `json:"complete"` // traces with no loss and no missing point
+	Lost     int            `json:"lost"`
+	WithGaps int            `json:"with_gaps"`
+	ByProto  map[string]int `json:"by_protocol"`
+	Verdict  string         `json:"verdict"`
+	Clean    bool           `json:"clean"` // exit status 0
+}
