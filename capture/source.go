@@ -42,13 +42,18 @@ type Interface struct {
 	HasDrops    bool
 	Netns       string // live only: namespace label
 	MTU         int    // live only
+	// Start and End bound the time the interface was capturing, where the
+	// source records it (live sockets; pcapng isb_starttime/isb_endtime);
+	// 0 when unknown.
+	Start, End int64
 }
 
 // Source yields frames of one capture. Interfaces may grow while reading (an
 // SLL2 file reveals its ifindexes as it goes).
 type Source interface {
 	// Next returns the next frame, or io.EOF at the end. Any other error ends
-	// the source; the frames before it stay valid.
+	// the source; the frames before it stay valid — except ErrTimeout from a
+	// live source, which only says no frame came within the poll timeout.
 	Next() (RawFrame, error)
 	Interfaces() []Interface
 	// Warnings collected while reading (truncation, skipped blocks...).

@@ -1,0 +1,182 @@
+//go:build evidence
+
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/discover"
+	"github.com/pathtrace/pathtrace/report"
+)
+
+// evidence writes what a live run saw, for a ticket: one nanosecond pcap per
+// point named as the seed names its files, one pcapng with an interface per
+// point in path order, and the report as JSON and Markdown. Files are 0600
+// in a 0700 directory and never replace existing ones without --force.
+type evidence struct {
+	dir     string
+	force   bool
+	files   []*os.File
+	bufs    []*bufio.Writer
+	pcaps   []*capture.PcapWriter
+	ngFile  *os.File
+	ngBuf   *bufio.Writer
+	ng      *capture.PcapngWriter
+	written []string
+	err     error
+}
+
+func newEvidence(dir string, force bool) (*evidence, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("evidence directory: %w", err)
+	}
+	return &evidence{dir: dir, force: force}, nil
+}
+
+func (e *evidence) create(name string) (*os.File, error) {
+	p := filepath.Join(e.dir, name)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if e.force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(p, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("evidence file %s exists (use --force to overwrite)", p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence file: %w", err)
+	}
+	if e.force {
+		// O_TRUNC keeps an existing file's mode: evidence is always 0600.
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("evidence file: %w", err)
+		}
+	}
+	e.written = append(e.written, p)
+	return f, nil
+}
+
+// plan creates every capture file before capturing starts, so a name clash
+// fails before the node is touched.
+func (e *evidence) plan(path *discover.Path) error {
+	for _, name := range []string{"report.json", "report.md"} {
+		if _, err := os.Stat(filepath.Join(e.dir, name)); err == nil && !e.force {
+			return fmt.Errorf("evidence file %s exists (use --force to overwrite)", filepath.Join(e.dir, name))
+		}
+	}
+	var ifaces []capture.Interface
+	var order []string
+	for _, p := range path.Points {
+		f, err := e.create(p.Name + ".cap")
+		if err != nil {
+			e.close()
+			return err
+		}
+		bw := bufio.NewWriter(f)
+		w, err := capture.NewPcapWriter(bw, capture.LinkTypeEthernet, 262144)
+		if err != nil {
+			f.Close()
+			e.close()
+			return err
+		}
+		e.files, e.bufs, e.pcaps = append(e.files, f), append(e.bufs, bw), append(e.pcaps, w)
+		ifaces = append(ifaces, capture.Interface{
+			Name: p.Name, Description: fmt.Sprintf("netns %s, %s (ifindex %d)", p.Netns, p.Interface, p.IfIndex),
+			IfIndex: p.IfIndex, LinkType: capture.LinkTypeEthernet, Snaplen: 262144, MTU: p.MTU,
+		})
+		order = append(order, p.Name)
+	}
+	f, err := e.create("path.pcapng")
+	if err != nil {
+		e.close()
+		return err
+	}
+	e.ngFile, e.ngBuf = f, bufio.NewWriter(f)
+	e.ng, err = capture.NewPcapngWriter(e.ngBuf, ifaces, order)
+	if err != nil {
+		e.close()
+		return err
+	}
+	return nil
+}
+
+// frame records one captured frame; RunLive calls it serialized.
+func (e *evidence) frame(point int, rf capture.RawFrame) {
+	if e.err != nil || point >= len(e.pcaps) {
+		return
+	}
+	if err := e.pcaps[point].WriteFrame(rf); err != nil {
+		e.err = err
+		return
+	}
+	if err := e.ng.WriteFrame(point, rf); err != nil {
+		e.err = err
+	}
+}
+
+// finish closes the captures (with each point's kernel counters in the
+// pcapng statistics) and writes the reports.
+func (e *evidence) finish(doc report.Document, stats []capture.PointStats, start, end int64) error {
+	for i, ps := range stats {
+		if e.ng != nil && i < len(stats) {
+			e.ng.SetStats(i, ps.Drops, start, end)
+		}
+	}
+	if err := e.close(); err != nil {
+		return err
+	}
+	if e.err != nil {
+		return fmt.Errorf("write evidence: %w", e.err)
+	}
+	// The report lists the evidence, itself included.
+	doc.Live.Evidence = append(append([]string{}, e.written...), filepath.Join(e.dir, "report.json"), filepath.Join(e.dir, "report.md"))
+	for _, r := range []struct {
+		name   string
+		render func(*os.File) error
+	}{
+		{"report.json", func(f *os.File) error { return report.JSON(f, doc) }},
+		{"report.md", func(f *os.File) error { return report.Markdown(f, doc, report.Options{}) }},
+	} {
+		f, err := e.create(r.name)
+		if err != nil {
+			return err
+		}
+		if err := r.render(f); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", r.name, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write %s: %w", r.name, err)
+		}
+	}
+	return nil
+}
+
+// close flushes and closes every capture file; files stay valid even when a
+// run is cut short.
+func (e *evidence) close() error {
+	var errs []error
+	if e.ng != nil {
+		errs = append(errs, e.ng.Close())
+		e.ng = nil
+	}
+	if e.ngBuf != nil {
+		errs = append(errs, e.ngBuf.Flush(), e.ngFile.Close())
+		e.ngBuf = nil
+	}
+	for i := range e.files {
+		errs = append(errs, e.bufs[i].Flush(), e.files[i].Close())
+	}
+	e.files, e.bufs, e.pcaps = nil, nil, nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close evidence: %w", err)
+	}
+	return nil
+}

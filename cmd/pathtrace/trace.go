@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/correlate"
+	"github.com/pathtrace/pathtrace/discover"
+	"github.com/pathtrace/pathtrace/netns"
+	"github.com/pathtrace/pathtrace/report"
+)
+
+// traceOptions are the live tracer's flags.
+type traceOptions struct {
+	outputOptions
+	Src, Dst  string
+	Count     int
+	Interval  time.Duration
+	Timeout   time.Duration
+	Passive   bool
+	Duration  time.Duration
+	OutDir    string
+	Force     bool
+	RingBytes int
+
+	Resolver discover.Resolver
+	Out      io.Writer
+	ErrOut   io.Writer
+}
+
+func (o *traceOptions) addFlags(cmd *cobra.Command) {
+	o.outputOptions.addFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.Src, "src", "", "source endpoint: netns name, namespace path, PID or IP address")
+	f.StringVar(&o.Dst, "dst", "", "destination endpoint: netns name, namespace path, PID or IP address")
+	f.IntVarP(&o.Count, "count", "c", 3, "echo probes to send")
+	f.DurationVarP(&o.Interval, "interval", "i", 200*time.Millisecond, "time between probes")
+	f.DurationVar(&o.Timeout, "timeout", time.Second, "how long to wait for the last reply")
+	f.BoolVar(&o.Passive, "passive", false, "send nothing: correlate the endpoints' own traffic for --duration or until Ctrl-C")
+	f.DurationVar(&o.Duration, "duration", 10*time.Second, "capture time in --passive mode")
+	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR: one pcap per point, path.pcapng, report.json, report.md")
+	f.BoolVar(&o.Force, "force", false, "overwrite existing evidence files")
+	f.IntVar(&o.RingBytes, "ring-size", capture.DefaultRingBytes, "capture ring per point, bytes")
+}
+
+func (o *traceOptions) validate() error {
+	if err := o.outputOptions.validate(); err != nil {
+		return err
+	}
+	if o.Src == "" || o.Dst == "" {
+		return errors.New("give both --src and --dst (or use 'pathtrace analyze FILE...' for saved captures)")
+	}
+	if !o.Passive && (o.Count < 1 || o.Count > 65535) {
+		return fmt.Errorf("--count %d: want 1 to 65535", o.Count)
+	}
+	if o.Interval < 0 || o.Timeout < 0 || o.Duration <= 0 {
+		return errors.New("--interval, --timeout and --duration must not be negative")
+	}
+	if o.RingBytes < 1<<20 {
+		return fmt.Errorf("--ring-size %d: want at least 1 MiB", o.RingBytes)
+	}
+	return nil
+}
+
+// run traces once: resolve, discover, arm every point, probe, drain,
+// correlate, report. It returns the exit status as an exitError.
+func (o *traceOptions) run(ctx context.Context) error {
+	if err := o.validate(); err != nil {
+		return &exitError{exitUsage, err}
+	}
+	if err := checkPrivileges(); err != nil {
+		return &exitError{exitUsage, err}
+	}
+	var ev *evidence
+	if o.OutDir != "" {
+		var err error
+		if ev, err = newEvidence(o.OutDir, o.Force); err != nil {
+			return &exitError{exitUsage, err}
+		}
+	}
+	res := o.Resolver
+	if res == nil {
+		res = discover.NewResolver()
+	}
+	src, err := res.Resolve(o.Src)
+	if err != nil {
+		return &exitError{exitUsage, fmt.Errorf("--src %s: %w", o.Src, err)}
+	}
+	dst, err := res.Resolve(o.Dst)
+	if err != nil {
+		ip, perr := netip.ParseAddr(o.Dst)
+		if !errors.Is(err, discover.ErrNoMatch) || perr != nil {
+			return &exitError{exitUsage, fmt.Errorf("--dst %s: %w", o.Dst, err)}
+		}
+		dst = discover.Remote(ip) // off the node: trace to the egress interface
+	}
+	path, err := discover.Discover(ctx, src, dst)
+	if err != nil {
+		return &exitError{exitUsage, fmt.Errorf("discover path %s → %s: %w", src.Label, dst.Label, err)}
+	}
+	if ev != nil {
+		if err := ev.plan(path); err != nil {
+			return &exitError{exitUsage, err}
+		}
+	}
+	lr, err := o.capture(ctx, path, ev)
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	result, err := correlateLive(path, lr, o.Window, o.Format == "json", o.Limit)
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	doc := report.Document{Result: result, Path: path, Live: &lr.info}
+	if ev != nil {
+		if err := ev.finish(doc, lr.stats.Points, lr.start.UnixNano(), lr.end.UnixNano()); err != nil {
+			return &exitError{exitUsage, err}
+		}
+	}
+	if err := o.render(o.Out, doc); err != nil {
+		return &exitError{exitUsage, err}
+	}
+	switch {
+	case lr.info.Interrupted:
+		return &exitError{code: exitInterrupted}
+	case !result.Summary.Clean:
+		return &exitError{code: exitFindings}
+	}
+	return nil
+}
+
+// liveRun is what a capture produced.
+type liveRun struct {
+	points []capture.LivePoint
+	frames [][]capture.RawFrame
+	stats  capture.LiveStats
+	start  time.Time
+	end    time.Time
+	info   report.LiveInfo
+}
+
+// capture arms every point, probes (or waits, passive), stops and drains.
+func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evidence) (*liveRun, error) {
+	lr := &liveRun{frames: make([][]capture.RawFrame, len(path.Points))}
+	var handles []*netns.Handle
+	defer func() {
+		for _, h := range handles {
+			h.Close()
+		}
+	}()
+	for _, p := range path.Points {
+		h, err := netns.Open(p.NetnsPath)
+		if err != nil {
+			return nil, fmt.Errorf("point %s: %w", p.Name, err)
+		}
+		handles = append(handles, h)
+		lr.points = append(lr.points, capture.LivePoint{
+			Name: p.Name, NetnsLabel: p.Netns, Netns: h, Ifname: p.Interface, IfIndex: p.IfIndex, Promisc: p.Promisc,
+		})
+	}
+	filter, err := capture.Filter(path.Src.IP, path.Dst.IP)
+	if err != nil {
+		return nil, fmt.Errorf("build capture filter: %w", err)
+	}
+
+	var prober *capture.Prober
+	id := uint16(0)
+	if !o.Passive {
+		srcNS, err := netns.Open(path.Src.NetnsPath)
+		if err != nil {
+			return nil, fmt.Errorf("source namespace: %w", err)
+		}
+		defer srcNS.Close()
+		// A tag unique to the run, padded so probes carry ping's 56 bytes.
+		tag := make([]byte, probeTagLen)
+		copy(tag, "pathtrace")
+		rand.Read(tag[9:17])
+		id = binary.BigEndian.Uint16(tag[9:11])
+		prober, err = capture.NewProber(srcNS, path.Dst.IP, id, tag)
+		if err != nil {
+			return nil, err
+		}
+		defer prober.Close()
+	}
+
+	capCtx, stopCapture := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCapture()
+	armed := make(chan struct{})
+	var mu sync.Mutex
+	var runErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lr.stats, runErr = capture.RunLive(capCtx, lr.points, capture.LiveConfig{
+			Filter: filter, RingBytes: o.RingBytes,
+			Armed: func(time.Duration) {
+				lr.start = time.Now()
+				close(armed)
+			},
+		}, func(point int, rf capture.RawFrame) {
+			mu.Lock()
+			lr.frames[point] = append(lr.frames[point], rf)
+			mu.Unlock()
+			if ev != nil {
+				ev.frame(point, rf)
+			}
+		})
+	}()
+	select {
+	case <-armed:
+	case <-done:
+		return nil, runErr
+	}
+
+	lr.info.Probes = o.Count
+	interrupted := false
+	if o.Passive {
+		lr.info.Probes = 0
+		select {
+		case <-ctx.Done():
+			interrupted = true
+		case <-time.After(o.Duration):
+		}
+	} else {
+		interrupted = o.probe(ctx, prober, lr)
+	}
+	lr.end = time.Now()
+	stopCapture()
+	<-done
+	if runErr != nil {
+		return nil, runErr
+	}
+	lr.info.Interrupted = interrupted
+	lr.info.Started, lr.info.Ended = lr.start, lr.end
+	return lr, nil
+}
+
+// probeTagLen + the prober's seq and stamp (10 bytes) = ping's 56 bytes.
+const probeTagLen = 46
+
+// probe sends the echo requests and waits for the replies; true when
+// interrupted. Replies are counted from the prober's socket; the report's
+// traces come from the captures.
+func (o *traceOptions) probe(ctx context.Context, p *capture.Prober, lr *liveRun) bool {
+	replies := map[uint16]bool{}
+	wait := func(until time.Time) bool {
+		for time.Now().Before(until) {
+			if ctx.Err() != nil {
+				return true
+			}
+			step := min(time.Until(until), 50*time.Millisecond)
+			r, err := p.Recv(time.Now().Add(step))
+			if err == nil {
+				replies[r.Seq] = true
+			}
+		}
+		return ctx.Err() != nil
+	}
+	for i := 0; i < o.Count; i++ {
+		seq := uint16(i + 1)
+		if _, err := p.Send(seq); err == nil {
+			lr.info.Sent++
+		}
+		next := time.Now().Add(o.Interval)
+		if i == o.Count-1 {
+			next = time.Now().Add(o.Timeout)
+		}
+		if wait(next) {
+			lr.info.Replies = len(replies)
+			return true
+		}
+		if i == o.Count-1 {
+			break
+		}
+	}
+	lr.info.Replies = len(replies)
+	return false
+}
+
+// correlateLive feeds the captured frames through the same merger and
+// correlator as `pathtrace analyze`, with what discovery knows: each point's
+// capture window, MTU and kernel drops, and who owns which MAC and IP.
+func correlateLive(path *discover.Path, lr *liveRun, window time.Duration, keepAll bool, limit int) (*correlate.Result, error) {
+	specs := make([]correlate.PointSpec, len(path.Points))
+	cfg := correlate.Config{Window: int64(window), MACOwners: map[correlate.MAC]correlate.Owner{}, IPOwners: map[netip.Addr]correlate.Owner{}}
+	for i, p := range path.Points {
+		specs[i] = correlate.PointSpec{
+			Name: p.Name, Interface: p.Interface, IfIndex: p.IfIndex, MTU: p.MTU,
+			Source:    "netns " + p.Netns,
+			CoverFrom: lr.start.UnixNano(), CoverTo: lr.end.UnixNano(),
+		}
+		if i < len(lr.stats.Points) {
+			specs[i].Drops, specs[i].HasDrops = lr.stats.Points[i].Drops, true
+		}
+		if mac, err := parseMAC(p.MAC); err == nil {
+			label := path.Owners[p.MAC]
+			if label == "" {
+				label = p.Name
+			}
+			cfg.MACOwners[mac] = correlate.Owner{Point: i, Label: label}
+		}
+		for _, a := range p.Addrs {
+			if pf, err := netip.ParsePrefix(a); err == nil {
+				cfg.IPOwners[pf.Addr()] = correlate.Owner{Point: i, Label: p.Name}
+			} else if ip, err := netip.ParseAddr(a); err == nil {
+				cfg.IPOwners[ip] = correlate.Owner{Point: i, Label: p.Name}
+			}
+		}
+	}
+	if n := len(path.Points); n > 0 {
+		if path.Src.IP.IsValid() {
+			cfg.IPOwners[path.Src.IP] = correlate.Owner{Point: 0, Label: path.Src.Label}
+		}
+		if path.Dst.IP.IsValid() && path.Points[n-1].Role == "endpoint" {
+			cfg.IPOwners[path.Dst.IP] = correlate.Owner{Point: n - 1, Label: path.Dst.Label}
+		}
+	}
+	cfg.Points = specs
+	var traces []correlate.Trace
+	eng, err := correlate.New(cfg, func(t *correlate.Trace) {
+		if keepAll || limit == 0 || len(traces) < limit {
+			traces = append(traces, t.Clone())
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := capture.NewMerger(0, func(p int, _ capture.Interface, early bool) { eng.Close(p, early) })
+	for i, p := range lr.points {
+		m.Add(p.Name, &capture.MemorySource{Frames: lr.frames[i]}, []int{i}, nil)
+	}
+	var f correlate.Frame
+	for m.Next(&f) {
+		eng.Add(&f)
+	}
+	for i, ps := range lr.stats.Points {
+		if ps.Err != nil {
+			eng.Warn(fmt.Sprintf("%s: capture stopped early: %v", ps.Name, ps.Err))
+		}
+		_ = i
+	}
+	for _, n := range path.Notes {
+		eng.Warn(n)
+	}
+	r := eng.Finish()
+	r.Traces = traces
+	return r, nil
+}
+
+func parseMAC(s string) (correlate.MAC, error) {
+	var m correlate.MAC
+	parts := strings.Split(s, ":")
+	if len(parts) != 6 {
+		return m, fmt.Errorf("bad MAC %q", s)
+	}
+	for i, p := range parts {
+		var v byte
+		if _, err := fmt.Sscanf(p, "%02x", &v); err != nil {
+			return m, fmt.Errorf("bad MAC %q", s)
+		}
+		m[i] = v
+	}
+	return m, nil
+}

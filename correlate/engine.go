@@ -1,0 +1,467 @@
+package correlate
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// DefaultWindow is how far apart in time two sightings of one frame may be.
+const DefaultWindow int64 = 1e9
+
+// MaxPoints bounds the points of one analysis (a bit set per trace).
+const MaxPoints = 64
+
+// maxHops bounds one trace, so a looping broadcast cannot grow it forever.
+const maxHops = 4 * MaxPoints
+
+// PointSpec describes one capture point, in path order.
+type PointSpec struct {
+	Name      string
+	Interface string // "" when the capture records no name (reported as null)
+	IfIndex   int    // < 0 when unknown
+	Source    string // file name, or "netns NAME" for live points
+	MTU       int    // 0 when unknown
+	Snaplen   int
+	Drops     uint64
+	HasDrops  bool
+	// CoverFrom/CoverTo, when set (live capture, pcapng statistics), bound
+	// the time the point was capturing more precisely than its frames do.
+	CoverFrom, CoverTo int64
+}
+
+// Owner names what a MAC or IP address belongs to, and where on the path.
+type Owner struct {
+	Point int    // position of the point that owns it
+	Label string // "pod2 eth0"
+}
+
+// Config configures an Engine.
+type Config struct {
+	Points []PointSpec
+	Window int64 // match window in ns; 0 means DefaultWindow
+	// Owners of MACs and IP addresses known before the analysis (live
+	// discovery). Offline, owners are learned from where frames originate.
+	MACOwners map[MAC]Owner
+	IPOwners  map[netip.Addr]Owner
+}
+
+// Sink receives each finished trace, in trace-number order. The Trace is
+// reused after Sink returns; call Clone to keep it.
+type Sink func(*Trace)
+
+type hop struct {
+	point    int
+	time     int64
+	num      int
+	dir      LinkDir
+	src, dst MAC
+	hasSrc   bool
+	hasDst   bool
+	ttl      uint8
+	hasTTL   bool
+	srcIP    netip.Addr
+	dstIP    netip.Addr
+	sport    uint16
+	dport    uint16
+	hasPorts bool
+	echoID   uint16
+	hasEcho  bool
+	ipid     uint16
+	hasIPID  bool
+	ipLen    int
+	wireLen  int
+	frag     bool
+	refl     bool
+}
+
+type trace struct {
+	n        int
+	key      Key
+	hops     []hop
+	seen     uint64 // points with a non-reflection hop
+	last     int64
+	nextSame *trace // next active trace with the same key
+	dup      bool
+}
+
+type coverage struct {
+	first, last int64
+	frames      int
+	decoded     int
+	truncated   int
+	open        bool
+	early       bool // ended before the others: coverage stops at last
+	macs        map[MAC]int
+}
+
+// Engine correlates frames into traces. Feed it frames in (nearly) time
+// order with Add; it emits each trace once no frame within the window can
+// still join it, so memory depends on the traffic rate and the window, not on
+// the input size.
+type Engine struct {
+	cfg    Config
+	window int64
+	sink   Sink
+
+	cov    []coverage
+	active map[Key]*trace
+	queue  []*trace // active traces in creation (= trace number) order
+	qhead  int
+	free   []*trace
+	next   int // next trace number
+	mark   int64
+
+	// learned owners: MAC/IP → per-point origin counts
+	macOrigin map[MAC][MaxPoints]int32
+	ipOrigin  map[netip.Addr][MaxPoints]int32
+
+	echoReq map[echoKey]echoInfo
+	echoQ   []echoKey
+	arpReq  map[arpKey]arpInfo
+	arpQ    []arpKey
+
+	stats       map[[2]int]*latency
+	anomalies   map[anomalyKey]*Anomaly
+	anomOrder   []anomalyKey
+	warnings    []string
+	sum         Summary
+	out         Trace
+	scratch     []int
+	prevScratch []int
+	rtt         RTT
+	routed      uint64 // bit p: a routing hop (TTL decrement) lies between p-1 and p
+}
+
+type echoKey struct {
+	proto Proto
+	seq   uint32
+	hash  uint64
+	len   uint32
+}
+
+type echoInfo struct {
+	n           int
+	firstPoint  int
+	first, last int64
+	settled     bool // answered, or already reported lost
+	lastSeen    int
+}
+
+type arpKey struct{ sender, target netip.Addr }
+
+type arpInfo struct {
+	n        int
+	time     int64
+	answered bool
+	point    int
+}
+
+type anomalyKey struct {
+	kind  string
+	point string
+}
+
+// New returns an Engine for the points in cfg.
+func New(cfg Config, sink Sink) (*Engine, error) {
+	if len(cfg.Points) == 0 {
+		return nil, fmt.Errorf("no capture points")
+	}
+	if len(cfg.Points) > MaxPoints {
+		return nil, fmt.Errorf("%d capture points: at most %d are supported", len(cfg.Points), MaxPoints)
+	}
+	w := cfg.Window
+	if w <= 0 {
+		w = DefaultWindow
+	}
+	e := &Engine{
+		cfg:       cfg,
+		window:    w,
+		sink:      sink,
+		cov:       make([]coverage, len(cfg.Points)),
+		active:    make(map[Key]*trace),
+		next:      1,
+		macOrigin: make(map[MAC][MaxPoints]int32),
+		ipOrigin:  make(map[netip.Addr][MaxPoints]int32),
+		echoReq:   make(map[echoKey]echoInfo),
+		arpReq:    make(map[arpKey]arpInfo),
+		stats:     make(map[[2]int]*latency),
+		anomalies: make(map[anomalyKey]*Anomaly),
+	}
+	e.sum.ByProto = make(map[string]int)
+	for i := range e.cov {
+		e.cov[i].open = true
+		e.cov[i].macs = make(map[MAC]int)
+	}
+	return e, nil
+}
+
+// Warn records a warning for the result (e.g. from a reader).
+func (e *Engine) Warn(msg string) { e.warnings = append(e.warnings, msg) }
+
+// Close tells the engine no more frames will come from point p. early
+// says the capture ended before the others (a truncated or broken file):
+// then p's coverage ends at its last frame. Otherwise captures taken
+// together are taken to have run until the end of the input, since a pcap
+// file records no stop time and a quiet point (everything after its last
+// frame dropped before it) must still count as capturing.
+func (e *Engine) Close(p int, early bool) {
+	if p >= 0 && p < len(e.cov) {
+		e.cov[p].open = false
+		e.cov[p].early = early
+	}
+}
+
+// SetDrops records kernel drop counters for point p.
+func (e *Engine) SetDrops(p int, drops uint64) {
+	if p >= 0 && p < len(e.cfg.Points) {
+		e.cfg.Points[p].Drops, e.cfg.Points[p].HasDrops = drops, true
+	}
+}
+
+// SetCoverage records the time point p was capturing (live sockets armed and
+// closed), which counts even when the point saw no frame then.
+func (e *Engine) SetCoverage(p int, from, to int64) {
+	if p >= 0 && p < len(e.cfg.Points) {
+		e.cfg.Points[p].CoverFrom, e.cfg.Points[p].CoverTo = from, to
+	}
+}
+
+// Add feeds one frame. Frames with Key.Proto == ProtoNone only count toward
+// their point's coverage.
+func (e *Engine) Add(f *Frame) {
+	p := f.Point
+	if p < 0 || p >= len(e.cov) {
+		return
+	}
+	c := &e.cov[p]
+	if c.frames == 0 || f.Time < c.first {
+		c.first = f.Time
+	}
+	if c.frames == 0 || f.Time > c.last {
+		c.last = f.Time
+	}
+	c.frames++
+	e.sum.Frames++
+	if f.CapLen < f.WireLen {
+		c.truncated++
+	}
+	if f.Time > e.mark {
+		e.mark = f.Time
+		e.expire()
+	}
+	if f.Key.Proto == ProtoNone {
+		return
+	}
+	c.decoded++
+	e.sum.Decoded++
+	if f.HasSrcMAC {
+		if n, ok := c.macs[f.SrcMAC]; ok || len(c.macs) < 64 {
+			c.macs[f.SrcMAC] = n + 1
+		}
+	}
+	e.match(f)
+}
+
+func (e *Engine) match(f *Frame) {
+	head := e.active[f.Key]
+	var join, refl *trace
+	var joinDist int64
+	for t := head; t != nil; t = t.nextSame {
+		d, ok := e.distance(t, f.Time)
+		if !ok {
+			continue
+		}
+		if t.seen&(1<<uint(f.Point)) == 0 {
+			// The nearest trace in time wins, so a retransmission 200 ms
+			// later does not join a lost original. Among near-simultaneous
+			// identical frames (within dupWindow of each other) the oldest
+			// wins: frames on one path keep their order.
+			if join == nil || d+dupWindow < joinDist || (absDiff(d, joinDist) <= dupWindow && t.n < join.n) {
+				join, joinDist = t, d
+			}
+			continue
+		}
+		if refl == nil && e.isReflection(t, f) {
+			refl = t
+		}
+	}
+	switch {
+	case join != nil:
+		e.addHop(join, f, false)
+	case refl != nil:
+		e.addHop(refl, f, true)
+	default:
+		t := e.newTrace(f)
+		for o := head; o != nil; o = o.nextSame {
+			if o.seen&(1<<uint(f.Point)) != 0 && absDiff(o.last, f.Time) <= dupWindow {
+				o.dup, t.dup = true, true
+			}
+		}
+		t.nextSame = head
+		e.active[f.Key] = t
+		e.addHop(t, f, false)
+	}
+}
+
+// dupWindow: the same frame twice at one point this close, not reflected,
+// is a duplicate rather than a new transmission.
+const dupWindow int64 = 1e6
+
+// reflectWindow bounds a reflection when the capture records no direction:
+// a bridge hairpin returns a frame within microseconds, while a
+// retransmission of an identical frame comes hundreds of ms later.
+const reflectWindow int64 = 50e6
+
+// distance from ts to the span of t's hops, and whether it is within the window.
+func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
+	first := t.hops[0].time
+	for i := range t.hops {
+		first = min(first, t.hops[i].time)
+	}
+	var d int64
+	switch {
+	case ts < first:
+		d = first - ts
+	case ts > t.last:
+		d = ts - t.last
+	}
+	return d, d <= e.window
+}
+
+// isReflection: f is at a point t already crossed. Where the capture records
+// direction, a reflection comes back the other way; otherwise it must come
+// soon after t reached a neighbouring point.
+func (e *Engine) isReflection(t *trace, f *Frame) bool {
+	if len(t.hops) >= maxHops {
+		return false
+	}
+	for i := range t.hops {
+		h := &t.hops[i]
+		if h.point != f.Point || h.refl {
+			continue
+		}
+		if h.dir != DirUnknown && f.Dir != DirUnknown {
+			return h.dir != f.Dir
+		}
+	}
+	if f.Time-t.last > reflectWindow {
+		return false
+	}
+	for i := range t.hops {
+		if d := t.hops[i].point - f.Point; (d == 1 || d == -1) && t.hops[i].time <= f.Time {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) newTrace(f *Frame) *trace {
+	var t *trace
+	if n := len(e.free); n > 0 {
+		t = e.free[n-1]
+		e.free = e.free[:n-1]
+		hops := t.hops[:0]
+		*t = trace{hops: hops}
+	} else {
+		t = &trace{hops: make([]hop, 0, 8)}
+	}
+	t.n = e.next
+	e.next++
+	t.key = f.Key
+	t.last = f.Time
+	e.queue = append(e.queue, t)
+	e.learnOrigin(f)
+	return t
+}
+
+func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
+	if len(t.hops) >= maxHops {
+		return
+	}
+	t.hops = append(t.hops, hop{
+		point: f.Point, time: f.Time, num: f.Num, dir: f.Dir,
+		src: f.SrcMAC, dst: f.DstMAC, hasSrc: f.HasSrcMAC, hasDst: f.HasDstMAC,
+		ttl: f.TTL, hasTTL: f.HasTTL, srcIP: f.SrcIP, dstIP: f.DstIP,
+		sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,
+		echoID: f.EchoID, hasEcho: f.HasEchoID, ipid: f.IPID, hasIPID: f.HasIPID,
+		ipLen: f.IPLen, wireLen: f.WireLen, frag: f.Fragment, refl: refl,
+	})
+	if !refl {
+		t.seen |= 1 << uint(f.Point)
+		if f.HasTTL {
+			for i := range t.hops {
+				h := &t.hops[i]
+				if d := h.point - f.Point; (d == 1 || d == -1) && h.hasTTL && h.ttl != f.TTL {
+					e.routed |= 1 << uint(max(h.point, f.Point))
+				}
+			}
+		}
+	}
+	t.last = max(t.last, f.Time)
+}
+
+// expire emits traces no frame can join any more: those whose last hop is
+// more than a window behind the newest stamp. Traces leave in number order,
+// so a long-lived head holds back younger ones by at most one window.
+func (e *Engine) expire() {
+	for e.qhead < len(e.queue) {
+		t := e.queue[e.qhead]
+		if t.last+e.window >= e.mark {
+			break
+		}
+		e.pop()
+	}
+	// Reclaim the consumed front of the queue without reallocating.
+	if e.qhead > 1024 && e.qhead*2 > len(e.queue) {
+		n := copy(e.queue, e.queue[e.qhead:])
+		clear(e.queue[n:])
+		e.queue = e.queue[:n]
+		e.qhead = 0
+	}
+	e.expireRequests()
+}
+
+func (e *Engine) pop() {
+	t := e.queue[e.qhead]
+	e.queue[e.qhead] = nil
+	e.qhead++
+	// unlink from the key chain
+	if head := e.active[t.key]; head == t {
+		if t.nextSame == nil {
+			delete(e.active, t.key)
+		} else {
+			e.active[t.key] = t.nextSame
+		}
+	} else {
+		for p := head; p != nil; p = p.nextSame {
+			if p.nextSame == t {
+				p.nextSame = t.nextSame
+				break
+			}
+		}
+	}
+	e.emit(t)
+	t.nextSame = nil
+	e.free = append(e.free, t)
+}
+
+// Finish emits every remaining trace and returns the result without traces
+// (they went to the sink).
+func (e *Engine) Finish() *Result {
+	for i := range e.cov {
+		e.cov[i].open = false
+	}
+	for e.qhead < len(e.queue) {
+		e.pop()
+	}
+	e.mark = 1<<63 - 1
+	e.expireRequests()
+	return e.result()
+}
+
+func absDiff(a, b int64) int64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}

@@ -1,0 +1,370 @@
+package discover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/pathtrace/pathtrace/netns"
+)
+
+// side is one endpoint's way into the node: its interface, the host end of
+// its veth, and the bridge that veth is a port of (each may be missing).
+type side struct {
+	ep     Endpoint
+	points []Point   // endpoint, veth, bridge: outward order
+	node   candidate // namespace holding the veth's host end (the endpoint's own without a veth)
+}
+
+// Discover finds every capture point between src and dst. A dst with no
+// namespace (see Remote) or in another node's namespace is followed up to
+// the node's egress interface, and a note says so.
+func Discover(ctx context.Context, src, dst Endpoint) (*Path, error) {
+	if src.NetnsPath == "" {
+		return nil, fmt.Errorf("source %s: not in a network namespace of this node", src.Arg)
+	}
+	cands, err := candidates("/run/netns", "/proc")
+	if err != nil {
+		return nil, err
+	}
+	s, err := walk(cands, src)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", src.Label, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := &Path{Src: s.ep, Dst: dst, Owners: map[string]string{}}
+	var d *side
+	if dst.NetnsPath != "" {
+		if d, err = walk(cands, dst); err != nil {
+			return nil, fmt.Errorf("destination %s: %w", dst.Label, err)
+		}
+		p.Dst = d.ep
+	}
+	if d != nil && d.node.inode == s.node.inode {
+		p.Points = joinSides(s.points, d.points)
+		if err := checkRoute(s, d, p); err != nil {
+			return nil, err
+		}
+	} else {
+		eg, note, err := egress(s, p.Dst)
+		if err != nil {
+			return nil, err
+		}
+		p.Points = append(append([]Point{}, s.points...), eg...)
+		p.Notes = append(p.Notes, note)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	owners(p)
+	if err := fillFDB(s.node, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// joinSides is src's points then dst's reversed, a point common to both
+// (one bridge) kept once.
+func joinSides(a, b []Point) []Point {
+	out := append([]Point{}, a...)
+	for i := len(b) - 1; i >= 0; i-- {
+		last := out[len(out)-1]
+		if last.Inode == b[i].Inode && last.IfIndex == b[i].IfIndex {
+			continue
+		}
+		out = append(out, b[i])
+	}
+	return out
+}
+
+// walk follows ep from its namespace to its node: interface → veth peer
+// (located through the peer's netns id) → master bridge.
+func walk(cands []candidate, ep Endpoint) (*side, error) {
+	ns, err := netns.Open(ep.NetnsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := handleAt(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	ep.Inode = ns.Inode
+	self := candidate{label: ep.Label, path: ep.NetnsPath, inode: ns.Inode}
+	for _, c := range cands {
+		if c.inode == ns.Inode && c.label != "" && !strings.HasPrefix(c.label, "pid ") {
+			self.label = c.label
+		}
+	}
+	var link netlink.Link
+	if ep.IfIndex > 0 {
+		link, err = h.LinkByIndex(ep.IfIndex)
+	} else {
+		link, err = mainLink(h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find interface: %w", err)
+	}
+	fillLink(h, &ep, link)
+	s := &side{ep: ep, node: self}
+	epPoint := point(h, self, link, ep.Label, "endpoint")
+	veth, ok := link.(*netlink.Veth)
+	if !ok {
+		// The endpoint is the node itself (its interface is no veth).
+		s.points = []Point{epPoint}
+		return s, nil
+	}
+
+	node := self
+	if nsid := veth.Attrs().NetNsID; nsid >= 0 {
+		if node, err = peerNamespace(h, cands, nsid, ns.Inode); err != nil {
+			return nil, fmt.Errorf("veth peer of %s: %w", link.Attrs().Name, err)
+		}
+	}
+	nns, err := netns.Open(node.path)
+	if err != nil {
+		return nil, err
+	}
+	defer nns.Close()
+	nh, err := handleAt(nns)
+	if err != nil {
+		return nil, err
+	}
+	defer nh.Close()
+	peer, err := nh.LinkByIndex(veth.Attrs().ParentIndex)
+	if err != nil {
+		return nil, fmt.Errorf("veth peer ifindex %d in %s: %w", veth.Attrs().ParentIndex, node.label, err)
+	}
+	s.node = node
+	vethPoint := point(nh, node, peer, ep.Label+"-veth", "veth")
+	epPoint.Peer = fmt.Sprintf("%s@%s (ifindex %d)", peer.Attrs().Name, node.label, peer.Attrs().Index)
+	vethPoint.Peer = fmt.Sprintf("%s@%s (ifindex %d)", link.Attrs().Name, self.label, link.Attrs().Index)
+	s.points = []Point{epPoint, vethPoint}
+	if mi := peer.Attrs().MasterIndex; mi > 0 {
+		br, err := nh.LinkByIndex(mi)
+		if err != nil {
+			return nil, fmt.Errorf("master %d of %s: %w", mi, peer.Attrs().Name, err)
+		}
+		s.points[1].Master = br.Attrs().Name
+		if pi, err := nh.LinkGetProtinfo(peer); err == nil {
+			hp := pi.Hairpin
+			s.points[1].Hairpin = &hp
+		}
+		bp := point(nh, node, br, br.Attrs().Name, "bridge")
+		bp.Promisc = true
+		s.points = append(s.points, bp)
+	}
+	return s, nil
+}
+
+// peerNamespace finds the namespace that ns (handle h) knows as nsid.
+func peerNamespace(h *netlink.Handle, cands []candidate, nsid int, self uint64) (candidate, error) {
+	var seen []string
+	for _, c := range cands {
+		if c.inode == self {
+			continue
+		}
+		ns, err := netns.Open(c.path)
+		if err != nil {
+			continue // a process exited meanwhile
+		}
+		id, err := h.GetNetNsIdByFd(ns.Fd())
+		ns.Close()
+		if err == nil && id == nsid {
+			return c, nil
+		}
+		seen = append(seen, c.label)
+	}
+	return candidate{}, fmt.Errorf("netns id %d matches none of %d namespaces (%s)", nsid, len(seen), strings.Join(seen, ", "))
+}
+
+func point(h *netlink.Handle, ns candidate, l netlink.Link, name, role string) Point {
+	a := l.Attrs()
+	p := Point{Name: name, Role: role, Netns: ns.label, NetnsPath: ns.path, Inode: ns.inode,
+		Interface: a.Name, IfIndex: a.Index, MAC: a.HardwareAddr.String(), MTU: a.MTU}
+	if addrs, err := h.AddrList(l, netlink.FAMILY_ALL); err == nil {
+		for _, ad := range addrs {
+			if ad.IP.IsLinkLocalUnicast() {
+				continue // fe80:: is on every interface and says nothing about the path
+			}
+			p.Addrs = append(p.Addrs, ad.IPNet.String())
+		}
+	}
+	return p
+}
+
+// checkRoute asks the node where it sends dst when the two sides hang off
+// different bridges (or none): the routed path only holds if the node's
+// route leads to dst's side.
+func checkRoute(s, d *side, p *Path) error {
+	node := s.node
+	if len(d.points) < 2 || !p.Dst.IP.IsValid() {
+		return nil
+	}
+	srcBr, dstBr := bridgeOf(s.points), bridgeOf(d.points)
+	if srcBr != "" && srcBr == dstBr {
+		return nil // bridged, not routed
+	}
+	rs, err := routeGet(node, p.Dst.IP)
+	if err != nil {
+		return err
+	}
+	want := d.points[len(d.points)-1]
+	if len(rs) == 0 || rs[0].LinkIndex != want.IfIndex {
+		got := "no route"
+		if len(rs) > 0 {
+			got = fmt.Sprintf("ifindex %d", rs[0].LinkIndex)
+		}
+		p.Notes = append(p.Notes, fmt.Sprintf("node %s routes %s via %s, not via %s: the path above may not be taken", node.label, p.Dst.IP, got, want.Interface))
+	}
+	return nil
+}
+
+func bridgeOf(ps []Point) string {
+	for _, p := range ps {
+		if p.Role == "bridge" {
+			return p.Interface
+		}
+	}
+	return ""
+}
+
+func routeGet(node candidate, ip netip.Addr) ([]netlink.Route, error) {
+	ns, err := netns.Open(node.path)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := handleAt(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	rs, err := h.RouteGet(net.IP(ip.AsSlice()))
+	if err != nil {
+		return nil, fmt.Errorf("route lookup of %s in %s: %w", ip, node.label, err)
+	}
+	return rs, nil
+}
+
+// egress is where the node sends a destination that is not on it.
+func egress(s *side, dst Endpoint) ([]Point, string, error) {
+	if !dst.IP.IsValid() {
+		return nil, "", fmt.Errorf("destination %s: not on this node and no IP to route to", dst.Label)
+	}
+	rs, err := routeGet(s.node, dst.IP)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(rs) == 0 || rs[0].LinkIndex == 0 {
+		return nil, "", fmt.Errorf("destination %s: node %s has no route to it", dst.Label, s.node.label)
+	}
+	ns, err := netns.Open(s.node.path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer ns.Close()
+	h, err := handleAt(ns)
+	if err != nil {
+		return nil, "", err
+	}
+	defer h.Close()
+	l, err := h.LinkByIndex(rs[0].LinkIndex)
+	if err != nil {
+		return nil, "", fmt.Errorf("egress ifindex %d in %s: %w", rs[0].LinkIndex, s.node.label, err)
+	}
+	note := fmt.Sprintf("destination %s leaves node %s via %s: points stop there", dst.Label, s.node.label, l.Attrs().Name)
+	last := s.points[len(s.points)-1]
+	if last.Inode == s.node.inode && last.IfIndex == l.Attrs().Index {
+		return nil, note, nil // leaves through the bridge itself (e.g. a hairpin back out)
+	}
+	return []Point{point(h, s.node, l, l.Attrs().Name, "egress")}, note, nil
+}
+
+// owners names every MAC on the path. A bridge without a MAC of its own
+// uses its lowest port's: the bridge name wins then, since the bridge is
+// what sends frames from that MAC (ARP replies of the gateway).
+func owners(p *Path) {
+	rank := map[string]int{"bridge": 3, "endpoint": 2, "egress": 1, "veth": 0}
+	best := map[string]int{}
+	for _, pt := range p.Points {
+		if pt.MAC == "" {
+			continue
+		}
+		if r, ok := best[pt.MAC]; ok && r >= rank[pt.Role] {
+			continue
+		}
+		best[pt.MAC] = rank[pt.Role]
+		switch pt.Role {
+		case "endpoint":
+			p.Owners[pt.MAC] = pt.Name + " " + pt.Interface
+		case "veth":
+			p.Owners[pt.MAC] = fmt.Sprintf("%s (%s %s)", pt.Name, pt.Netns, pt.Interface)
+		case "bridge":
+			p.Owners[pt.MAC] = pt.Interface
+		default:
+			p.Owners[pt.MAC] = fmt.Sprintf("%s (%s)", pt.Interface, pt.Netns)
+		}
+	}
+}
+
+// fillFDB reads the forwarding entries of the path's bridges for the two
+// endpoints' MACs.
+func fillFDB(node candidate, p *Path) error {
+	bridges := map[int]string{}
+	for _, pt := range p.Points {
+		if pt.Role == "bridge" && pt.Inode == node.inode {
+			bridges[pt.IfIndex] = pt.Interface
+		}
+	}
+	if len(bridges) == 0 {
+		return nil
+	}
+	want := map[string]bool{p.Src.MAC: p.Src.MAC != "", p.Dst.MAC: p.Dst.MAC != ""}
+	ns, err := netns.Open(node.path)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := handleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	var neighs []netlink.Neigh
+	if err := retryDump(func() (err error) { neighs, err = h.NeighList(0, unix.AF_BRIDGE); return err }); err != nil {
+		return fmt.Errorf("bridge fdb of %s: %w", node.label, err)
+	}
+	names := map[int]string{}
+	for _, n := range neighs {
+		mac := n.HardwareAddr.String()
+		br, ok := bridges[n.MasterIndex]
+		if !ok {
+			br, ok = bridges[n.LinkIndex]
+		}
+		if !ok || !want[mac] {
+			continue
+		}
+		port, ok := names[n.LinkIndex]
+		if !ok {
+			if l, err := h.LinkByIndex(n.LinkIndex); err == nil {
+				port = l.Attrs().Name
+			} else if !errors.As(err, new(netlink.LinkNotFoundError)) {
+				return fmt.Errorf("fdb port %d: %w", n.LinkIndex, err)
+			}
+			names[n.LinkIndex] = port
+		}
+		p.FDB = append(p.FDB, FDBEntry{Bridge: br, MAC: mac, Port: port,
+			Local: n.State&netlink.NUD_PERMANENT != 0, Owner: p.Owners[mac]})
+	}
+	return nil
+}

@@ -1,0 +1,568 @@
+// Package lab builds a Flannel-style Kubernetes node out of network
+// namespaces: a node namespace with a cni0 bridge and one veth pair per pod
+// namespace, configured like the CNI bridge plugin configures them. It uses
+// netlink only (no `ip` commands) and records what it makes in a state file
+// so Down can clean up even after a crash.
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+
+	"github.com/pathtrace/pathtrace/netns"
+)
+
+// MTU is Flannel's VXLAN MTU, used on the bridges and both ends of every veth.
+const MTU = 1450
+
+// Config says which lab to build. The zero value builds "node1" with pods
+// "pod1" and "pod2" on 10.244.1.0/24.
+type Config struct {
+	Prefix        string       `json:"prefix"`          // prepended to every namespace name
+	Subnet        netip.Prefix `json:"subnet"`          // the node's pod subnet (bridge .1, pods .2, .3, ...)
+	Pods          int          `json:"pods"`            // pods on cni0
+	NodeInCurrent bool         `json:"node_in_current"` // build the node in the calling namespace
+	Routed        bool         `json:"routed"`          // add cni1 on the next subnet with one more pod, ip_forward on
+}
+
+// Lab is what exists.
+type Lab struct {
+	Prefix    string   `json:"prefix"`
+	Node      string   `json:"node"`       // node namespace name; "" with NodeInCurrent
+	NodePath  string   `json:"node_path"`  // path to open the node namespace
+	NodeInode uint64   `json:"node_inode"` // identity of the node namespace
+	Bridges   []string `json:"bridges"`
+	Pods      []Pod    `json:"pods"`
+}
+
+// Pod is one pod namespace and its veth pair.
+type Pod struct {
+	Name     string     `json:"name"`  // namespace name
+	Netns    string     `json:"netns"` // /run/netns/NAME
+	IP       netip.Addr `json:"ip"`
+	MAC      string     `json:"mac"`       // of eth0
+	HostVeth string     `json:"host_veth"` // vethXXXXXXXX in the node
+	Bridge   string     `json:"bridge"`
+}
+
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_.-]*$`)
+
+func (c Config) withDefaults() (Config, error) {
+	if !prefixRE.MatchString(c.Prefix) || len(c.Prefix) > 200 {
+		return c, fmt.Errorf("lab prefix %q: only letters, digits, '_', '.', '-' allowed", c.Prefix)
+	}
+	if !c.Subnet.IsValid() {
+		c.Subnet = netip.MustParsePrefix("10.244.1.0/24")
+	}
+	c.Subnet = c.Subnet.Masked()
+	if !c.Subnet.Addr().Is4() || c.Subnet.Bits() > 28 || c.Subnet.Bits() < 16 {
+		return c, fmt.Errorf("lab subnet %s: need an IPv4 prefix between /16 and /28", c.Subnet)
+	}
+	if c.Pods == 0 {
+		c.Pods = 2
+	}
+	if c.Pods < 0 || c.Pods > 200 {
+		return c, fmt.Errorf("lab pods %d: need 1..200", c.Pods)
+	}
+	return c, nil
+}
+
+// nextSubnet is the prefix of the same size right after p (cni1's subnet).
+func nextSubnet(p netip.Prefix) netip.Prefix {
+	a := p.Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) + 1<<(32-p.Bits())
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.PrefixFrom(netip.AddrFrom4(a), p.Bits())
+}
+
+// hostAddr is the n-th address of p (1 = gateway).
+func hostAddr(p netip.Prefix, n int) netip.Addr {
+	a := p.Addr().As4()
+	binary.BigEndian.PutUint32(a[:], binary.BigEndian.Uint32(a[:])+uint32(n))
+	return netip.AddrFrom4(a)
+}
+
+// clusterCIDR is the /16 around the node subnet, like Flannel's 10.244.0.0/16.
+func clusterCIDR(p netip.Prefix) netip.Prefix {
+	return netip.PrefixFrom(p.Addr(), 16).Masked()
+}
+
+func (c Config) nodeName() string     { return c.Prefix + "node1" }
+func (c Config) podName(i int) string { return fmt.Sprintf("%spod%d", c.Prefix, i) }
+
+// plan lists every named namespace and bridge the config makes.
+func (c Config) plan() *state {
+	st := &state{Kind: "lab", Config: c, NodeInCurrent: c.NodeInCurrent, Bridges: []string{"cni0"}}
+	if !c.NodeInCurrent {
+		st.Namespaces = append(st.Namespaces, c.nodeName())
+	}
+	if c.Routed {
+		st.Bridges = append(st.Bridges, "cni1")
+	}
+	for i := 1; i <= c.numPods(); i++ {
+		st.Namespaces = append(st.Namespaces, c.podName(i))
+	}
+	return st
+}
+
+// Up builds the lab, or returns it unchanged if it already exists with the
+// same config. A half-built lab left by a crash is torn down and rebuilt.
+func Up(ctx context.Context, cfg Config) (*Lab, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := lock(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	if old, err := readState(cfg.Prefix); err == nil {
+		if old.Kind != "lab" || old.Config != cfg {
+			return nil, fmt.Errorf("lab %q already exists with another config (%+v); run Down first", cfg.Prefix, old.Config)
+		}
+		if l, err := status(old); err == nil {
+			return l, nil
+		}
+		if err := down(cfg.Prefix, old); err != nil {
+			return nil, fmt.Errorf("remove incomplete lab %q: %w", cfg.Prefix, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+
+	st := cfg.plan()
+	if cfg.NodeInCurrent {
+		cur, err := netns.Current()
+		if err != nil {
+			return nil, err
+		}
+		st.NodeInode = cur.Inode
+		cur.Close()
+	}
+	if err := writeState(cfg.Prefix, st); err != nil {
+		return nil, err
+	}
+	if err := build(ctx, cfg, st); err != nil {
+		if derr := down(cfg.Prefix, st); derr != nil {
+			err = errors.Join(err, fmt.Errorf("clean up: %w", derr))
+		}
+		return nil, fmt.Errorf("build lab %q: %w", cfg.Prefix, err)
+	}
+	return status(st)
+}
+
+func build(ctx context.Context, cfg Config, st *state) error {
+	node, err := openNode(st)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	nh, err := handleAt(node)
+	if err != nil {
+		return err
+	}
+	defer nh.Close()
+
+	subnets := []netip.Prefix{cfg.Subnet}
+	if cfg.Routed {
+		subnets = append(subnets, nextSubnet(cfg.Subnet))
+	}
+	bridges := make([]netlink.Link, len(subnets))
+	for i, sn := range subnets {
+		if bridges[i], err = addBridge(nh, st.Bridges[i], netip.PrefixFrom(hostAddr(sn, 1), sn.Bits())); err != nil {
+			return err
+		}
+	}
+	if cfg.Routed {
+		// The node routes between cni0 and cni1 like a real node routes pod traffic.
+		if err := netns.Do(node, func() error {
+			return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+		}); err != nil {
+			return fmt.Errorf("enable ip_forward in node: %w", err)
+		}
+	}
+
+	for i := 1; i <= cfg.numPods(); i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b, sn, ip := 0, cfg.Subnet, hostAddr(cfg.Subnet, i+1)
+		if i > cfg.Pods {
+			b, sn, ip = 1, subnets[1], hostAddr(subnets[1], i-cfg.Pods+1)
+		}
+		p, err := addPod(nh, cfg.Prefix, cfg.podName(i), bridges[b], netip.PrefixFrom(ip, sn.Bits()), hostAddr(sn, 1), clusterCIDR(cfg.Subnet))
+		if err != nil {
+			return err
+		}
+		st.Pods = append(st.Pods, p)
+		if err := writeState(cfg.Prefix, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// numPods counts the pods on all bridges.
+func (c Config) numPods() int {
+	if c.Routed {
+		return c.Pods + 1
+	}
+	return c.Pods
+}
+
+// openNode opens the node namespace, creating it first if it is a named one
+// that does not exist yet.
+func openNode(st *state) (*netns.Handle, error) {
+	if st.NodeInCurrent {
+		cur, err := netns.Current()
+		if err != nil {
+			return nil, err
+		}
+		if cur.Inode != st.NodeInode {
+			cur.Close()
+			return nil, fmt.Errorf("lab %q was built in network namespace inode %d, this is %d", st.Config.Prefix, st.NodeInode, cur.Inode)
+		}
+		return cur, nil
+	}
+	path := filepath.Join(RunDir, st.Config.nodeName())
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if err := createNamed(st.Config.nodeName(), mark(st.Config.Prefix)); err != nil {
+			return nil, err
+		}
+	}
+	return netns.Open(path)
+}
+
+func addBridge(h *netlink.Handle, name string, addr netip.Prefix) (netlink.Link, error) {
+	// A MAC of its own, as cni0 has on Flannel nodes; without one the bridge
+	// takes its lowest port's MAC, which changes as pods come and go.
+	mac := make(net.HardwareAddr, 6)
+	if _, err := rand.Read(mac); err != nil {
+		return nil, fmt.Errorf("random MAC for %s: %w", name, err)
+	}
+	mac[0] = mac[0]&^1 | 2 // unicast, locally administered
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: MTU, HardwareAddr: mac}}
+	if err := h.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("add bridge %s: %w", name, err)
+	}
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("find bridge %s: %w", name, err)
+	}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
+		return nil, fmt.Errorf("add %s to %s: %w", addr, name, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("set %s up: %w", name, err)
+	}
+	return link, nil
+}
+
+// addPod creates the pod namespace and wires it to bridge the way the CNI
+// bridge plugin does.
+func addPod(nh *netlink.Handle, prefix, name string, bridge netlink.Link, addr netip.Prefix, gw netip.Addr, cluster netip.Prefix) (Pod, error) {
+	p := Pod{Name: name, Netns: filepath.Join(RunDir, name), IP: addr.Addr(), Bridge: bridge.Attrs().Name}
+	if err := createNamed(name, mark(prefix)); err != nil {
+		return p, err
+	}
+	pns, err := netns.Open(p.Netns)
+	if err != nil {
+		return p, err
+	}
+	defer pns.Close()
+	ph, err := handleAt(pns)
+	if err != nil {
+		return p, err
+	}
+	defer ph.Close()
+
+	var rnd [4]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return p, fmt.Errorf("random veth name: %w", err)
+	}
+	p.HostVeth = fmt.Sprintf("veth%08x", binary.BigEndian.Uint32(rnd[:]))
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: p.HostVeth, MTU: MTU},
+		PeerName:      "eth0",
+		PeerMTU:       MTU,
+		PeerNamespace: netlink.NsFd(pns.Fd()),
+	}
+	if err := nh.LinkAdd(veth); err != nil {
+		return p, fmt.Errorf("add veth %s for %s: %w", p.HostVeth, name, err)
+	}
+	host, err := nh.LinkByName(p.HostVeth)
+	if err != nil {
+		return p, fmt.Errorf("find %s: %w", p.HostVeth, err)
+	}
+	if err := nh.LinkSetMaster(host, bridge); err != nil {
+		return p, fmt.Errorf("attach %s to %s: %w", p.HostVeth, p.Bridge, err)
+	}
+	// hairpinMode=true in Flannel's CNI config.
+	if err := nh.LinkSetHairpin(host, true); err != nil {
+		return p, fmt.Errorf("hairpin on %s: %w", p.HostVeth, err)
+	}
+	if err := nh.LinkSetUp(host); err != nil {
+		return p, fmt.Errorf("set %s up: %w", p.HostVeth, err)
+	}
+
+	eth0, err := ph.LinkByName("eth0")
+	if err != nil {
+		return p, fmt.Errorf("find eth0 in %s: %w", name, err)
+	}
+	p.MAC = eth0.Attrs().HardwareAddr.String()
+	if err := ph.AddrAdd(eth0, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
+		return p, fmt.Errorf("add %s to eth0 in %s: %w", addr, name, err)
+	}
+	if err := ph.LinkSetUp(eth0); err != nil {
+		return p, fmt.Errorf("set eth0 up in %s: %w", name, err)
+	}
+	routes := []*netlink.Route{
+		{LinkIndex: eth0.Attrs().Index, Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")), Gw: net.IP(gw.AsSlice())},
+		{LinkIndex: eth0.Attrs().Index, Dst: ipNet(cluster), Gw: net.IP(gw.AsSlice())},
+	}
+	for _, r := range routes {
+		if err := ph.RouteAdd(r); err != nil {
+			return p, fmt.Errorf("add route %s via %s in %s: %w", r.Dst, gw, name, err)
+		}
+	}
+	return p, nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func nsHandle(h *netns.Handle) vnetns.NsHandle { return vnetns.NsHandle(h.Fd()) }
+
+// Status reports the lab recorded for cfg.Prefix as it exists in the
+// kernel, or an error naming what is missing.
+func Status(cfg Config) (*Lab, error) {
+	st, err := readState(cfg.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("lab %q: %w", cfg.Prefix, err)
+	}
+	return status(st)
+}
+
+func status(st *state) (*Lab, error) {
+	l := &Lab{Prefix: st.Config.Prefix, Bridges: slices.Clone(st.Bridges)}
+	var node *netns.Handle
+	var err error
+	if st.NodeInCurrent {
+		node, err = netns.Current()
+		if err == nil && node.Inode != st.NodeInode {
+			node.Close()
+			return nil, fmt.Errorf("lab %q was built in network namespace inode %d, this is %d", st.Config.Prefix, st.NodeInode, node.Inode)
+		}
+	} else {
+		l.Node = st.Config.nodeName()
+		node, err = netns.Open(filepath.Join(RunDir, l.Node))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer node.Close()
+	l.NodePath, l.NodeInode = node.Path, node.Inode
+	if st.NodeInCurrent {
+		// The thread path of Current dies with the thread; the process path does not.
+		l.NodePath = fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
+	}
+	nh, err := handleAt(node)
+	if err != nil {
+		return nil, err
+	}
+	defer nh.Close()
+
+	for _, b := range st.Bridges {
+		if _, err := nh.LinkByName(b); err != nil {
+			return nil, fmt.Errorf("lab %q: bridge %s: %w", st.Config.Prefix, b, err)
+		}
+	}
+	if want := st.Config.numPods(); len(st.Pods) != want {
+		return nil, fmt.Errorf("lab %q: %d of %d pods were made", st.Config.Prefix, len(st.Pods), want)
+	}
+	for _, p := range st.Pods {
+		got, err := podStatus(nh, p)
+		if err != nil {
+			return nil, fmt.Errorf("lab %q: %w", st.Config.Prefix, err)
+		}
+		l.Pods = append(l.Pods, got)
+	}
+	return l, nil
+}
+
+func podStatus(nh *netlink.Handle, p Pod) (Pod, error) {
+	host, err := nh.LinkByName(p.HostVeth)
+	if err != nil {
+		return p, fmt.Errorf("pod %s: host veth %s: %w", p.Name, p.HostVeth, err)
+	}
+	if host.Attrs().MasterIndex == 0 {
+		return p, fmt.Errorf("pod %s: %s is not a bridge port", p.Name, p.HostVeth)
+	}
+	if br, err := nh.LinkByIndex(host.Attrs().MasterIndex); err == nil {
+		p.Bridge = br.Attrs().Name
+	}
+	pns, err := netns.Open(p.Netns)
+	if err != nil {
+		return p, fmt.Errorf("pod %s: %w", p.Name, err)
+	}
+	defer pns.Close()
+	ph, err := handleAt(pns)
+	if err != nil {
+		return p, err
+	}
+	defer ph.Close()
+	eth0, err := ph.LinkByName("eth0")
+	if err != nil {
+		return p, fmt.Errorf("pod %s: eth0: %w", p.Name, err)
+	}
+	p.MAC = eth0.Attrs().HardwareAddr.String()
+	addrs, err := ph.AddrList(eth0, netlink.FAMILY_V4)
+	if err != nil {
+		return p, fmt.Errorf("pod %s: addresses of eth0: %w", p.Name, err)
+	}
+	if len(addrs) == 0 {
+		return p, fmt.Errorf("pod %s: eth0 has no IPv4 address", p.Name)
+	}
+	p.IP, _ = netip.AddrFromSlice(addrs[0].IP.To4())
+	return p, nil
+}
+
+// Down removes the lab recorded for cfg.Prefix and any namespace named like
+// one of its namespaces that carries its mark, so it also cleans up after a
+// process that was killed in the middle of Up.
+func Down(cfg Config) error {
+	if !prefixRE.MatchString(cfg.Prefix) {
+		return fmt.Errorf("lab prefix %q: only letters, digits, '_', '.', '-' allowed", cfg.Prefix)
+	}
+	unlock, err := lock(cfg.Prefix)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := readState(cfg.Prefix)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	err = down(cfg.Prefix, st)
+	if err == nil {
+		os.Remove(filepath.Join(StateDir, "lab-"+cfg.Prefix+".lock"))
+	}
+	return err
+}
+
+func down(prefix string, st *state) error {
+	var errs []error
+	names := map[string]bool{} // name → listed in the state file
+	if st != nil {
+		for _, n := range st.Namespaces {
+			names[n] = true
+		}
+		if st.NodeInCurrent {
+			errs = append(errs, downCurrentNode(st)...)
+		}
+	}
+	nameRE := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `(node1|pod[0-9]+)$`)
+	entries, err := os.ReadDir(RunDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("list %s: %w", RunDir, err))
+	}
+	for _, e := range entries {
+		if nameRE.MatchString(e.Name()) && !names[e.Name()] {
+			names[e.Name()] = false
+		}
+	}
+	for name, listed := range names {
+		path := filepath.Join(RunDir, name)
+		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if !isNsfs(path) {
+			// The empty placeholder of an interrupted createNamed.
+			if listed {
+				if err := os.Remove(path); err != nil {
+					errs = append(errs, fmt.Errorf("remove %s: %w", path, err))
+				}
+			}
+			continue
+		}
+		m, err := readMark(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if m != mark(prefix) {
+			continue // someone else's namespace of the same name
+		}
+		if err := removeNamed(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, removeState(prefix))
+	}
+	return errors.Join(errs...)
+}
+
+// downCurrentNode deletes the bridges and host veths made in the calling
+// namespace, if this is the namespace the lab was built in.
+func downCurrentNode(st *state) []error {
+	cur, err := netns.Current()
+	if err != nil {
+		return []error{err}
+	}
+	defer cur.Close()
+	if cur.Inode != st.NodeInode {
+		return nil // that namespace is gone (or elsewhere) and took the links with it
+	}
+	h, err := handleAt(cur)
+	if err != nil {
+		return []error{err}
+	}
+	defer h.Close()
+	var errs []error
+	var links []string
+	for _, p := range st.Pods {
+		links = append(links, p.HostVeth)
+	}
+	links = append(links, st.Bridges...)
+	for _, name := range links {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			var nf netlink.LinkNotFoundError
+			if !errors.As(err, &nf) {
+				errs = append(errs, fmt.Errorf("find %s: %w", name, err))
+			}
+			continue
+		}
+		if err := h.LinkDel(l); err != nil {
+			errs = append(errs, fmt.Errorf("delete %s: %w", name, err))
+		}
+	}
+	return errs
+}
+
+// String is a one-line summary for logs.
+func (l *Lab) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node %s (%s) bridges %v", l.Node, l.NodePath, l.Bridges)
+	for _, p := range l.Pods {
+		fmt.Fprintf(&b, "; %s %s %s via %s@%s", p.Name, p.IP, p.MAC, p.HostVeth, p.Bridge)
+	}
+	return b.String()
+}

@@ -1,0 +1,478 @@
+// Package report renders an analysis (and, for live runs, the discovered
+// path and probe counters) as a one-screen table, as Markdown for an incident
+// ticket, or as JSON. Renderers only write to an io.Writer: no terminal, no
+// colours, so output is the same piped, redirected or on a tty.
+package report
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pathtrace/pathtrace/correlate"
+	"github.com/pathtrace/pathtrace/discover"
+)
+
+// Document is everything one report shows. Path and Live are nil for an
+// offline analysis of saved captures.
+type Document struct {
+	Result *correlate.Result
+	Path   *discover.Path
+	Live   *LiveInfo
+}
+
+// LiveInfo is what a live run adds: probe counters and the files it wrote.
+type LiveInfo struct {
+	Probes      int       // probes requested
+	Sent        int       // probes the kernel accepted
+	Replies     int       // echo replies received by the prober
+	Interrupted bool      // stopped early (signal) — coverage ends there
+	Started     time.Time // capture start
+	Ended       time.Time // capture end
+	Evidence    []string  // files written (pcapng per point, JSON)
+}
+
+// Options tune the human formats; JSON always has everything.
+type Options struct {
+	Limit int // traces shown in table/markdown; 0 = all
+	Width int // terminal width hint, 0 = 120
+}
+
+func (o Options) width() int {
+	if o.Width <= 0 {
+		return 120
+	}
+	return o.Width
+}
+
+// owners maps a lower-case MAC to who owns it. Discovery knows owners from
+// netlink; an offline analysis only has what the correlator attached to the
+// points, so both are merged (discovery wins: it read the kernel).
+type owners map[string]string
+
+func ownersOf(d Document) owners {
+	o := owners{}
+	if d.Result != nil {
+		for _, p := range d.Result.Points {
+			for _, m := range p.MACs {
+				if m.Owner != "" {
+					o[strings.ToLower(m.MAC)] = m.Owner
+				}
+			}
+		}
+	}
+	if d.Path != nil {
+		for mac, who := range d.Path.Owners {
+			if who != "" {
+				o[strings.ToLower(mac)] = who
+			}
+		}
+	}
+	return o
+}
+
+// short keeps an owner's leading name: "pod1-veth (node1 veth9903a3d4)" →
+// "pod1-veth", so hop rows stay within one screen; the Points and Path
+// sections show the full owner.
+func short(owner string) string {
+	if i := strings.Index(owner, " ("); i > 0 {
+		return owner[:i]
+	}
+	return owner
+}
+
+// label is "mac (owner)" with the short owner, or the bare MAC.
+func (o owners) label(mac string) string {
+	if who := o[strings.ToLower(mac)]; who != "" {
+		return mac + " (" + short(who) + ")"
+	}
+	return mac
+}
+
+// full is "mac (owner)" with the whole owner string.
+func (o owners) full(mac string) string {
+	if who := o[strings.ToLower(mac)]; who != "" {
+		return mac + " (" + who + ")"
+	}
+	return mac
+}
+
+func (o owners) optMAC(m correlate.OptMAC) string {
+	if !m.Valid {
+		return "-"
+	}
+	return o.label(m.V.String())
+}
+
+// clock is the time of day in UTC with digits fractional digits (6 or 9).
+// UTC because the JSON stamps are UTC and node logs usually are too.
+func clock(t correlate.Timestamp, digits int) string {
+	tt := time.Unix(0, int64(t)).UTC()
+	if digits == 6 {
+		return tt.Format("15:04:05.000000")
+	}
+	return tt.Format("15:04:05.000000000")
+}
+
+// micros prints ns as µs with exactly three decimals, without float
+// rounding, so a Δ reads the same as the JSON delta_ns.
+func micros(ns int64) string {
+	sign := ""
+	if ns < 0 {
+		sign = "-"
+		ns = -ns
+	}
+	return fmt.Sprintf("%s%d.%03d", sign, ns/1000, ns%1000)
+}
+
+// delta is a hop's Δ from the previous hop: blank at the first, signed after.
+func delta(i int, ns int64) string {
+	if i == 0 {
+		return ""
+	}
+	if ns >= 0 {
+		return "+" + micros(ns)
+	}
+	return micros(ns)
+}
+
+// micros1 is a duration in µs with one decimal, for the RTT split.
+func micros1(ns int64) string {
+	sign := ""
+	if ns < 0 {
+		sign = "-"
+		ns = -ns
+	}
+	tenths := (ns + 50) / 100
+	return fmt.Sprintf("%s%d.%d", sign, tenths/10, tenths%10)
+}
+
+func optUint(v correlate.OptUint) string {
+	if !v.Valid {
+		return "-"
+	}
+	return strconv.FormatUint(v.V, 10)
+}
+
+func optInt(v correlate.OptInt) string {
+	if !v.Valid {
+		return "-"
+	}
+	return strconv.FormatInt(v.V, 10)
+}
+
+// traceTitle is the header line of a trace group, e.g.
+// "#3 icmp echo-request seq=1 id=0x1a2b 10.244.1.2 → 10.244.1.3 forward".
+func traceTitle(t *correlate.Trace) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%d %s", t.N, t.Protocol)
+	// The correlator names ARP types "arp-request": drop the repeated protocol.
+	if typ := strings.TrimPrefix(t.Type, t.Protocol+"-"); typ != "" {
+		b.WriteString(" " + typ)
+	}
+	if t.Seq.Valid {
+		fmt.Fprintf(&b, " seq=%d", t.Seq.V)
+	}
+	if t.ID.Valid {
+		fmt.Fprintf(&b, " id=%#04x", t.ID.V)
+	}
+	src, dst := endpoint(t.SrcIP, t.SrcPort), endpoint(t.DstIP, t.DstPort)
+	if src != "" || dst != "" {
+		if src == "" {
+			src = "?"
+		}
+		if dst == "" {
+			dst = "?"
+		}
+		b.WriteString(" " + src + " → " + dst)
+	}
+	if t.Length > 0 {
+		fmt.Fprintf(&b, " len=%d", t.Length)
+	}
+	if t.Direction != "" {
+		b.WriteString(" " + t.Direction)
+	}
+	return b.String()
+}
+
+func endpoint(a correlate.OptAddr, port correlate.OptUint) string {
+	if !a.V.IsValid() {
+		return ""
+	}
+	if !port.Valid {
+		return a.V.String()
+	}
+	if a.V.Is6() {
+		return fmt.Sprintf("[%s]:%d", a.V, port.V)
+	}
+	return fmt.Sprintf("%s:%d", a.V, port.V)
+}
+
+// hopFlags is the last column of a hop row: the direction the capture
+// recorded and whether the frame came back out of the port it entered.
+func hopFlags(h *correlate.Hop) string {
+	var f []string
+	if h.Dir != "" {
+		f = append(f, h.Dir)
+	}
+	if h.Reflection {
+		f = append(f, "refl") // explained in the notes under the group
+	}
+	return strings.Join(f, " ")
+}
+
+// hopRow is one hop as cells: point, time, Δ µs, src MAC, dst MAC, TTL, flags.
+func hopRow(o owners, i int, h *correlate.Hop) []string {
+	ttl := "-"
+	if h.TTL.Valid {
+		ttl = strconv.FormatUint(h.TTL.V, 10)
+	}
+	return []string{h.Point, clock(h.Time, 9), delta(i, h.DeltaNs), o.optMAC(h.SrcMAC), o.optMAC(h.DstMAC), ttl, hopFlags(h)}
+}
+
+var hopHeader = []string{"POINT", "TIME (UTC)", "Δ µs", "SRC MAC", "DST MAC", "TTL", "FLAGS"}
+
+// traceNotes are the findings under a trace group, most important first:
+// where it was lost, where it was not seen, what changed on the way, and for
+// echo replies the round trip.
+func traceNotes(o owners, t *correlate.Trace) []string {
+	var n []string
+	if t.LostAfter != "" {
+		n = append(n, "lost after "+t.LostAfter)
+	}
+	if len(t.Missing) > 0 {
+		n = append(n, "missing: "+strings.Join(t.Missing, ", "))
+	}
+	for i := range t.Hops {
+		if t.Hops[i].Reflection {
+			n = append(n, "refl at "+t.Hops[i].Point+": the bridge sent it back out the port it came in by (hairpin)")
+		}
+	}
+	n = append(n, rewriteNotes(o, t.Rewrites)...)
+	var rt []string
+	if t.ReplyTo.Valid {
+		rt = append(rt, fmt.Sprintf("reply to #%d", t.ReplyTo.V))
+	}
+	if t.RTT != nil {
+		rt = append(rt, fmt.Sprintf("rtt %s µs (fwd %s / turn %s / rev %s)",
+			micros1(t.RTT.TotalNs), micros1(t.RTT.ForwardNs), micros1(t.RTT.TurnaroundNs), micros1(t.RTT.ReverseNs)))
+	}
+	if len(rt) > 0 {
+		n = append(n, strings.Join(rt, ", "))
+	}
+	for _, f := range t.Flags {
+		// Flags already spelled out above from the fields they summarise.
+		switch {
+		case f == "reflection",
+			f == "lost" && t.LostAfter != "",
+			f == "gap" && len(t.Missing) > 0:
+			continue
+		}
+		n = append(n, f)
+	}
+	return n
+}
+
+// rewriteNotes phrase rewrites the way one would say them in the incident:
+// "MAC rewritten at pod2-veth: src … → …, dst 0a:… (cni0) → ca:… (pod2 eth0)",
+// "TTL 64→63 at cni1". MAC changes at one point share a note, in the order
+// the correlator listed them.
+func rewriteNotes(o owners, rs []correlate.Rewrite) []string {
+	var out []string
+	macAt := map[string]int{} // point → index in out of its MAC note
+	for _, r := range rs {
+		f := strings.ToLower(r.Field)
+		switch {
+		case strings.HasSuffix(f, "mac"):
+			side := strings.TrimRight(strings.TrimSuffix(f, "mac"), "_ -.")
+			if side != "" {
+				side += " "
+			}
+			change := side + o.label(r.From) + " → " + o.label(r.To)
+			if i, ok := macAt[r.Point]; ok {
+				out[i] += ", " + change
+				continue
+			}
+			macAt[r.Point] = len(out)
+			out = append(out, "MAC rewritten at "+r.Point+": "+change)
+		case f == "ttl" || f == "hop_limit" || f == "hoplimit":
+			out = append(out, fmt.Sprintf("TTL %s→%s at %s", r.From, r.To, r.Point))
+		default:
+			name := strings.ReplaceAll(r.Field, "_", " ")
+			if strings.HasSuffix(name, " ip") || name == "ip" {
+				name = strings.TrimSuffix(name, "ip") + "IP"
+			}
+			out = append(out, fmt.Sprintf("%s %s → %s at %s", name, r.From, r.To, r.Point))
+		}
+	}
+	return out
+}
+
+// moreLine tells the reader how to see the traces the limit left out.
+func moreLine(n int) string {
+	s := "s"
+	if n == 1 {
+		s = ""
+	}
+	return fmt.Sprintf("… %d more trace%s (use --limit 0 or --format json)", n, s)
+}
+
+// shown is the traces the limit lets through and how many it left out.
+func shown(r *correlate.Result, limit int) ([]correlate.Trace, int) {
+	if limit <= 0 || limit >= len(r.Traces) {
+		return r.Traces, 0
+	}
+	return r.Traces[:limit], len(r.Traces) - limit
+}
+
+// summaryLine counts what the analysis saw, for the line above the verdict.
+func summaryLine(s correlate.Summary) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d traces: %d complete, %d lost, %d with gaps; %d frames read, %d decoded",
+		s.Traces, s.Complete, s.Lost, s.WithGaps, s.Frames, s.Decoded)
+	if len(s.ByProto) > 0 {
+		keys := sortedKeys(s.ByProto)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s %d", k, s.ByProto[k])
+		}
+		b.WriteString("; " + strings.Join(parts, ", "))
+	}
+	return b.String()
+}
+
+func liveLine(l *LiveInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "probes: %d requested, %d sent, %d answered", l.Probes, l.Sent, l.Replies)
+	if !l.Started.IsZero() && !l.Ended.IsZero() {
+		fmt.Fprintf(&b, "; captured %s → %s UTC (%s)",
+			l.Started.UTC().Format("2006-01-02 15:04:05.000000"),
+			l.Ended.UTC().Format("15:04:05.000000"),
+			l.Ended.Sub(l.Started).Round(time.Microsecond))
+	}
+	if l.Interrupted {
+		b.WriteString("; INTERRUPTED")
+	}
+	return b.String()
+}
+
+func drops(v correlate.OptUint) string { return optUint(v) }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// masterCell is the bridge a port belongs to, marked "hairpin" when the port
+// has hairpin mode on: that explains reflections.
+func masterCell(p discover.Point) string {
+	m := p.Master
+	if m == "" {
+		m = "-"
+	}
+	if p.Hairpin != nil && *p.Hairpin {
+		m += " hairpin"
+	}
+	return m
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func traceRefs(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = "#" + strconv.Itoa(n)
+	}
+	return strings.Join(parts, " ")
+}
+
+// latencyCells formats a hop-latency row; "≈" marks percentiles from the
+// histogram rather than exact samples.
+func latencyCells(h correlate.HopStat) []string {
+	approx := ""
+	if !h.Exact {
+		approx = "≈"
+	}
+	return []string{h.From + " → " + h.To, strconv.Itoa(h.Count),
+		micros(h.MinNs), approx + micros(h.P50Ns), approx + micros(h.P99Ns), micros(h.MaxNs)}
+}
+
+var latencyHeader = []string{"FROM → TO", "COUNT", "MIN µs", "P50 µs", "P99 µs", "MAX µs"}
+
+func anomalyCells(a correlate.Anomaly) []string {
+	return []string{a.Kind, a.Severity, orDash(a.Point), strconv.Itoa(a.Count), traceRefs(a.Traces), a.Message}
+}
+
+var anomalyHeader = []string{"KIND", "SEVERITY", "POINT", "COUNT", "TRACES", "MESSAGE"}
+
+func pathCells(p discover.Point) []string {
+	return []string{p.Name, p.Netns, p.Interface, strconv.Itoa(p.IfIndex), orDash(p.MAC),
+		strconv.Itoa(p.MTU), masterCell(p), orDash(p.Peer), yesNo(p.Promisc)}
+}
+
+var pathHeader = []string{"POINT", "NETNS", "INTERFACE", "IFIDX", "MAC", "MTU", "MASTER", "PEER", "PROMISC"}
+
+func fdbCells(o owners, e discover.FDBEntry) []string {
+	mac := e.MAC
+	if e.Owner != "" {
+		mac += " (" + e.Owner + ")"
+	} else {
+		mac = o.full(e.MAC)
+	}
+	return []string{e.Bridge, mac, e.Port, yesNo(e.Local)}
+}
+
+var fdbHeader = []string{"BRIDGE", "MAC", "PORT", "LOCAL"}
+
+// pointMACs lists the source MACs seen at a point, annotated with owners.
+func pointMACs(o owners, p correlate.PointRep) []string {
+	out := make([]string, 0, len(p.MACs))
+	for _, m := range p.MACs {
+		who := m.Owner
+		if who == "" {
+			who = o[strings.ToLower(m.MAC)]
+		}
+		s := m.MAC
+		if who != "" {
+			s += " (" + who + ")"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func ifaceCell(p correlate.PointRep) string {
+	if !p.Interface.Valid {
+		return "-"
+	}
+	return p.Interface.V
+}
+
+// coverageDate is the UTC day of the first capture stamp, so times of day
+// in the tables are unambiguous.
+func coverageDate(r *correlate.Result) string {
+	for _, p := range r.Points {
+		if p.Coverage.First != nil {
+			return time.Unix(0, int64(*p.Coverage.First)).UTC().Format("2006-01-02")
+		}
+	}
+	return ""
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,349 @@
+package report
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/pathtrace/pathtrace/correlate"
+)
+
+// Table writes the human report: what an SRE reads in one screen instead of
+// five tcpdumps. The verdict comes last, where the eye lands.
+func Table(w io.Writer, d Document, o Options) error {
+	if d.Result == nil {
+		return errors.New("report: no result to render")
+	}
+	bw := bufio.NewWriter(w)
+	t := &textWriter{w: bw, o: o, own: ownersOf(d)}
+	t.render(d)
+	if t.err != nil {
+		return fmt.Errorf("render table: %w", t.err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return nil
+}
+
+type textWriter struct {
+	w   *bufio.Writer
+	o   Options
+	own owners
+	err error // first error from tablewriter; bufio keeps write errors sticky
+}
+
+func (t *textWriter) line(format string, a ...any) {
+	fmt.Fprintf(t.w, format+"\n", a...)
+}
+
+// table renders a borderless, kubectl-like table: columns separated by
+// spaces, no box, so it stays narrow and copies cleanly. right lists the
+// columns (numbers) to right-align. The last column (a message, a peer) is
+// wrapped to keep the table within the width hint.
+func (t *textWriter) table(header []string, rows [][]string, right ...int) {
+	align := make([]tw.Align, len(header))
+	for i := range align {
+		align[i] = tw.AlignLeft
+	}
+	for _, c := range right {
+		align[c] = tw.AlignRight
+	}
+	rows = wrapLastColumn(header, rows, t.o.width())
+	var buf bytes.Buffer
+	tbl := tablewriter.NewTable(&buf,
+		tablewriter.WithRendition(tw.Rendition{
+			Borders:  tw.BorderNone,
+			Symbols:  tw.NewSymbols(tw.StyleNone),
+			Settings: tw.Settings{Separators: tw.SeparatorsNone, Lines: tw.LinesNone},
+		}),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		// Wrapping is done above, on word boundaries we choose; tablewriter
+		// must never cut a MAC or a time.
+		tablewriter.WithRowAutoWrap(tw.WrapNone),
+		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
+	)
+	tbl.Header(toAny(header)...)
+	for _, r := range rows {
+		if err := tbl.Append(toAny(r)...); err != nil && t.err == nil {
+			t.err = err
+		}
+	}
+	if err := tbl.Render(); err != nil && t.err == nil {
+		t.err = err
+	}
+	// The borderless renderer pads every cell, the last one too: trailing
+	// blanks only make copied output and golden files noisy.
+	for _, l := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+		t.line("%s", strings.TrimRight(l, " "))
+	}
+}
+
+// wrapLastColumn splits the last cell of each row into lines so that the
+// table fits width, keeping at least 30 columns for it.
+func wrapLastColumn(header []string, rows [][]string, width int) [][]string {
+	n := len(header)
+	widths := make([]int, n)
+	for _, r := range append([][]string{header}, rows...) {
+		for i, c := range r {
+			for _, l := range strings.Split(c, "\n") {
+				widths[i] = max(widths[i], utf8.RuneCountInString(l))
+			}
+		}
+	}
+	used := 1 // leading pad
+	for _, w := range widths[:n-1] {
+		used += w + 2
+	}
+	avail := max(width-used, 30)
+	if widths[n-1] <= avail {
+		return rows
+	}
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		r = append([]string(nil), r...)
+		r[n-1] = strings.Join(wrapWords(r[n-1], avail), "\n")
+		out[i] = r
+	}
+	return out
+}
+
+// wrapWords breaks s at spaces into lines of at most width runes; a word
+// longer than width stays whole.
+func wrapWords(s string, width int) []string {
+	var out []string
+	cur := ""
+	for _, w := range strings.Fields(s) {
+		switch {
+		case cur == "":
+			cur = w
+		case utf8.RuneCountInString(cur)+1+utf8.RuneCountInString(w) <= width:
+			cur += " " + w
+		default:
+			out = append(out, cur)
+			cur = w
+		}
+	}
+	if cur != "" {
+		out = append(out, cur)
+	}
+	return out
+}
+
+func toAny(s []string) []any {
+	a := make([]any, len(s))
+	for i, v := range s {
+		a[i] = v
+	}
+	return a
+}
+
+func (t *textWriter) render(d Document) {
+	r := d.Result
+	if d.Path != nil {
+		t.path(d)
+		t.line("")
+	}
+	t.points(r)
+	t.line("")
+	t.traces(r)
+	if len(r.HopLatency) > 0 {
+		t.line("")
+		t.line("Hop latency")
+		rows := make([][]string, len(r.HopLatency))
+		for i, h := range r.HopLatency {
+			rows[i] = latencyCells(h)
+		}
+		t.table(latencyHeader, rows, 1, 2, 3, 4, 5)
+	}
+	if len(r.Anomalies) > 0 {
+		t.line("")
+		t.line("Anomalies")
+		rows := make([][]string, len(r.Anomalies))
+		for i, a := range r.Anomalies {
+			rows[i] = anomalyCells(a)
+		}
+		t.table(anomalyHeader, rows, 3)
+	}
+	if len(r.Warnings) > 0 {
+		t.line("")
+		t.line("Warnings")
+		for _, s := range r.Warnings {
+			t.line("  - %s", s)
+		}
+	}
+	if d.Live != nil && len(d.Live.Evidence) > 0 {
+		t.line("")
+		t.line("Evidence written")
+		for _, f := range d.Live.Evidence {
+			t.line("  %s", f)
+		}
+	}
+	t.line("")
+	t.line("%s", summaryLine(r.Summary))
+	t.line("Verdict: %s", r.Summary.Verdict)
+}
+
+func (t *textWriter) path(d Document) {
+	p := d.Path
+	t.line("Discovered path  %s → %s", endpointLine(p.Src.Label, p.Src.IP.String(), p.Src.Interface, p.Src.MAC),
+		endpointLine(p.Dst.Label, p.Dst.IP.String(), p.Dst.Interface, p.Dst.MAC))
+	rows := make([][]string, len(p.Points))
+	for i, pt := range p.Points {
+		rows[i] = pathCells(pt)
+	}
+	t.table(pathHeader, rows, 3, 5)
+	if len(p.FDB) > 0 {
+		t.line("")
+		t.line("Bridge forwarding entries for the pods' MACs")
+		rows := make([][]string, len(p.FDB))
+		for i, e := range p.FDB {
+			rows[i] = fdbCells(t.own, e)
+		}
+		t.table(fdbHeader, rows)
+	}
+	for _, n := range p.Notes {
+		t.line("note: %s", n)
+	}
+	if d.Live != nil {
+		t.line("%s", liveLine(d.Live))
+	}
+}
+
+func endpointLine(label, ip, iface, mac string) string {
+	s := label
+	if ip != "" && ip != "invalid IP" {
+		s += " " + ip
+	}
+	var in []string
+	if iface != "" {
+		in = append(in, iface)
+	}
+	if mac != "" {
+		in = append(in, mac)
+	}
+	if len(in) > 0 {
+		s += " (" + strings.Join(in, " ") + ")"
+	}
+	return s
+}
+
+func (t *textWriter) points(r *correlate.Result) {
+	title := "Points"
+	if day := coverageDate(r); day != "" {
+		title += " (times UTC, " + day + ")"
+	}
+	t.line("%s", title)
+	rows := make([][]string, len(r.Points))
+	for i, p := range r.Points {
+		cov := "-"
+		if c := p.Coverage; c.First != nil && c.Last != nil {
+			cov = clock(*c.First, 6) + "–" + clock(*c.Last, 6)
+		}
+		macs := pointMACs(t.own, p)
+		if len(macs) == 0 {
+			macs = []string{"-"}
+		}
+		rows[i] = []string{p.Name, ifaceCell(p), strings.Join(macs, "\n"), cov,
+			fmt.Sprint(p.Coverage.Frames), drops(p.Coverage.KernelDrops), fmt.Sprint(p.Coverage.Truncated)}
+	}
+	t.table([]string{"POINT", "INTERFACE", "MACS SEEN", "COVERAGE", "FRAMES", "DROPS", "TRUNC"}, rows, 4, 5, 6)
+}
+
+// traces writes one compact row group per trace. Columns are aligned across
+// all groups by hand: tablewriter cannot put a full-width title and notes
+// line inside a table without widening every column to fit them.
+func (t *textWriter) traces(r *correlate.Result) {
+	list, more := shown(r, t.o.Limit)
+	if more > 0 {
+		t.line("Traces (%d of %d)", len(list), len(r.Traces))
+	} else {
+		t.line("Traces (%d)", len(r.Traces))
+	}
+	if len(list) == 0 {
+		t.line("  none")
+	}
+	widths := make([]int, len(hopHeader))
+	rowsOf := make([][][]string, len(list))
+	measure := func(row []string) {
+		for i, c := range row {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	measure(hopHeader)
+	for i := range list {
+		tr := &list[i]
+		rows := make([][]string, len(tr.Hops))
+		for j := range tr.Hops {
+			rows[j] = hopRow(t.own, j, &tr.Hops[j])
+			measure(rows[j])
+		}
+		rowsOf[i] = rows
+	}
+	if len(list) > 0 {
+		t.line("%s", strings.TrimRight(" "+alignRow(hopHeader, widths), " "))
+	}
+	for i := range list {
+		tr := &list[i]
+		t.line("%s", traceTitle(tr))
+		for _, row := range rowsOf[i] {
+			t.line("%s", strings.TrimRight(" "+alignRow(row, widths), " "))
+		}
+		for _, l := range wrapNotes(traceNotes(t.own, tr), t.o.width()-3) {
+			t.line(" ↳ %s", l)
+		}
+	}
+	if more > 0 {
+		t.line("%s", moreLine(more))
+	}
+}
+
+// hopRight marks the hop columns that hold numbers (Δ µs, TTL).
+var hopRight = []bool{false, false, true, false, false, true, false}
+
+func alignRow(row []string, widths []int) string {
+	var b strings.Builder
+	for i, c := range row {
+		if i > 0 {
+			b.WriteString("  ")
+		}
+		pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
+		if hopRight[i] {
+			b.WriteString(pad + c)
+		} else {
+			b.WriteString(c + pad)
+		}
+	}
+	return b.String()
+}
+
+// wrapNotes joins notes with "; " into lines of at most width runes; a
+// single note longer than width gets its own line rather than being cut.
+func wrapNotes(notes []string, width int) []string {
+	var out []string
+	cur := ""
+	for _, n := range notes {
+		switch {
+		case cur == "":
+			cur = n
+		case utf8.RuneCountInString(cur)+2+utf8.RuneCountInString(n) <= width:
+			cur += "; " + n
+		default:
+			out = append(out, cur)
+			cur = n
+		}
+	}
+	if cur != "" {
+		out = append(out, cur)
+	}
+	return out
+}
