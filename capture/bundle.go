@@ -292,6 +292,7 @@ func (b *Bundle) Specs() []correlate.PointSpec {
 		specs[i] = correlate.PointSpec{
 			Name: p.Name, Interface: p.Iface.Name, IfIndex: p.Iface.IfIndex, Source: p.File,
 			MTU: p.Iface.MTU, Snaplen: p.Iface.Snaplen, Drops: p.Iface.Drops, HasDrops: p.Iface.HasDrops,
+			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End,
 		}
 	}
 	return specs
@@ -315,6 +316,9 @@ func (b *Bundle) Open(reorder int64, closed func(point int, ifc Interface, early
 			m.warn = append(m.warn, fmt.Sprintf("%s: interface %d first appears after the first %d frames; its frames are ignored", path, iface, SampleFrames))
 			return -1
 		})
+		if b.files[fi].own {
+			m.NumberPerInterface()
+		}
 	}
 	return m, srcs, nil
 }

@@ -44,16 +44,16 @@ var corpusKnown = map[string]struct {
 	"libpcap/pcapng-truncated-shb.pcapng":  {0, "file cut inside the SHB; tshark shows the raw 16 bytes as 1 record"},
 }
 
-type tsharkFrame struct {
+type ftTsharkFrame struct {
 	num    int
 	caplen int
 	epoch  string
 	iface  string
 }
 
-// tsharkCacheKey identifies a tshark listing: file content and tshark
+// ftTsharkCacheKey identifies a tshark listing: file content and tshark
 // binary. Listings are cached because tshark needs ~1 s of CPU per file.
-func tsharkCacheKey(path string) (string, error) {
+func ftTsharkCacheKey(path string) (string, error) {
 	h := sha256.New()
 	f, err := os.Open(path)
 	if err != nil {
@@ -75,9 +75,9 @@ func tsharkCacheKey(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func tsharkFrames(ctx context.Context, path string) ([]tsharkFrame, error) {
+func ftTsharkFrames(ctx context.Context, path string) ([]ftTsharkFrame, error) {
 	var out bytes.Buffer
-	key, err := tsharkCacheKey(path)
+	key, err := ftTsharkCacheKey(path)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func tsharkFrames(ctx context.Context, path string) ([]tsharkFrame, error) {
 			_ = os.WriteFile(cacheFile, out.Bytes(), 0o644)
 		}
 	}
-	var frames []tsharkFrame
+	var frames []ftTsharkFrame
 	sc := bufio.NewScanner(&out)
 	for sc.Scan() {
 		f := strings.Split(sc.Text(), "\t")
@@ -116,15 +116,15 @@ func tsharkFrames(ctx context.Context, path string) ([]tsharkFrame, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("tshark %s: odd line %q", path, sc.Text())
 		}
-		frames = append(frames, tsharkFrame{num: num, caplen: caplen, epoch: f[2], iface: f[3]})
+		frames = append(frames, ftTsharkFrame{num: num, caplen: caplen, epoch: f[2], iface: f[3]})
 	}
 	return frames, nil
 }
 
-// tsharkNs parses frame.time_epoch. tshark prints an out-of-range
+// ftTsharkNs parses frame.time_epoch. tshark prints an out-of-range
 // sub-second field as is ("10.1000000000"), so the digits after the point
 // are nanoseconds, not a decimal fraction, when there are 9 or more.
-func tsharkNs(epoch string) (int64, bool) {
+func ftTsharkNs(epoch string) (int64, bool) {
 	sec, frac, ok := strings.Cut(epoch, ".")
 	if !ok || len(frac) < 9 {
 		return 0, false
@@ -137,7 +137,7 @@ func tsharkNs(epoch string) (int64, bool) {
 	return s*1e9 + f, true
 }
 
-type ourFrame struct {
+type ftOurFrame struct {
 	num    int
 	caplen int
 	time   int64
@@ -145,16 +145,16 @@ type ourFrame struct {
 	sll2   bool
 }
 
-type ourResult struct {
+type ftOurResult struct {
 	format   string
-	frames   []ourFrame
+	frames   []ftOurFrame
 	openErr  error
 	readErr  error
 	warnings []string
 }
 
-func readAllFrames(path string) ourResult {
-	var res ourResult
+func ftReadAllFrames(path string) ftOurResult {
+	var res ftOurResult
 	src, err := OpenFile(path)
 	if err != nil {
 		res.openErr = err
@@ -176,15 +176,15 @@ func readAllFrames(path string) ourResult {
 			res.readErr = fmt.Errorf("frame %d: Iface %d outside Interfaces() (%d)", rf.Num, rf.Iface, len(ifs))
 			break
 		}
-		res.frames = append(res.frames, ourFrame{num: rf.Num, caplen: len(rf.Data), time: rf.Time,
+		res.frames = append(res.frames, ftOurFrame{num: rf.Num, caplen: len(rf.Data), time: rf.Time,
 			iface: ifs[rf.Iface].Name, sll2: rf.LinkType == LinkTypeSLL2})
 	}
 	res.warnings = src.Warnings()
 	return res
 }
 
-// epochString formats ns like tshark's frame.time_epoch.
-func epochString(ns int64) string {
+// ftEpoch formats ns like tshark's frame.time_epoch.
+func ftEpoch(ns int64) string {
 	sec, frac := ns/1e9, ns%1e9
 	if frac < 0 {
 		sec, frac = sec-1, frac+1e9
@@ -225,8 +225,8 @@ func TestCorpusMatchesTshark(t *testing.T) {
 
 	type result struct {
 		rel    string
-		ours   ourResult
-		tshark []tsharkFrame
+		ours   ftOurResult
+		tshark []ftTsharkFrame
 		terr   error
 		hung   bool
 	}
@@ -241,22 +241,22 @@ func TestCorpusMatchesTshark(t *testing.T) {
 			defer func() { <-sem }()
 			rel, _ := filepath.Rel(dir, f)
 			r := result{rel: rel}
-			done := make(chan ourResult, 1)
-			go func() { done <- readAllFrames(f) }()
+			done := make(chan ftOurResult, 1)
+			go func() { done <- ftReadAllFrames(f) }()
 			select {
 			case r.ours = <-done:
 			case <-time.After(5 * time.Second):
 				r.hung = true
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			r.tshark, r.terr = tsharkFrames(ctx, f)
+			r.tshark, r.terr = ftTsharkFrames(ctx, f)
 			cancel()
 			results[i] = r
 		}()
 	}
 	wg.Wait()
 
-	var totalOurs, totalTshark, mismatches int
+	var totalOurs, totalTshark, mismatches, refused, warned int
 	for _, r := range results {
 		if r.hung {
 			t.Errorf("%s: reading took more than 5s", r.rel)
@@ -267,6 +267,11 @@ func TestCorpusMatchesTshark(t *testing.T) {
 			continue
 		}
 		ours := r.ours
+		if ours.openErr != nil || (ours.readErr != nil && len(ours.frames) == 0) {
+			refused++
+		} else if len(ours.warnings) > 0 {
+			warned++
+		}
 		totalOurs += len(ours.frames)
 		totalTshark += len(r.tshark)
 		if ours.readErr != nil && len(ours.frames) > 0 {
@@ -287,7 +292,7 @@ func TestCorpusMatchesTshark(t *testing.T) {
 			mismatches++
 		}
 		// Every frame we return is the tshark frame with the same number.
-		byNum := make(map[int]tsharkFrame, len(r.tshark))
+		byNum := make(map[int]ftTsharkFrame, len(r.tshark))
 		for _, tf := range r.tshark {
 			byNum[tf.num] = tf
 		}
@@ -303,10 +308,10 @@ func TestCorpusMatchesTshark(t *testing.T) {
 				break
 			}
 			// An empty tshark time is a simple packet block (no timestamp).
-			if tns, ok := tsharkNs(tf.epoch); tf.epoch != "" && (!ok || tns != of.time) {
+			if tns, ok := ftTsharkNs(tf.epoch); tf.epoch != "" && (!ok || tns != of.time) {
 				timeDiffs++
 				if _, known := timeKnown[r.rel]; !known {
-					t.Errorf("%s: frame %d: time %s, tshark %s", r.rel, of.num, epochString(of.time), tf.epoch)
+					t.Errorf("%s: frame %d: time %s, tshark %s", r.rel, of.num, ftEpoch(of.time), tf.epoch)
 					break
 				}
 			}
@@ -323,7 +328,8 @@ func TestCorpusMatchesTshark(t *testing.T) {
 			t.Errorf("%s: times now match tshark: drop timeKnown entry (%s)", r.rel, reason)
 		}
 	}
-	t.Logf("corpus: %d files, %d frames read (tshark %d), %d known mismatches", len(files), totalOurs, totalTshark, mismatches)
+	t.Logf("corpus: %d files (%d refused with an error, %d read with warnings), %d frames read (tshark %d), %d known mismatches",
+		len(files), refused, warned, totalOurs, totalTshark, mismatches)
 }
 
 // timeKnown lists files whose timestamps we deliberately compute differently

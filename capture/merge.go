@@ -39,6 +39,10 @@ type mergeInput struct {
 	maxTime int64
 	done    bool
 	frames  int
+	// perIface numbers frames per interface instead of per file: set for
+	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
+	// the per-point .cap files written beside them.
+	perIface []int
 }
 
 // NewMerger returns a Merger. closed, if not nil, is called for each point
@@ -59,6 +63,14 @@ func NewMerger(reorder int64, closed func(point int, ifc Interface, early bool))
 // (an SLL2 ifindex first seen deep in a file) and may return -1.
 func (m *Merger) Add(name string, src Source, points []int, late func(iface int) int) {
 	m.inputs = append(m.inputs, &mergeInput{src: src, name: name, points: points, late: late, dec: NewDecoder()})
+}
+
+// NumberPerInterface makes the most recently added source number its
+// frames per interface (see mergeInput.perIface).
+func (m *Merger) NumberPerInterface() {
+	if n := len(m.inputs); n > 0 {
+		m.inputs[n-1].perIface = []int{}
+	}
 }
 
 // Warnings collected while merging (sources' own warnings included).
@@ -143,6 +155,13 @@ func (m *Merger) read(in *mergeInput) {
 			*f = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
 		}
 		f.Point = point
+		if in.perIface != nil {
+			for len(in.perIface) <= rf.Iface {
+				in.perIface = append(in.perIface, 0)
+			}
+			in.perIface[rf.Iface]++
+			f.Num = in.perIface[rf.Iface]
+		}
 		in.frames++
 		if rf.Time > in.maxTime || in.frames == 1 {
 			in.maxTime = rf.Time

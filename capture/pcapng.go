@@ -333,10 +333,18 @@ func (s *FileSource) ngStats(body []byte, start int64) error {
 		if !ok {
 			return nil
 		}
-		if code == 5 && len(val) == 8 { // isb_ifdrop
-			g := s.ng.ifs[id].global
+		g := s.ng.ifs[id].global
+		switch {
+		case code == 5 && len(val) == 8: // isb_ifdrop
 			s.ifaces[g].Drops = order.Uint64(val)
 			s.ifaces[g].HasDrops = true
+		case (code == 2 || code == 3) && len(val) == 8: // isb_starttime, isb_endtime
+			ts := s.ng.ifs[id].ngTime(uint64(order.Uint32(val[0:4]))<<32 | uint64(order.Uint32(val[4:8])))
+			if code == 2 {
+				s.ifaces[g].Start = ts
+			} else {
+				s.ifaces[g].End = ts
+			}
 		}
 	}
 }

@@ -205,6 +205,15 @@ func (pw *PcapngWriter) SetDrops(iface int, drops uint64) {
 	}
 }
 
+// SetWindow records when an interface was capturing (ns since the epoch),
+// written as isb_starttime/isb_endtime so an analysis of the file knows the
+// point's coverage even where it saw no frame.
+func (pw *PcapngWriter) SetWindow(iface int, start, end int64) {
+	if iface >= 0 && iface < len(pw.ifaces) {
+		pw.ifaces[iface].Start, pw.ifaces[iface].End = start, end
+	}
+}
+
 // Flush writes buffered frames to the underlying writer.
 func (pw *PcapngWriter) Flush() error { return pw.w.Flush() }
 
@@ -221,8 +230,23 @@ func (pw *PcapngWriter) Close() error {
 		isb = fileLE.AppendUint32(isb, uint32(i))
 		isb = fileLE.AppendUint32(isb, uint32(ts>>32))
 		isb = fileLE.AppendUint32(isb, uint32(ts))
+		opts := false
+		for _, o := range []struct {
+			code uint16
+			v    int64
+			ok   bool
+		}{{2, ifc.Start, ifc.End != 0}, {3, ifc.End, ifc.End != 0}} {
+			if o.ok {
+				// pcapng timestamps: high 32 bits first, in if_tsresol units (ns)
+				isb = appendOpt(isb, o.code, fileLE.AppendUint32(fileLE.AppendUint32(nil, uint32(uint64(o.v)>>32)), uint32(o.v)))
+				opts = true
+			}
+		}
 		if ifc.HasDrops {
 			isb = appendOpt(isb, 5, fileLE.AppendUint64(nil, ifc.Drops))
+			opts = true
+		}
+		if opts {
 			isb = appendOpt(isb, 0, nil)
 		}
 		if err := pw.block(ngBlockISB, isb); err != nil {

@@ -15,9 +15,9 @@ import (
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
-// testFrames builds n distinct Ethernet frames with odd sizes (padding
+// ftFrames builds n distinct Ethernet frames with odd sizes (padding
 // paths) and nanosecond stamps that µs resolution would lose.
-func testFrames(n int) []RawFrame {
+func ftFrames(n int) []RawFrame {
 	var out []RawFrame
 	base := int64(1_700_000_000_123_456_789)
 	for i := range n {
@@ -35,7 +35,7 @@ func testFrames(n int) []RawFrame {
 	return out
 }
 
-func requireTshark(t *testing.T) {
+func ftRequireTshark(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("tshark"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -45,7 +45,7 @@ func requireTshark(t *testing.T) {
 	}
 }
 
-func tsharkFields(t *testing.T, path string, fields ...string) [][]string {
+func ftTsharkRows(t *testing.T, path string, fields ...string) [][]string {
 	t.Helper()
 	args := []string{"-n", "-r", path, "-T", "fields"}
 	for _, f := range fields {
@@ -64,7 +64,7 @@ func tsharkFields(t *testing.T, path string, fields ...string) [][]string {
 	return rows
 }
 
-func readAll(t *testing.T, src *FileSource) []RawFrame {
+func ftReadAll(t *testing.T, src *FileSource) []RawFrame {
 	t.Helper()
 	var out []RawFrame
 	for {
@@ -81,7 +81,7 @@ func readAll(t *testing.T, src *FileSource) []RawFrame {
 }
 
 func TestPcapWriterRoundTrip(t *testing.T) {
-	frames := testFrames(25)
+	frames := ftFrames(25)
 	path := filepath.Join(t.TempDir(), "pod1.pcap")
 	f, err := os.Create(path)
 	if err != nil {
@@ -106,7 +106,7 @@ func TestPcapWriterRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	got := readAll(t, src)
+	got := ftReadAll(t, src)
 	if len(got) != len(frames) {
 		t.Fatalf("read %d frames, wrote %d", len(got), len(frames))
 	}
@@ -124,14 +124,14 @@ func TestPcapWriterRoundTrip(t *testing.T) {
 		t.Errorf("format %q warnings %q", src.Format(), src.Warnings())
 	}
 
-	requireTshark(t)
-	rows := tsharkFields(t, path, "frame.number", "frame.time_epoch", "frame.cap_len", "frame.len")
+	ftRequireTshark(t)
+	rows := ftTsharkRows(t, path, "frame.number", "frame.time_epoch", "frame.cap_len", "frame.len")
 	if len(rows) != len(frames) {
 		t.Fatalf("tshark read %d frames, wrote %d", len(rows), len(frames))
 	}
 	for i, r := range rows {
-		if r[1] != epochString(frames[i].Time) || r[2] != strconv.Itoa(len(frames[i].Data)) || r[3] != strconv.Itoa(frames[i].WireLen) {
-			t.Errorf("tshark frame %d: %q, want time %s", i+1, r, epochString(frames[i].Time))
+		if r[1] != ftEpoch(frames[i].Time) || r[2] != strconv.Itoa(len(frames[i].Data)) || r[3] != strconv.Itoa(frames[i].WireLen) {
+			t.Errorf("tshark frame %d: %q, want time %s", i+1, r, ftEpoch(frames[i].Time))
 		}
 	}
 }
@@ -164,7 +164,7 @@ func writePcapng(t *testing.T, path string, frames []RawFrame) {
 }
 
 func TestPcapngWriterRoundTrip(t *testing.T) {
-	frames := testFrames(20)
+	frames := ftFrames(20)
 	path := filepath.Join(t.TempDir(), "evidence.pcapng")
 	writePcapng(t, path, frames)
 
@@ -190,7 +190,7 @@ func TestPcapngWriterRoundTrip(t *testing.T) {
 	if len(secs) != 1 || secs[0].UserAppl != "pathtrace" || !slices.Equal(secs[0].PathOrder, wantNames) {
 		t.Errorf("sections %+v", secs)
 	}
-	got := readAll(t, src)
+	got := ftReadAll(t, src)
 	if len(got) != len(frames) {
 		t.Fatalf("read %d, wrote %d", len(got), len(frames))
 	}
@@ -205,14 +205,14 @@ func TestPcapngWriterRoundTrip(t *testing.T) {
 		t.Errorf("drops: %+v", ifs)
 	}
 
-	requireTshark(t)
-	rows := tsharkFields(t, path, "frame.number", "frame.time_epoch", "frame.interface_name", "frame.cap_len", "frame.interface_description")
+	ftRequireTshark(t)
+	rows := ftTsharkRows(t, path, "frame.number", "frame.time_epoch", "frame.interface_name", "frame.cap_len", "frame.interface_description")
 	if len(rows) != len(frames) {
 		t.Fatalf("tshark read %d frames, wrote %d", len(rows), len(frames))
 	}
 	for i, r := range rows {
-		if r[1] != epochString(frames[i].Time) || r[2] != wantNames[i%2] || r[3] != strconv.Itoa(len(frames[i].Data)) {
-			t.Errorf("tshark frame %d: %q, want time %s iface %s", i+1, r, epochString(frames[i].Time), wantNames[i%2])
+		if r[1] != ftEpoch(frames[i].Time) || r[2] != wantNames[i%2] || r[3] != strconv.Itoa(len(frames[i].Data)) {
+			t.Errorf("tshark frame %d: %q, want time %s iface %s", i+1, r, ftEpoch(frames[i].Time), wantNames[i%2])
 		}
 	}
 	if rows[0][4] != "netns pod1, eth0" {
@@ -221,7 +221,7 @@ func TestPcapngWriterRoundTrip(t *testing.T) {
 }
 
 func TestWritersDoNotAllocate(t *testing.T) {
-	rf := testFrames(1)[0]
+	rf := ftFrames(1)[0]
 	rf.Dir = correlate.DirOut
 	pw, err := NewPcapWriter(io.Discard, LinkTypeEthernet, 0)
 	if err != nil {

@@ -38,6 +38,9 @@ type LiveInfo struct {
 type Options struct {
 	Limit int // traces shown in table/markdown; 0 = all
 	Width int // terminal width hint, 0 = 120
+	// Detail renders one row group per trace with a row per hop (time,
+	// MACs, TTL) instead of the one-screen timeline matrix.
+	Detail bool
 }
 
 func (o Options) width() int {

@@ -149,13 +149,23 @@ func toAny(s []string) []any {
 
 func (t *textWriter) render(d Document) {
 	r := d.Result
-	if d.Path != nil {
-		t.path(d)
+	if t.o.Detail {
+		if d.Path != nil {
+			t.path(d)
+			t.line("")
+		}
+		t.points(r)
 		t.line("")
+		t.traces(r)
+	} else {
+		if d.Path != nil {
+			t.pathCompact(d)
+			t.line("")
+		}
+		t.pointsCompact(r)
+		t.line("")
+		t.timeline(d)
 	}
-	t.points(r)
-	t.line("")
-	t.traces(r)
 	if len(r.HopLatency) > 0 {
 		t.line("")
 		t.line("Hop latency")
@@ -183,9 +193,13 @@ func (t *textWriter) render(d Document) {
 	}
 	if d.Live != nil && len(d.Live.Evidence) > 0 {
 		t.line("")
-		t.line("Evidence written")
-		for _, f := range d.Live.Evidence {
-			t.line("  %s", f)
+		if t.o.Detail {
+			t.line("Evidence written")
+			for _, f := range d.Live.Evidence {
+				t.line("  %s", f)
+			}
+		} else {
+			t.evidenceCompact(d.Live.Evidence)
 		}
 	}
 	t.line("")

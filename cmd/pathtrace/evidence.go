@@ -1,14 +1,12 @@
-//go:build evidence
-
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/discover"
@@ -22,14 +20,16 @@ import (
 type evidence struct {
 	dir     string
 	force   bool
-	files   []*os.File
-	bufs    []*bufio.Writer
-	pcaps   []*capture.PcapWriter
-	ngFile  *os.File
-	ngBuf   *bufio.Writer
-	ng      *capture.PcapngWriter
 	written []string
-	err     error
+
+	unregister func() // the forced-exit cleanup, once files are closed
+
+	mu     sync.Mutex // frame (capture goroutine) vs close (signal handler)
+	files  []*os.File
+	pcaps  []*capture.PcapWriter
+	ngFile *os.File
+	ng     *capture.PcapngWriter
+	err    error
 }
 
 func newEvidence(dir string, force bool) (*evidence, error) {
@@ -79,17 +79,16 @@ func (e *evidence) plan(path *discover.Path) error {
 			e.close()
 			return err
 		}
-		bw := bufio.NewWriter(f)
-		w, err := capture.NewPcapWriter(bw, capture.LinkTypeEthernet, 262144)
+		w, err := capture.NewPcapWriter(f, capture.LinkTypeEthernet, capture.FilterSnaplen)
 		if err != nil {
 			f.Close()
 			e.close()
 			return err
 		}
-		e.files, e.bufs, e.pcaps = append(e.files, f), append(e.bufs, bw), append(e.pcaps, w)
+		e.files, e.pcaps = append(e.files, f), append(e.pcaps, w)
 		ifaces = append(ifaces, capture.Interface{
 			Name: p.Name, Description: fmt.Sprintf("netns %s, %s (ifindex %d)", p.Netns, p.Interface, p.IfIndex),
-			IfIndex: p.IfIndex, LinkType: capture.LinkTypeEthernet, Snaplen: 262144, MTU: p.MTU,
+			IfIndex: p.IfIndex, LinkType: capture.LinkTypeEthernet, Snaplen: capture.FilterSnaplen, MTU: p.MTU,
 		})
 		order = append(order, p.Name)
 	}
@@ -98,17 +97,20 @@ func (e *evidence) plan(path *discover.Path) error {
 		e.close()
 		return err
 	}
-	e.ngFile, e.ngBuf = f, bufio.NewWriter(f)
-	e.ng, err = capture.NewPcapngWriter(e.ngBuf, ifaces, order)
+	e.ngFile = f
+	e.ng, err = capture.NewPcapngWriter(f, ifaces, order)
 	if err != nil {
 		e.close()
 		return err
 	}
+	e.unregister = atInterrupt(func() { e.close() })
 	return nil
 }
 
 // frame records one captured frame; RunLive calls it serialized.
 func (e *evidence) frame(point int, rf capture.RawFrame) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.err != nil || point >= len(e.pcaps) {
 		return
 	}
@@ -124,10 +126,16 @@ func (e *evidence) frame(point int, rf capture.RawFrame) {
 // finish closes the captures (with each point's kernel counters in the
 // pcapng statistics) and writes the reports.
 func (e *evidence) finish(doc report.Document, stats []capture.PointStats, start, end int64) error {
+	e.mu.Lock()
 	for i, ps := range stats {
-		if e.ng != nil && i < len(stats) {
-			e.ng.SetStats(i, ps.Drops, start, end)
+		if e.ng != nil {
+			e.ng.SetDrops(i, ps.Drops)
+			e.ng.SetWindow(i, start, end)
 		}
+	}
+	e.mu.Unlock()
+	if e.unregister != nil {
+		e.unregister()
 	}
 	if err := e.close(); err != nil {
 		return err
@@ -160,21 +168,19 @@ func (e *evidence) finish(doc report.Document, stats []capture.PointStats, start
 }
 
 // close flushes and closes every capture file; files stay valid even when a
-// run is cut short.
+// run is cut short (it also runs on a second Ctrl-C).
 func (e *evidence) close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	var errs []error
 	if e.ng != nil {
-		errs = append(errs, e.ng.Close())
+		errs = append(errs, e.ng.Close(), e.ngFile.Close())
 		e.ng = nil
 	}
-	if e.ngBuf != nil {
-		errs = append(errs, e.ngBuf.Flush(), e.ngFile.Close())
-		e.ngBuf = nil
-	}
 	for i := range e.files {
-		errs = append(errs, e.bufs[i].Flush(), e.files[i].Close())
+		errs = append(errs, e.pcaps[i].Flush(), e.files[i].Close())
 	}
-	e.files, e.bufs, e.pcaps = nil, nil, nil
+	e.files, e.pcaps = nil, nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close evidence: %w", err)
 	}

@@ -181,11 +181,13 @@ func (o *demoOptions) run(ctx context.Context) error {
 		return &exitError{exitUsage, fmt.Errorf("lab up: %w", err)}
 	}
 	if !o.Keep {
-		defer func() {
+		down := func() {
 			if derr := lab.Down(cfg); derr != nil {
 				fmt.Fprintf(o.trace.ErrOut, "pathtrace: lab down: %v\n", derr)
 			}
-		}()
+		}
+		defer atInterrupt(down)()
+		defer down()
 	}
 	if len(l.Pods) < 2 {
 		return &exitError{exitUsage, errors.New("lab has fewer than two pods")}

@@ -39,7 +39,7 @@ func main() {
 	// A closed stdout (pathtrace … | head) must fail a write, not kill the
 	// process before it has undone what it changed (a lab, a capture).
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

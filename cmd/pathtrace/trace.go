@@ -297,7 +297,7 @@ func correlateLive(path *discover.Path, lr *liveRun, window time.Duration, keepA
 	for i, p := range path.Points {
 		specs[i] = correlate.PointSpec{
 			Name: p.Name, Interface: p.Interface, IfIndex: p.IfIndex, MTU: p.MTU,
-			Source:    "netns " + p.Netns,
+			Source: "netns " + p.Netns, Snaplen: capture.FilterSnaplen,
 			CoverFrom: lr.start.UnixNano(), CoverTo: lr.end.UnixNano(),
 		}
 		if i < len(lr.stats.Points) {
@@ -344,11 +344,10 @@ func correlateLive(path *discover.Path, lr *liveRun, window time.Duration, keepA
 	for m.Next(&f) {
 		eng.Add(&f)
 	}
-	for i, ps := range lr.stats.Points {
+	for _, ps := range lr.stats.Points {
 		if ps.Err != nil {
 			eng.Warn(fmt.Sprintf("%s: capture stopped early: %v", ps.Name, ps.Err))
 		}
-		_ = i
 	}
 	for _, n := range path.Notes {
 		eng.Warn(n)
