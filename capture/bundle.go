@@ -3,7 +3,6 @@ package capture
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -300,10 +299,10 @@ func (b *Bundle) Specs() []correlate.PointSpec {
 
 // Open opens every file of the bundle into a Merger feeding frames in stamp
 // order with Point set to the path position. Interfaces a file reveals
-// after the pre-pass are ignored with a warning. Close the returned closer.
-func (b *Bundle) Open(reorder int64, closed func(point int, ifc Interface, early bool)) (*Merger, io.Closer, error) {
+// after the pre-pass are ignored with a warning. Close the returned Files.
+func (b *Bundle) Open(reorder int64, closed func(point int, ifc Interface, early bool)) (*Merger, Files, error) {
 	m := NewMerger(reorder, closed)
-	var srcs multiCloser
+	var srcs Files
 	for fi := range b.files {
 		src, err := OpenFile(b.files[fi].path)
 		if err != nil {
@@ -323,12 +322,20 @@ func (b *Bundle) Open(reorder int64, closed func(point int, ifc Interface, early
 	return m, srcs, nil
 }
 
-// Sources returns the open FileSources for progress reporting.
-func (c multiCloser) Sources() []*FileSource { return c }
+// Files are the open files of a bundle.
+type Files []*FileSource
 
-type multiCloser []*FileSource
+// Progress sums the bytes read and the total over all files.
+func (c Files) Progress() (read, total int64) {
+	for _, s := range c {
+		r, t := s.Progress()
+		read += r
+		total += max(t, 0)
+	}
+	return read, total
+}
 
-func (c multiCloser) Close() error {
+func (c Files) Close() error {
 	var errs []error
 	for _, s := range c {
 		errs = append(errs, s.Close())

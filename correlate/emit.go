@@ -98,15 +98,17 @@ func (e *Engine) emit(t *trace) {
 		out.LostAfter = e.cfg.Points[lostAt].Name
 		e.sum.Lost++
 		e.flag(out, "lost")
-		e.anomaly("loss", out.LostAfter, "warning", t.n,
-			fmt.Sprintf("frames last seen at %s, never at the capturing points after it", out.LostAfter))
+		e.anomaly("loss", out.LostAfter, "warning", t.n, func() string {
+			return fmt.Sprintf("frames last seen at %s, never at the capturing points after it", out.LostAfter)
+		})
 	}
 	if len(out.Missing) > 0 {
 		e.sum.WithGaps++
 		e.flag(out, "gap")
 		for _, m := range out.Missing {
-			e.anomaly("gap", m, "warning", t.n,
-				fmt.Sprintf("%s did not see frames that crossed it (bridge not in promiscuous mode, or dropped at an input hook?)", m))
+			e.anomaly("gap", m, "warning", t.n, func() string {
+				return fmt.Sprintf("%s did not see frames that crossed it (bridge not in promiscuous mode, or dropped at an input hook?)", m)
+			})
 		}
 	}
 	if lostAt < 0 && len(out.Missing) == 0 {
@@ -122,29 +124,29 @@ func (e *Engine) emit(t *trace) {
 		}
 		name := e.cfg.Points[h.point].Name
 		if flood {
-			e.anomaly("reflection", name, "info", t.n,
-				"broadcast came back to the point it left (bridge hairpin mode)")
+			e.anomaly("reflection", name, "info", t.n, func() string { return "broadcast came back to the point it left (bridge hairpin mode)" })
 		} else {
-			e.anomaly("flooding", name, "warning", t.n,
-				"unicast frame came back to its sender's side: the bridge flooded it (destination MAC unknown to the bridge)")
+			e.anomaly("flooding", name, "warning", t.n, func() string {
+				return "unicast frame came back to its sender's side: the bridge flooded it (destination MAC unknown to the bridge)"
+			})
 		}
 		e.flag(out, "reflection")
 	}
 	if t.dup {
 		e.flag(out, "duplicate")
-		e.anomaly("duplicate", e.cfg.Points[h0.point].Name, "warning", t.n,
-			"the same frame seen twice at one point within 1 ms")
+		e.anomaly("duplicate", e.cfg.Points[h0.point].Name, "warning", t.n, func() string { return "the same frame seen twice at one point within 1 ms" })
 	}
 	if negative {
 		e.flag(out, "negative-delta")
-		e.anomaly("negative-delta", "", "info", t.n,
-			"a later point stamped the frame before an earlier one (clock or stamping order; reported as captured)")
+		e.anomaly("negative-delta", "", "info", t.n, func() string {
+			return "a later point stamped the frame before an earlier one (clock or stamping order; reported as captured)"
+		})
 	}
 	for _, hi := range order {
 		h := &t.hops[hi]
 		if h.frag {
 			e.flag(out, "fragment")
-			e.anomaly("fragmentation", e.cfg.Points[h.point].Name, "info", t.n, "IP fragments")
+			e.anomaly("fragmentation", e.cfg.Points[h.point].Name, "info", t.n, func() string { return "IP fragments" })
 			break
 		}
 	}
@@ -152,8 +154,7 @@ func (e *Engine) emit(t *trace) {
 		h := &t.hops[hi]
 		if mtu := e.cfg.Points[h.point].MTU; mtu > 0 && h.ipLen > mtu {
 			e.flag(out, "over-mtu")
-			e.anomaly("over-mtu", e.cfg.Points[h.point].Name, "warning", t.n,
-				fmt.Sprintf("IP packet of %d bytes on a link with MTU %d", h.ipLen, mtu))
+			e.anomaly("over-mtu", e.cfg.Points[h.point].Name, "warning", t.n, func() string { return fmt.Sprintf("IP packet of %d bytes on a link with MTU %d", h.ipLen, mtu) })
 			break
 		}
 	}
@@ -180,11 +181,13 @@ func (e *Engine) latency(from, to int) *latency {
 	return l
 }
 
-func (e *Engine) anomaly(kind, point, severity string, n int, msg string) {
+// anomaly counts a finding. msg builds the message only the first time a
+// kind/point pair is seen, so a flood of losses formats nothing per frame.
+func (e *Engine) anomaly(kind, point, severity string, n int, msg func() string) {
 	k := anomalyKey{kind, point}
 	a := e.anomalies[k]
 	if a == nil {
-		a = &Anomaly{Kind: kind, Severity: severity, Point: point, Message: msg, Traces: []int{}}
+		a = &Anomaly{Kind: kind, Severity: severity, Point: point, Message: msg(), Traces: []int{}}
 		e.anomalies[k] = a
 		e.anomOrder = append(e.anomOrder, k)
 	}
@@ -612,8 +615,9 @@ func (e *Engine) expireRequests() {
 		}
 		delete(e.echoReq, k)
 		if !info.settled && e.capturedAfter(info.firstPoint, info.last) {
-			e.anomaly("unanswered-echo", e.cfg.Points[info.lastSeen].Name, "warning", info.n,
-				fmt.Sprintf("echo request never answered; last seen at %s", e.cfg.Points[info.lastSeen].Name))
+			e.anomaly("unanswered-echo", e.cfg.Points[info.lastSeen].Name, "warning", info.n, func() string {
+				return fmt.Sprintf("echo request never answered; last seen at %s", e.cfg.Points[info.lastSeen].Name)
+			})
 		}
 	}
 	e.echoQ = e.echoQ[:copy(e.echoQ, e.echoQ[i:])]
@@ -638,8 +642,7 @@ func (e *Engine) unansweredARP(k arpKey, info arpInfo) {
 	if k.sender == k.target {
 		return
 	}
-	e.anomaly("unanswered-arp", e.cfg.Points[info.point].Name, "warning", info.n,
-		fmt.Sprintf("ARP request from %s for %s never answered", k.sender, k.target))
+	e.anomaly("unanswered-arp", e.cfg.Points[info.point].Name, "warning", info.n, func() string { return fmt.Sprintf("ARP request from %s for %s never answered", k.sender, k.target) })
 }
 
 // replyGrace is how long after a request its point must have gone on

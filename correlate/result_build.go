@@ -63,8 +63,9 @@ func (e *Engine) result() *Result {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: no frames", spec.Name))
 		}
 		if spec.HasDrops && spec.Drops > 0 {
-			e.anomaly("kernel-drops", spec.Name, "warning", 0,
-				fmt.Sprintf("the kernel dropped %d frames at %s: losses there may be the capture's own", spec.Drops, spec.Name))
+			e.anomaly("kernel-drops", spec.Name, "warning", 0, func() string {
+				return fmt.Sprintf("the kernel dropped %d frames at %s: losses there may be the capture's own", spec.Drops, spec.Name)
+			})
 		}
 		if c.truncated > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %d frames cut by the snaplen", spec.Name, c.truncated))

@@ -218,7 +218,14 @@ func (t *textWriter) timeline(d Document) {
 	for i := range rows {
 		line, overflow := lay.row(&rows[i])
 		t.line("%s", strings.TrimRight(line, " "))
-		notes := t.matrixNotes(&rows[i], overflow, shownNotes, macPairs, lay.dec)
+		var notes []string
+		for _, n := range t.matrixNotes(&rows[i], overflow, macPairs, lay.dec) {
+			// Said once is enough: the cells of later rows show the same.
+			if !shownNotes[n] {
+				shownNotes[n] = true
+				notes = append(notes, n)
+			}
+		}
 		for _, n := range wrapNotes(notes, t.o.width()-len(indent)-2) {
 			t.wrapped(n, indent+"↳ ", indent+"  ")
 		}
@@ -465,7 +472,7 @@ func containsStr(list []string, s string) bool {
 // matrixNotes are the lines under a trace row, only what the row cannot
 // say: where it was lost or unseen, rewrites and MAC pairs the first time
 // they appear, repeated sightings, and flags that did not fit.
-func (t *textWriter) matrixNotes(row *matrixRow, overflow []string, shownNotes, macPairs map[string]bool, dec int) []string {
+func (t *textWriter) matrixNotes(row *matrixRow, overflow []string, macPairs map[string]bool, dec int) []string {
 	tr := row.tr
 	var n []string
 	if tr.LostAfter != "" {
@@ -477,10 +484,6 @@ func (t *textWriter) matrixNotes(row *matrixRow, overflow []string, shownNotes, 
 	src, dst, ok := firstMACs(tr)
 	pair := src + ">" + dst
 	for _, rn := range rewriteNotes(t.own, tr.Rewrites) {
-		if shownNotes[rn] {
-			continue
-		}
-		shownNotes[rn] = true
 		n = append(n, rn)
 		if strings.HasPrefix(rn, "MAC rewritten") && ok {
 			// The rewrite names the MACs the frame started with.
@@ -556,14 +559,16 @@ func signedMicros(ns int64, dec int) string {
 	return fmtMicros(ns, dec)
 }
 
-// matrixLayout is how the matrix fits the width: separator, decimals,
-// header truncation, stamp digits and label width, and the column widths
-// that follow from them.
+// matrixLayout is how the matrix fits the width: separators, decimals,
+// header cap, stamp digits and label width, and the column widths that
+// follow from them.
 type matrixLayout struct {
 	names       []string
 	rows        []matrixRow
-	sep, dec    int
-	trunc       bool
+	sep         int // between the columns left of the points
+	psep        int // before each point column, TOTAL and FLAGS
+	dec         int
+	headerCap   int // 0 = point names in full
 	stampDigits int
 	labelMax    int // 0 = no limit
 
@@ -573,37 +578,59 @@ type matrixLayout struct {
 	anyFlags                     bool
 }
 
-// fitMatrix tries ever tighter layouts until the columns up to TOTAL leave
-// room for the flags; the last one is used even if it does not fit, since a
-// trace row is never wrapped.
+// fitMatrix tries ever tighter layouts, losing air first, then header
+// letters, then precision, until the columns up to TOTAL leave room for the
+// flags. The last one is used even if it does not fit: a trace row is never
+// wrapped.
 func fitMatrix(names []string, rows []matrixRow, width int) *matrixLayout {
-	steps := []func(l *matrixLayout){
-		func(l *matrixLayout) {},
-		func(l *matrixLayout) { l.trunc = true },
-		func(l *matrixLayout) { l.sep = 1 },
-		func(l *matrixLayout) { l.dec = 1 },
-		func(l *matrixLayout) { l.dec = 0 },
-		func(l *matrixLayout) { l.stampDigits = 6 },
-		func(l *matrixLayout) { l.labelMax = -1 },
+	type knobs struct {
+		sep, psep, dec, stamp int
+		trunc, cutLabel       bool
 	}
-	l := &matrixLayout{names: names, rows: rows, sep: 2, dec: 3, stampDigits: 9, width: width}
-	for _, step := range steps {
-		step(l)
-		if l.labelMax < 0 {
-			l.measure()
+	tries := []knobs{
+		{2, 2, 3, 9, false, false},
+		{2, 1, 3, 9, false, false},
+		{1, 1, 3, 9, false, false},
+		{1, 1, 3, 9, true, false},
+		{1, 1, 1, 9, true, false},
+		{1, 1, 0, 9, true, false},
+		{1, 1, 0, 6, true, false},
+		{1, 1, 0, 6, true, true},
+	}
+	longest := 0
+	for _, n := range names {
+		longest = max(longest, utf8.RuneCountInString(n))
+	}
+	l := &matrixLayout{names: names, rows: rows, width: width}
+	fits := func() bool {
+		l.measure()
+		return l.fixed()+l.flagRoom() <= width
+	}
+	for _, k := range tries {
+		l.sep, l.psep, l.dec, l.stampDigits, l.headerCap, l.labelMax = k.sep, k.psep, k.dec, k.stamp, 0, 0
+		if fits() {
+			return l
+		}
+		if k.trunc {
+			// Cap every name at the same length, as long as fits.
+			for c := longest - 1; c >= 3; c-- {
+				if l.headerCap = c; fits() {
+					return l
+				}
+			}
+		}
+		if k.cutLabel {
 			over := l.fixed() + l.flagRoom() - width
 			l.labelMax = max(12, l.labelW-over)
-		}
-		l.measure()
-		if l.fixed()+l.flagRoom() <= width {
-			break
+			l.measure()
 		}
 	}
 	return l
 }
 
 // flagRoom is what the flags column needs at least: its separator and the
-// shorter of the longest short form and 10 columns.
+// longest short form, up to 20 columns (rows with more put the rest in a
+// note).
 func (l *matrixLayout) flagRoom() int {
 	need := 0
 	for i := range l.rows {
@@ -619,7 +646,7 @@ func (l *matrixLayout) flagRoom() int {
 	if need == 0 {
 		return 0
 	}
-	return l.sep + min(need, 10)
+	return l.psep + min(need, 20)
 }
 
 func (l *matrixLayout) measure() {
@@ -645,8 +672,8 @@ func (l *matrixLayout) measure() {
 	}
 	for c, n := range l.names {
 		hw := utf8.RuneCountInString(n)
-		if l.trunc {
-			hw = min(hw, 3) // room for two letters and "…"
+		if l.headerCap > 0 {
+			hw = min(hw, l.headerCap)
 		}
 		l.pointW[c] = max(l.pointW[c], hw)
 	}
@@ -656,9 +683,9 @@ func (l *matrixLayout) measure() {
 func (l *matrixLayout) fixed() int {
 	w := 1 + l.numW + l.sep + l.labelW + l.sep + 1 + l.sep + l.stampW
 	for _, pw := range l.pointW {
-		w += l.sep + pw
+		w += l.psep + pw
 	}
-	return w + l.sep + l.totalW
+	return w + l.psep + l.totalW
 }
 
 // cells is a row's per-point text: the Δ at points it crossed ("0" at the
@@ -708,16 +735,34 @@ func (l *matrixLayout) cells(r *matrixRow) ([]string, string) {
 	return cells, total
 }
 
+// headers are the point names cut to their columns. Names that a cut makes
+// identical ("node-any:if2", "node-any:if3") keep their ends instead, which
+// is where they differ.
+func (l *matrixLayout) headers() []string {
+	out := make([]string, len(l.names))
+	count := map[string]int{}
+	for c, n := range l.names {
+		out[c] = truncRunes(n, l.pointW[c])
+		count[out[c]]++
+	}
+	for c, n := range l.names {
+		if count[out[c]] > 1 && out[c] != n {
+			out[c] = truncMiddle(n, l.pointW[c])
+		}
+	}
+	return out
+}
+
 func (l *matrixLayout) header() string {
 	var b strings.Builder
 	b.WriteString(" " + pad("#", l.numW, false) + l.gap() + pad("TRACE", l.labelW, false) + l.gap() + " " + l.gap() +
 		pad("START (UTC)", l.stampW, false))
-	for c, n := range l.names {
-		b.WriteString(l.gap() + pad(truncRunes(n, l.pointW[c]), l.pointW[c], true))
+	for c, h := range l.headers() {
+		b.WriteString(l.pgap() + pad(h, l.pointW[c], true))
 	}
-	b.WriteString(l.gap() + pad("TOTAL", l.totalW, true))
+	b.WriteString(l.pgap() + pad("TOTAL", l.totalW, true))
 	if l.anyFlags {
-		b.WriteString(l.gap() + "FLAGS")
+		b.WriteString(l.pgap() + "FLAGS")
 	}
 	return b.String()
 }
@@ -734,16 +779,16 @@ func (l *matrixLayout) row(r *matrixRow) (string, []string) {
 		l.gap() + r.arrow + l.gap() + pad(stamp, l.stampW, false))
 	cells, total := l.cells(r)
 	for c, s := range cells {
-		b.WriteString(l.gap() + pad(s, l.pointW[c], true))
+		b.WriteString(l.pgap() + pad(s, l.pointW[c], true))
 	}
-	b.WriteString(l.gap() + pad(total, l.totalW, true))
+	b.WriteString(l.pgap() + pad(total, l.totalW, true))
 	if len(r.flags) == 0 {
 		return b.String(), nil
 	}
-	room := l.width - utf8.RuneCountInString(b.String()) - l.sep
+	room := l.width - utf8.RuneCountInString(b.String()) - l.psep
 	text, rest := fitFlags(r.flags, room)
 	if text != "" {
-		b.WriteString(l.gap() + text)
+		b.WriteString(l.pgap() + text)
 	}
 	return b.String(), rest
 }
@@ -781,7 +826,8 @@ func fitFlags(fs []trFlag, room int) (string, []string) {
 	return "", rest
 }
 
-func (l *matrixLayout) gap() string { return strings.Repeat(" ", l.sep) }
+func (l *matrixLayout) gap() string  { return strings.Repeat(" ", l.sep) }
+func (l *matrixLayout) pgap() string { return strings.Repeat(" ", l.psep) }
 
 func pad(s string, w int, right bool) string {
 	n := w - utf8.RuneCountInString(s)
@@ -805,4 +851,18 @@ func truncRunes(s string, w int) string {
 	}
 	r := []rune(s)
 	return string(r[:w-1]) + "…"
+}
+
+// truncMiddle cuts s to w runes around a "…", keeping more of the end.
+func truncMiddle(s string, w int) string {
+	r := []rune(s)
+	if len(r) <= w {
+		return s
+	}
+	if w <= 2 {
+		return truncRunes(s, w)
+	}
+	head := (w - 1) / 2
+	tail := w - 1 - head
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
 }

@@ -122,7 +122,7 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 	for _, a := range args {
 		inputs = append(inputs, capture.ParseInput(a))
 	}
-	res, err := analyzeInputs(ctx, inputs, o.Order, o.MTU, o.Window, o.Reorder, o.Format == "json", o.Limit)
+	res, err := analyzeInputs(ctx, inputs, o.Order, o.MTU, o.Window, o.Reorder, o.Format == "json", o.Limit, o.progress)
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
@@ -138,7 +138,7 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 // analyzeInputs runs the offline pipeline: bundle → merger → correlator.
 // keepAll keeps every trace (JSON); otherwise only the first limit are kept,
 // the rest are counted by the correlator's summary and statistics.
-func analyzeInputs(ctx context.Context, inputs []capture.Input, order []string, mtu int, window, reorder time.Duration, keepAll bool, limit int) (*correlate.Result, error) {
+func analyzeInputs(ctx context.Context, inputs []capture.Input, order []string, mtu int, window, reorder time.Duration, keepAll bool, limit int, progress func(total int64) *readProgress) (*correlate.Result, error) {
 	b, err := capture.OpenBundle(inputs, order, int64(window))
 	if err != nil {
 		return nil, err
@@ -158,7 +158,7 @@ func analyzeInputs(ctx context.Context, inputs []capture.Input, order []string, 
 	if err != nil {
 		return nil, err
 	}
-	m, closer, err := b.Open(int64(reorder), func(p int, ifc capture.Interface, early bool) {
+	m, files, err := b.Open(int64(reorder), func(p int, ifc capture.Interface, early bool) {
 		eng.Close(p, early)
 		if ifc.HasDrops {
 			eng.SetDrops(p, ifc.Drops)
@@ -167,14 +167,26 @@ func analyzeInputs(ctx context.Context, inputs []capture.Input, order []string, 
 	if err != nil {
 		return nil, err
 	}
-	defer closer.Close()
+	defer files.Close()
+	var rp *readProgress
+	if progress != nil {
+		_, total := files.Progress()
+		rp = progress(total)
+	}
 	var f correlate.Frame
-	for n := 0; m.Next(&f); n++ {
-		if n&0xffff == 0 && ctx.Err() != nil {
-			return nil, fmt.Errorf("interrupted: %w", ctx.Err())
+	n := 0
+	for ; m.Next(&f); n++ {
+		if n&0xffff == 0 {
+			if ctx.Err() != nil {
+				rp.done()
+				return nil, fmt.Errorf("interrupted: %w", context.Cause(ctx))
+			}
+			read, _ := files.Progress()
+			rp.update(read, n)
 		}
 		eng.Add(&f)
 	}
+	rp.done()
 	for _, w := range b.Warnings {
 		eng.Warn(w)
 	}
@@ -188,6 +200,11 @@ func analyzeInputs(ctx context.Context, inputs []capture.Input, order []string, 
 	res := eng.Finish()
 	res.Traces = traces
 	return res, nil
+}
+
+// progress starts the read progress bar on a terminal stderr, unless --quiet.
+func (o *analyzeOptions) progress(total int64) *readProgress {
+	return newReadProgress(o.ErrOut, o.Quiet, total)
 }
 
 func pointNames(b *capture.Bundle) []string {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -231,6 +232,29 @@ func runTrace(t *testing.T, ctx context.Context, args ...string) *traceRun {
 		r.Doc = &d
 	}
 	return r
+}
+
+// describe is what a failed expectation needs to see: stderr, the verdict,
+// the anomalies and each trace's hops, or the raw output if it was no JSON.
+func (r *traceRun) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "stderr: %s\n", strings.TrimSpace(r.Stderr))
+	if r.Doc == nil {
+		fmt.Fprintf(&b, "stdout: %.2000s", r.Stdout)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "verdict: %s\n", r.Doc.Summary.Verdict)
+	for _, a := range r.Doc.Anomalies {
+		fmt.Fprintf(&b, "anomaly: %s %s at %s ×%d: %s\n", a.Severity, a.Kind, a.Point, a.Count, a.Message)
+	}
+	for _, w := range r.Doc.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
+	}
+	for i := range r.Doc.Traces {
+		tr := &r.Doc.Traces[i]
+		fmt.Fprintf(&b, "trace %s: %v lost_after %q missing %v\n", tr, tr.points(), tr.LostAfter, tr.Missing)
+	}
+	return b.String()
 }
 
 // netnsLink is the link target of the process's network namespace
@@ -548,6 +572,8 @@ func startTcpdump(t *testing.T, dir string, points []pointSpec) []*tcpdumpAt {
 	return tds
 }
 
+var tcpdumpNoDrops = regexp.MustCompile(`(?m)^0 packets dropped by kernel$`)
+
 // stopTcpdump ends every tcpdump with SIGINT, as a user would, and checks it
 // dropped nothing.
 func stopTcpdump(t *testing.T, tds []*tcpdumpAt) {
@@ -559,7 +585,7 @@ func stopTcpdump(t *testing.T, tds []*tcpdumpAt) {
 		if err := td.cmd.Wait(); err != nil {
 			t.Errorf("tcpdump at %s: %v\n%s", td.point.Name, err, td.errb)
 		}
-		if s := td.errb.String(); !strings.Contains(s, " 0 packets dropped by kernel") {
+		if s := td.errb.String(); !tcpdumpNoDrops.MatchString(s) {
 			t.Errorf("tcpdump at %s dropped frames: %s", td.point.Name, s)
 		}
 	}
@@ -572,37 +598,55 @@ type icmpKey struct {
 
 // tsharkEchoes reads the ICMP echoes of one echo id from a capture file:
 // (type, seq) → stamp in ns. A second sighting of the same key is an error.
-func tsharkEchoes(t *testing.T, file string, id uint64) map[icmpKey]int64 {
-	t.Helper()
+func tsharkEchoes(file string, id uint64) (map[icmpKey]int64, error) {
 	out, err := exec.Command("tshark", "-r", file, "-T", "fields", "-Y", "icmp.type == 0 || icmp.type == 8",
 		"-e", "frame.time_epoch", "-e", "icmp.type", "-e", "icmp.ident", "-e", "icmp.seq").Output()
 	if err != nil {
-		t.Fatalf("tshark -r %s: %v", file, err)
+		return nil, fmt.Errorf("tshark -r %s: %w", file, err)
 	}
 	m := map[icmpKey]int64{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Split(sc.Text(), "\t")
 		if len(f) != 4 {
-			t.Fatalf("tshark %s: line %q", file, sc.Text())
+			return nil, fmt.Errorf("tshark %s: line %q", file, sc.Text())
 		}
 		ident, err1 := strconv.ParseUint(f[2], 0, 16)
 		typ, err2 := strconv.ParseUint(f[1], 10, 8)
 		seq, err3 := strconv.ParseUint(f[3], 0, 16)
 		ns, err4 := epochToNs(f[0])
 		if err := firstErr(err1, err2, err3, err4); err != nil {
-			t.Fatalf("tshark %s: line %q: %v", file, sc.Text(), err)
+			return nil, fmt.Errorf("tshark %s: line %q: %w", file, sc.Text(), err)
 		}
 		if ident != id {
 			continue
 		}
 		k := icmpKey{typ, seq}
 		if _, dup := m[k]; dup {
-			t.Errorf("%s: ICMP type %d seq %d seen twice", file, typ, seq)
+			return nil, fmt.Errorf("%s: ICMP type %d seq %d seen twice", file, typ, seq)
 		}
 		m[k] = ns
 	}
-	return m
+	return m, nil
+}
+
+// tsharkAll runs tsharkEchoes on every file at once: tshark's start-up
+// dominates, and the files are independent.
+func tsharkAll(t *testing.T, files []string, id uint64) []map[icmpKey]int64 {
+	t.Helper()
+	res := make([]map[icmpKey]int64, len(files))
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Go(func() { res[i], errs[i] = tsharkEchoes(f, id) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res
 }
 
 func firstErr(errs ...error) error {

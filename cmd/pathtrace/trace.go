@@ -194,6 +194,11 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 		defer prober.Close()
 	}
 
+	var names []string
+	for _, p := range lr.points {
+		names = append(names, p.Name)
+	}
+	counters := newPointCounters(o.ErrOut, o.Quiet, names)
 	capCtx, stopCapture := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCapture()
 	armed := make(chan struct{})
@@ -212,6 +217,7 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 			mu.Lock()
 			lr.frames[point] = append(lr.frames[point], rf)
 			mu.Unlock()
+			counters.frame(point)
 			if ev != nil {
 				ev.frame(point, rf)
 			}
@@ -220,6 +226,7 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	select {
 	case <-armed:
 	case <-done:
+		counters.done()
 		return nil, runErr
 	}
 
@@ -238,6 +245,7 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	lr.end = time.Now()
 	stopCapture()
 	<-done
+	counters.done()
 	if runErr != nil {
 		return nil, runErr
 	}

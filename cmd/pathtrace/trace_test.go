@@ -37,7 +37,7 @@ func TestTraceLab(t *testing.T) {
 
 	r := runTrace(t, traceCtx(t), "--src", cfg.Prefix+"pod1", "--dst", cfg.Prefix+"pod2", "-c", "5", "-f", "json")
 	if r.Code != exitOK || r.Doc == nil {
-		t.Fatalf("exit %d, want 0\nstderr: %s\n%.3000s", r.Code, r.Stderr, r.Stdout)
+		t.Fatalf("exit %d, want 0\n%s", r.Code, r.describe())
 	}
 	d := r.Doc
 	if got := d.pointNames(); !slices.Equal(got, path) {
@@ -87,7 +87,7 @@ func TestTraceCNINode(t *testing.T) {
 		t.Run("by "+map[bool]string{true: "ip", false: "name"}[ends[0] == p1.IP.String()], func(t *testing.T) {
 			r := runTrace(t, traceCtx(t), "--src", ends[0], "--dst", ends[1], "-c", "3", "-i", "100ms", "--timeout", "500ms", "-f", "json")
 			if r.Code != exitOK || r.Doc == nil {
-				t.Fatalf("exit %d, want 0\nstderr: %s\n%.3000s", r.Code, r.Stderr, r.Stdout)
+				t.Fatalf("exit %d, want 0\n%s", r.Code, r.describe())
 			}
 			d := r.Doc
 			if got := d.pointNames(); !slices.Equal(got, path) {
@@ -131,7 +131,7 @@ func TestTraceAgainstTcpdump(t *testing.T) {
 	}
 	stopTcpdump(t, tds)
 	if r.Code != exitOK || r.Doc == nil {
-		t.Fatalf("exit %d, want 0\nstderr: %s\n%.3000s", r.Code, r.Stderr, r.Stdout)
+		t.Fatalf("exit %d, want 0\n%s", r.Code, r.describe())
 	}
 	d := r.Doc
 	checkEchoes(t, d, 5, specNames(points))
@@ -141,40 +141,45 @@ func TestTraceAgainstTcpdump(t *testing.T) {
 	}
 	id := *reqs[0].ID
 
+	// What tcpdump saw, and the evidence pcaps when they were written.
+	var files []string
+	for _, td := range tds {
+		files = append(files, td.file)
+	}
+	if evidence {
+		for _, p := range points {
+			files = append(files, filepath.Join(outDir, p.Name+".cap"))
+		}
+	}
+	seen := tsharkAll(t, files, id)
 	var diffs []int64
-	compare := func(what string, got map[icmpKey]int64, td *tcpdumpAt) {
-		want := tsharkEchoes(t, td.file, id)
+	compare := func(point, what string, got, want map[icmpKey]int64) {
 		if len(want) != 10 {
-			t.Errorf("%s: tcpdump saw %d echoes of id %d, want 10", td.point.Name, len(want), id)
+			t.Errorf("%s: tcpdump saw %d echoes of id %d, want 10", point, len(want), id)
 		}
 		for k, ts := range want {
 			ps, ok := got[k]
 			if !ok {
-				t.Errorf("%s: tcpdump saw ICMP type %d seq %d, %s did not", td.point.Name, k.Type, k.Seq, what)
+				t.Errorf("%s: tcpdump saw ICMP type %d seq %d, %s did not", point, k.Type, k.Seq, what)
 				continue
 			}
 			diff := max(ps-ts, ts-ps)
 			diffs = append(diffs, diff)
 			if diff > 10_000 {
 				t.Errorf("%s: ICMP type %d seq %d: %s stamp %d, tcpdump %d: %d ns apart, want ≤ 10 µs",
-					td.point.Name, k.Type, k.Seq, what, ps, ts, diff)
+					point, k.Type, k.Seq, what, ps, ts, diff)
 			}
 		}
 		for k := range got {
 			if _, ok := want[k]; !ok {
-				t.Errorf("%s: %s has ICMP type %d seq %d, tcpdump did not see it", td.point.Name, what, k.Type, k.Seq)
+				t.Errorf("%s: %s has ICMP type %d seq %d, tcpdump did not see it", point, what, k.Type, k.Seq)
 			}
 		}
 	}
-	for _, td := range tds {
-		compare("the JSON", jsonEchoes(t, d, td.point.Name), td)
+	for i, p := range points {
+		compare(p.Name, "the JSON", jsonEchoes(t, d, p.Name), seen[i])
 		if evidence {
-			file := filepath.Join(outDir, td.point.Name+".cap")
-			if _, err := os.Stat(file); err != nil {
-				t.Errorf("evidence for %s: %v", td.point.Name, err)
-				continue
-			}
-			compare("the evidence pcap", tsharkEchoes(t, file, id), td)
+			compare(p.Name, "the evidence pcap", seen[len(points)+i], seen[i])
 		}
 	}
 	if len(diffs) > 0 {
@@ -198,7 +203,8 @@ func TestTracePassivePing(t *testing.T) {
 		done <- runTrace(t, ctx, "--src", l.Pods[0].Name, "--dst", l.Pods[1].Name, "--passive", "--duration", "3s", "-f", "json")
 	}()
 	// Armed: a bound capture socket on each point's interface.
-	deadline := time.Now().Add(2 * time.Second)
+	start := time.Now()
+	deadline := start.Add(2 * time.Second)
 	for _, p := range points {
 		link, err := linkIn("/run/netns/"+p.Netns, p.Ifname)
 		if err != nil {
@@ -219,12 +225,13 @@ func TestTracePassivePing(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	t.Logf("capture sockets bound at every point after %v", time.Since(start).Round(time.Millisecond))
 	time.Sleep(200 * time.Millisecond) // filters attach after bind
 	mustRun(t, inNetns(ctx, l.Pods[0].Name, "ping", "-c", "3", "-i", "0.2", "-W", "1", l.Pods[1].IP.String()))
 
 	r := <-done
 	if r.Code != exitOK || r.Doc == nil {
-		t.Fatalf("exit %d, want 0\nstderr: %s\n%.3000s", r.Code, r.Stderr, r.Stdout)
+		t.Fatalf("exit %d, want 0\n%s", r.Code, r.describe())
 	}
 	checkEchoes(t, r.Doc, 3, specNames(points))
 	if r.Doc.Live == nil || r.Doc.Live.Sent != 0 {
@@ -247,7 +254,7 @@ func TestTraceRouted(t *testing.T) {
 
 	r := runTrace(t, traceCtx(t), "--src", p1.Name, "--dst", p3.Name, "-c", "3", "-i", "100ms", "--timeout", "500ms", "-f", "json")
 	if r.Code != exitOK || r.Doc == nil {
-		t.Fatalf("exit %d, want 0\nstderr: %s\n%.3000s", r.Code, r.Stderr, r.Stdout)
+		t.Fatalf("exit %d, want 0\n%s", r.Code, r.describe())
 	}
 	d := r.Doc
 	if got := d.pointNames(); !slices.Equal(got, path) {
@@ -298,7 +305,7 @@ func TestTraceBridgeDrop(t *testing.T) {
 
 	r := runTrace(t, ctx, "--src", l.Pods[0].Name, "--dst", l.Pods[1].Name, "-c", "3", "-i", "100ms", "--timeout", "500ms", "-f", "json")
 	if r.Code != exitFindings || r.Doc == nil {
-		t.Fatalf("exit %d, want 1\nstderr: %s\n%.3000s", r.Code, r.Stderr, r.Stdout)
+		t.Fatalf("exit %d, want 1\n%s", r.Code, r.describe())
 	}
 	d := r.Doc
 	reqs := d.ofType("echo-request")
@@ -387,7 +394,7 @@ func nodeInCurrentChild(t *testing.T, spec string) {
 		t.Fatal(err)
 	}
 	if r.Code != exitOK {
-		t.Fatalf("exit %d, want 0\nstderr: %s", r.Code, r.Stderr)
+		t.Fatalf("exit %d, want 0\n%s", r.Code, r.describe())
 	}
 }
 

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pathtrace/pathtrace/capture"
+)
+
+// BenchmarkAnalyzePipeline drives the pipeline `pathtrace analyze` uses
+// (bundle → merger → decoder → correlator, default table limit) over a
+// 9× replicated flood-wrap set (three points, seq wraps); frames/s is the
+// figure to watch. TestAnalyzeSteadyStateAllocs checks allocations.
+func BenchmarkAnalyzePipeline(b *testing.B) {
+	inputs := replicate(b, b.TempDir(), 9)
+	frames := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := analyzeInputs(context.Background(), inputs, nil, 0, time.Second, time.Duration(capture.DefaultReorder), false, 20, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames += res.Summary.Frames
+	}
+	b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "frames/s")
+}
