@@ -178,8 +178,12 @@ func (t *textWriter) render(d Document) {
 	if len(r.Anomalies) > 0 {
 		t.line("")
 		t.line("Anomalies")
-		rows := make([][]string, len(r.Anomalies))
-		for i, a := range r.Anomalies {
+		list := r.Anomalies
+		if !t.o.Detail {
+			list = mergeAnomalies(list)
+		}
+		rows := make([][]string, len(list))
+		for i, a := range list {
 			rows[i] = anomalyCells(a)
 		}
 		t.table(anomalyHeader, rows, 3)

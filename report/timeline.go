@@ -114,9 +114,10 @@ func macSenders(o owners, p correlate.PointRep) string {
 	var items []string
 	seen := map[string]bool{}
 	for _, m := range p.MACs {
-		who := m.Owner
+		// The merged owners first: discovery read the kernel.
+		who := o[strings.ToLower(m.MAC)]
 		if who == "" {
-			who = o[strings.ToLower(m.MAC)]
+			who = m.Owner
 		}
 		s := m.MAC
 		if who != "" {
@@ -219,6 +220,9 @@ func (t *textWriter) timeline(d Document) {
 		line, overflow := lay.row(&rows[i])
 		t.line("%s", strings.TrimRight(line, " "))
 		var notes []string
+		if utf8.RuneCountInString(rows[i].label) > lay.labelW {
+			notes = append(notes, rows[i].label)
+		}
 		for _, n := range t.matrixNotes(&rows[i], overflow, macPairs, lay.dec) {
 			// Said once is enough: the cells of later rows show the same.
 			if !shownNotes[n] {
@@ -585,17 +589,21 @@ type matrixLayout struct {
 func fitMatrix(names []string, rows []matrixRow, width int) *matrixLayout {
 	type knobs struct {
 		sep, psep, dec, stamp int
-		trunc, cutLabel       bool
+		trunc                 bool
+		minLabel              int // 0: labels whole
 	}
+	// minLabel keeps "icmp echo-request seq=1" whole until the last try.
+	const minLabel = 23
 	tries := []knobs{
-		{2, 2, 3, 9, false, false},
-		{2, 1, 3, 9, false, false},
-		{1, 1, 3, 9, false, false},
-		{1, 1, 3, 9, true, false},
-		{1, 1, 1, 9, true, false},
-		{1, 1, 0, 9, true, false},
-		{1, 1, 0, 6, true, false},
-		{1, 1, 0, 6, true, true},
+		{2, 2, 3, 9, false, 0},
+		{2, 1, 3, 9, false, 0},
+		{1, 1, 3, 9, false, 0},
+		{1, 1, 3, 9, false, minLabel},
+		{1, 1, 3, 9, true, minLabel},
+		{1, 1, 1, 9, true, minLabel},
+		{1, 1, 0, 9, true, minLabel},
+		{1, 1, 0, 6, true, minLabel},
+		{1, 1, 0, 6, true, 8},
 	}
 	longest := 0
 	for _, n := range names {
@@ -608,6 +616,13 @@ func fitMatrix(names []string, rows []matrixRow, width int) *matrixLayout {
 	}
 	for _, k := range tries {
 		l.sep, l.psep, l.dec, l.stampDigits, l.headerCap, l.labelMax = k.sep, k.psep, k.dec, k.stamp, 0, 0
+		if k.minLabel > 0 {
+			// A long label (addresses off the main pair) is cut; the
+			// row's notes spell it out.
+			l.measure()
+			over := l.fixed() + l.flagRoom() - width
+			l.labelMax = max(k.minLabel, l.labelW-max(over, 0))
+		}
 		if fits() {
 			return l
 		}
@@ -618,11 +633,6 @@ func fitMatrix(names []string, rows []matrixRow, width int) *matrixLayout {
 					return l
 				}
 			}
-		}
-		if k.cutLabel {
-			over := l.fixed() + l.flagRoom() - width
-			l.labelMax = max(12, l.labelW-over)
-			l.measure()
 		}
 	}
 	return l
@@ -646,7 +656,7 @@ func (l *matrixLayout) flagRoom() int {
 	if need == 0 {
 		return 0
 	}
-	return l.psep + min(need, 20)
+	return l.psep + max(len("FLAGS"), min(need, 20))
 }
 
 func (l *matrixLayout) measure() {
@@ -745,9 +755,15 @@ func (l *matrixLayout) headers() []string {
 		out[c] = truncRunes(n, l.pointW[c])
 		count[out[c]]++
 	}
+	mid := map[string]int{}
 	for c, n := range l.names {
 		if count[out[c]] > 1 && out[c] != n {
-			out[c] = truncMiddle(n, l.pointW[c])
+			mid[truncMiddle(n, l.pointW[c])]++
+		}
+	}
+	for c, n := range l.names {
+		if m := truncMiddle(n, l.pointW[c]); count[out[c]] > 1 && out[c] != n && mid[m] == 1 {
+			out[c] = m
 		}
 	}
 	return out
@@ -775,7 +791,7 @@ func (l *matrixLayout) row(r *matrixRow) (string, []string) {
 	if len(r.tr.Hops) > 0 {
 		stamp = clock(r.tr.Hops[0].Time, l.stampDigits)
 	}
-	b.WriteString(" " + pad(r.num, l.numW, false) + l.gap() + pad(truncRunes(r.label, l.labelW), l.labelW, false) +
+	b.WriteString(" " + pad(r.num, l.numW, false) + l.gap() + pad(cutLabel(r.label, l.labelW), l.labelW, false) +
 		l.gap() + r.arrow + l.gap() + pad(stamp, l.stampW, false))
 	cells, total := l.cells(r)
 	for c, s := range cells {
@@ -865,4 +881,37 @@ func truncMiddle(s string, w int) string {
 	head := (w - 1) / 2
 	tail := w - 1 - head
 	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}
+
+// cutLabel cuts a label to w runes at a word boundary, marked with "…".
+func cutLabel(s string, w int) string {
+	if utf8.RuneCountInString(s) <= w {
+		return s
+	}
+	r := []rune(s)
+	for i := w - 2; i > 0; i-- {
+		if r[i] == ' ' {
+			return string(r[:i]) + " …"
+		}
+	}
+	return truncRunes(s, w)
+}
+
+// mergeAnomalies folds anomalies that differ only by point (a hairpin
+// reflection seen at pod1-veth and at pod1) into one row: the message is
+// the same, so one line says it.
+func mergeAnomalies(as []correlate.Anomaly) []correlate.Anomaly {
+	var out []correlate.Anomaly
+	at := map[string]int{}
+	for _, a := range as {
+		k := a.Kind + "\x00" + a.Severity + "\x00" + a.Message + "\x00" + fmt.Sprint(a.Traces)
+		if i, ok := at[k]; ok && a.Point != "" && out[i].Point != "" {
+			out[i].Point += "," + a.Point
+			out[i].Count += a.Count
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, a)
+	}
+	return out
 }

@@ -217,21 +217,42 @@ type traceRun struct {
 // thread is back in the test's namespace afterwards and decodes JSON output.
 func runTrace(t *testing.T, ctx context.Context, args ...string) *traceRun {
 	t.Helper()
+	return startTrace(t, ctx, args...)()
+}
+
+// startTrace runs the command line in a goroutine; the returned function
+// waits for it and must be called from the test's goroutine.
+func startTrace(t *testing.T, ctx context.Context, args ...string) func() *traceRun {
+	t.Helper()
 	home := netnsLink(t)
-	var out, errb bytes.Buffer
-	start := time.Now()
-	code := run(ctx, args, &out, &errb)
-	t.Logf("pathtrace %s: exit %d in %v", strings.Join(args, " "), code, time.Since(start).Round(time.Millisecond))
-	r := &traceRun{Code: code, Stdout: out.String(), Stderr: errb.String()}
-	checkThreadsHome(t, home)
-	if slices.Contains(args, "json") && out.Len() > 0 {
-		var d liveDoc
-		if err := json.Unmarshal(out.Bytes(), &d); err != nil {
-			t.Fatalf("decode pathtrace JSON: %v\nstderr: %s\n%.3000s", err, r.Stderr, r.Stdout)
-		}
-		r.Doc = &d
+	type outcome struct {
+		code      int
+		out, errb bytes.Buffer
+		elapsed   time.Duration
 	}
-	return r
+	done := make(chan *outcome, 1)
+	go func() {
+		o := &outcome{}
+		start := time.Now()
+		o.code = run(ctx, args, &o.out, &o.errb)
+		o.elapsed = time.Since(start)
+		done <- o
+	}()
+	return func() *traceRun {
+		t.Helper()
+		o := <-done
+		t.Logf("pathtrace %s: exit %d in %v", strings.Join(args, " "), o.code, o.elapsed.Round(time.Millisecond))
+		r := &traceRun{Code: o.code, Stdout: o.out.String(), Stderr: o.errb.String()}
+		checkThreadsHome(t, home)
+		if slices.Contains(args, "json") && o.out.Len() > 0 {
+			var d liveDoc
+			if err := json.Unmarshal(o.out.Bytes(), &d); err != nil {
+				t.Fatalf("decode pathtrace JSON: %v\nstderr: %s\n%.3000s", err, r.Stderr, r.Stdout)
+			}
+			r.Doc = &d
+		}
+		return r
+	}
 }
 
 // describe is what a failed expectation needs to see: stderr, the verdict,

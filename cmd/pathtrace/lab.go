@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -104,7 +105,7 @@ removes everything a lab made, also after pathtrace was killed.`,
 				return &exitError{exitUsage, err}
 			}
 			l, err := lab.Status(cfg)
-			if err != nil {
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return &exitError{exitUsage, fmt.Errorf("lab status: %w", err)}
 			}
 			if l == nil {

@@ -198,22 +198,21 @@ func TestTracePassivePing(t *testing.T) {
 	points := labPath(l, l.Pods[0], l.Pods[1])
 	ctx := traceCtx(t)
 
-	done := make(chan *traceRun, 1)
-	go func() {
-		done <- runTrace(t, ctx, "--src", l.Pods[0].Name, "--dst", l.Pods[1].Name, "--passive", "--duration", "3s", "-f", "json")
-	}()
+	wait := startTrace(t, ctx, "--src", l.Pods[0].Name, "--dst", l.Pods[1].Name, "--passive", "--duration", "3s", "-f", "json")
 	// Armed: a bound capture socket on each point's interface.
 	start := time.Now()
 	deadline := start.Add(2 * time.Second)
 	for _, p := range points {
 		link, err := linkIn("/run/netns/"+p.Netns, p.Ifname)
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			break
 		}
 		for {
 			n, err := packetSocketsArmed("/run/netns/"+p.Netns, link.Attrs().Index)
 			if err != nil {
-				t.Fatal(err)
+				t.Error(err)
+				break
 			}
 			if n > 0 {
 				break
@@ -227,9 +226,12 @@ func TestTracePassivePing(t *testing.T) {
 	}
 	t.Logf("capture sockets bound at every point after %v", time.Since(start).Round(time.Millisecond))
 	time.Sleep(200 * time.Millisecond) // filters attach after bind
-	mustRun(t, inNetns(ctx, l.Pods[0].Name, "ping", "-c", "3", "-i", "0.2", "-W", "1", l.Pods[1].IP.String()))
-
-	r := <-done
+	ping := inNetns(ctx, l.Pods[0].Name, "ping", "-c", "3", "-i", "0.2", "-W", "1", l.Pods[1].IP.String())
+	out, perr := ping.CombinedOutput()
+	r := wait() // before any Fatal: the capture must end before the lab goes
+	if perr != nil {
+		t.Fatalf("ping: %v\n%s", perr, out)
+	}
 	if r.Code != exitOK || r.Doc == nil {
 		t.Fatalf("exit %d, want 0\n%s", r.Code, r.describe())
 	}

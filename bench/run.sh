@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# run.sh — the issue #5 benchmark: build a large capture set in the lab (flood
+# ping pod1 → pod2 captured by tcpdump at the five points), then time, in the
+# same run and on the same files, `tcpdump -nn -e -tt -r`, `tshark -r` and
+# `pathtrace analyze` (table and JSON), with peak RSS; check the JSON's traces
+# (counts, one hop per point, no merged probes across the ICMP seq wrap) and
+# compare them with the in-memory reference (bench/refcheck); profile.
+#
+# Usage: sudo bench/run.sh            (see bench/README.md)
+#   BENCH_DIR=dir   data, binaries, results (default /tmp/pathtrace-bench; never the repo)
+#   PINGS=200000    echoes in the 1x set; the 5x set has 5*PINGS
+#   FIVEX=capture   5x set: capture (real flood ping) | concat (editcap -t + mergecap -a
+#                   of five time-shifted copies of the 1x set) | skip
+#   REUSE=0         1: reuse sets a previous run left complete in BENCH_DIR
+#   REPEAT=3        timed runs per tool and set (interleaved); the table shows the fastest
+#   TSHARK_5X=0     1: also time tshark on the 5x set (slow)
+#   REF_5X=0        1: also run the in-memory reference on the 5x set (needs ~5 GB)
+#   PROFILE=1       0: skip the CPU profile (go test -bench in bench/ + pprof)
+#   TCPDUMP_BUFFER=32768  tcpdump -B (KiB); the default 2 MiB ring drops at flood rates
+#   PATHTRACE=bin   use this binary instead of building ./cmd/pathtrace
+#
+# Everything runs in namespaces ptbench-*; the EXIT trap stops the captures
+# and pings and removes the lab, also on failure. Needs root, tcpdump, tshark,
+# capinfos, editcap, mergecap, jq, go, ping, /usr/bin/time (apt: time).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+BENCH_DIR=${BENCH_DIR:-/tmp/pathtrace-bench}
+PREFIX=ptbench- SUBNET=10.93.1.0/24
+PINGS=${PINGS:-200000}
+FIVEX=${FIVEX:-capture}
+REUSE=${REUSE:-0}
+REPEAT=${REPEAT:-3}
+TSHARK_5X=${TSHARK_5X:-0}
+REF_5X=${REF_5X:-0}
+PROFILE=${PROFILE:-1}
+TCPDUMP_BUFFER=${TCPDUMP_BUFFER:-32768}
+STOP_WAIT=1.5 # past tcpdump's 1 s ring-block timeout, so the last frames are written
+FILES=(pod1.cap pod1-veth.cap cni0.cap pod2-veth.cap pod2.cap)
+
+case $BENCH_DIR in "$ROOT" | "$ROOT"/*) echo "BENCH_DIR must be outside the repository" >&2; exit 2 ;; esac
+
+CAP_PIDS=()
+PING_PIDS=()
+LAB_UP=0
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+cleanup() {
+	local rc=$? p
+	trap - EXIT INT TERM
+	for p in "${PING_PIDS[@]}" "${CAP_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+	for p in "${PING_PIDS[@]}" "${CAP_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	if ((LAB_UP)); then "$PT" lab down --prefix "$PREFIX" --subnet "$SUBNET" >/dev/null 2>&1 || log "lab down failed"; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[[ $(id -u) == 0 ]] || die "must run as root (network namespaces)"
+for c in tcpdump tshark capinfos editcap mergecap jq go ping ip; do
+	command -v "$c" >/dev/null || die "missing command $c"
+done
+if [[ ! -x /usr/bin/time ]]; then
+	log "installing GNU time (apt)"
+	apt-get install -y -q time >/dev/null || die "apt-get install time failed"
+fi
+
+mkdir -p "$BENCH_DIR/bin" "$BENCH_DIR/work"
+WORK=$BENCH_DIR/work
+PT=${PATHTRACE:-$BENCH_DIR/bin/pathtrace}
+REFCHECK=$BENCH_DIR/bin/refcheck
+log "building in $ROOT"
+if [[ -z ${PATHTRACE:-} ]]; then
+	(cd "$ROOT" && CGO_ENABLED=0 go build -o "$PT" ./cmd/pathtrace) || die "build pathtrace"
+fi
+(cd "$ROOT" && CGO_ENABLED=0 go build -o "$REFCHECK" ./bench/refcheck) || die "build refcheck"
+
+# --- the lab and the capture sets -------------------------------------------------
+
+lab_up() {
+	"$PT" lab down --prefix "$PREFIX" --subnet "$SUBNET" >/dev/null 2>&1 || true
+	LAB_UP=1
+	"$PT" lab up --prefix "$PREFIX" --subnet "$SUBNET" >/dev/null || die "lab up"
+	local st
+	st=$("$PT" lab status --prefix "$PREFIX" --subnet "$SUBNET" --json) || die "lab status"
+	NODE=$(jq -r .node <<<"$st")
+	POD1=$(jq -r '.pods[0].name' <<<"$st") POD2=$(jq -r '.pods[1].name' <<<"$st")
+	V1=$(jq -r '.pods[0].host_veth' <<<"$st") V2=$(jq -r '.pods[1].host_veth' <<<"$st")
+	DST=$(jq -r '.pods[1].ip' <<<"$st")
+}
+
+# cap NAME NS IFACE FILE [tcpdump args]
+cap() {
+	local name=$1 ns=$2 ifc=$3 file=$4
+	shift 4
+	ip netns exec "$ns" tcpdump --time-stamp-precision=nano -U -n -B "$TCPDUMP_BUFFER" -i "$ifc" -w "$file" "$@" 2>"$WORK/$name.err" &
+	CAP_PIDS+=($!)
+}
+
+# capture_set DIR COUNT: five tcpdumps around one flood ping of COUNT echoes.
+# A set whose tcpdumps report a kernel drop, or that lacks an echo, is rebuilt.
+capture_set() {
+	local dir=$1 count=$2 attempt j bad p name captured received dropped req total
+	for attempt in 1 2 3; do
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		CAP_PIDS=()
+		cap pod1 "$POD1" eth0 "$dir/pod1.cap" -p
+		cap pod1-veth "$NODE" "$V1" "$dir/pod1-veth.cap" -p
+		cap cni0 "$NODE" cni0 "$dir/cni0.cap" # promiscuous: bridged unicast shows on cni0
+		cap pod2-veth "$NODE" "$V2" "$dir/pod2-veth.cap" -p
+		cap pod2 "$POD2" eth0 "$dir/pod2.cap" -p
+		for ((j = 0; j < 100; j++)); do
+			bad=0
+			for name in pod1 pod1-veth cni0 pod2-veth pod2; do
+				grep -q 'listening on' "$WORK/$name.err" || bad=1
+			done
+			((bad == 0)) && break
+			sleep 0.1
+		done
+		((bad == 0)) || die "tcpdumps not listening after 10 s: $(cat "$WORK"/*.err)"
+		for p in "$POD1" "$POD2" "$NODE"; do ip -n "$p" neigh flush all 2>/dev/null || true; done
+		log "$(basename "$dir"): attempt $attempt: ping -f -c $count -s 56 $DST"
+		ip netns exec "$POD1" ping -q -f -c "$count" -s 56 "$DST" >"$WORK/ping.out" 2>&1 || true
+		grep -E 'transmitted|rtt' "$WORK/ping.out" >&2 || true
+		sleep "$STOP_WAIT"
+		for p in "${CAP_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+		for p in "${CAP_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+		CAP_PIDS=()
+		bad=0 total=0
+		: >"$dir/capture-stats.txt"
+		for name in pod1 pod1-veth cni0 pod2-veth pod2; do
+			captured=$(awk '/packets? captured/ {print $1}' "$WORK/$name.err")
+			received=$(awk '/packets? received by filter/ {print $1}' "$WORK/$name.err")
+			dropped=$(awk '/packets? dropped by kernel/ {print $1}' "$WORK/$name.err")
+			echo "$name: $captured captured, $received received by filter, $dropped dropped by kernel" | tee -a "$dir/capture-stats.txt" >&2
+			[[ $dropped == 0 ]] || bad=1
+			total=$((total + ${captured:-0}))
+		done
+		req=$(tcpdump -r "$dir/pod1.cap" -nn 'icmp[icmptype]==8' 2>/dev/null | wc -l)
+		echo "echo requests at pod1: $req (ping: $(grep transmitted "$WORK/ping.out"))" >>"$dir/capture-stats.txt"
+		[[ $req == "$count" ]] || { log "pod1 saw $req echo requests, want $count"; bad=1; }
+		if ((bad == 0)); then
+			echo "$total" >"$dir/frames"
+			echo "$req" >"$dir/requests"
+			cp "$WORK/ping.out" "$dir/ping.out"
+			return 0
+		fi
+		log "$(basename "$dir"): kernel drops or missing echoes: rebuilding"
+	done
+	die "$(basename "$dir"): captures dropped packets three times"
+}
+
+# concat_set SRC DST N: N copies of SRC, each shifted past the previous one.
+concat_set() {
+	local src=$1 dst=$2 n=$3 f i span parts
+	rm -rf "$dst"
+	mkdir -p "$dst"
+	span=$(capinfos -T -r -u "$src/pod1.cap" | awk -F'\t' '{printf "%d", $2 + 2}')
+	for f in "${FILES[@]}"; do
+		parts=()
+		for ((i = 0; i < n; i++)); do
+			editcap -F nsecpcap -t $((i * span)) "$src/$f" "$WORK/part$i.cap"
+			parts+=("$WORK/part$i.cap")
+		done
+		mergecap -F nsecpcap -a -w "$dst/$f" "${parts[@]}"
+		rm -f "${parts[@]}"
+	done
+	echo $(($(cat "$src/frames") * n)) >"$dst/frames"
+	echo $(($(cat "$src/requests") * n)) >"$dst/requests"
+	echo "concatenated: $n copies of $src shifted by $span s each (editcap -t, mergecap -a)" >"$dst/capture-stats.txt"
+}
+
+set_ok() { [[ -s $1/frames && -s $1/requests ]] && for f in "${FILES[@]}"; do [[ -s $1/$f ]] || return 1; done; }
+
+SET1=$BENCH_DIR/set1x SET5=$BENCH_DIR/set5x
+if [[ $REUSE == 1 ]] && set_ok "$SET1"; then
+	log "reusing $SET1"
+else
+	lab_up
+	capture_set "$SET1" "$PINGS"
+fi
+SETS=("$SET1")
+case $FIVEX in
+capture)
+	if [[ $REUSE == 1 ]] && set_ok "$SET5"; then
+		log "reusing $SET5"
+	else
+		[[ ${NODE:-} ]] || lab_up
+		capture_set "$SET5" $((5 * PINGS))
+	fi
+	SETS+=("$SET5")
+	;;
+concat)
+	if [[ $REUSE == 1 ]] && set_ok "$SET5"; then log "reusing $SET5"; else concat_set "$SET1" "$SET5" 5; fi
+	SETS+=("$SET5")
+	;;
+skip) ;;
+*) die "FIVEX=$FIVEX: want capture, concat or skip" ;;
+esac
+if ((LAB_UP)); then
+	"$PT" lab down --prefix "$PREFIX" --subnet "$SUBNET" >/dev/null || log "lab down failed"
+	LAB_UP=0
+fi
+
+# --- timing ---------------------------------------------------------------------
+
+RES=$BENCH_DIR/results.tsv
+printf 'tool\tinput\tframes\tseconds\tframes_s\tvs_tcpdump\tpeak_rss_mib\truns\n' >"$RES"
+
+# timeit OUT CMD... → T_SEC T_KB; exit status 1 (analyze: findings) counts as success.
+timeit() {
+	local out=$1 rc=0
+	shift
+	/usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$out" 2>"$WORK/stderr" || rc=$?
+	((rc <= 1)) || die "$* failed ($rc): $(tail -3 "$WORK/stderr")"
+	read -r T_SEC T_KB < <(tail -1 "$WORK/time")
+}
+
+declare -A BEST RSS RUNS
+record() { # key
+	local k=$1
+	if [[ -z ${BEST[$k]:-} ]] || awk -v a="$T_SEC" -v b="${BEST[$k]}" 'BEGIN {exit !(a < b)}'; then BEST[$k]=$T_SEC; fi
+	((${RSS[$k]:-0} >= T_KB)) || RSS[$k]=$T_KB
+	RUNS[$k]=$((${RUNS[$k]:-0} + 1))
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for set in "${SETS[@]}"; do
+	name=$(basename "$set")
+	paths=()
+	for f in "${FILES[@]}"; do paths+=("$set/$f"); done
+	for ((r = 1; r <= REPEAT; r++)); do
+		log "$name: run $r/$REPEAT"
+		timeit /dev/null bash -c 'for f; do tcpdump -nn -e -tt -r "$f"; done' _ "${paths[@]}"
+		record "tcpdump|$name"
+		timeit /dev/null "$PT" analyze -q "${paths[@]}"
+		record "pathtrace table|$name"
+		timeit /dev/null "$PT" analyze -q -f json "${paths[@]}"
+		record "pathtrace json|$name"
+	done
+	if [[ $name == set1x || $TSHARK_5X == 1 ]]; then
+		log "$name: tshark"
+		timeit /dev/null bash -c 'for f; do tshark -r "$f"; done' _ "${paths[@]}"
+		record "tshark|$name"
+	fi
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+for set in "${SETS[@]}"; do
+	name=$(basename "$set")
+	frames=$(cat "$set/frames")
+	for tool in tcpdump tshark "pathtrace table" "pathtrace json"; do
+		k="$tool|$name"
+		[[ -n ${BEST[$k]:-} ]] || continue
+		awk -v OFS='\t' -v tool="$tool" -v in="$name" -v fr="$frames" -v s="${BEST[$k]}" -v td="${BEST[tcpdump|$name]}" \
+			-v kb="${RSS[$k]}" -v n="${RUNS[$k]}" \
+			'BEGIN {print tool, in, fr, s, (s > 0 ? int(fr / s) : "-"), sprintf("%.2f", s / td), sprintf("%.1f", kb / 1024), n}' >>"$RES"
+	done
+done
+
+# --- correctness ----------------------------------------------------------------
+
+CHECKS=$BENCH_DIR/checks.txt
+: >"$CHECKS"
+FAIL=0
+for set in "${SETS[@]}"; do
+	name=$(basename "$set")
+	paths=()
+	for f in "${FILES[@]}"; do paths+=("$set/$f"); done
+	log "$name: checking the JSON"
+	json=$WORK/$name.json
+	rc=0
+	"$PT" analyze -q -f json "${paths[@]}" >"$json" || rc=$?
+	((rc <= 1)) || die "analyze -f json $name failed ($rc)"
+	frames=$(tac "$json" | awk '/"frames":/ {gsub(/[^0-9]/, ""); print; exit}')
+	want=$(cat "$set/frames")
+	if [[ $frames == "$want" ]]; then
+		echo "$name: summary.frames $frames = frames tcpdump captured: ok" >>"$CHECKS"
+	else
+		echo "$name: summary.frames $frames != $want frames tcpdump captured: FAIL" >>"$CHECKS"
+		FAIL=1
+	fi
+	echo "$name: verdict: $(tac "$json" | awk -F'"verdict": ' 'NF > 1 {print $2; exit}')" >>"$CHECKS"
+	noref=()
+	[[ $name == set1x || $REF_5X == 1 ]] || noref=(-noref)
+	if /usr/bin/time -f '%e %M' -o "$WORK/time" "$REFCHECK" -json "$json" -requests "$(cat "$set/requests")" "${noref[@]}" "${paths[@]}" >"$WORK/refcheck.out" 2>&1; then
+		sed "s/^/$name: /" "$WORK/refcheck.out" >>"$CHECKS"
+	else
+		sed "s/^/$name: FAIL: /" "$WORK/refcheck.out" >>"$CHECKS"
+		FAIL=1
+	fi
+	read -r s kb < <(tail -1 "$WORK/time")
+	echo "$name: refcheck ${noref[*]:-with reference} took $s s, peak RSS $((kb / 1024)) MiB; JSON $(($(stat -c %s "$json") >> 20)) MiB" >>"$CHECKS"
+	rm -f "$json"
+done
+
+# --- profile --------------------------------------------------------------------
+
+if [[ $PROFILE == 1 ]]; then
+	log "profiling analyze (table) on set1x"
+	(cd "$ROOT" && PATHTRACE_BENCH_SET=$SET1 go test -run '^$' -bench 'BenchmarkAnalyze/table' -benchtime 1x -benchmem \
+		-cpuprofile "$BENCH_DIR/cpu.prof" -o "$BENCH_DIR/bin/bench.test" ./bench/) >"$BENCH_DIR/bench.txt" 2>&1 ||
+		log "go test -bench failed: $(tail -5 "$BENCH_DIR/bench.txt")"
+	if [[ -s $BENCH_DIR/cpu.prof ]]; then
+		go tool pprof -top -nodecount 15 "$BENCH_DIR/bin/bench.test" "$BENCH_DIR/cpu.prof" >"$BENCH_DIR/pprof-top.txt" 2>/dev/null || true
+		go tool pprof -top -cum -nodecount 25 "$BENCH_DIR/bin/bench.test" "$BENCH_DIR/cpu.prof" >"$BENCH_DIR/pprof-cum.txt" 2>/dev/null || true
+	fi
+fi
+
+# --- report ---------------------------------------------------------------------
+
+{
+	echo "# pathtrace bench $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average before/after timing: $LOAD_BEFORE / $LOAD_AFTER"
+	echo "# pathtrace $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$( (cd "$ROOT" && git diff --quiet 2>/dev/null) || echo '+dirty'), tcpdump -B $TCPDUMP_BUFFER, best of $REPEAT runs (tshark: 1), output to /dev/null"
+	for set in "${SETS[@]}"; do
+		echo "# $(basename "$set"): $(du -sm "$set" | cut -f1) MB, $(cat "$set/frames") frames, $(cat "$set/requests") echo requests"
+		sed 's/^/#   /' "$set/capture-stats.txt"
+	done
+	column -t -s $'\t' "$RES"
+	echo
+	cat "$CHECKS"
+	if [[ -s $BENCH_DIR/pprof-top.txt ]]; then
+		echo
+		grep -E 'Benchmark|ns/op' "$BENCH_DIR/bench.txt" || true
+		cat "$BENCH_DIR/pprof-top.txt"
+	fi
+} | tee "$BENCH_DIR/report.txt"
+((FAIL == 0)) || die "correctness checks failed (see $CHECKS)"
