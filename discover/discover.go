@@ -368,3 +368,21 @@ func fillFDB(node candidate, p *Path) error {
 	}
 	return nil
 }
+
+// RefreshFDB re-reads the bridges' forwarding entries for the two endpoints'
+// MACs. Before a trace a bridge may not have learned them yet; after the
+// probes it has, and that is what a reader of the report wants to see.
+func RefreshFDB(p *Path) error {
+	p.FDB = p.FDB[:0]
+	seen := map[uint64]bool{}
+	for _, pt := range p.Points {
+		if pt.Role != "bridge" || seen[pt.Inode] {
+			continue
+		}
+		seen[pt.Inode] = true
+		if err := fillFDB(candidate{label: pt.Netns, path: pt.NetnsPath, inode: pt.Inode}, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}

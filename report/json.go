@@ -13,33 +13,72 @@ import (
 	"github.com/pathtrace/pathtrace/discover"
 )
 
-// JSON writes the Result's fields at the top level, then "discovery" and
-// "live" for a live run. Slices are [] rather than null so consumers (jq,
-// dashboards) need no null checks; traces are encoded one at a time so a
-// long capture is never held twice in memory as JSON.
+// JSON writes the whole document: "version", "traces", then the rest of
+// the Result ("points", "hop_latency", "anomalies", "warnings", "summary"),
+// then "discovery" and "live" for a live run. Slices are [] rather than null
+// so consumers (jq, dashboards) need no null checks.
 func JSON(w io.Writer, d Document) error {
+	if d.Result == nil {
+		return errors.New("report: no result to render")
+	}
+	s := NewJSONStream(w)
+	for i := range d.Result.Traces {
+		s.Trace(&d.Result.Traces[i])
+	}
+	return s.Finish(d)
+}
+
+// JSONStream writes the JSON document while the analysis runs: each trace
+// as the correlator emits it, the rest once it is known. Memory does not
+// grow with the number of traces. The traces come first because points'
+// coverage and the statistics are only known at the end.
+type JSONStream struct {
+	j      *jsonWriter
+	traces int
+}
+
+// NewJSONStream starts the document.
+func NewJSONStream(w io.Writer) *JSONStream {
+	s := &JSONStream{j: &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}}
+	s.j.raw("{\n")
+	s.j.field("version", correlate.SchemaVersion, false)
+	s.j.raw("  \"traces\": [")
+	return s
+}
+
+// Trace writes one trace; t may be reused by the caller afterwards.
+func (s *JSONStream) Trace(t *correlate.Trace) {
+	if s.traces > 0 {
+		s.j.raw(",")
+	}
+	s.j.raw("\n    ")
+	s.j.encode(normTrace(*t), 2)
+	s.traces++
+}
+
+// Finish writes everything but the traces (d.Result.Traces is ignored) and
+// flushes. It returns the first error of the whole stream.
+func (s *JSONStream) Finish(d Document) error {
 	r := d.Result
 	if r == nil {
 		return errors.New("report: no result to render")
 	}
-	j := &jsonWriter{w: bufio.NewWriter(w)}
-	version := r.Version
-	if version == 0 {
-		version = correlate.SchemaVersion
+	j := s.j
+	if s.traces > 0 {
+		j.raw("\n  ],\n")
+	} else {
+		j.raw("],\n")
 	}
-	j.raw("{\n")
-	j.field("version", version, false)
 	j.field("points", normPoints(r.Points), false)
-	j.traces(r.Traces)
 	j.field("hop_latency", nonNil(r.HopLatency), false)
 	j.field("anomalies", normAnomalies(r.Anomalies), false)
 	j.field("warnings", nonNil(r.Warnings), false)
-	s := r.Summary
-	if s.ByProto == nil {
-		s.ByProto = map[string]int{}
+	sum := r.Summary
+	if sum.ByProto == nil {
+		sum.ByProto = map[string]int{}
 	}
 	last := d.Path == nil && d.Live == nil
-	j.field("summary", s, last)
+	j.field("summary", sum, last)
 	if d.Path != nil {
 		j.field("discovery", normPath(*d.Path), d.Live == nil)
 	}
@@ -96,24 +135,6 @@ func (j *jsonWriter) field(name string, v any, last bool) {
 	} else {
 		j.raw(",\n")
 	}
-}
-
-func (j *jsonWriter) traces(ts []correlate.Trace) {
-	if len(ts) == 0 {
-		j.raw("  \"traces\": [],\n")
-		return
-	}
-	j.raw("  \"traces\": [\n")
-	for i := range ts {
-		j.raw("    ")
-		j.encode(normTrace(ts[i]), 2)
-		if i < len(ts)-1 {
-			j.raw(",\n")
-		} else {
-			j.raw("\n")
-		}
-	}
-	j.raw("  ],\n")
 }
 
 func nonNil[T any](s []T) []T {

@@ -83,7 +83,7 @@ func TestJSONOffline(t *testing.T) {
 	if err := JSON(&b, offline()); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(b.String(), "{\n  \"version\": 1,\n  \"points\": [\n    {\n      \"name\": \"pod1\",") {
+	if !strings.HasPrefix(b.String(), "{\n  \"version\": 1,\n  \"traces\": [\n    {\n      \"n\": 1,") {
 		t.Errorf("not indented by 2 spaces:\n%.200s", b.String())
 	}
 	m := decode(t, b.Bytes())

@@ -192,7 +192,11 @@ func (t *textWriter) render(d Document) {
 		t.line("")
 		t.line("Warnings")
 		for _, s := range r.Warnings {
-			t.line("  - %s", s)
+			if t.o.Detail {
+				t.line("  - %s", s)
+			} else {
+				t.wrapped(s, "  - ", "    ")
+			}
 		}
 	}
 	if d.Live != nil && len(d.Live.Evidence) > 0 {

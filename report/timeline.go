@@ -220,7 +220,7 @@ func (t *textWriter) timeline(d Document) {
 		line, overflow := lay.row(&rows[i])
 		t.line("%s", strings.TrimRight(line, " "))
 		var notes []string
-		if utf8.RuneCountInString(rows[i].label) > lay.labelW {
+		if lay.label(&rows[i]) != rows[i].label {
 			notes = append(notes, rows[i].label)
 		}
 		for _, n := range t.matrixNotes(&rows[i], overflow, macPairs, lay.dec) {
@@ -273,7 +273,7 @@ func mainPair(d Document) ([2]netip.Addr, bool) {
 	n := 0
 	for i := range d.Result.Traces {
 		tr := &d.Result.Traces[i]
-		if tr.Protocol == "arp" || !tr.SrcIP.V.IsValid() || !tr.DstIP.V.IsValid() {
+		if neighbour(tr) || !tr.SrcIP.V.IsValid() || !tr.DstIP.V.IsValid() {
 			continue
 		}
 		k := [2]netip.Addr{tr.SrcIP.V, tr.DstIP.V}
@@ -291,10 +291,10 @@ func mainPair(d Document) ([2]netip.Addr, bool) {
 	// Show the pair the way the first such trace went.
 	for i := range d.Result.Traces {
 		tr := &d.Result.Traces[i]
-		if tr.Protocol != "arp" && tr.SrcIP.V == best[1] && tr.DstIP.V == best[0] {
+		if !neighbour(tr) && tr.SrcIP.V == best[1] && tr.DstIP.V == best[0] {
 			return [2]netip.Addr{best[1], best[0]}, true
 		}
-		if tr.Protocol != "arp" && tr.SrcIP.V == best[0] && tr.DstIP.V == best[1] {
+		if !neighbour(tr) && tr.SrcIP.V == best[0] && tr.DstIP.V == best[1] {
 			break
 		}
 	}
@@ -315,7 +315,7 @@ func traceLabel(tr *correlate.Trace, pair [2]netip.Addr, hasPair bool) string {
 	}
 	src, dst := tr.SrcIP.V, tr.DstIP.V
 	onPair := hasPair && ((src == pair[0] && dst == pair[1]) || (src == pair[1] && dst == pair[0]))
-	if (src.IsValid() || dst.IsValid()) && (tr.Protocol == "arp" || !onPair || tr.SrcPort.Valid) {
+	if (src.IsValid() || dst.IsValid()) && (neighbour(tr) || !onPair || tr.SrcPort.Valid) {
 		s, d := shortPair(src, dst)
 		if tr.SrcPort.Valid {
 			s += ":" + strconv.FormatUint(tr.SrcPort.V, 10)
@@ -327,6 +327,10 @@ func traceLabel(tr *correlate.Trace, pair [2]netip.Addr, hasPair bool) string {
 	}
 	return b.String()
 }
+
+// neighbour reports ARP and IPv6 neighbour discovery: they ask about an
+// address, so their labels always show the addresses.
+func neighbour(tr *correlate.Trace) bool { return tr.Protocol == "arp" || tr.Protocol == "nd" }
 
 // shortPair drops the prefix two addresses share: ".2"/".3" within a /24,
 // ".1.2"/".2.2" within a /16, "::2"/"::3" within an IPv6 /64; else both in
@@ -678,7 +682,10 @@ func (l *matrixLayout) measure() {
 		}
 	}
 	if l.labelMax > 0 {
-		l.labelW = min(l.labelW, l.labelMax)
+		l.labelW = len("TRACE")
+		for i := range l.rows {
+			l.labelW = max(l.labelW, utf8.RuneCountInString(cutLabel(l.rows[i].label, l.labelMax)))
+		}
 	}
 	for c, n := range l.names {
 		hw := utf8.RuneCountInString(n)
@@ -791,7 +798,7 @@ func (l *matrixLayout) row(r *matrixRow) (string, []string) {
 	if len(r.tr.Hops) > 0 {
 		stamp = clock(r.tr.Hops[0].Time, l.stampDigits)
 	}
-	b.WriteString(" " + pad(r.num, l.numW, false) + l.gap() + pad(cutLabel(r.label, l.labelW), l.labelW, false) +
+	b.WriteString(" " + pad(r.num, l.numW, false) + l.gap() + pad(l.label(r), l.labelW, false) +
 		l.gap() + r.arrow + l.gap() + pad(stamp, l.stampW, false))
 	cells, total := l.cells(r)
 	for c, s := range cells {
@@ -840,6 +847,14 @@ func fitFlags(fs []trFlag, room int) (string, []string) {
 		rest[i] = f.long
 	}
 	return "", rest
+}
+
+// label is the row's label as the layout shows it.
+func (l *matrixLayout) label(r *matrixRow) string {
+	if l.labelMax > 0 {
+		return cutLabel(r.label, l.labelMax)
+	}
+	return r.label
 }
 
 func (l *matrixLayout) gap() string  { return strings.Repeat(" ", l.sep) }

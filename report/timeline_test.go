@@ -364,7 +364,7 @@ func TestTimelineFixture(t *testing.T) {
 		t.Errorf("#6 at cni0: %q, want gap", got)
 	}
 	for _, want := range []string{
-		" #7 icmp echo-request seq=1 …    → 09:26:55.050000000",
+		" #7 icmp echo-request seq=1 … → 09:26:55.050000000",
 		"    ↳ icmp echo-request seq=1 10.244.1.2→10.96.0.10\n",
 		"    ↳ MAC rewritten at pod2: dst 0a:58:0a:f4:01:01 (cni0) → ca:bb:af:bd:e5:3a (pod2 eth0); TTL 64→63 at pod2-veth\n",
 		"Evidence written to pathtrace-20250314T092653/: pod1.pcapng, result.json\n",

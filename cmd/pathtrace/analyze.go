@@ -18,6 +18,7 @@ import (
 type outputOptions struct {
 	Format string
 	Limit  int
+	Detail bool
 	Window time.Duration
 	Quiet  bool
 }
@@ -26,6 +27,7 @@ func (o *outputOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVarP(&o.Format, "format", "f", "table", "output format: table, json or markdown")
 	f.IntVar(&o.Limit, "limit", 20, "traces shown in table and markdown output (0: all)")
+	f.BoolVar(&o.Detail, "detail", false, "table: one row per hop (time, MACs, TTL, direction) instead of one row per trace")
 	f.DurationVar(&o.Window, "window", time.Second, "how far apart in time two sightings of one frame may be")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "no progress output on stderr")
 }
@@ -47,7 +49,7 @@ func (o *outputOptions) validate() error {
 
 // render writes the document in the chosen format.
 func (o *outputOptions) render(w io.Writer, d report.Document) error {
-	ro := report.Options{Limit: o.Limit}
+	ro := report.Options{Limit: o.Limit, Detail: o.Detail}
 	switch o.Format {
 	case "json":
 		return report.JSON(w, d)
@@ -122,11 +124,24 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 	for _, a := range args {
 		inputs = append(inputs, capture.ParseInput(a))
 	}
-	res, err := analyzeInputs(ctx, inputs, o.Order, o.MTU, o.Window, o.Reorder, o.Format == "json", o.Limit, o.progress)
+	// JSON is written as the correlator emits traces, so memory does not
+	// grow with the input; the other formats keep the first --limit traces.
+	var stream *report.JSONStream
+	var sink func(*correlate.Trace)
+	if o.Format == "json" {
+		stream = report.NewJSONStream(o.Out)
+		sink = stream.Trace
+	}
+	res, err := analyzeInputs(ctx, inputs, o.Order, o.MTU, o.Window, o.Reorder, sink, o.Limit, o.progress)
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
-	if err := o.render(o.Out, report.Document{Result: res}); err != nil {
+	if stream != nil {
+		err = stream.Finish(report.Document{Result: res})
+	} else {
+		err = o.render(o.Out, report.Document{Result: res})
+	}
+	if err != nil {
 		return &exitError{exitUsage, err}
 	}
 	if !res.Summary.Clean {
@@ -136,9 +151,9 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 }
 
 // analyzeInputs runs the offline pipeline: bundle → merger → correlator.
-// keepAll keeps every trace (JSON); otherwise only the first limit are kept,
-// the rest are counted by the correlator's summary and statistics.
-func analyzeInputs(ctx context.Context, inputs []capture.Input, order []string, mtu int, window, reorder time.Duration, keepAll bool, limit int, progress func(total int64) *readProgress) (*correlate.Result, error) {
+// With a sink every trace goes there as it is emitted; otherwise the first
+// limit are kept in the result (0: all), the rest only counted.
+func analyzeInputs(ctx context.Context, inputs []capture.Input, order []string, mtu int, window, reorder time.Duration, sink func(*correlate.Trace), limit int, progress func(total int64) *readProgress) (*correlate.Result, error) {
 	b, err := capture.OpenBundle(inputs, order, int64(window))
 	if err != nil {
 		return nil, err
@@ -150,11 +165,14 @@ func analyzeInputs(ctx context.Context, inputs []capture.Input, order []string, 
 		}
 	}
 	var traces []correlate.Trace
-	eng, err := correlate.New(correlate.Config{Points: specs, Window: int64(window)}, func(t *correlate.Trace) {
-		if keepAll || limit == 0 || len(traces) < limit {
-			traces = append(traces, t.Clone())
+	if sink == nil {
+		sink = func(t *correlate.Trace) {
+			if limit == 0 || len(traces) < limit {
+				traces = append(traces, t.Clone())
+			}
 		}
-	})
+	}
+	eng, err := correlate.New(correlate.Config{Points: specs, Window: int64(window)}, sink)
 	if err != nil {
 		return nil, err
 	}

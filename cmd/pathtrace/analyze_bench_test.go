@@ -18,7 +18,7 @@ func BenchmarkAnalyzePipeline(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := analyzeInputs(context.Background(), inputs, nil, 0, time.Second, time.Duration(capture.DefaultReorder), false, 20, nil)
+		res, err := analyzeInputs(context.Background(), inputs, nil, 0, time.Second, time.Duration(capture.DefaultReorder), nil, 20, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -118,6 +118,9 @@ func (o *traceOptions) run(ctx context.Context) error {
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
+	if err := discover.RefreshFDB(path); err != nil {
+		path.Notes = append(path.Notes, fmt.Sprintf("bridge forwarding entries after the trace could not be read: %v", err))
+	}
 	result, err := correlateLive(path, lr, o.Window, o.Format == "json", o.Limit)
 	if err != nil {
 		return &exitError{exitUsage, err}
