@@ -458,3 +458,56 @@ func TestLatencyQuantiles(t *testing.T) {
 		}
 	}
 }
+
+func TestDuplicateAtOnePoint(t *testing.T) {
+	// The same frame twice at pod1 within 1 ms, in the same direction, each
+	// copy crossing the path: two traces, both flagged duplicate.
+	us := int64(1000)
+	t0 := int64(1e18)
+	var fs []Frame
+	for p := 0; p < 5; p++ {
+		for c := int64(0); c < 2; c++ {
+			f := echo(p, t0+int64(p)*10*us+c*200*us, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, 64)
+			f.Dir = DirOut
+			fs = append(fs, f)
+		}
+	}
+	slices.SortStableFunc(fs, func(a, b Frame) int { return cmp64(a.Time, b.Time) })
+	r := analyze(t, cfgFor(seedPath...), fs)
+	if len(r.Traces) != 2 {
+		t.Fatalf("traces = %d, want 2", len(r.Traces))
+	}
+	for _, tr := range r.Traces {
+		if !slices.Contains(tr.Flags, "duplicate") || len(tr.Hops) != 5 {
+			t.Errorf("trace %d: flags %v, %d hops", tr.N, tr.Flags, len(tr.Hops))
+		}
+	}
+	if r.Summary.Clean {
+		t.Error("duplicates must not be clean")
+	}
+}
+
+func TestPointStartedLateIsNotLoss(t *testing.T) {
+	// pod2's capture starts after seq 1 crossed: seq 1 is not lost at pod2,
+	// seq 2 (after pod2 started) is lost when pod2 does not see it.
+	us := int64(1000)
+	t0 := int64(1e18)
+	var fs []Frame
+	for p := 0; p < 4; p++ {
+		fs = append(fs, echo(p, t0+int64(p)*us, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, 64))
+	}
+	fs = append(fs, arp(4, t0+100e6, 1, pod2MAC, bcast, pod2IP, gwIP)) // pod2's first frame
+	for p := 0; p < 4; p++ {
+		fs = append(fs, echo(p, t0+200e6+int64(p)*us, 8, 2, pod1MAC, pod2MAC, pod1IP, pod2IP, 64))
+	}
+	r := analyze(t, cfgFor(seedPath...), fs)
+	lost := map[uint64]string{}
+	for _, tr := range r.Traces {
+		if tr.Protocol == "icmp" {
+			lost[tr.Seq.V] = tr.LostAfter
+		}
+	}
+	if lost[1] != "" || lost[2] != "pod2-veth" {
+		t.Errorf("lost_after: seq1 %q, seq2 %q", lost[1], lost[2])
+	}
+}
