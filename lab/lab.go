@@ -160,6 +160,9 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := build(ctx, cfg, st); err != nil {
 		if derr := down(cfg.Prefix, st); derr != nil {
 			err = errors.Join(err, fmt.Errorf("clean up: %w", derr))
+		} else {
+			// nothing of the lab is left: neither is its lock file
+			os.Remove(filepath.Join(StateDir, "lab-"+cfg.Prefix+".lock"))
 		}
 		return nil, fmt.Errorf("build lab %q: %w", cfg.Prefix, err)
 	}

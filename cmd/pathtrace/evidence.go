@@ -32,11 +32,10 @@ type evidence struct {
 	err    error
 }
 
-func newEvidence(dir string, force bool) (*evidence, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("evidence directory: %w", err)
-	}
-	return &evidence{dir: dir, force: force}, nil
+// newEvidence only records where evidence goes: nothing is created before
+// the path is known (plan), so a run that fails early leaves no trace.
+func newEvidence(dir string, force bool) *evidence {
+	return &evidence{dir: dir, force: force}
 }
 
 func (e *evidence) create(name string) (*os.File, error) {
@@ -66,10 +65,20 @@ func (e *evidence) create(name string) (*os.File, error) {
 // plan creates every capture file before capturing starts, so a name clash
 // fails before the node is touched.
 func (e *evidence) plan(path *discover.Path) error {
-	for _, name := range []string{"report.json", "report.md"} {
-		if _, err := os.Stat(filepath.Join(e.dir, name)); err == nil && !e.force {
-			return fmt.Errorf("evidence file %s exists (use --force to overwrite)", filepath.Join(e.dir, name))
+	// Check every name first: a refused run must not leave new files behind.
+	names := []string{"report.json", "report.md", "path.pcapng"}
+	for _, p := range path.Points {
+		names = append(names, p.Name+".cap")
+	}
+	if !e.force {
+		for _, name := range names {
+			if _, err := os.Lstat(filepath.Join(e.dir, name)); err == nil {
+				return fmt.Errorf("evidence file %s exists (use --force to overwrite)", filepath.Join(e.dir, name))
+			}
 		}
+	}
+	if err := os.MkdirAll(e.dir, 0o700); err != nil {
+		return fmt.Errorf("evidence directory: %w", err)
 	}
 	var ifaces []capture.Interface
 	var order []string

@@ -8,9 +8,11 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/lab"
 )
 
@@ -177,24 +179,42 @@ func (o *demoOptions) run(ctx context.Context) error {
 	if err := checkLabPrivileges(); err != nil {
 		return &exitError{exitUsage, err}
 	}
+	// A forced exit (second Ctrl-C) removes the lab too. Up itself stops
+	// and undoes its work once the context is cancelled, so the cleanup
+	// waits for it (briefly) rather than race it for the lab's lock.
+	upDone := make(chan struct{})
+	if !o.Keep {
+		defer atInterrupt(func() {
+			select {
+			case <-upDone:
+			case <-time.After(5 * time.Second):
+			}
+			lab.Down(cfg)
+		})()
+	}
 	l, err := lab.Up(ctx, cfg)
+	close(upDone)
 	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{exitInterrupted, fmt.Errorf("lab up: %w", context.Cause(ctx))}
+		}
 		return &exitError{exitUsage, fmt.Errorf("lab up: %w", err)}
 	}
 	if !o.Keep {
-		down := func() {
+		defer func() {
 			if derr := lab.Down(cfg); derr != nil {
 				fmt.Fprintf(o.trace.ErrOut, "pathtrace: lab down: %v\n", derr)
 			}
-		}
-		defer atInterrupt(down)()
-		defer down()
+		}()
+	}
+	if ctx.Err() != nil {
+		return &exitError{exitInterrupted, fmt.Errorf("lab up: %w", context.Cause(ctx))}
 	}
 	if len(l.Pods) < 2 {
 		return &exitError{exitUsage, errors.New("lab has fewer than two pods")}
 	}
 	o.trace.Src, o.trace.Dst = l.Pods[0].Name, l.Pods[1].Name
-	o.trace.Duration = 1e9
-	o.trace.RingBytes = 4 << 20
+	o.trace.Duration = time.Second
+	o.trace.RingBytes = capture.DefaultRingBytes
 	return o.trace.run(ctx)
 }

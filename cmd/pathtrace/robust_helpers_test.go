@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,7 +237,33 @@ type captureCheck struct {
 	file    string
 	packets int   // capinfos "Number of packets"
 	perIf   []int // pcapng: packets per interface, in interface order
+	echoes  []echoRow
 	err     error
+}
+
+// echoRow is one ICMP echo in a capture file as tshark decodes it.
+type echoRow struct {
+	ns           int64
+	typ, id, seq uint64
+}
+
+// requestSeqs is the distinct echo-request seqs of echo id at or after from
+// (a hairpin reflection shows one request twice at a point), and the
+// latest stamp of a request.
+func (c *captureCheck) requestSeqs(id uint64, from time.Time) (seqs []uint64, last int64) {
+	seen := map[uint64]bool{}
+	for _, e := range c.echoes {
+		if e.typ != 8 || e.id != id || e.ns < from.UnixNano() {
+			continue
+		}
+		last = max(last, e.ns)
+		if !seen[e.seq] {
+			seen[e.seq] = true
+			seqs = append(seqs, e.seq)
+		}
+	}
+	slices.Sort(seqs)
+	return seqs, last
 }
 
 var (
@@ -248,9 +275,12 @@ var (
 // exit 0 and neither may say the file was cut short.
 func checkCapture(file string) captureCheck {
 	c := captureCheck{file: file}
-	var terr bytes.Buffer
-	ts := exec.Command("tshark", "-r", file)
-	ts.Stdout, ts.Stderr = nil, &terr
+	// One tshark per file both checks it and reads its echoes: tshark's
+	// start-up is most of a test's time on a busy machine.
+	var tout, terr bytes.Buffer
+	ts := exec.Command("tshark", "-r", file, "-n", "-T", "fields",
+		"-e", "frame.time_epoch", "-e", "icmp.type", "-e", "icmp.ident", "-e", "icmp.seq")
+	ts.Stdout, ts.Stderr = &tout, &terr
 	if err := ts.Run(); err != nil {
 		c.err = fmt.Errorf("tshark -r %s: %w: %s", file, err, tsharkNoise(terr.String()))
 		return c
@@ -258,6 +288,20 @@ func checkCapture(file string) captureCheck {
 	if s := tsharkNoise(terr.String()); s != "" {
 		c.err = fmt.Errorf("tshark -r %s: %s", file, s)
 		return c
+	}
+	for _, line := range strings.Split(tout.String(), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 || f[1] == "" || strings.Contains(line, ",") {
+			continue // not an echo (or an ICMP error quoting one)
+		}
+		ns, err1 := epochToNs(f[0])
+		typ, err2 := strconv.ParseUint(f[1], 10, 8)
+		id, err3 := strconv.ParseUint(f[2], 0, 16)
+		seq, err4 := strconv.ParseUint(f[3], 0, 16)
+		if firstErr(err1, err2, err3, err4) != nil || (typ != 0 && typ != 8) {
+			continue
+		}
+		c.echoes = append(c.echoes, echoRow{ns, typ, id, seq})
 	}
 	out, err := exec.Command("capinfos", "-c", "-M", file).CombinedOutput()
 	if err != nil || strings.Contains(string(out), "cut short") {

@@ -103,22 +103,13 @@ func TestRobustInterrupt(t *testing.T) {
 	if len(reqs) == 0 || reqs[0].ID == nil {
 		t.Fatal("no echo request with an id in the report")
 	}
-	seen, err := tsharkEchoes(files[0], *reqs[0].ID)
-	if err != nil {
-		t.Fatal(err)
+	pod1 := checks[points[0].Name+".cap"]
+	seqs, last := pod1.requestSeqs(*reqs[0].ID, time.Time{})
+	if late := time.Unix(0, last).Sub(sig); late > 20*time.Millisecond {
+		t.Errorf("an echo request left pod1 %v after SIGINT, want none", late.Round(time.Microsecond))
 	}
-	var maxSeq uint64
-	for k, ns := range seen {
-		if k.Type != 8 {
-			continue
-		}
-		maxSeq = max(maxSeq, k.Seq)
-		if late := time.Unix(0, ns).Sub(sig); late > 20*time.Millisecond {
-			t.Errorf("echo request seq %d left pod1 %v after SIGINT", k.Seq, late.Round(time.Microsecond))
-		}
-	}
-	if maxSeq != uint64(d.Live.Sent) {
-		t.Errorf("pod1.cap: last echo request seq %d, live.sent %d", maxSeq, d.Live.Sent)
+	if len(seqs) != d.Live.Sent || len(seqs) == 0 || seqs[len(seqs)-1] != uint64(d.Live.Sent) {
+		t.Errorf("pod1.cap: echo request seqs %v, want 1..%d (live.sent)", seqs, d.Live.Sent)
 	}
 }
 
@@ -223,33 +214,25 @@ func TestRobustInterfaceGone(t *testing.T) {
 		files = append(files, filepath.Join(out, pt.Name+".cap"))
 	}
 	files = append(files, filepath.Join(out, "path.pcapng"))
-	checkCaptures(t, files)
+	checks := checkCaptures(t, files)
 	reqs := d.ofType("echo-request")
 	if len(reqs) == 0 || reqs[0].ID == nil {
 		t.Fatalf("no echo request in the report\n%s", r.describe())
 	}
 	after := deleted.Add(50 * time.Millisecond)
-	for i, pt := range points[:3] {
+	for _, pt := range points[:3] {
 		inJSON := 0
 		for _, tr := range reqs {
 			if h := tr.hop(pt.Name); h != nil && time.Unix(0, hopNs(t, h)).After(after) {
 				inJSON++
 			}
 		}
-		seen, err := tsharkEchoes(files[i], *reqs[0].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inFile := 0
-		for k, ns := range seen {
-			if k.Type == 8 && time.Unix(0, ns).After(after) {
-				inFile++
-			}
-		}
-		t.Logf("%s: %d echo requests after the deletion in the report, %d in %s.cap", pt.Name, inJSON, inFile, pt.Name)
-		if inJSON < 5 || inFile < 5 {
+		c := checks[pt.Name+".cap"]
+		inFile, _ := c.requestSeqs(*reqs[0].ID, after)
+		t.Logf("%s: %d echo requests after the deletion in the report, %d in %s.cap", pt.Name, inJSON, len(inFile), pt.Name)
+		if inJSON < 5 || len(inFile) < 5 {
 			t.Errorf("%s: %d echo requests after %s was deleted in the report, %d in its file; want ≥ 5 (ping went on for 1.4s)",
-				pt.Name, inJSON, gone, inFile)
+				pt.Name, inJSON, gone, len(inFile))
 		}
 	}
 }
@@ -384,6 +367,24 @@ func TestRobustPromiscRestored(t *testing.T) {
 			t.Errorf("cni0 promiscuity %d after an in-process trace, want 0", n)
 		}
 	})
+	t.Run("SIGTERM", func(t *testing.T) {
+		p := startPT(t, "", nil, append(args, "-c", "100", "-i", "50ms")...)
+		waitArmed(t, p, points, 5*time.Second)
+		if n := promiscuity(t, l.Node, "cni0"); n < 1 {
+			t.Errorf("cni0 promiscuity %d during the capture, want > 0", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+		sig := p.signal(t, syscall.SIGTERM)
+		code := p.wait(t, 10*time.Second)
+		t.Logf("exit %d %v after SIGTERM", code, p.exited.Sub(sig).Round(time.Millisecond))
+		if code != exitInterrupted || !strings.Contains(p.out.String(), "INTERRUPTED") {
+			t.Errorf("SIGTERM: exit %d, want %d and the report marked interrupted\nstdout: %.1500s\nstderr: %s",
+				code, exitInterrupted, p.out, p.errb)
+		}
+		if n := waitPromiscuity(t, l.Node, "cni0", 0, time.Second); n != 0 {
+			t.Errorf("cni0 promiscuity %d after SIGTERM, want 0", n)
+		}
+	})
 	t.Run("SIGKILL", func(t *testing.T) {
 		p := startPT(t, "", nil, append(args, "-c", "100", "-i", "50ms")...)
 		waitArmed(t, p, points, 5*time.Second)
@@ -478,6 +479,73 @@ func TestRobustLabDownAfterKill(t *testing.T) {
 			}
 			if left := labLeftovers(cfg.Prefix); len(left) != 0 {
 				t.Errorf("after lab down, left over: %v", left)
+			}
+		})
+	}
+}
+
+// Ctrl-C during `demo` reports and removes the demo's lab; a second Ctrl-C
+// exits at once and still removes it.
+func TestRobustDemoInterrupt(t *testing.T) {
+	e2eRoot(t)
+	for _, tc := range []struct {
+		name   string
+		sigs   int
+		labUp  bool // interrupt while the lab is being built, not while capturing
+		report bool
+	}{
+		{"SIGINT", 1, false, true},
+		{"SIGINT twice", 2, false, false},
+		{"SIGINT in lab up", 1, true, false},
+		{"SIGINT twice in lab up", 2, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := robustConfig(t)
+			t.Cleanup(func() { lab.Down(cfg) })
+			p := startPT(t, "", nil, "demo", "--prefix", cfg.Prefix, "--subnet", cfg.Subnet.String(), "-c", "100", "-i", "50ms")
+			pod2 := filepath.Join(lab.RunDir, cfg.Prefix+"pod2")
+			node := filepath.Join(lab.RunDir, cfg.Prefix+"node1")
+			deadline := time.Now().Add(5 * time.Second)
+			for ready := false; !ready; {
+				if !p.running() || time.Now().After(deadline) {
+					t.Fatalf("demo never reached the moment to interrupt (running %v)\nstderr: %s", p.running(), p.errb)
+				}
+				if tc.labUp {
+					_, err := os.Stat(node)
+					ready = err == nil
+					continue
+				}
+				time.Sleep(5 * time.Millisecond)
+				if l, err := linkIn(pod2, "eth0"); err == nil {
+					n, _ := packetSocketsArmed(pod2, l.Attrs().Index)
+					ready = n > 0
+				}
+			}
+			if !tc.labUp {
+				time.Sleep(200 * time.Millisecond)
+			}
+			last := p.signal(t, syscall.SIGINT)
+			if tc.sigs == 2 {
+				time.Sleep(map[bool]time.Duration{false: 10 * time.Millisecond, true: time.Millisecond}[tc.labUp])
+				if !p.running() {
+					t.Fatalf("demo ended right after the first SIGINT (exit %d), before a second one could be sent\nstderr: %s",
+						p.cmd.ProcessState.ExitCode(), p.errb)
+				}
+				last = p.signal(t, syscall.SIGINT)
+			}
+			code := p.wait(t, 10*time.Second)
+			t.Logf("exit %d %v after the last SIGINT; stderr %q", code, p.exited.Sub(last).Round(time.Millisecond), p.errb)
+			if code != exitInterrupted {
+				t.Errorf("exit %d, want %d\nstderr: %s", code, exitInterrupted, p.errb)
+			}
+			if tc.report && !strings.Contains(p.out.String(), "INTERRUPTED") {
+				t.Errorf("no report marked interrupted on stdout: %.1500s", p.out)
+			}
+			if tc.sigs == 2 && p.exited.Sub(last) > 300*time.Millisecond {
+				t.Errorf("exit %v after the second SIGINT, want at once (< 300ms)", p.exited.Sub(last))
+			}
+			if left := labLeftovers(cfg.Prefix); len(left) != 0 {
+				t.Errorf("the demo's lab is still there after the interrupted demo: %v", left)
 			}
 		})
 	}
@@ -627,6 +695,40 @@ func TestRobustEvidenceFiles(t *testing.T) {
 		if bytes.Equal(a.data, before[name].data) {
 			t.Errorf("--force run left %s as it was", name)
 		}
+	}
+
+	// A clash on the last file planned: refused before anything is created,
+	// so the directory holds only the file that was there.
+	for _, name := range names {
+		if name != "path.pcapng" {
+			if err := os.Remove(filepath.Join(out, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p = startPT(t, cwd, nil, append(args, "--out", out)...)
+	code = p.wait(t, 10*time.Second)
+	line = oneLine(t, "clash on path.pcapng", p.errb.String())
+	if code != exitUsage || !strings.Contains(line, filepath.Join(out, "path.pcapng")) {
+		t.Errorf("clash on path.pcapng: exit %d, stderr %q; want 2 naming the file", code, line)
+	}
+	if es, _ := os.ReadDir(out); len(es) != 1 {
+		var got []string
+		for _, e := range es {
+			got = append(got, e.Name())
+		}
+		t.Errorf("a run refused for path.pcapng left %v in %s, want only path.pcapng", got, out)
+	}
+
+	// A run that fails before capturing (no such endpoint) makes no
+	// evidence directory.
+	bad := filepath.Join(tmp, "bad")
+	p = startPT(t, cwd, nil, "--src", cfg.Prefix+"nosuch", "--dst", cfg.Prefix+"pod2", "--out", bad)
+	if code := p.wait(t, 10*time.Second); code != exitUsage {
+		t.Errorf("no such endpoint: exit %d, want %d", code, exitUsage)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Errorf("a run refused for its endpoint made the evidence directory %s (%v)", bad, err)
 	}
 
 	// A relative --out is relative to the working directory, and that is

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -49,6 +50,9 @@ func runCleanups() {
 	}
 }
 
+// forcing is set once a second signal started the forced exit.
+var forcing atomic.Bool
+
 // signalContext cancels the context on the first SIGINT/SIGTERM, so a
 // capture stops, drains and reports; a second one runs the cleanups and
 // exits at once with exitInterrupted.
@@ -66,6 +70,7 @@ func signalContext() (context.Context, func()) {
 		}
 		select {
 		case s := <-ch:
+			forcing.Store(true)
 			fmt.Fprintf(os.Stderr, "pathtrace: %v again: exiting now\n", s)
 			runCleanups()
 			os.Exit(exitInterrupted)
@@ -73,6 +78,10 @@ func signalContext() (context.Context, func()) {
 		}
 	}()
 	return ctx, func() {
+		// A forced exit in progress owns the exit status: wait for it.
+		if forcing.Load() {
+			select {}
+		}
 		signal.Stop(ch)
 		close(done)
 		cancel(nil)

@@ -84,10 +84,7 @@ func (o *traceOptions) run(ctx context.Context) error {
 	}
 	var ev *evidence
 	if o.OutDir != "" {
-		var err error
-		if ev, err = newEvidence(o.OutDir, o.Force); err != nil {
-			return &exitError{exitUsage, err}
-		}
+		ev = newEvidence(o.OutDir, o.Force)
 	}
 	res := o.Resolver
 	if res == nil {
