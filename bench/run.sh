@@ -12,7 +12,8 @@
 #   FIVEX=capture   5x set: capture (real flood ping) | concat (editcap -t + mergecap -a
 #                   of five time-shifted copies of the 1x set) | skip
 #   REUSE=0         1: reuse sets a previous run left complete in BENCH_DIR
-#   REPEAT=3        timed runs per tool and set (interleaved); the table shows the fastest
+#   REPEAT=3        timed runs per tool on the 1x set (interleaved); the table shows the fastest
+#   REPEAT_5X=2     the same on the 5x set
 #   TSHARK_5X=0     1: also time tshark on the 5x set (slow)
 #   REF_5X=0        1: also run the in-memory reference on the 5x set (needs ~5 GB)
 #   PROFILE=1       0: skip the CPU profile (go test -bench in bench/ + pprof)
@@ -32,6 +33,7 @@ PINGS=${PINGS:-200000}
 FIVEX=${FIVEX:-capture}
 REUSE=${REUSE:-0}
 REPEAT=${REPEAT:-3}
+REPEAT_5X=${REPEAT_5X:-2}
 TSHARK_5X=${TSHARK_5X:-0}
 REF_5X=${REF_5X:-0}
 PROFILE=${PROFILE:-1}
@@ -220,8 +222,11 @@ timeit() {
 }
 
 declare -A BEST RSS RUNS
+RUNLOG=$BENCH_DIR/runs.tsv # every timed run, as measured
+: >"$RUNLOG"
 record() { # key
 	local k=$1
+	printf '%s\t%s\t%s\n' "$k" "$T_SEC" "$T_KB" | tee -a "$RUNLOG" >&2
 	if [[ -z ${BEST[$k]:-} ]] || awk -v a="$T_SEC" -v b="${BEST[$k]}" 'BEGIN {exit !(a < b)}'; then BEST[$k]=$T_SEC; fi
 	((${RSS[$k]:-0} >= T_KB)) || RSS[$k]=$T_KB
 	RUNS[$k]=$((${RUNS[$k]:-0} + 1))
@@ -232,8 +237,10 @@ for set in "${SETS[@]}"; do
 	name=$(basename "$set")
 	paths=()
 	for f in "${FILES[@]}"; do paths+=("$set/$f"); done
-	for ((r = 1; r <= REPEAT; r++)); do
-		log "$name: run $r/$REPEAT"
+	reps=$REPEAT
+	[[ $name == set1x ]] || reps=$REPEAT_5X
+	for ((r = 1; r <= reps; r++)); do
+		log "$name: run $r/$reps"
 		timeit /dev/null bash -c 'for f; do tcpdump -nn -e -tt -r "$f"; done' _ "${paths[@]}"
 		record "tcpdump|$name"
 		timeit /dev/null "$PT" analyze -q "${paths[@]}"
@@ -255,9 +262,9 @@ for set in "${SETS[@]}"; do
 	for tool in tcpdump tshark "pathtrace table" "pathtrace json"; do
 		k="$tool|$name"
 		[[ -n ${BEST[$k]:-} ]] || continue
-		awk -v OFS='\t' -v tool="$tool" -v in="$name" -v fr="$frames" -v s="${BEST[$k]}" -v td="${BEST[tcpdump|$name]}" \
+		awk -v OFS='\t' -v tool="$tool" -v inp="$name" -v fr="$frames" -v s="${BEST[$k]}" -v td="${BEST[tcpdump|$name]}" \
 			-v kb="${RSS[$k]}" -v n="${RUNS[$k]}" \
-			'BEGIN {print tool, in, fr, s, (s > 0 ? int(fr / s) : "-"), sprintf("%.2f", s / td), sprintf("%.1f", kb / 1024), n}' >>"$RES"
+			'BEGIN {print tool, inp, fr, s, (s > 0 ? int(fr / s) : "-"), sprintf("%.2f", s / td), sprintf("%.1f", kb / 1024), n}' >>"$RES"
 	done
 done
 
@@ -314,7 +321,7 @@ fi
 
 {
 	echo "# pathtrace bench $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average before/after timing: $LOAD_BEFORE / $LOAD_AFTER"
-	echo "# pathtrace $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$( (cd "$ROOT" && git diff --quiet 2>/dev/null) || echo '+dirty'), tcpdump -B $TCPDUMP_BUFFER, best of $REPEAT runs (tshark: 1), output to /dev/null"
+	echo "# pathtrace $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$( (cd "$ROOT" && git diff --quiet 2>/dev/null) || echo '+dirty'), tcpdump -B $TCPDUMP_BUFFER, best of $REPEAT runs on set1x, $REPEAT_5X on set5x (tshark: 1), output to /dev/null"
 	for set in "${SETS[@]}"; do
 		echo "# $(basename "$set"): $(du -sm "$set" | cut -f1) MB, $(cat "$set/frames") frames, $(cat "$set/requests") echo requests"
 		sed 's/^/#   /' "$set/capture-stats.txt"

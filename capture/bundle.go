@@ -213,6 +213,12 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 	b.files = append(b.files, bundleFile{path: path, ifaces: ifaces, format: src.Format(), own: own})
 	fi := len(b.files) - 1
 	base := PointBaseName(path)
+	// Interface names can repeat within a file (one per pcapng section):
+	// those get their index too, so every point keeps a distinct name.
+	nameCount := map[string]int{}
+	for _, i := range keep {
+		nameCount[ifaces[i].Name]++
+	}
 	var out []int
 	for _, i := range keep {
 		ifc := ifaces[i]
@@ -226,6 +232,8 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 				prefix = name
 			}
 			switch {
+			case ifc.Name != "" && nameCount[ifc.Name] > 1:
+				pn = fmt.Sprintf("%s:if%d", ifc.Name, i)
 			case ifc.Name != "":
 				pn = ifc.Name
 			case ifc.IfIndex >= 0:

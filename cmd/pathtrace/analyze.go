@@ -95,7 +95,6 @@ are placed by the traffic; --order overrides.`,
 
   # name points, fix the order, write a ticket report
   pathtrace analyze a=eth0.pcap b=veth.pcap.gz --order b,a -f markdown > report.md`,
-		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd.Context(), args)
 		},
@@ -123,6 +122,9 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 	}
 	for _, a := range args {
 		inputs = append(inputs, capture.ParseInput(a))
+	}
+	if len(inputs) == 0 {
+		return &exitError{exitUsage, fmt.Errorf("no captures: give FILE, DIR or NAME=FILE arguments (see pathtrace analyze --help)")}
 	}
 	// JSON is written as the correlator emits traces, so memory does not
 	// grow with the input; the other formats keep the first --limit traces.
