@@ -40,32 +40,35 @@ func e2eRoot(t *testing.T) {
 }
 
 var (
-	e2eMu    sync.Mutex
-	e2eTaken = map[string]bool{}
+	labMu    sync.Mutex
+	labTaken = map[string]bool{}
 )
 
-// e2eConfig gives a test a prefix and a /24 of its own, derived from the test
-// name and the PID so parallel `go test` runs and other engineers' labs (which
-// use other ranges) do not meet. The third octet is even so a routed lab's
-// second subnet (the next /24) stays inside the same block.
-func e2eConfig(t *testing.T) lab.Config {
+// e2eConfig gives a test a prefix and a /24 of its own in 10.90–10.99.
+func e2eConfig(t *testing.T) lab.Config { return uniqueLab(t, "e2", 90) }
+
+// uniqueLab derives a lab prefix (tag + 6 hex digits) and a /24 in
+// 10.base–10.base+9 from the test name and the PID, so parallel `go test`
+// runs and other tests' labs (which use other bases) do not meet. The third
+// octet is even so a routed lab's second subnet (the next /24) stays inside
+// the same block.
+func uniqueLab(t *testing.T, tag string, base byte) lab.Config {
 	h := fnv.New32a()
 	fmt.Fprintf(h, "%s/%d", t.Name(), os.Getpid())
 	v := h.Sum32()
-	e2eMu.Lock()
-	defer e2eMu.Unlock()
+	labMu.Lock()
+	defer labMu.Unlock()
 	for {
-		sub := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(90 + v%10), byte(v>>8) &^ 1, 0}), 24)
-		prefix := fmt.Sprintf("e2%06x-", v&0xffffff)
-		if !e2eTaken[prefix] && !e2eTaken[sub.String()] {
-			e2eTaken[prefix], e2eTaken[sub.String()] = true, true
+		sub := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, base + byte(v%10), byte(v>>8) &^ 1, 0}), 24)
+		prefix := fmt.Sprintf("%s%06x-", tag, v&0xffffff)
+		if !labTaken[prefix] && !labTaken[sub.String()] {
+			labTaken[prefix], labTaken[sub.String()] = true, true
 			return lab.Config{Prefix: prefix, Subnet: sub}
 		}
 		v = v*16777619 + 1
 	}
 }
 
-// e2eUp builds a lab and removes it when the test ends, also on failure.
 func e2eUp(t *testing.T, cfg lab.Config) *lab.Lab {
 	t.Helper()
 	t.Cleanup(func() {
@@ -104,23 +107,8 @@ type livePoint struct {
 	} `json:"coverage"`
 }
 
-type liveTrace struct {
-	N         int        `json:"n"`
-	Protocol  string     `json:"protocol"`
-	Type      string     `json:"type"`
-	ID        *uint64    `json:"id"`
-	Seq       *uint64    `json:"seq"`
-	SrcIP     *string    `json:"src_ip"`
-	DstIP     *string    `json:"dst_ip"`
-	Direction string     `json:"direction"`
-	Hops      []jHop     `json:"hops"`
-	LostAfter string     `json:"lost_after"`
-	Missing   []string   `json:"missing"`
-	Rewrites  []jRewrite `json:"rewrites"`
-	ReplyTo   *int       `json:"reply_to"`
-	RTT       *jRTT      `json:"rtt"`
-	Flags     []string   `json:"flags"`
-}
+// liveTrace is a trace of the live JSON: the same fields as analyze's.
+type liveTrace = jTrace
 
 type liveSummary struct {
 	jSummary

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"hash/fnv"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,29 +73,9 @@ func ptBinary(t *testing.T) string {
 	return ptBuild.bin
 }
 
-var (
-	robustMu    sync.Mutex
-	robustTaken = map[string]bool{}
-)
-
 // robustConfig gives a test a lab prefix and a /24 in 10.80–10.89, clear of
-// the other live tests (10.90–10.99), derived from the test name and PID.
-func robustConfig(t *testing.T) lab.Config {
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%s/%d", t.Name(), os.Getpid())
-	v := h.Sum32()
-	robustMu.Lock()
-	defer robustMu.Unlock()
-	for {
-		sub := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(80 + v%10), byte(v>>8) &^ 1, 0}), 24)
-		prefix := fmt.Sprintf("rb%06x-", v&0xffffff)
-		if !robustTaken[prefix] && !robustTaken[sub.String()] {
-			robustTaken[prefix], robustTaken[sub.String()] = true, true
-			return lab.Config{Prefix: prefix, Subnet: sub}
-		}
-		v = v*16777619 + 1
-	}
-}
+// the other live tests (10.90–10.99).
+func robustConfig(t *testing.T) lab.Config { return uniqueLab(t, "rb", 80) }
 
 // ptProc is one pathtrace process.
 type ptProc struct {
