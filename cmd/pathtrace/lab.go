@@ -59,64 +59,31 @@ removes everything a lab made, also after pathtrace was killed.`,
   # a second lab beside the first
   sudo pathtrace lab up --prefix t1- --subnet 10.99.1.0/24`,
 	}
-	up := &cobra.Command{
-		Use:   "up",
-		Short: "Create the lab (or show the existing one)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := o.config()
-			if err != nil {
-				return &exitError{exitUsage, err}
-			}
-			if err := checkLabPrivileges(); err != nil {
-				return &exitError{exitUsage, err}
-			}
-			l, err := lab.Up(cmd.Context(), cfg)
-			if err != nil {
-				return &exitError{exitUsage, fmt.Errorf("lab up: %w", err)}
-			}
-			return o.print(l)
-		},
-	}
-	down := &cobra.Command{
-		Use:   "down",
-		Short: "Remove everything the lab made",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := o.config()
-			if err != nil {
-				return &exitError{exitUsage, err}
-			}
-			if err := checkLabPrivileges(); err != nil {
-				return &exitError{exitUsage, err}
-			}
-			if err := lab.Down(cfg); err != nil {
-				return &exitError{exitUsage, fmt.Errorf("lab down: %w", err)}
-			}
-			fmt.Fprintf(o.Out, "lab %q removed\n", cfg.Prefix)
-			return nil
-		},
-	}
-	status := &cobra.Command{
-		Use:   "status",
-		Short: "Show what the lab has",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := o.config()
-			if err != nil {
-				return &exitError{exitUsage, err}
-			}
-			l, err := lab.Status(cfg)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				return &exitError{exitUsage, fmt.Errorf("lab status: %w", err)}
-			}
-			if l == nil {
-				fmt.Fprintf(o.Out, "no lab %q\n", cfg.Prefix)
-				return &exitError{code: exitFindings}
-			}
-			return o.print(l)
-		},
-	}
+	up := o.sub("up", "Create the lab (or show the existing one)", true, func(ctx context.Context, cfg lab.Config) error {
+		l, err := lab.Up(ctx, cfg)
+		if err != nil {
+			return &exitError{exitUsage, fmt.Errorf("lab up: %w", err)}
+		}
+		return o.print(l)
+	})
+	down := o.sub("down", "Remove everything the lab made", true, func(_ context.Context, cfg lab.Config) error {
+		if err := lab.Down(cfg); err != nil {
+			return &exitError{exitUsage, fmt.Errorf("lab down: %w", err)}
+		}
+		fmt.Fprintf(o.Out, "lab %q removed\n", cfg.Prefix)
+		return nil
+	})
+	status := o.sub("status", "Show what the lab has", false, func(_ context.Context, cfg lab.Config) error {
+		l, err := lab.Status(cfg)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return &exitError{exitUsage, fmt.Errorf("lab status: %w", err)}
+		}
+		if l == nil {
+			fmt.Fprintf(o.Out, "no lab %q\n", cfg.Prefix)
+			return &exitError{code: exitFindings}
+		}
+		return o.print(l)
+	})
 	for _, c := range []*cobra.Command{up, down, status} {
 		o.addFlags(c)
 		cmd.AddCommand(c)
@@ -124,6 +91,28 @@ removes everything a lab made, also after pathtrace was killed.`,
 	status.Flags().BoolVar(&o.JSON, "json", false, "print the lab as JSON")
 	up.Flags().BoolVar(&o.JSON, "json", false, "print the lab as JSON")
 	return cmd
+}
+
+// sub builds a lab subcommand: flags to config, then (if priv) the
+// capability check, before fn changes anything.
+func (o *labOptions) sub(use, short string, priv bool, fn func(context.Context, lab.Config) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := o.config()
+			if err != nil {
+				return &exitError{exitUsage, err}
+			}
+			if priv {
+				if err := checkLabPrivileges(); err != nil {
+					return &exitError{exitUsage, err}
+				}
+			}
+			return fn(cmd.Context(), cfg)
+		},
+	}
 }
 
 func (o *labOptions) print(l *lab.Lab) error {
