@@ -17,6 +17,7 @@
 #   TSHARK_5X=0     1: also time tshark on the 5x set (slow)
 #   REF_5X=0        1: also run the in-memory reference on the 5x set (needs ~5 GB)
 #   PROFILE=1       0: skip the CPU profile (go test -bench in bench/ + pprof)
+#   TIMING=1        0: skip the timed runs, table from the previous run's runs.tsv
 #   TCPDUMP_BUFFER=32768  tcpdump -B (KiB); the default 2 MiB ring drops at flood rates
 #   PATHTRACE=bin   use this binary instead of building ./cmd/pathtrace
 #
@@ -37,6 +38,7 @@ REPEAT_5X=${REPEAT_5X:-2}
 TSHARK_5X=${TSHARK_5X:-0}
 REF_5X=${REF_5X:-0}
 PROFILE=${PROFILE:-1}
+TIMING=${TIMING:-1}
 TCPDUMP_BUFFER=${TCPDUMP_BUFFER:-32768}
 STOP_WAIT=1.5 # past tcpdump's 1 s ring-block timeout, so the last frames are written
 FILES=(pod1.cap pod1-veth.cap cni0.cap pod2-veth.cap pod2.cap)
@@ -223,17 +225,24 @@ timeit() {
 
 declare -A BEST RSS RUNS
 RUNLOG=$BENCH_DIR/runs.tsv # every timed run, as measured
-: >"$RUNLOG"
 record() { # key
 	local k=$1
-	printf '%s\t%s\t%s\n' "$k" "$T_SEC" "$T_KB" | tee -a "$RUNLOG" >&2
 	if [[ -z ${BEST[$k]:-} ]] || awk -v a="$T_SEC" -v b="${BEST[$k]}" 'BEGIN {exit !(a < b)}'; then BEST[$k]=$T_SEC; fi
 	((${RSS[$k]:-0} >= T_KB)) || RSS[$k]=$T_KB
 	RUNS[$k]=$((${RUNS[$k]:-0} + 1))
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ $TIMING == 1 ]]; then
+	: >"$RUNLOG"
+	echo "$LOAD_BEFORE" >"$BENCH_DIR/load-before"
+else
+	log "TIMING=0: the table comes from the previous run's $RUNLOG"
+	LOAD_BEFORE="$(cat "$BENCH_DIR/load-before" 2>/dev/null) (previous run)"
+fi
+log_run() { printf '%s\t%s\t%s\n' "$1" "$T_SEC" "$T_KB" | tee -a "$RUNLOG" >&2; }
 for set in "${SETS[@]}"; do
+	[[ $TIMING == 1 ]] || break
 	name=$(basename "$set")
 	paths=()
 	for f in "${FILES[@]}"; do paths+=("$set/$f"); done
@@ -242,19 +251,22 @@ for set in "${SETS[@]}"; do
 	for ((r = 1; r <= reps; r++)); do
 		log "$name: run $r/$reps"
 		timeit /dev/null bash -c 'for f; do tcpdump -nn -e -tt -r "$f"; done' _ "${paths[@]}"
-		record "tcpdump|$name"
+		log_run "tcpdump|$name"
 		timeit /dev/null "$PT" analyze -q "${paths[@]}"
-		record "pathtrace table|$name"
+		log_run "pathtrace table|$name"
 		timeit /dev/null "$PT" analyze -q -f json "${paths[@]}"
-		record "pathtrace json|$name"
+		log_run "pathtrace json|$name"
 	done
 	if [[ $name == set1x || $TSHARK_5X == 1 ]]; then
 		log "$name: tshark"
 		timeit /dev/null bash -c 'for f; do tshark -r "$f"; done' _ "${paths[@]}"
-		record "tshark|$name"
+		log_run "tshark|$name"
 	fi
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+[[ $TIMING == 1 ]] || LOAD_AFTER=$(cat "$BENCH_DIR/load-after" 2>/dev/null)
+echo "$LOAD_AFTER" >"$BENCH_DIR/load-after"
+while IFS=$'\t' read -r k T_SEC T_KB; do record "$k"; done <"$RUNLOG"
 
 for set in "${SETS[@]}"; do
 	name=$(basename "$set")
@@ -282,7 +294,8 @@ for set in "${SETS[@]}"; do
 	rc=0
 	"$PT" analyze -q -f json "${paths[@]}" >"$json" || rc=$?
 	((rc <= 1)) || die "analyze -f json $name failed ($rc)"
-	frames=$(tac "$json" | awk '/"frames":/ {gsub(/[^0-9]/, ""); print; exit}')
+	# the summary is the last object; no early exit, so no SIGPIPE under pipefail
+	frames=$(tail -n 80 "$json" | awk '/"frames":/ {gsub(/[^0-9]/, ""); v = $0} END {print v}')
 	want=$(cat "$set/frames")
 	if [[ $frames == "$want" ]]; then
 		echo "$name: summary.frames $frames = frames tcpdump captured: ok" >>"$CHECKS"
@@ -290,10 +303,17 @@ for set in "${SETS[@]}"; do
 		echo "$name: summary.frames $frames != $want frames tcpdump captured: FAIL" >>"$CHECKS"
 		FAIL=1
 	fi
-	echo "$name: verdict: $(tac "$json" | awk -F'"verdict": ' 'NF > 1 {print $2; exit}')" >>"$CHECKS"
+	echo "$name: verdict: $(tail -n 80 "$json" | awk -F'"verdict": ' 'NF > 1 {v = $2} END {print v}')" >>"$CHECKS"
 	noref=()
 	[[ $name == set1x || $REF_5X == 1 ]] || noref=(-noref)
-	if /usr/bin/time -f '%e %M' -o "$WORK/time" "$REFCHECK" -json "$json" -requests "$(cat "$set/requests")" "${noref[@]}" "${paths[@]}" >"$WORK/refcheck.out" 2>&1; then
+	# A probe's hops can be as far apart as ping's slowest round trip (a loaded
+	# VM stalls a veth for tens of ms); a merge across the seq wrap would span
+	# ~65536 echoes, seconds. With a concatenated set, the 1x ping.out counts.
+	pingout=$set/ping.out
+	[[ -s $pingout ]] || pingout=$SET1/ping.out
+	span=$(sed -n 's|^rtt [^=]*= [^/]*/[^/]*/\([0-9]*\)[.].*|\1|p' "$pingout")
+	span=$((${span:-0} + 1))ms
+	if /usr/bin/time -f '%e %M' -o "$WORK/time" "$REFCHECK" -json "$json" -requests "$(cat "$set/requests")" -span "$span" "${noref[@]}" "${paths[@]}" >"$WORK/refcheck.out" 2>&1; then
 		sed "s/^/$name: /" "$WORK/refcheck.out" >>"$CHECKS"
 	else
 		sed "s/^/$name: FAIL: /" "$WORK/refcheck.out" >>"$CHECKS"

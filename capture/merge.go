@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"io"
@@ -15,16 +14,16 @@ import (
 const DefaultReorder int64 = 50e6
 
 // Merger reads several sources at once, decodes their frames and yields
-// them merged by stamp. A source that is not in time order is held in a
-// reorder buffer: a frame is released only once every open source has read
-// past its stamp plus the reorder span, so memory depends on the traffic
-// rate and that span, never on file sizes.
+// them merged by stamp. Each source has a sorted reorder buffer: a frame is
+// released only once every open source has read past its stamp plus the
+// reorder span, so memory depends on the traffic rate and that span, never
+// on file sizes.
 type Merger struct {
 	reorder int64
 	inputs  []*mergeInput
-	slab    []correlate.Frame
+	slab    [][]correlate.Frame // chunks of slabChunk frames: growing never moves a frame
+	nslab   int32
 	free    []int32
-	h       frameHeap
 	seq     uint64
 	closed  func(point int, ifc Interface, early bool)
 	warn    []string
@@ -39,6 +38,7 @@ type mergeInput struct {
 	maxTime int64
 	done    bool
 	frames  int
+	buf     ring // read, decoded, not yet released; sorted by stamp
 	// perIface numbers frames per interface instead of per file: set for
 	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
 	// the per-point .cap files written beside them.
@@ -53,9 +53,7 @@ func NewMerger(reorder int64, closed func(point int, ifc Interface, early bool))
 	if reorder <= 0 {
 		reorder = DefaultReorder
 	}
-	m := &Merger{reorder: reorder, closed: closed}
-	m.h.m = m
-	return m
+	return &Merger{reorder: reorder, closed: closed}
 }
 
 // Add registers a source. points maps the source's interface indices to
@@ -78,31 +76,45 @@ func (m *Merger) Warnings() []string { return m.warn }
 
 // Next fills f with the next frame in stamp order; false at the end.
 func (m *Merger) Next(f *correlate.Frame) bool {
-	{
+	for {
+		best := m.earliest()
 		// Read ahead until every open source is past the candidate's stamp
 		// plus the reorder span, so nothing earlier can still arrive.
-		progressed := true
-		for progressed {
-			progressed = false
-			for _, in := range m.inputs {
-				if in.done {
-					continue
-				}
-				if m.h.Len() > 0 && in.frames > 0 && in.maxTime > m.slab[m.h.idx[0]].Time+m.reorder {
-					continue
-				}
-				m.read(in)
-				progressed = true
+		progressed := false
+		for _, in := range m.inputs {
+			if in.done || (best != nil && in.frames > 0 && in.maxTime > best.peek().t+m.reorder) {
+				continue
 			}
+			m.read(in)
+			progressed = true
 		}
-		if m.h.Len() == 0 {
+		if progressed {
+			continue
+		}
+		if best == nil {
 			return false
 		}
-		i := m.h.pop()
-		*f = m.slab[i]
-		m.free = append(m.free, i)
+		e := best.buf.pop()
+		*f = *m.frame(e.idx)
+		m.free = append(m.free, e.idx)
 		return true
 	}
+}
+
+// earliest is the source whose next buffered frame comes first (stamp, then
+// arrival), or nil when nothing is buffered. Sources are few (files), so a
+// scan beats a heap.
+func (m *Merger) earliest() *mergeInput {
+	var best *mergeInput
+	for _, in := range m.inputs {
+		if in.buf.len() == 0 {
+			continue
+		}
+		if best == nil || in.peek().before(best.peek()) {
+			best = in
+		}
+	}
+	return best
 }
 
 func (m *Merger) read(in *mergeInput) {
@@ -146,10 +158,9 @@ func (m *Merger) read(in *mergeInput) {
 			idx = m.free[n-1]
 			m.free = m.free[:n-1]
 		} else {
-			m.slab = append(m.slab, correlate.Frame{})
-			idx = int32(len(m.slab) - 1)
+			idx = m.grow()
 		}
-		f := &m.slab[idx]
+		f := m.frame(idx)
 		if !in.dec.Decode(&rf, f) {
 			// Undecodable frames still prove the point was capturing.
 			*f = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
@@ -167,50 +178,61 @@ func (m *Merger) read(in *mergeInput) {
 			in.maxTime = rf.Time
 		}
 		m.seq++
-		m.h.push(idx, m.seq)
+		in.insert(entry{t: rf.Time, seq: m.seq, idx: idx})
 		return
 	}
 }
 
-// frameHeap orders slab indices by stamp, then by arrival, so equal stamps
-// keep their sources' order.
-type frameHeap struct {
-	m   *Merger
-	idx []int32
-	seq []uint64
-}
+const slabChunk = 4096
 
-func (h *frameHeap) Len() int { return len(h.idx) }
-func (h *frameHeap) Less(a, b int) bool {
-	ta, tb := h.m.slab[h.idx[a]].Time, h.m.slab[h.idx[b]].Time
-	if ta != tb {
-		return ta < tb
+func (m *Merger) frame(i int32) *correlate.Frame { return &m.slab[i/slabChunk][i%slabChunk] }
+
+// grow adds a frame slot to the slab and returns its index.
+func (m *Merger) grow() int32 {
+	if int(m.nslab) == len(m.slab)*slabChunk {
+		m.slab = append(m.slab, make([]correlate.Frame, slabChunk))
 	}
-	return h.seq[a] < h.seq[b]
-}
-func (h *frameHeap) Swap(a, b int) {
-	h.idx[a], h.idx[b] = h.idx[b], h.idx[a]
-	h.seq[a], h.seq[b] = h.seq[b], h.seq[a]
+	m.nslab++
+	return m.nslab - 1
 }
 
-// Push and Pop satisfy heap.Interface; push and pop below are used instead
-// so no index is boxed in an interface (an allocation per frame).
-func (h *frameHeap) Push(any) { panic("unused") }
-func (h *frameHeap) Pop() any { panic("unused") }
+// entry is a buffered frame: its stamp and arrival number beside the slab
+// index, so ordering never touches the (large) frames.
+type entry struct {
+	t   int64
+	seq uint64
+	idx int32
+}
 
-func (h *frameHeap) pop() int32 {
-	n := len(h.idx) - 1
-	h.Swap(0, n)
-	i := h.idx[n]
-	h.idx, h.seq = h.idx[:n], h.seq[:n]
-	if n > 0 {
-		heap.Fix(h, 0)
+func (a entry) before(b entry) bool { return a.t < b.t || (a.t == b.t && a.seq < b.seq) }
+
+// ring is a source's reorder buffer, kept sorted: frames arrive nearly in
+// order, so an insertion walks back over the few it must precede.
+type ring struct {
+	items []entry
+	head  int
+}
+
+func (r *ring) len() int { return len(r.items) - r.head }
+
+func (r *ring) pop() entry {
+	e := r.items[r.head]
+	r.head++
+	if r.head == len(r.items) {
+		r.items, r.head = r.items[:0], 0
+	} else if r.head > 1024 && r.head*2 > len(r.items) {
+		n := copy(r.items, r.items[r.head:])
+		r.items, r.head = r.items[:n], 0
 	}
-	return i
+	return e
 }
 
-func (h *frameHeap) push(i int32, seq uint64) {
-	h.idx = append(h.idx, i)
-	h.seq = append(h.seq, seq)
-	heap.Fix(h, len(h.idx)-1)
+func (in *mergeInput) peek() entry { return in.buf.items[in.buf.head] }
+
+func (in *mergeInput) insert(e entry) {
+	r := &in.buf
+	r.items = append(r.items, e)
+	for i := len(r.items) - 1; i > r.head && e.before(r.items[i-1]); i-- {
+		r.items[i], r.items[i-1] = r.items[i-1], e
+	}
 }

@@ -41,7 +41,7 @@ func (e *Engine) emit(t *trace) {
 	if h0.hasPorts {
 		out.SrcPort, out.DstPort = someU(uint64(h0.sport)), someU(uint64(h0.dport))
 	}
-	out.Length = h0.wireLen
+	out.Length = int(h0.wireLen)
 
 	order, prev, forward := e.crossing(t)
 	if forward {
@@ -71,7 +71,7 @@ func (e *Engine) emit(t *trace) {
 			Point:      e.cfg.Points[h.point].Name,
 			Time:       Timestamp(h.time),
 			DeltaNs:    d,
-			Frame:      h.num,
+			Frame:      int(h.num),
 			Reflection: h.refl,
 		}
 		if h.hasSrc {
@@ -152,7 +152,7 @@ func (e *Engine) emit(t *trace) {
 	}
 	for _, hi := range order {
 		h := &t.hops[hi]
-		if mtu := e.cfg.Points[h.point].MTU; mtu > 0 && h.ipLen > mtu {
+		if mtu := e.cfg.Points[h.point].MTU; mtu > 0 && int(h.ipLen) > mtu {
 			e.flag(out, "over-mtu")
 			e.anomaly("over-mtu", e.cfg.Points[h.point].Name, "warning", t.n, func() string { return fmt.Sprintf("IP packet of %d bytes on a link with MTU %d", h.ipLen, mtu) })
 			break
@@ -375,7 +375,7 @@ func (e *Engine) destination(t *trace) int {
 	return -1
 }
 
-func (e *Engine) learned(m map[netip.Addr][MaxPoints]int32, ip netip.Addr) int {
+func (e *Engine) learned(m map[netip.Addr]*[MaxPoints]int32, ip netip.Addr) int {
 	c, ok := m[ip]
 	if !ok {
 		return -1
@@ -406,13 +406,22 @@ func argmax(c []int32) int {
 	return best
 }
 
+// maxLearned bounds the addresses whose origin is learned, so a capture full
+// of distinct addresses (a scan) cannot grow memory without bound.
+const maxLearned = 1 << 14
+
 // learnOrigin records where a frame entered the path: a MAC or IP address
 // belongs to the point where frames from it originate.
 func (e *Engine) learnOrigin(f *Frame) {
 	if f.HasSrcMAC && !f.SrcMAC.IsMulticast() {
 		c := e.macOrigin[f.SrcMAC]
-		c[f.Point]++
-		e.macOrigin[f.SrcMAC] = c
+		if c == nil && len(e.macOrigin) < maxLearned {
+			c = new([MaxPoints]int32)
+			e.macOrigin[f.SrcMAC] = c
+		}
+		if c != nil {
+			c[f.Point]++
+		}
 	}
 	src := f.SrcIP
 	if f.Key.Proto == ProtoARP {
@@ -420,8 +429,13 @@ func (e *Engine) learnOrigin(f *Frame) {
 	}
 	if src.IsValid() && !src.IsUnspecified() {
 		c := e.ipOrigin[src]
-		c[f.Point]++
-		e.ipOrigin[src] = c
+		if c == nil && len(e.ipOrigin) < maxLearned {
+			c = new([MaxPoints]int32)
+			e.ipOrigin[src] = c
+		}
+		if c != nil {
+			c[f.Point]++
+		}
 	}
 }
 
@@ -551,7 +565,7 @@ func (e *Engine) pair(t *trace, out *Trace, order []int) {
 	case (k.Proto == ProtoICMP && k.Kind == 8) || (k.Proto == ProtoICMPv6 && k.Kind == 128):
 		ek := echoKey{k.Proto, k.Seq, k.Hash, k.Len}
 		if _, ok := e.echoReq[ek]; !ok {
-			e.echoQ = append(e.echoQ, ek)
+			e.echoQ.push(ek)
 		}
 		e.echoReq[ek] = echoInfo{n: t.n, firstPoint: first.point, first: first.time, last: last.time,
 			lastSeen: last.point, settled: out.LostAfter != ""}
@@ -582,7 +596,7 @@ func (e *Engine) pair(t *trace, out *Trace, order []int) {
 		// with the latest; a previous one nobody answered was a retry's cause.
 		ak := arpKey{k.Addr1, k.Addr2}
 		if old, ok := e.arpReq[ak]; !ok {
-			e.arpQ = append(e.arpQ, ak)
+			e.arpQ.push(ak)
 		} else if !old.answered {
 			e.unansweredARP(ak, old)
 		}
@@ -606,12 +620,15 @@ func (e *Engine) expireRequests() {
 	if e.mark == 1<<63-1 {
 		horizon = e.mark
 	}
-	i := 0
-	for ; i < len(e.echoQ); i++ {
-		k := e.echoQ[i]
-		info := e.echoReq[k]
-		if info.last > horizon {
+	for e.echoQ.len() > 0 {
+		k := e.echoQ.peek()
+		info, ok := e.echoReq[k]
+		if ok && info.last > horizon {
 			break
+		}
+		e.echoQ.pop()
+		if !ok {
+			continue
 		}
 		delete(e.echoReq, k)
 		if !info.settled && e.capturedAfter(info.firstPoint, info.last) {
@@ -620,20 +637,21 @@ func (e *Engine) expireRequests() {
 			})
 		}
 	}
-	e.echoQ = e.echoQ[:copy(e.echoQ, e.echoQ[i:])]
-	i = 0
-	for ; i < len(e.arpQ); i++ {
-		k := e.arpQ[i]
-		info := e.arpReq[k]
-		if info.time > horizon {
+	for e.arpQ.len() > 0 {
+		k := e.arpQ.peek()
+		info, ok := e.arpReq[k]
+		if ok && info.time > horizon {
 			break
+		}
+		e.arpQ.pop()
+		if !ok {
+			continue
 		}
 		delete(e.arpReq, k)
 		if !info.answered && e.capturedAfter(info.point, info.time) {
 			e.unansweredARP(k, info)
 		}
 	}
-	e.arpQ = e.arpQ[:copy(e.arpQ, e.arpQ[i:])]
 }
 
 // unansweredARP reports a request no reply answered. Gratuitous ARP (sender

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 )
@@ -52,7 +53,7 @@ type Sink func(*Trace)
 type hop struct {
 	point    int
 	time     int64
-	num      int
+	num      int32
 	dir      LinkDir
 	src, dst MAC
 	hasSrc   bool
@@ -68,8 +69,8 @@ type hop struct {
 	hasEcho  bool
 	ipid     uint16
 	hasIPID  bool
-	ipLen    int
-	wireLen  int
+	ipLen    int32
+	wireLen  int32
 	frag     bool
 	refl     bool
 }
@@ -104,21 +105,20 @@ type Engine struct {
 	sink   Sink
 
 	cov    []coverage
-	active map[Key]*trace
-	queue  []*trace // active traces in creation (= trace number) order
-	qhead  int
+	active map[uint64]*trace // by keyHash; a chain holds every active trace whose key hashes there
+	queue  fifo[*trace]      // active traces in creation (= trace number) order
 	free   []*trace
 	next   int // next trace number
 	mark   int64
 
 	// learned owners: MAC/IP → per-point origin counts
-	macOrigin map[MAC][MaxPoints]int32
-	ipOrigin  map[netip.Addr][MaxPoints]int32
+	macOrigin map[MAC]*[MaxPoints]int32
+	ipOrigin  map[netip.Addr]*[MaxPoints]int32
 
 	echoReq map[echoKey]echoInfo
-	echoQ   []echoKey
+	echoQ   fifo[echoKey]
 	arpReq  map[arpKey]arpInfo
-	arpQ    []arpKey
+	arpQ    fifo[arpKey]
 
 	stats       map[[2]int]*latency
 	anomalies   map[anomalyKey]*Anomaly
@@ -129,6 +129,7 @@ type Engine struct {
 	scratch     []int
 	prevScratch []int
 	rtt         RTT
+	all         uint64 // seen-mask of a trace that crossed every point
 	routed      uint64 // bit p: a routing hop (TTL decrement) lies between p-1 and p
 }
 
@@ -178,16 +179,17 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		window:    w,
 		sink:      sink,
 		cov:       make([]coverage, len(cfg.Points)),
-		active:    make(map[Key]*trace),
+		active:    make(map[uint64]*trace),
 		next:      1,
-		macOrigin: make(map[MAC][MaxPoints]int32),
-		ipOrigin:  make(map[netip.Addr][MaxPoints]int32),
+		macOrigin: make(map[MAC]*[MaxPoints]int32),
+		ipOrigin:  make(map[netip.Addr]*[MaxPoints]int32),
 		echoReq:   make(map[echoKey]echoInfo),
 		arpReq:    make(map[arpKey]arpInfo),
 		stats:     make(map[[2]int]*latency),
 		anomalies: make(map[anomalyKey]*Anomaly),
 	}
 	e.sum.ByProto = make(map[string]int)
+	e.all = 1<<uint(len(cfg.Points)) - 1
 	for i := range e.cov {
 		e.cov[i].open = true
 		e.cov[i].macs = make(map[MAC]int)
@@ -263,10 +265,14 @@ func (e *Engine) Add(f *Frame) {
 }
 
 func (e *Engine) match(f *Frame) {
-	head := e.active[f.Key]
+	kh := keyHash(&f.Key)
+	head := e.active[kh]
 	var join, refl *trace
 	var joinDist int64
 	for t := head; t != nil; t = t.nextSame {
+		if t.key != f.Key {
+			continue
+		}
 		d, ok := e.distance(t, f.Time)
 		if !ok {
 			continue
@@ -293,12 +299,12 @@ func (e *Engine) match(f *Frame) {
 	default:
 		t := e.newTrace(f)
 		for o := head; o != nil; o = o.nextSame {
-			if o.seen&(1<<uint(f.Point)) != 0 && absDiff(o.last, f.Time) <= dupWindow {
+			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && absDiff(o.last, f.Time) <= dupWindow {
 				o.dup, t.dup = true, true
 			}
 		}
 		t.nextSame = head
-		e.active[f.Key] = t
+		e.active[kh] = t
 		e.addHop(t, f, false)
 	}
 }
@@ -363,13 +369,13 @@ func (e *Engine) newTrace(f *Frame) *trace {
 		hops := t.hops[:0]
 		*t = trace{hops: hops}
 	} else {
-		t = &trace{hops: make([]hop, 0, 8)}
+		t = &trace{hops: make([]hop, 0, len(e.cfg.Points)+2)}
 	}
 	t.n = e.next
 	e.next++
 	t.key = f.Key
 	t.last = f.Time
-	e.queue = append(e.queue, t)
+	e.queue.push(t)
 	e.learnOrigin(f)
 	return t
 }
@@ -379,12 +385,12 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 		return
 	}
 	t.hops = append(t.hops, hop{
-		point: f.Point, time: f.Time, num: f.Num, dir: f.Dir,
+		point: f.Point, time: f.Time, num: int32(f.Num), dir: f.Dir,
 		src: f.SrcMAC, dst: f.DstMAC, hasSrc: f.HasSrcMAC, hasDst: f.HasDstMAC,
 		ttl: f.TTL, hasTTL: f.HasTTL, srcIP: f.SrcIP, dstIP: f.DstIP,
 		sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,
 		echoID: f.EchoID, hasEcho: f.HasEchoID, ipid: f.IPID, hasIPID: f.HasIPID,
-		ipLen: f.IPLen, wireLen: f.WireLen, frag: f.Fragment, refl: refl,
+		ipLen: int32(f.IPLen), wireLen: int32(f.WireLen), frag: f.Fragment, refl: refl,
 	})
 	if !refl {
 		t.seen |= 1 << uint(f.Point)
@@ -404,33 +410,37 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 // more than a window behind the newest stamp. Traces leave in number order,
 // so a long-lived head holds back younger ones by at most one window.
 func (e *Engine) expire() {
-	for e.qhead < len(e.queue) {
-		t := e.queue[e.qhead]
-		if t.last+e.window >= e.mark {
-			break
-		}
+	for e.queue.len() > 0 && e.done(e.queue.peek()) {
 		e.pop()
-	}
-	// Reclaim the consumed front of the queue without reallocating.
-	if e.qhead > 1024 && e.qhead*2 > len(e.queue) {
-		n := copy(e.queue, e.queue[e.qhead:])
-		clear(e.queue[n:])
-		e.queue = e.queue[:n]
-		e.qhead = 0
 	}
 	e.expireRequests()
 }
 
+// settle is how long a trace that reached every point is kept for late
+// reflections (hairpin copies come µs later; a reorder buffer may delay
+// them by up to its span) before it is emitted without waiting a window.
+const settle int64 = 2 * reflectWindow
+
+// done reports whether no frame can still join t: a window has passed since
+// its last hop, or it has crossed every point and had time to settle. The
+// second keeps memory near rate × settle instead of rate × window when
+// nothing is lost.
+func (e *Engine) done(t *trace) bool {
+	if t.last+e.window < e.mark {
+		return true
+	}
+	return t.seen == e.all && t.last+min(settle, e.window) < e.mark
+}
+
 func (e *Engine) pop() {
-	t := e.queue[e.qhead]
-	e.queue[e.qhead] = nil
-	e.qhead++
+	t := e.queue.pop()
 	// unlink from the key chain
-	if head := e.active[t.key]; head == t {
+	kh := keyHash(&t.key)
+	if head := e.active[kh]; head == t {
 		if t.nextSame == nil {
-			delete(e.active, t.key)
+			delete(e.active, kh)
 		} else {
-			e.active[t.key] = t.nextSame
+			e.active[kh] = t.nextSame
 		}
 	} else {
 		for p := head; p != nil; p = p.nextSame {
@@ -451,7 +461,7 @@ func (e *Engine) Finish() *Result {
 	for i := range e.cov {
 		e.cov[i].open = false
 	}
-	for e.qhead < len(e.queue) {
+	for e.queue.len() > 0 {
 		e.pop()
 	}
 	e.mark = 1<<63 - 1
@@ -464,4 +474,58 @@ func absDiff(a, b int64) int64 {
 		return a - b
 	}
 	return b - a
+}
+
+// fifo is a queue that pops from the front without moving the rest: the
+// consumed front is reclaimed only once it is most of the slice, so each
+// item is copied at most once on average.
+type fifo[T any] struct {
+	items []T
+	head  int
+}
+
+func (q *fifo[T]) len() int { return len(q.items) - q.head }
+func (q *fifo[T]) peek() T  { return q.items[q.head] }
+func (q *fifo[T]) push(v T) { q.items = append(q.items, v) }
+
+func (q *fifo[T]) pop() T {
+	v := q.items[q.head]
+	var zero T
+	q.items[q.head] = zero
+	q.head++
+	if q.head > 1024 && q.head*2 > len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items = q.items[:n]
+		q.head = 0
+	}
+	return v
+}
+
+// keyHash mixes a Key into 64 bits. The active map is keyed by it rather
+// than by the Key itself: hashing a uint64 is far cheaper than an 88-byte
+// struct with address pointers, and chains compare full keys anyway.
+func keyHash(k *Key) uint64 {
+	mix := func(h, v uint64) uint64 {
+		h ^= v
+		h *= 0x9e3779b97f4a7c15
+		return h ^ h>>29
+	}
+	h := uint64(k.Proto)<<8 | uint64(k.Kind)
+	h = mix(h, uint64(k.Seq)<<32|uint64(k.Ack))
+	h = mix(h, uint64(k.IPID)<<32|uint64(k.Len))
+	h = mix(h, k.Hash)
+	var m uint64
+	for _, b := range k.MAC {
+		m = m<<8 | uint64(b)
+	}
+	h = mix(h, m)
+	for _, a := range [2]netip.Addr{k.Addr1, k.Addr2} {
+		if a.IsValid() {
+			b := a.As16()
+			h = mix(h, binary.BigEndian.Uint64(b[:8]))
+			h = mix(h, binary.BigEndian.Uint64(b[8:]))
+		}
+	}
+	return h
 }

@@ -35,7 +35,7 @@ func main() {
 	window := flag.Duration("window", time.Second, "match window, as analyze --window")
 	reorder := flag.Duration("reorder", time.Duration(capture.DefaultReorder), "as analyze --reorder")
 	flag.IntVar(&opts.requests, "requests", -1, "expected number of echo-request traces (-1: not checked)")
-	flag.DurationVar(&opts.span, "span", time.Millisecond, "longest time between the hops of one echo-request trace")
+	flag.DurationVar(&opts.span, "span", time.Millisecond, "longest time between the hops of one echo-request trace (a real probe can take up to ping's max rtt)")
 	flag.BoolVar(&opts.noRef, "noref", false, "skip the in-memory reference; run the per-trace checks only")
 	flag.Parse()
 	if *jsonPath == "" || (flag.NArg() == 0 && !opts.noRef) {
@@ -117,8 +117,8 @@ func run(jsonPath string, files []string, window, reorder int64) error {
 			return fmt.Errorf("%s has no %q", jsonPath, k)
 		}
 	}
-	fmt.Printf("checks: %d traces, %d echo-request traces, widest echo-request trace %.3f ms; none with two non-reflection hops at one point\n",
-		stats.traces, stats.requests, float64(stats.widest)/1e6)
+	fmt.Printf("checks: %d traces, %d echo-request traces (%d spanning > 1 ms), widest echo-request trace %.3f ms (limit %v); none with two non-reflection hops at one point\n",
+		stats.traces, stats.requests, stats.over1ms, float64(stats.widest)/1e6, opts.span)
 	if opts.requests >= 0 && stats.requests != opts.requests {
 		return fmt.Errorf("%d echo-request traces, want %d (the echo requests seen at the first point)", stats.requests, opts.requests)
 	}
@@ -129,8 +129,8 @@ func run(jsonPath string, files []string, window, reorder int64) error {
 }
 
 var stats struct {
-	traces, requests int
-	widest           int64
+	traces, requests, over1ms int
+	widest                    int64
 }
 
 // check applies the per-trace checks to one trace of analyze's JSON.
@@ -172,6 +172,9 @@ func check(i int, t any) error {
 			return fmt.Errorf("traces[%d] (n=%v, seq %v) spans %.3f ms > %v: two probes merged? %s", i, m["n"], m["seq"], float64(w)/1e6, opts.span, short(t))
 		} else if w > stats.widest {
 			stats.widest = w
+		}
+		if last-first > int64(time.Millisecond) {
+			stats.over1ms++
 		}
 	}
 	return nil
