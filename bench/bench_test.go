@@ -5,11 +5,13 @@
 package bench
 
 import (
+	"context"
+
+	"github.com/pathtrace/pathtrace/analysis"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
@@ -38,42 +40,14 @@ func benchSet(b *testing.B) []capture.Input {
 	return in
 }
 
-// analyze is cmd/pathtrace's analyzeInputs without progress and flags:
-// bundle → merger → correlator, keeping all traces (JSON) or the first 20
-// (table's default --limit).
+// analyze runs the pipeline `pathtrace analyze` runs (package analysis),
+// keeping all traces (JSON) or the first 20 (the table's default --limit).
 func analyze(inputs []capture.Input, keepAll bool) (*correlate.Result, error) {
-	const limit = 20
-	window := int64(time.Second)
-	bu, err := capture.OpenBundle(inputs, nil, window)
-	if err != nil {
-		return nil, err
+	limit := 20
+	if keepAll {
+		limit = 0
 	}
-	var traces []correlate.Trace
-	eng, err := correlate.New(correlate.Config{Points: bu.Specs(), Window: window}, func(t *correlate.Trace) {
-		if keepAll || len(traces) < limit {
-			traces = append(traces, t.Clone())
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	m, closer, err := bu.Open(capture.DefaultReorder, func(p int, ifc capture.Interface, early bool) {
-		eng.Close(p, early)
-		if ifc.HasDrops {
-			eng.SetDrops(p, ifc.Drops)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	var f correlate.Frame
-	for m.Next(&f) {
-		eng.Add(&f)
-	}
-	res := eng.Finish()
-	res.Traces = traces
-	return res, nil
+	return analysis.Run(context.Background(), analysis.Options{Inputs: inputs, Limit: limit})
 }
 
 func BenchmarkAnalyze(b *testing.B) {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pathtrace/pathtrace/analysis"
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
 	"github.com/pathtrace/pathtrace/report"
@@ -134,7 +134,18 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 		stream = report.NewJSONStream(o.Out)
 		sink = stream.Trace
 	}
-	res, err := analyzeInputs(ctx, inputs, o.Order, o.MTU, o.Window, o.Reorder, sink, o.Limit, o.progress)
+	var rp *readProgress
+	res, err := analysis.Run(ctx, analysis.Options{
+		Inputs: inputs, Order: o.Order, MTU: o.MTU, Window: o.Window, Reorder: o.Reorder,
+		Sink: sink, Limit: o.Limit,
+		Progress: func(read, total int64, frames int) {
+			if rp == nil {
+				rp = newReadProgress(o.ErrOut, o.Quiet, total)
+			}
+			rp.update(read, frames)
+		},
+	})
+	rp.done()
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
@@ -150,87 +161,4 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 		return &exitError{code: exitFindings}
 	}
 	return nil
-}
-
-// analyzeInputs runs the offline pipeline: bundle → merger → correlator.
-// With a sink every trace goes there as it is emitted; otherwise the first
-// limit are kept in the result (0: all), the rest only counted.
-func analyzeInputs(ctx context.Context, inputs []capture.Input, order []string, mtu int, window, reorder time.Duration, sink func(*correlate.Trace), limit int, progress func(total int64) *readProgress) (*correlate.Result, error) {
-	b, err := capture.OpenBundle(inputs, order, int64(window))
-	if err != nil {
-		return nil, err
-	}
-	specs := b.Specs()
-	for i := range specs {
-		if mtu > 0 && specs[i].MTU == 0 {
-			specs[i].MTU = mtu
-		}
-	}
-	var traces []correlate.Trace
-	if sink == nil {
-		sink = func(t *correlate.Trace) {
-			if limit == 0 || len(traces) < limit {
-				traces = append(traces, t.Clone())
-			}
-		}
-	}
-	eng, err := correlate.New(correlate.Config{Points: specs, Window: int64(window)}, sink)
-	if err != nil {
-		return nil, err
-	}
-	m, files, err := b.Open(int64(reorder), func(p int, ifc capture.Interface, early bool) {
-		eng.Close(p, early)
-		if ifc.HasDrops {
-			eng.SetDrops(p, ifc.Drops)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer files.Close()
-	var rp *readProgress
-	if progress != nil {
-		_, total := files.Progress()
-		rp = progress(total)
-	}
-	var f correlate.Frame
-	n := 0
-	for ; m.Next(&f); n++ {
-		if n&0xffff == 0 {
-			if ctx.Err() != nil {
-				rp.done()
-				return nil, fmt.Errorf("interrupted: %w", context.Cause(ctx))
-			}
-			read, _ := files.Progress()
-			rp.update(read, n)
-		}
-		eng.Add(&f)
-	}
-	rp.done()
-	for _, w := range b.Warnings {
-		eng.Warn(w)
-	}
-	for _, w := range m.Warnings() {
-		eng.Warn(w)
-	}
-	if len(b.OrderInferred) > 0 {
-		eng.Warn(fmt.Sprintf("point order inferred from the traffic for %s: %s (use --order to override)",
-			strings.Join(b.OrderInferred, ", "), strings.Join(pointNames(b), ",")))
-	}
-	res := eng.Finish()
-	res.Traces = traces
-	return res, nil
-}
-
-// progress starts the read progress bar on a terminal stderr, unless --quiet.
-func (o *analyzeOptions) progress(total int64) *readProgress {
-	return newReadProgress(o.ErrOut, o.Quiet, total)
-}
-
-func pointNames(b *capture.Bundle) []string {
-	var s []string
-	for _, p := range b.Points {
-		s = append(s, p.Name)
-	}
-	return s
 }

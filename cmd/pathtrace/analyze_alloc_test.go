@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/pathtrace/pathtrace/analysis"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
 )
@@ -70,7 +70,7 @@ func allocsOf(t testing.TB, inputs []capture.Input) (allocs uint64, frames int) 
 	var ms0, ms1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
-	res, err := analyzeInputs(context.Background(), inputs, nil, 0, time.Second, time.Duration(capture.DefaultReorder), nil, 20, nil)
+	res, err := analysis.Run(context.Background(), analysis.Options{Inputs: inputs, Limit: 20})
 	runtime.ReadMemStats(&ms1)
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
+	"github.com/pathtrace/pathtrace/analysis"
 	"testing"
-	"time"
-
-	"github.com/pathtrace/pathtrace/capture"
 )
 
 // BenchmarkAnalyzePipeline drives the pipeline `pathtrace analyze` uses
@@ -18,7 +16,7 @@ func BenchmarkAnalyzePipeline(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := analyzeInputs(context.Background(), inputs, nil, 0, time.Second, time.Duration(capture.DefaultReorder), nil, 20, nil)
+		res, err := analysis.Run(context.Background(), analysis.Options{Inputs: inputs, Limit: 20})
 		if err != nil {
 			b.Fatal(err)
 		}
