@@ -142,12 +142,13 @@ func (o *traceOptions) run(ctx context.Context) error {
 
 // liveRun is what a capture produced.
 type liveRun struct {
-	points []capture.LivePoint
-	frames [][]capture.RawFrame
-	stats  capture.LiveStats
-	start  time.Time
-	end    time.Time
-	info   report.LiveInfo
+	points  []capture.LivePoint
+	frames  [][]capture.RawFrame
+	stats   capture.LiveStats
+	start   time.Time
+	end     time.Time
+	info    report.LiveInfo
+	sendErr error // first probe that could not be sent
 }
 
 // capture arms every point, probes (or waits, passive), stops and drains.
@@ -262,37 +263,38 @@ const probeTagLen = 46
 // traces come from the captures.
 func (o *traceOptions) probe(ctx context.Context, p *capture.Prober, lr *liveRun) bool {
 	replies := map[uint16]bool{}
-	wait := func(until time.Time) bool {
-		for time.Now().Before(until) {
+	// wait reads replies until `until`, or (last) until every probe sent is
+	// answered; true when interrupted.
+	wait := func(until time.Time, last bool) bool {
+		for time.Now().Before(until) && !(last && len(replies) >= lr.info.Sent) {
 			if ctx.Err() != nil {
 				return true
 			}
 			step := min(time.Until(until), 50*time.Millisecond)
-			r, err := p.Recv(time.Now().Add(step))
-			if err == nil {
+			if r, err := p.Recv(time.Now().Add(step)); err == nil {
 				replies[r.Seq] = true
 			}
 		}
 		return ctx.Err() != nil
 	}
+	defer func() { lr.info.Replies = len(replies) }()
 	for i := 0; i < o.Count; i++ {
-		seq := uint16(i + 1)
-		if _, err := p.Send(seq); err == nil {
+		if _, err := p.Send(uint16(i + 1)); err != nil {
+			if lr.sendErr == nil {
+				lr.sendErr = err
+			}
+		} else {
 			lr.info.Sent++
 		}
-		next := time.Now().Add(o.Interval)
-		if i == o.Count-1 {
-			next = time.Now().Add(o.Timeout)
+		last := i == o.Count-1
+		until := time.Now().Add(o.Interval)
+		if last {
+			until = time.Now().Add(o.Timeout)
 		}
-		if wait(next) {
-			lr.info.Replies = len(replies)
+		if wait(until, last) {
 			return true
 		}
-		if i == o.Count-1 {
-			break
-		}
 	}
-	lr.info.Replies = len(replies)
 	return false
 }
 
@@ -359,6 +361,9 @@ func correlateLive(path *discover.Path, lr *liveRun, window time.Duration, keepA
 	}
 	for _, n := range path.Notes {
 		eng.Warn(n)
+	}
+	if lr.sendErr != nil {
+		eng.Warn(fmt.Sprintf("%d of %d probes could not be sent: %v", lr.info.Probes-lr.info.Sent, lr.info.Probes, lr.sendErr))
 	}
 	r := eng.Finish()
 	r.Traces = traces
