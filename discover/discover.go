@@ -88,20 +88,15 @@ func joinSides(a, b []Point) []Point {
 // walk follows ep from its namespace to its node: interface → veth peer
 // (located through the peer's netns id) → master bridge.
 func walk(cands []candidate, ep Endpoint) (*side, error) {
-	ns, err := netns.Open(ep.NetnsPath)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	h, err := handleAt(ns)
+	h, inode, err := openHandle(ep.NetnsPath)
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	ep.Inode = ns.Inode
-	self := candidate{label: ep.Label, path: ep.NetnsPath, inode: ns.Inode}
+	ep.Inode = inode
+	self := candidate{label: ep.Label, path: ep.NetnsPath, inode: inode}
 	for _, c := range cands {
-		if c.inode == ns.Inode && c.label != "" && !strings.HasPrefix(c.label, "pid ") {
+		if c.inode == inode && c.label != "" && !strings.HasPrefix(c.label, "pid ") {
 			self.label = c.label
 		}
 	}
@@ -126,16 +121,11 @@ func walk(cands []candidate, ep Endpoint) (*side, error) {
 
 	node := self
 	if nsid := veth.Attrs().NetNsID; nsid >= 0 {
-		if node, err = peerNamespace(h, cands, nsid, ns.Inode); err != nil {
+		if node, err = peerNamespace(h, cands, nsid, inode); err != nil {
 			return nil, fmt.Errorf("veth peer of %s: %w", link.Attrs().Name, err)
 		}
 	}
-	nns, err := netns.Open(node.path)
-	if err != nil {
-		return nil, err
-	}
-	defer nns.Close()
-	nh, err := handleAt(nns)
+	nh, _, err := openHandle(node.path)
 	if err != nil {
 		return nil, err
 	}
@@ -239,12 +229,7 @@ func bridgeOf(ps []Point) string {
 }
 
 func routeGet(node candidate, ip netip.Addr) ([]netlink.Route, error) {
-	ns, err := netns.Open(node.path)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	h, err := handleAt(ns)
+	h, _, err := openHandle(node.path)
 	if err != nil {
 		return nil, err
 	}
@@ -268,12 +253,7 @@ func egress(s *side, dst Endpoint) ([]Point, string, error) {
 	if len(rs) == 0 || rs[0].LinkIndex == 0 {
 		return nil, "", fmt.Errorf("destination %s: node %s has no route to it", dst.Label, s.node.label)
 	}
-	ns, err := netns.Open(s.node.path)
-	if err != nil {
-		return nil, "", err
-	}
-	defer ns.Close()
-	h, err := handleAt(ns)
+	h, _, err := openHandle(s.node.path)
 	if err != nil {
 		return nil, "", err
 	}
@@ -330,12 +310,7 @@ func fillFDB(node candidate, p *Path) error {
 		return nil
 	}
 	want := map[string]bool{p.Src.MAC: p.Src.MAC != "", p.Dst.MAC: p.Dst.MAC != ""}
-	ns, err := netns.Open(node.path)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	h, err := handleAt(ns)
+	h, _, err := openHandle(node.path)
 	if err != nil {
 		return err
 	}

@@ -183,12 +183,7 @@ func (r *resolver) byIP(arg string, ip netip.Addr) (Endpoint, error) {
 }
 
 func findIP(c candidate, ip netip.Addr) (Endpoint, bool, error) {
-	ns, err := netns.Open(c.path)
-	if err != nil {
-		return Endpoint{}, false, err
-	}
-	defer ns.Close()
-	h, err := handleAt(ns)
+	h, _, err := openHandle(c.path)
 	if err != nil {
 		return Endpoint{}, false, err
 	}
@@ -301,6 +296,22 @@ func nsInode(path string) (uint64, error) {
 		}
 	}
 	return st.Ino, nil
+}
+
+// openHandle opens a netlink handle inside the namespace at path and returns
+// it with the namespace's inode. The handle's sockets stay in that namespace;
+// the namespace file itself is closed again.
+func openHandle(path string) (*netlink.Handle, uint64, error) {
+	ns, err := netns.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer ns.Close()
+	h, err := handleAt(ns)
+	if err != nil {
+		return nil, 0, err
+	}
+	return h, ns.Inode, nil
 }
 
 func handleAt(ns *netns.Handle) (*netlink.Handle, error) {

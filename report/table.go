@@ -154,7 +154,7 @@ func (t *textWriter) render(d Document) {
 			t.path(d)
 			t.line("")
 		}
-		t.points(r)
+		t.points(r, macList)
 		t.line("")
 		t.traces(r)
 	} else {
@@ -162,7 +162,7 @@ func (t *textWriter) render(d Document) {
 			t.pathCompact(d)
 			t.line("")
 		}
-		t.pointsCompact(r)
+		t.points(r, macSenders)
 		t.line("")
 		t.timeline(d)
 	}
@@ -259,7 +259,9 @@ func endpointLine(label, ip, iface, mac string) string {
 	return s
 }
 
-func (t *textWriter) points(r *correlate.Result) {
+// points is one row per point; macs renders the MACS SEEN cell (every MAC
+// with its owner in the detail view, the senders' names in the compact one).
+func (t *textWriter) points(r *correlate.Result, macs func(owners, correlate.PointRep) string) {
 	title := "Points"
 	if day := coverageDate(r); day != "" {
 		title += " (times UTC, " + day + ")"
@@ -271,14 +273,19 @@ func (t *textWriter) points(r *correlate.Result) {
 		if c := p.Coverage; c.First != nil && c.Last != nil {
 			cov = clock(*c.First, 6) + "–" + clock(*c.Last, 6)
 		}
-		macs := pointMACs(t.own, p)
-		if len(macs) == 0 {
-			macs = []string{"-"}
-		}
-		rows[i] = []string{p.Name, ifaceCell(p), strings.Join(macs, "\n"), cov,
+		rows[i] = []string{p.Name, ifaceCell(p), macs(t.own, p), cov,
 			fmt.Sprint(p.Coverage.Frames), drops(p.Coverage.KernelDrops), fmt.Sprint(p.Coverage.Truncated)}
 	}
 	t.table([]string{"POINT", "INTERFACE", "MACS SEEN", "COVERAGE", "FRAMES", "DROPS", "TRUNC"}, rows, 4, 5, 6)
+}
+
+// macList is every MAC seen, one per line, with its owner.
+func macList(own owners, p correlate.PointRep) string {
+	macs := pointMACs(own, p)
+	if len(macs) == 0 {
+		return "-"
+	}
+	return strings.Join(macs, "\n")
 }
 
 // traces writes one compact row group per trace. Columns are aligned across

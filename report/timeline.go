@@ -87,26 +87,6 @@ func (t *textWriter) evidenceCompact(files []string) {
 	t.wrapped("Evidence written to "+dir+"/: "+strings.Join(names, ", "), "", "  ")
 }
 
-// pointsCompact is one line per point: who sent the frames it saw, not the
-// MACs themselves (those are in the path table and the trace notes).
-func (t *textWriter) pointsCompact(r *correlate.Result) {
-	title := "Points"
-	if day := coverageDate(r); day != "" {
-		title += " (times UTC, " + day + ")"
-	}
-	t.line("%s", title)
-	rows := make([][]string, len(r.Points))
-	for i, p := range r.Points {
-		cov := "-"
-		if c := p.Coverage; c.First != nil && c.Last != nil {
-			cov = clock(*c.First, 6) + "–" + clock(*c.Last, 6)
-		}
-		rows[i] = []string{p.Name, ifaceCell(p), macSenders(t.own, p), cov,
-			fmt.Sprint(p.Coverage.Frames), drops(p.Coverage.KernelDrops), fmt.Sprint(p.Coverage.Truncated)}
-	}
-	t.table([]string{"POINT", "INTERFACE", "MACS SEEN", "COVERAGE", "FRAMES", "DROPS", "TRUNC"}, rows, 4, 5, 6)
-}
-
 // macSenders is "pod1 eth0, pod2 eth0": the short owner of each source MAC
 // seen at a point, the MAC itself when nobody is known to own it, and at
 // most three before "+N more".
