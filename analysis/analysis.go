@@ -5,6 +5,7 @@ package analysis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -35,7 +36,8 @@ type Options struct {
 const progressEvery = 1 << 16
 
 // Run analyses the inputs. Input errors (unreadable files, bad names) come
-// before any trace is emitted.
+// before any trace is emitted. When ctx is cancelled it stops reading and
+// returns the result so far with ErrInterrupted.
 func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	window := int64(o.Window)
 	if window <= 0 {
@@ -69,6 +71,11 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 		if ifc.HasDrops {
 			eng.SetDrops(p, ifc.Drops)
 		}
+		// A capture window recorded at the end of a long pcapng (past the
+		// pre-pass) still counts for what is left and for the report.
+		if ifc.End != 0 {
+			eng.SetCoverage(p, ifc.Start, ifc.End)
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -82,10 +89,13 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	}
 	var f correlate.Frame
 	n := 0
+	var stopped error
 	for ; m.Next(&f); n++ {
 		if n%progressEvery == 0 {
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("interrupted: %w", context.Cause(ctx))
+				stopped = fmt.Errorf("%w after %d frames: %w", ErrInterrupted, n, context.Cause(ctx))
+				eng.Warn(fmt.Sprintf("analysis interrupted after %d frames: this report covers only those", n))
+				break
 			}
 			progress(n)
 		}
@@ -108,5 +118,9 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	}
 	res := eng.Finish()
 	res.Traces = traces
-	return res, nil
+	return res, stopped
 }
+
+// ErrInterrupted: the context was cancelled. Run still returns the result
+// of the frames read so far.
+var ErrInterrupted = errors.New("analysis interrupted")

@@ -51,8 +51,9 @@ func TestRunLimitSinkAndProgress(t *testing.T) {
 func TestRunCancelledAndBadInput(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errors.New("stop"))
-	if _, err := Run(ctx, Options{Inputs: promisc()}); err == nil {
-		t.Error("a cancelled analysis returned no error")
+	res, err := Run(ctx, Options{Inputs: promisc()})
+	if !errors.Is(err, ErrInterrupted) || res == nil || len(res.Warnings) == 0 {
+		t.Errorf("a cancelled analysis: err %v, result %v", err, res != nil)
 	}
 	if _, err := Run(context.Background(), Options{Inputs: []capture.Input{{Path: "/nonexistent.cap"}}}); err == nil {
 		t.Error("no error for a missing file")

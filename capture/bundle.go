@@ -78,13 +78,21 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 		if isDir && in.Name != "" {
 			return nil, fmt.Errorf("%s=%s: a directory cannot be one named point", in.Name, in.Path)
 		}
+		if isDir {
+			// A live run's evidence folder holds path.pcapng and the same
+			// frames again as <point>.cap: the pcapng alone is the bundle.
+			if own := ownFiles(paths); len(own) > 0 && len(own) < len(paths) {
+				b.Warnings = append(b.Warnings, fmt.Sprintf("%s: analysing %s, written by pathtrace, not the per-point captures beside it", in.Path, strings.Join(own, ", ")))
+				paths = own
+			}
+		}
 		var group []int
 		for _, p := range paths {
 			pts, err := b.addFile(p, in.Name)
 			if err != nil {
 				return nil, err
 			}
-			if own := b.files[len(b.files)-1].own; own && !isDir {
+			if b.files[len(b.files)-1].own {
 				// its interfaces keep their recorded order: one fixed group each
 				for _, pt := range pts {
 					groups = append(groups, []int{pt})
@@ -177,6 +185,26 @@ func (b *Bundle) names() []string {
 	return s
 }
 
+// ownFiles are the files among paths that pathtrace wrote (pcapng with
+// shb_userappl "pathtrace").
+func ownFiles(paths []string) []string {
+	var own []string
+	for _, p := range paths {
+		src, err := OpenFile(p)
+		if err != nil {
+			continue
+		}
+		for _, s := range src.Sections() {
+			if s.UserAppl == "pathtrace" {
+				own = append(own, p)
+				break
+			}
+		}
+		src.Close()
+	}
+	return own
+}
+
 // addFile scans a file's interfaces. pcap files other than SLL2 have one
 // interface known from the header; pcapng and SLL2 files are read ahead
 // (up to SampleFrames) since their interfaces appear as blocks or ifindexes.
@@ -251,10 +279,15 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 	return out, nil
 }
 
-// sample decodes the first frames of every file, for order inference.
+// sampleBudget bounds the frames the ordering pre-pass holds in all.
+const sampleBudget = 200_000
+
+// sample decodes the first frames of every file, for order inference: at
+// most sampleBudget in all, split between the files.
 func (b *Bundle) sample() ([]correlate.Frame, error) {
 	var frames []correlate.Frame
 	dec := NewDecoder()
+	perFile := min(SampleFrames, max(sampleBudget/len(b.files), 10_000))
 	for fi := range b.files {
 		src, err := OpenFile(b.files[fi].path)
 		if err != nil {
@@ -262,7 +295,7 @@ func (b *Bundle) sample() ([]correlate.Frame, error) {
 		}
 		m := b.ifaceMap(fi)
 		var f correlate.Frame
-		for n := 0; n < SampleFrames; n++ {
+		for n := 0; n < perFile; n++ {
 			rf, err := src.Next()
 			if err != nil {
 				break

@@ -13,6 +13,10 @@ import (
 // inversions of a few ms; single-interface files far less.
 const DefaultReorder int64 = 50e6
 
+// outlierJump is how far a stamp may leap ahead of a source's others before
+// it needs a second frame to confirm it.
+const outlierJump int64 = 60e9
+
 // Merger reads several sources at once, decodes their frames and yields
 // them merged by stamp. Each source has a sorted reorder buffer: a frame is
 // released only once every open source has read past its stamp plus the
@@ -38,7 +42,8 @@ type mergeInput struct {
 	maxTime int64
 	done    bool
 	frames  int
-	buf     ring // read, decoded, not yet released; sorted by stamp
+	buf     ring  // read, decoded, not yet released; sorted by stamp
+	jump    int64 // an unconfirmed stamp far ahead of maxTime
 	// perIface numbers frames per interface instead of per file: set for
 	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
 	// the per-point .cap files written beside them.
@@ -174,8 +179,23 @@ func (m *Merger) read(in *mergeInput) {
 			f.Num = in.perIface[rf.Iface]
 		}
 		in.frames++
-		if rf.Time > in.maxTime || in.frames == 1 {
+		switch {
+		case in.frames == 1:
 			in.maxTime = rf.Time
+		case rf.Time > in.maxTime+outlierJump && in.jump == 0:
+			// A stamp far ahead of the rest (a corrupt record, a clock step)
+			// counts only once the next frame confirms it; until then it
+			// would stop this source from being read at all.
+			in.jump = rf.Time
+		case rf.Time > in.maxTime:
+			if in.jump != 0 && rf.Time >= in.jump-m.reorder {
+				in.maxTime = max(rf.Time, in.jump)
+			} else if rf.Time <= in.maxTime+outlierJump {
+				in.maxTime = rf.Time
+			}
+			in.jump = 0
+		default:
+			in.jump = 0
 		}
 		m.seq++
 		in.insert(entry{t: rf.Time, seq: m.seq, idx: idx})

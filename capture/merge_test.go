@@ -64,3 +64,21 @@ func TestMergerFramesBeyondSpan(t *testing.T) {
 		t.Fatalf("%d frames out, want 4", n)
 	}
 }
+
+// TestMergerOutlierStamp: one record stamped a day ahead (a corrupt record)
+// does not hold back the rest of its source; it comes out last.
+func TestMergerOutlierStamp(t *testing.T) {
+	m := NewMerger(10, nil)
+	day := int64(86400e9)
+	m.Add("a", memSource(1, 2, day, 3, 4, 5), []int{0}, nil)
+	m.Add("b", memSource(1, 2, 3, 4, 5, 6), []int{1}, nil)
+	var got []int64
+	var f correlate.Frame
+	for m.Next(&f) {
+		got = append(got, f.Time)
+	}
+	want := []int64{1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, day}
+	if !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}

@@ -304,11 +304,17 @@ func (e *Engine) crossing(t *trace) (order, prev []int, forward bool) {
 	return order, prev, forward
 }
 
-// direction: forward when the stamps mostly increase along the path order.
-// Without stamps to tell (one hop, all ties), the position decides: at the
-// path's start it is forward, at its end reverse; in the middle, the side the
-// destination is on.
+// direction: forward when the frame goes up the path order. The owners of
+// its addresses decide where known; otherwise the stamps (mostly increasing
+// along the path order: forward); without stamps to tell (one hop, all
+// ties), the position: at the path's start forward, at its end reverse, in
+// the middle the side the destination is on.
 func (e *Engine) direction(t *trace, main []int) bool {
+	// Where the frame's addresses live on the path decides, when known:
+	// topology, not stamps, which can tie or invert between two points.
+	if src, dst := e.source(t), e.destination(t); src >= 0 && dst >= 0 && src != dst {
+		return dst > src
+	}
 	s := 0
 	for a := 0; a < len(main); a++ {
 		for b := a + 1; b < len(main); b++ {
@@ -331,6 +337,22 @@ func (e *Engine) direction(t *trace, main []int) bool {
 		return d > p
 	}
 	return !(p == n-1 && n > 1)
+}
+
+// source is the position of the owner of the frame's source address (the
+// sender IP for ARP), or -1 when unknown.
+func (e *Engine) source(t *trace) int {
+	ip := t.hops[0].srcIP
+	if t.key.Proto == ProtoARP {
+		ip = t.key.Addr1
+	}
+	if !ip.IsValid() {
+		return -1
+	}
+	if o, ok := e.cfg.IPOwners[ip]; ok {
+		return o.Point
+	}
+	return e.learned(e.ipOrigin, ip)
 }
 
 // destination is the position the frame is addressed to, where known: the

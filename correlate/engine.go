@@ -90,7 +90,6 @@ type coverage struct {
 	frames      int
 	decoded     int
 	truncated   int
-	open        bool
 	early       bool // ended before the others: coverage stops at last
 	macs        map[MAC]int
 }
@@ -191,7 +190,6 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	e.sum.ByProto = make(map[string]int)
 	e.all = 1<<uint(len(cfg.Points)) - 1
 	for i := range e.cov {
-		e.cov[i].open = true
 		e.cov[i].macs = make(map[MAC]int)
 	}
 	return e, nil
@@ -208,7 +206,6 @@ func (e *Engine) Warn(msg string) { e.warnings = append(e.warnings, msg) }
 // frame dropped before it) must still count as capturing.
 func (e *Engine) Close(p int, early bool) {
 	if p >= 0 && p < len(e.cov) {
-		e.cov[p].open = false
 		e.cov[p].early = early
 	}
 }
@@ -267,8 +264,21 @@ func (e *Engine) Add(f *Frame) {
 func (e *Engine) match(f *Frame) {
 	kh := keyHash(&f.Key)
 	head := e.active[kh]
+	// Join the nearest trace in time still missing this point, so a
+	// retransmission 200 ms later does not join a lost original; among
+	// traces within dupWindow of that nearest distance, the oldest (frames
+	// on one path keep their order). Two passes keep the choice independent
+	// of the chain's order.
+	nearest := int64(-1)
+	for t := head; t != nil; t = t.nextSame {
+		if t.key != f.Key || t.seen&(1<<uint(f.Point)) != 0 {
+			continue
+		}
+		if d, ok := e.distance(t, f.Time); ok && (nearest < 0 || d < nearest) {
+			nearest = d
+		}
+	}
 	var join, refl *trace
-	var joinDist int64
 	for t := head; t != nil; t = t.nextSame {
 		if t.key != f.Key {
 			continue
@@ -278,12 +288,8 @@ func (e *Engine) match(f *Frame) {
 			continue
 		}
 		if t.seen&(1<<uint(f.Point)) == 0 {
-			// The nearest trace in time wins, so a retransmission 200 ms
-			// later does not join a lost original. Among near-simultaneous
-			// identical frames (within dupWindow of each other) the oldest
-			// wins: frames on one path keep their order.
-			if join == nil || d+dupWindow < joinDist || (absDiff(d, joinDist) <= dupWindow && t.n < join.n) {
-				join, joinDist = t, d
+			if d <= nearest+dupWindow && (join == nil || t.n < join.n) {
+				join = t
 			}
 			continue
 		}
@@ -299,7 +305,7 @@ func (e *Engine) match(f *Frame) {
 	default:
 		t := e.newTrace(f)
 		for o := head; o != nil; o = o.nextSame {
-			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && absDiff(o.last, f.Time) <= dupWindow {
+			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
 				o.dup, t.dup = true, true
 			}
 		}
@@ -307,6 +313,16 @@ func (e *Engine) match(f *Frame) {
 		e.active[kh] = t
 		e.addHop(t, f, false)
 	}
+}
+
+// timeAt is the stamp of t's (first) hop at point p.
+func (t *trace) timeAt(p int) int64 {
+	for i := range t.hops {
+		if t.hops[i].point == p {
+			return t.hops[i].time
+		}
+	}
+	return t.last
 }
 
 // dupWindow: the same frame twice at one point this close, not reflected,
@@ -458,9 +474,6 @@ func (e *Engine) pop() {
 // Finish emits every remaining trace and returns the result without traces
 // (they went to the sink).
 func (e *Engine) Finish() *Result {
-	for i := range e.cov {
-		e.cov[i].open = false
-	}
 	for e.queue.len() > 0 {
 		e.pop()
 	}

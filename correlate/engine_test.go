@@ -511,3 +511,39 @@ func TestPointStartedLateIsNotLoss(t *testing.T) {
 		t.Errorf("lost_after: seq1 %q, seq2 %q", lost[1], lost[2])
 	}
 }
+
+func TestNearestWinsBeyondDupWindow(t *testing.T) {
+	// Identical frames at point 0 at 0, 0.9 and 1.8 ms; one at point 1 at
+	// 1.8 ms: the nearest is the third (0 ms); the oldest within 1 ms of that
+	// is the second (0.9 ms) — never the first (1.8 ms away).
+	t0 := int64(1e18)
+	var fs []Frame
+	for _, d := range []int64{0, 900e3, 1800e3} {
+		fs = append(fs, echo(0, t0+d, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, 64))
+	}
+	fs = append(fs, echo(1, t0+1800e3, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, 64))
+	r := analyze(t, cfgFor("a", "b"), fs)
+	if len(r.Traces) != 3 {
+		t.Fatalf("traces = %d", len(r.Traces))
+	}
+	if len(r.Traces[1].Hops) != 2 || len(r.Traces[0].Hops) != 1 || len(r.Traces[2].Hops) != 1 {
+		t.Errorf("hops per trace: %d %d %d", len(r.Traces[0].Hops), len(r.Traces[1].Hops), len(r.Traces[2].Hops))
+	}
+}
+
+func TestDirectionFromOwnersNotStamps(t *testing.T) {
+	// Two points whose stamps are inverted for one request: with the
+	// addresses' owners known (as discovery knows them), it stays forward
+	// and shows the negative delta.
+	c := cfgFor("pod1", "pod2")
+	c.IPOwners = map[netip.Addr]Owner{pod1IP: {Point: 0}, pod2IP: {Point: 1}}
+	fs := []Frame{
+		echo(1, 1e18, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, 64),
+		echo(0, 1e18+500, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, 64),
+	}
+	r := analyze(t, c, fs)
+	tr := r.Traces[0]
+	if tr.Direction != "forward" || tr.Hops[0].Point != "pod1" || tr.Hops[1].DeltaNs != -500 {
+		t.Errorf("direction %s, hops %v, delta %d", tr.Direction, hopNames(tr), tr.Hops[1].DeltaNs)
+	}
+}

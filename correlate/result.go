@@ -194,12 +194,12 @@ type HopStat struct {
 	P50Ns int64  `json:"p50_ns"`
 	P99Ns int64  `json:"p99_ns"`
 	MaxNs int64  `json:"max_ns"`
-	Exact bool   `json:"exact"` // false once samples exceeded the exact buffer and a histogram (≤1% error) took over
+	Exact bool   `json:"exact"` // false once samples exceeded the exact buffer and a histogram (< 0.8% error) took over
 }
 
 // Anomaly is a named finding, aggregated per kind and point.
 type Anomaly struct {
-	Kind     string `json:"kind"`     // loss, gap, reflection, duplicate, flooding, fragmentation, over-mtu, unanswered-arp, negative-delta
+	Kind     string `json:"kind"`     // loss, gap, reflection, flooding, duplicate, fragmentation, over-mtu, unanswered-arp, unanswered-echo, negative-delta, kernel-drops
 	Severity string `json:"severity"` // "warning" sets exit status 1; "info" is expected behaviour worth knowing (hairpin reflections)
 	Point    string `json:"point,omitempty"`
 	Count    int    `json:"count"`

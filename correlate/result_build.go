@@ -132,7 +132,7 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		}
 	}
 	if s.Traces == 0 {
-		return fmt.Sprintf("nothing to correlate: %d frames read, none of them ICMP, ARP, ND, TCP, UDP or IP", s.Frames), s.Frames > 0
+		return fmt.Sprintf("nothing to correlate: %d frames read, none of them ICMP, ARP, ND, TCP, UDP or IP", s.Frames), s.Frames > 0 && warn == 0
 	}
 	var parts []string
 	if s.Lost > 0 {

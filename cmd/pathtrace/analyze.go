@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -123,6 +125,9 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 	for _, a := range args {
 		inputs = append(inputs, capture.ParseInput(a))
 	}
+	if o.Reorder <= 0 {
+		return &exitError{exitUsage, fmt.Errorf("--reorder %v: want a positive duration", o.Reorder)}
+	}
 	if len(inputs) == 0 {
 		return &exitError{exitUsage, fmt.Errorf("no captures: give FILE, DIR or NAME=FILE arguments (see pathtrace analyze --help)")}
 	}
@@ -146,8 +151,16 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 		},
 	})
 	rp.done()
-	if err != nil {
+	interrupted := errors.Is(err, analysis.ErrInterrupted)
+	if err != nil && !interrupted {
 		return &exitError{exitUsage, err}
+	}
+	if res.Summary.Frames == 0 {
+		var names []string
+		for _, in := range inputs {
+			names = append(names, in.Path)
+		}
+		return &exitError{exitUsage, fmt.Errorf("no frames in %s: nothing to analyse", strings.Join(names, ", "))}
 	}
 	if stream != nil {
 		err = stream.Finish(report.Document{Result: res})
@@ -157,7 +170,10 @@ func (o *analyzeOptions) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
-	if !res.Summary.Clean {
+	switch {
+	case interrupted:
+		return &exitError{code: exitInterrupted}
+	case !res.Summary.Clean:
 		return &exitError{code: exitFindings}
 	}
 	return nil

@@ -23,6 +23,7 @@ type evidence struct {
 	written []string
 
 	unregister func() // the forced-exit cleanup, once files are closed
+	madeDir    bool   // plan created the directory
 
 	mu     sync.Mutex // frame (capture goroutine) vs close (signal handler)
 	files  []*os.File
@@ -77,6 +78,9 @@ func (e *evidence) plan(path *discover.Path) error {
 			}
 		}
 	}
+	if _, err := os.Stat(e.dir); errors.Is(err, fs.ErrNotExist) {
+		e.madeDir = true
+	}
 	if err := os.MkdirAll(e.dir, 0o700); err != nil {
 		return fmt.Errorf("evidence directory: %w", err)
 	}
@@ -85,16 +89,16 @@ func (e *evidence) plan(path *discover.Path) error {
 	for _, p := range path.Points {
 		f, err := e.create(p.Name + ".cap")
 		if err != nil {
-			e.close()
+			e.abort()
 			return err
 		}
+		e.files = append(e.files, f)
 		w, err := capture.NewPcapWriter(f, capture.LinkTypeEthernet, capture.FilterSnaplen)
 		if err != nil {
-			f.Close()
-			e.close()
+			e.abort()
 			return err
 		}
-		e.files, e.pcaps = append(e.files, f), append(e.pcaps, w)
+		e.pcaps = append(e.pcaps, w)
 		ifaces = append(ifaces, capture.Interface{
 			Name: p.Name, Description: fmt.Sprintf("netns %s, %s (ifindex %d)", p.Netns, p.Interface, p.IfIndex),
 			IfIndex: p.IfIndex, LinkType: capture.LinkTypeEthernet, Snaplen: capture.FilterSnaplen, MTU: p.MTU,
@@ -103,17 +107,40 @@ func (e *evidence) plan(path *discover.Path) error {
 	}
 	f, err := e.create("path.pcapng")
 	if err != nil {
-		e.close()
+		e.abort()
 		return err
 	}
 	e.ngFile = f
 	e.ng, err = capture.NewPcapngWriter(f, ifaces, order)
 	if err != nil {
-		e.close()
+		f.Close()
+		e.ngFile = nil
+		e.abort()
 		return err
 	}
 	e.unregister = atInterrupt(func() { e.close() })
 	return nil
+}
+
+// paths lists every evidence file of the run, the reports included.
+func (e *evidence) paths() []string {
+	return append(append([]string{}, e.written...), filepath.Join(e.dir, "report.json"), filepath.Join(e.dir, "report.md"))
+}
+
+// abort closes and removes what this run created: a run that captured
+// nothing leaves nothing.
+func (e *evidence) abort() {
+	if e.unregister != nil {
+		e.unregister()
+	}
+	e.close()
+	for _, p := range e.written {
+		os.Remove(p)
+	}
+	e.written = nil
+	if e.madeDir {
+		os.Remove(e.dir) // only if empty: nothing of anyone else's is touched
+	}
 }
 
 // frame records one captured frame; RunLive calls it serialized.
@@ -152,8 +179,6 @@ func (e *evidence) finish(doc report.Document, stats []capture.PointStats, start
 	if e.err != nil {
 		return fmt.Errorf("write evidence: %w", e.err)
 	}
-	// The report lists the evidence, itself included.
-	doc.Live.Evidence = append(append([]string{}, e.written...), filepath.Join(e.dir, "report.json"), filepath.Join(e.dir, "report.md"))
 	for _, r := range []struct {
 		name   string
 		render func(*os.File) error
@@ -186,8 +211,11 @@ func (e *evidence) close() error {
 		errs = append(errs, e.ng.Close(), e.ngFile.Close())
 		e.ng = nil
 	}
-	for i := range e.files {
-		errs = append(errs, e.pcaps[i].Flush(), e.files[i].Close())
+	for i, f := range e.files {
+		if i < len(e.pcaps) {
+			errs = append(errs, e.pcaps[i].Flush())
+		}
+		errs = append(errs, f.Close())
 	}
 	e.files, e.pcaps = nil, nil
 	if err := errors.Join(errs...); err != nil {

@@ -39,6 +39,18 @@ func TestEvidenceReanalysed(t *testing.T) {
 			t.Errorf("%s differs between the live run and the analysis of its pcapng:\nlive:     %.600s\nanalysis: %.600s", k, a[k], b[k])
 		}
 	}
+	// The evidence folder itself analyses as its pcapng.
+	code, dirOut, errb := runCLI(t, "analyze", "-f", "json", dir)
+	if code != 0 {
+		t.Fatalf("analyze the evidence folder: exit %d: %s", code, errb)
+	}
+	var d map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(dirOut), &d); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a["traces"], d["traces"]) {
+		t.Errorf("analyze %s gives other traces than the live run", dir)
+	}
 	// The per-point .cap files are the seed's files: analysing them in path
 	// order gives the same traces too.
 	var files []string

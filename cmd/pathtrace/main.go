@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -54,13 +55,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	code := exitUsage
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "pathtrace: %v\n", ee.err)
-		}
-		return ee.code
+		code, err = ee.code, ee.err
 	}
-	fmt.Fprintf(stderr, "pathtrace: %v\n", err)
-	return exitUsage
+	if err != nil {
+		// One line, always: joined errors (cleanups) become "; ".
+		fmt.Fprintf(stderr, "pathtrace: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return code
 }

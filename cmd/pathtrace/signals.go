@@ -64,7 +64,7 @@ func signalContext() (context.Context, func()) {
 	go func() {
 		select {
 		case s := <-ch:
-			cancel(fmt.Errorf("interrupted by %v", s))
+			cancel(fmt.Errorf("stopped by %v", s))
 		case <-done:
 			return
 		}

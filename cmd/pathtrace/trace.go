@@ -64,8 +64,11 @@ func (o *traceOptions) validate() error {
 	if !o.Passive && (o.Count < 1 || o.Count > 65535) {
 		return fmt.Errorf("--count %d: want 1 to 65535", o.Count)
 	}
-	if o.Interval < 0 || o.Timeout < 0 || o.Duration <= 0 {
-		return errors.New("--interval, --timeout and --duration must not be negative")
+	if o.Interval < 0 || o.Timeout < 0 {
+		return errors.New("--interval and --timeout must not be negative")
+	}
+	if o.Passive && o.Duration <= 0 {
+		return fmt.Errorf("--duration %v: want a positive duration", o.Duration)
 	}
 	if o.RingBytes < 1<<20 {
 		return fmt.Errorf("--ring-size %d: want at least 1 MiB", o.RingBytes)
@@ -113,23 +116,35 @@ func (o *traceOptions) run(ctx context.Context) error {
 	}
 	lr, err := o.capture(ctx, path, ev)
 	if err != nil {
+		if ev != nil {
+			ev.abort() // nothing was captured: leave no empty files behind
+		}
 		return &exitError{exitUsage, err}
 	}
 	if err := discover.RefreshFDB(path); err != nil {
 		path.Notes = append(path.Notes, fmt.Sprintf("bridge forwarding entries after the trace could not be read: %v", err))
 	}
-	result, err := correlateLive(path, lr, o.Window, o.Format == "json", o.Limit)
+	// The evidence reports hold every trace, whatever the screen shows.
+	result, err := correlateLive(path, lr, o.Window, o.Format == "json" || ev != nil, o.Limit)
 	if err != nil {
+		if ev != nil {
+			ev.abort()
+		}
 		return &exitError{exitUsage, err}
 	}
 	doc := report.Document{Result: result, Path: path, Live: &lr.info}
 	if ev != nil {
+		lr.info.Evidence = ev.paths()
+	}
+	// The report goes out before the evidence is written, so a full disk
+	// cannot hide what was captured.
+	if err := o.render(o.Out, doc); err != nil {
+		return &exitError{exitUsage, err}
+	}
+	if ev != nil {
 		if err := ev.finish(doc, lr.stats.Points, lr.start.UnixNano(), lr.end.UnixNano()); err != nil {
 			return &exitError{exitUsage, err}
 		}
-	}
-	if err := o.render(o.Out, doc); err != nil {
-		return &exitError{exitUsage, err}
 	}
 	switch {
 	case lr.info.Interrupted:
@@ -227,8 +242,15 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	select {
 	case <-armed:
 	case <-done:
-		counters.done()
-		return nil, runErr
+		select {
+		case <-armed: // armed, then every point failed at once: report what there is
+		default:
+			counters.done()
+			if runErr == nil {
+				runErr = errors.New("capture ended before every point was armed")
+			}
+			return nil, runErr
+		}
 	}
 
 	lr.info.Probes = o.Count
