@@ -166,6 +166,16 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		return fmt.Sprintf("OK: all %d traces crossed every capturing point on their way (%d points, %d frames)",
 			s.Traces, len(e.cfg.Points), s.Decoded), true
 	}
+	var dropped uint64
+	for _, p := range e.cfg.Points {
+		dropped += p.Drops
+	}
+	if dropped > 0 {
+		// Say first that the capture itself lost frames: what looks like
+		// loss on the path may be the capture's own.
+		return fmt.Sprintf("CAPTURE INCOMPLETE: the kernel dropped %d frames before pathtrace saw them, so losses below may be the capture's own; %s",
+			dropped, strings.Join(parts, "; ")), false
+	}
 	return "PROBLEM: " + strings.Join(parts, "; "), false
 }
 

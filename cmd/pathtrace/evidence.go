@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/correlate"
 	"github.com/pathtrace/pathtrace/discover"
 	"github.com/pathtrace/pathtrace/report"
 )
@@ -24,6 +25,8 @@ type evidence struct {
 
 	unregister func() // the forced-exit cleanup, once files are closed
 	madeDir    bool   // plan created the directory
+	reportFile *os.File
+	report     *report.JSONStream
 
 	mu     sync.Mutex // frame (capture goroutine) vs close (signal handler)
 	files  []*os.File
@@ -118,13 +121,29 @@ func (e *evidence) plan(path *discover.Path) error {
 		e.abort()
 		return err
 	}
+	// report.json is written as traces come (a long capture need not keep
+	// them); a run cut short removes it, as it would be incomplete.
+	if e.reportFile, err = e.create("report.json"); err != nil {
+		e.abort()
+		return err
+	}
+	e.report = report.NewJSONStream(e.reportFile)
 	e.unregister = atInterrupt(func() { e.close() })
 	return nil
 }
 
+// trace adds one trace to report.json; the correlator calls it serialized.
+func (e *evidence) trace(t *correlate.Trace) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.report != nil {
+		e.report.Trace(t)
+	}
+}
+
 // paths lists every evidence file of the run, the reports included.
 func (e *evidence) paths() []string {
-	return append(append([]string{}, e.written...), filepath.Join(e.dir, "report.json"), filepath.Join(e.dir, "report.md"))
+	return append(append([]string{}, e.written...), filepath.Join(e.dir, "report.md"))
 }
 
 // abort closes and removes what this run created: a run that captured
@@ -173,30 +192,35 @@ func (e *evidence) finish(doc report.Document, stats []capture.PointStats, start
 	if e.unregister != nil {
 		e.unregister()
 	}
+	e.mu.Lock()
+	rerr := e.report.Finish(doc)
+	e.report = nil
+	if cerr := e.reportFile.Close(); rerr == nil {
+		rerr = cerr
+	}
+	e.reportFile = nil
+	e.mu.Unlock()
 	if err := e.close(); err != nil {
 		return err
 	}
 	if e.err != nil {
 		return fmt.Errorf("write evidence: %w", e.err)
 	}
-	for _, r := range []struct {
-		name   string
-		render func(*os.File) error
-	}{
-		{"report.json", func(f *os.File) error { return report.JSON(f, doc) }},
-		{"report.md", func(f *os.File) error { return report.Markdown(f, doc, report.Options{}) }},
-	} {
-		f, err := e.create(r.name)
-		if err != nil {
-			return err
-		}
-		if err := r.render(f); err != nil {
-			f.Close()
-			return fmt.Errorf("write %s: %w", r.name, err)
-		}
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("write %s: %w", r.name, err)
-		}
+	if rerr != nil {
+		return fmt.Errorf("write report.json: %w", rerr)
+	}
+	// The Markdown report shows the traces the run kept (--limit); the
+	// JSON report has them all.
+	f, err := e.create("report.md")
+	if err != nil {
+		return err
+	}
+	if err := report.Markdown(f, doc, report.Options{}); err != nil {
+		f.Close()
+		return fmt.Errorf("write report.md: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write report.md: %w", err)
 	}
 	return nil
 }
@@ -218,6 +242,12 @@ func (e *evidence) close() error {
 		errs = append(errs, f.Close())
 	}
 	e.files, e.pcaps = nil, nil
+	if e.reportFile != nil {
+		// Unfinished: the run was cut short. Half a JSON document helps no one.
+		e.reportFile.Close()
+		os.Remove(e.reportFile.Name())
+		e.reportFile, e.report = nil, nil
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close evidence: %w", err)
 	}

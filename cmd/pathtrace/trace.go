@@ -9,11 +9,11 @@ import (
 	"io"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pathtrace/pathtrace/analysis"
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
 	"github.com/pathtrace/pathtrace/discover"
@@ -114,7 +114,31 @@ func (o *traceOptions) run(ctx context.Context) error {
 			return &exitError{exitUsage, err}
 		}
 	}
-	lr, err := o.capture(ctx, path, ev)
+	// Frames are correlated while they are captured. Every trace goes to
+	// the JSON outputs as it is emitted; the table keeps the first --limit.
+	var kept []correlate.Trace
+	var stream *report.JSONStream
+	if o.Format == "json" {
+		stream = report.NewJSONStream(o.Out)
+	}
+	eng, err := correlate.New(liveConfig(path, o.Window), func(t *correlate.Trace) {
+		if stream != nil {
+			stream.Trace(t)
+		}
+		if ev != nil {
+			ev.trace(t)
+		}
+		if o.Limit == 0 || len(kept) < o.Limit {
+			kept = append(kept, t.Clone())
+		}
+	})
+	if err != nil {
+		if ev != nil {
+			ev.abort()
+		}
+		return &exitError{exitUsage, err}
+	}
+	lr, err := o.capture(ctx, path, ev, eng)
 	if err != nil {
 		if ev != nil {
 			ev.abort() // nothing was captured: leave no empty files behind
@@ -124,21 +148,20 @@ func (o *traceOptions) run(ctx context.Context) error {
 	if err := discover.RefreshFDB(path); err != nil {
 		path.Notes = append(path.Notes, fmt.Sprintf("bridge forwarding entries after the trace could not be read: %v", err))
 	}
-	// The evidence reports hold every trace, whatever the screen shows.
-	result, err := correlateLive(path, lr, o.Window, o.Format == "json" || ev != nil, o.Limit)
-	if err != nil {
-		if ev != nil {
-			ev.abort()
-		}
-		return &exitError{exitUsage, err}
-	}
+	result := finishLive(eng, path, lr)
+	result.Traces = kept
 	doc := report.Document{Result: result, Path: path, Live: &lr.info}
 	if ev != nil {
 		lr.info.Evidence = ev.paths()
 	}
 	// The report goes out before the evidence is written, so a full disk
 	// cannot hide what was captured.
-	if err := o.render(o.Out, doc); err != nil {
+	if stream != nil {
+		err = stream.Finish(doc)
+	} else {
+		err = o.render(o.Out, doc)
+	}
+	if err != nil {
 		return &exitError{exitUsage, err}
 	}
 	if ev != nil {
@@ -158,7 +181,6 @@ func (o *traceOptions) run(ctx context.Context) error {
 // liveRun is what a capture produced.
 type liveRun struct {
 	points  []capture.LivePoint
-	frames  [][]capture.RawFrame
 	stats   capture.LiveStats
 	start   time.Time
 	end     time.Time
@@ -166,9 +188,33 @@ type liveRun struct {
 	sendErr error // first probe that could not be sent
 }
 
-// capture arms every point, probes (or waits, passive), stops and drains.
-func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evidence) (*liveRun, error) {
-	lr := &liveRun{frames: make([][]capture.RawFrame, len(path.Points))}
+// capture arms every point, probes (or waits, passive), stops and drains,
+// feeding every frame to eng as it comes.
+func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evidence, eng *correlate.Engine) (*liveRun, error) {
+	lr := &liveRun{}
+	// The correlator runs on its own goroutine behind a queue, so the ring
+	// readers only copy frames out: a burst is absorbed by the queue rather
+	// than by the kernel dropping frames.
+	type captured struct {
+		point int
+		rf    capture.RawFrame
+	}
+	queue := make(chan captured, 1<<14)
+	correlated := make(chan struct{})
+	go func() {
+		defer close(correlated)
+		feed := analysis.NewFeed(eng, 0)
+		for c := range queue {
+			feed.Add(c.point, &c.rf)
+		}
+		feed.Flush()
+	}()
+	defer func() {
+		if queue != nil { // error paths: stop the correlator too
+			close(queue)
+			<-correlated
+		}
+	}()
 	var handles []*netns.Handle
 	defer func() {
 		for _, h := range handles {
@@ -218,7 +264,6 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	capCtx, stopCapture := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCapture()
 	armed := make(chan struct{})
-	var mu sync.Mutex
 	var runErr error
 	done := make(chan struct{})
 	go func() {
@@ -227,12 +272,15 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 			Filter: filter, RingBytes: o.RingBytes,
 			Armed: func(time.Duration) {
 				lr.start = time.Now()
+				// Capturing from now on, whatever a point sees; the end is
+				// set when the capture stops.
+				for i := range lr.points {
+					eng.SetCoverage(i, lr.start.UnixNano(), 1<<63-1)
+				}
 				close(armed)
 			},
 		}, func(point int, rf capture.RawFrame) {
-			mu.Lock()
-			lr.frames[point] = append(lr.frames[point], rf)
-			mu.Unlock()
+			queue <- captured{point, rf}
 			counters.frame(point)
 			if ev != nil {
 				ev.frame(point, rf)
@@ -269,6 +317,9 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	stopCapture()
 	<-done
 	counters.done()
+	close(queue)
+	<-correlated
+	queue = nil
 	if runErr != nil {
 		return nil, runErr
 	}
@@ -320,21 +371,16 @@ func (o *traceOptions) probe(ctx context.Context, p *capture.Prober, lr *liveRun
 	return false
 }
 
-// correlateLive feeds the captured frames through the same merger and
-// correlator as `pathtrace analyze`, with what discovery knows: each point's
-// capture window, MTU and kernel drops, and who owns which MAC and IP.
-func correlateLive(path *discover.Path, lr *liveRun, window time.Duration, keepAll bool, limit int) (*correlate.Result, error) {
-	specs := make([]correlate.PointSpec, len(path.Points))
+// liveConfig is the correlator's view of the discovered path: the points,
+// and who owns which MAC and IP, so the report names owners and directions
+// come from the topology.
+func liveConfig(path *discover.Path, window time.Duration) correlate.Config {
 	cfg := correlate.Config{Window: int64(window), MACOwners: map[correlate.MAC]correlate.Owner{}, IPOwners: map[netip.Addr]correlate.Owner{}}
 	for i, p := range path.Points {
-		specs[i] = correlate.PointSpec{
+		cfg.Points = append(cfg.Points, correlate.PointSpec{
 			Name: p.Name, Interface: p.Interface, IfIndex: p.IfIndex, MTU: p.MTU,
 			Source: "netns " + p.Netns, Snaplen: capture.FilterSnaplen,
-			CoverFrom: lr.start.UnixNano(), CoverTo: lr.end.UnixNano(),
-		}
-		if i < len(lr.stats.Points) {
-			specs[i].Drops, specs[i].HasDrops = lr.stats.Points[i].Drops, true
-		}
+		})
 		if mac, err := parseMAC(p.MAC); err == nil {
 			label := path.Owners[p.MAC]
 			if label == "" {
@@ -358,23 +404,17 @@ func correlateLive(path *discover.Path, lr *liveRun, window time.Duration, keepA
 			cfg.IPOwners[path.Dst.IP] = correlate.Owner{Point: n - 1, Label: path.Dst.Label}
 		}
 	}
-	cfg.Points = specs
-	var traces []correlate.Trace
-	eng, err := correlate.New(cfg, func(t *correlate.Trace) {
-		if keepAll || limit == 0 || len(traces) < limit {
-			traces = append(traces, t.Clone())
+	return cfg
+}
+
+// finishLive closes the correlation: each point's capture window and
+// kernel drops, what went wrong on the way, then the remaining traces.
+func finishLive(eng *correlate.Engine, path *discover.Path, lr *liveRun) *correlate.Result {
+	for i := range lr.points {
+		eng.SetCoverage(i, lr.start.UnixNano(), lr.end.UnixNano())
+		if i < len(lr.stats.Points) {
+			eng.SetDrops(i, lr.stats.Points[i].Drops)
 		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	m := capture.NewMerger(0, func(p int, _ capture.Interface, early bool) { eng.Close(p, early) })
-	for i, p := range lr.points {
-		m.Add(p.Name, &capture.MemorySource{Frames: lr.frames[i]}, []int{i}, nil)
-	}
-	var f correlate.Frame
-	for m.Next(&f) {
-		eng.Add(&f)
 	}
 	for _, ps := range lr.stats.Points {
 		if ps.Err != nil {
@@ -387,9 +427,7 @@ func correlateLive(path *discover.Path, lr *liveRun, window time.Duration, keepA
 	if lr.sendErr != nil {
 		eng.Warn(fmt.Sprintf("%d of %d probes could not be sent: %v", lr.info.Probes-lr.info.Sent, lr.info.Probes, lr.sendErr))
 	}
-	r := eng.Finish()
-	r.Traces = traces
-	return r, nil
+	return eng.Finish()
 }
 
 func parseMAC(s string) (correlate.MAC, error) {
