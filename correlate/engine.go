@@ -438,14 +438,29 @@ func (e *Engine) expire() {
 const settle int64 = 2 * reflectWindow
 
 // done reports whether no frame can still join t: a window has passed since
-// its last hop, or it has crossed every point and had time to settle. The
-// second keeps memory near rate × settle instead of rate × window when
-// nothing is lost.
+// its last hop; or it has had time to settle and either crossed every point
+// or every point it missed has moved on past it. That keeps memory near
+// rate × settle instead of rate × window, also when frames are lost.
 func (e *Engine) done(t *trace) bool {
 	if t.last+e.window < e.mark {
 		return true
 	}
-	return t.seen == e.all && t.last+min(settle, e.window) < e.mark
+	if t.last+min(settle, e.window) >= e.mark {
+		return false
+	}
+	if t.seen == e.all {
+		return true
+	}
+	// Every point it has not reached has since seen frames stamped well
+	// after it: frames leave a point in the order they reached it, so it
+	// will not appear there any more. (A lost frame then does not hold
+	// every younger trace for a whole window.)
+	for p := range e.cov {
+		if t.seen&(1<<uint(p)) == 0 && e.cov[p].last <= t.last+settle {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) pop() {

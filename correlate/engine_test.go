@@ -547,3 +547,35 @@ func TestDirectionFromOwnersNotStamps(t *testing.T) {
 		t.Errorf("direction %s, hops %v, delta %d", tr.Direction, hopNames(tr), tr.Hops[1].DeltaNs)
 	}
 }
+
+func TestLostFrameDoesNotHoldTheQueue(t *testing.T) {
+	// A request lost after pod1, then a request every 10 ms crossing all
+	// five points: once every point has moved 100 ms past the lost one, it
+	// is emitted (and everything behind it) without waiting a 1 s window.
+	emitted := 0
+	e, err := New(cfgFor(seedPath...), func(*Trace) { emitted++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := int64(1e18)
+	for p := 0; p < 5; p++ { // every point capturing before the loss
+		f := arp(p, t0-50e6+int64(p)*1000, 1, pod1MAC, bcast, pod1IP, pod2IP)
+		e.Add(&f)
+	}
+	f := echo(0, t0, 8, 0, pod1MAC, pod2MAC, pod1IP, pod2IP, 64)
+	e.Add(&f)
+	for i := 1; i <= 50; i++ {
+		for p := 0; p < 5; p++ {
+			f := echo(p, t0+int64(i)*10e6+int64(p)*1000, 8, uint32(i), pod1MAC, pod2MAC, pod1IP, pod2IP, 64)
+			e.Add(&f)
+		}
+	}
+	// 500 ms in: all but the last ~100 ms of traces must be out.
+	if emitted < 36 {
+		t.Errorf("%d of 52 traces emitted at 500 ms: a lost frame holds the queue", emitted)
+	}
+	r := e.Finish()
+	if r.Summary.Lost != 1 || r.Summary.Traces != 52 {
+		t.Errorf("summary %+v", r.Summary)
+	}
+}
