@@ -586,19 +586,19 @@ func (e *Engine) pair(t *trace, out *Trace, order []int) {
 	switch {
 	case (k.Proto == ProtoICMP && k.Kind == 8) || (k.Proto == ProtoICMPv6 && k.Kind == 128):
 		ek := echoKey{k.Proto, k.Seq, k.Hash, k.Len}
-		if _, ok := e.echoReq[ek]; !ok {
-			e.echoQ.push(ek)
-		}
-		e.echoReq[ek] = echoInfo{n: t.n, firstPoint: first.point, first: first.time, last: last.time,
+		h := ek.hash()
+		e.echoReq[h] = echoInfo{key: ek, n: t.n, firstPoint: first.point, first: first.time, last: last.time,
 			lastSeen: last.point, settled: out.LostAfter != ""}
+		e.echoQ.push(pending{h, last.time})
 	case (k.Proto == ProtoICMP && k.Kind == 0) || (k.Proto == ProtoICMPv6 && k.Kind == 129):
 		ek := echoKey{k.Proto, k.Seq, k.Hash, k.Len}
-		info, ok := e.echoReq[ek]
-		if !ok {
+		h := ek.hash()
+		info, ok := e.echoReq[h]
+		if !ok || info.key != ek {
 			return
 		}
 		info.settled = true
-		e.echoReq[ek] = info
+		e.echoReq[h] = info
 		out.ReplyTo = someI(int64(info.n))
 		rtt := &e.rtt
 		*rtt = RTT{
@@ -642,17 +642,15 @@ func (e *Engine) expireRequests() {
 	if e.mark == 1<<63-1 {
 		horizon = e.mark
 	}
-	for e.echoQ.len() > 0 {
-		k := e.echoQ.peek()
-		info, ok := e.echoReq[k]
-		if ok && info.last > horizon {
-			break
+	// The queue carries each request's time, so the common case (nothing to
+	// expire) touches no map.
+	for e.echoQ.len() > 0 && e.echoQ.peek().last <= horizon {
+		q := e.echoQ.pop()
+		info, ok := e.echoReq[q.h]
+		if !ok || info.last != q.last {
+			continue // gone, or replaced by a later request with its own entry
 		}
-		e.echoQ.pop()
-		if !ok {
-			continue
-		}
-		delete(e.echoReq, k)
+		delete(e.echoReq, q.h)
 		if !info.settled && e.capturedAfter(info.firstPoint, info.last) {
 			e.anomaly("unanswered-echo", e.cfg.Points[info.lastSeen].Name, "warning", info.n, func() string {
 				return fmt.Sprintf("echo request never answered; last seen at %s", e.cfg.Points[info.lastSeen].Name)

@@ -114,8 +114,8 @@ type Engine struct {
 	macOrigin map[MAC]*[MaxPoints]int32
 	ipOrigin  map[netip.Addr]*[MaxPoints]int32
 
-	echoReq map[echoKey]echoInfo
-	echoQ   fifo[echoKey]
+	echoReq map[uint64]echoInfo // by echoKey.hash
+	echoQ   fifo[pending]
 	arpReq  map[arpKey]arpInfo
 	arpQ    fifo[arpKey]
 
@@ -135,11 +135,22 @@ type Engine struct {
 type echoKey struct {
 	proto Proto
 	seq   uint32
-	hash  uint64
+	sum   uint64 // payload hash
 	len   uint32
 }
 
+// pending is a request waiting for its answer, in arrival order.
+type pending struct {
+	h    uint64
+	last int64
+}
+
+func (k echoKey) hash() uint64 {
+	return keyHash(&Key{Proto: k.proto, Seq: k.seq, Hash: k.sum, Len: k.len})
+}
+
 type echoInfo struct {
+	key         echoKey
 	n           int
 	firstPoint  int
 	first, last int64
@@ -182,7 +193,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		next:      1,
 		macOrigin: make(map[MAC]*[MaxPoints]int32),
 		ipOrigin:  make(map[netip.Addr]*[MaxPoints]int32),
-		echoReq:   make(map[echoKey]echoInfo),
+		echoReq:   make(map[uint64]echoInfo),
 		arpReq:    make(map[arpKey]arpInfo),
 		stats:     make(map[[2]int]*latency),
 		anomalies: make(map[anomalyKey]*Anomaly),
