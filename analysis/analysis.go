@@ -81,6 +81,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 		return nil, err
 	}
 	defer files.Close()
+	defer m.Close() // before the files: its readers may still be reading them
 	progress := func(n int) {
 		if o.Progress != nil {
 			read, total := files.Progress()

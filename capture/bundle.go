@@ -352,10 +352,9 @@ func (b *Bundle) Open(reorder int64, closed func(point int, ifc Interface, early
 		}
 		srcs = append(srcs, src)
 		path := b.files[fi].path
-		m.Add(path, src, b.ifaceMap(fi), func(iface int) int {
-			m.warn = append(m.warn, fmt.Sprintf("%s: interface %d first appears after the first %d frames; its frames are ignored", path, iface, SampleFrames))
-			return -1
-		})
+		// Interfaces a file reveals after the pre-pass have no point: the
+		// merger warns about them.
+		m.Add(path, src, b.ifaceMap(fi), nil)
 		if b.files[fi].own {
 			m.NumberPerInterface()
 		}

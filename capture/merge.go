@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/pathtrace/pathtrace/correlate"
 )
@@ -25,6 +26,9 @@ const outlierJump int64 = 60e9
 type Merger struct {
 	reorder int64
 	inputs  []*mergeInput
+	started bool
+	stop    chan struct{} // closed by Close: readers give up
+	wg      sync.WaitGroup
 	slab    [][]correlate.Frame // chunks of slabChunk frames: growing never moves a frame
 	nslab   int32
 	free    []int32
@@ -36,19 +40,42 @@ type Merger struct {
 type mergeInput struct {
 	src     Source
 	name    string
-	points  []int // iface → point; -1 ignores it
+	points  []int // iface → point; -1 ignores it (the reader goroutine's)
 	late    func(iface int) int
 	dec     *Decoder
+	batches chan *batch // decoded frames from the reader goroutine
+	spare   chan *batch // emptied batches going back
+	cur     *batch
+	pos     int
 	maxTime int64
 	done    bool
 	frames  int
 	buf     ring  // read, decoded, not yet released; sorted by stamp
 	jump    int64 // an unconfirmed stamp far ahead of maxTime
+	// lateSkipped: interfaces first seen after the bundle's pre-pass that
+	// late mapped to no point (reader goroutine's until the last batch).
+	lateSkipped []int
 	// perIface numbers frames per interface instead of per file: set for
 	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
 	// the per-point .cap files written beside them.
 	perIface []int
 }
+
+// batch is up to batchFrames decoded frames; the last batch of a source
+// also carries how it ended.
+type batch struct {
+	frames []correlate.Frame
+	eof    bool
+	err    error
+	warns  []string
+	ifaces []Interface
+	points []int
+}
+
+const (
+	batchFrames = 256
+	batchesPer  = 4
+)
 
 // NewMerger returns a Merger. closed, if not nil, is called for each point
 // when its source has no more frames, with the interface as the source
@@ -65,7 +92,99 @@ func NewMerger(reorder int64, closed func(point int, ifc Interface, early bool))
 // point indices; late, if not nil, maps interfaces the source reveals later
 // (an SLL2 ifindex first seen deep in a file) and may return -1.
 func (m *Merger) Add(name string, src Source, points []int, late func(iface int) int) {
-	m.inputs = append(m.inputs, &mergeInput{src: src, name: name, points: points, late: late, dec: NewDecoder()})
+	in := &mergeInput{src: src, name: name, points: points, late: late, dec: NewDecoder(),
+		batches: make(chan *batch, batchesPer), spare: make(chan *batch, batchesPer)}
+	for range batchesPer {
+		in.spare <- &batch{frames: make([]correlate.Frame, 0, batchFrames)}
+	}
+	m.inputs = append(m.inputs, in)
+}
+
+// Close stops the reader goroutines (an analysis ended early) and waits for
+// them; call it before closing the sources.
+func (m *Merger) Close() {
+	if m.started {
+		close(m.stop)
+		m.wg.Wait()
+		m.started = false
+	}
+}
+
+// start launches one reader per source: reading and decoding run on the
+// other cores while the caller merges and correlates.
+func (m *Merger) start() {
+	m.started = true
+	m.stop = make(chan struct{})
+	for _, in := range m.inputs {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			in.produce(m.stop)
+		}()
+	}
+}
+
+// produce reads and decodes the source in batches until it ends or stop.
+func (in *mergeInput) produce(stop <-chan struct{}) {
+	for {
+		var b *batch
+		select {
+		case b = <-in.spare:
+		case <-stop:
+			return
+		}
+		b.frames = b.frames[:0]
+		for len(b.frames) < batchFrames {
+			rf, err := in.src.Next()
+			if err != nil {
+				b.eof, b.err = true, err
+				b.warns = in.src.Warnings()
+				b.ifaces = in.src.Interfaces()
+				b.points = in.points
+				break
+			}
+			point := -1
+			if rf.Iface >= 0 && rf.Iface < len(in.points) {
+				point = in.points[rf.Iface]
+			} else if rf.Iface >= 0 {
+				for len(in.points) <= rf.Iface {
+					in.points = append(in.points, -1)
+				}
+				if in.late != nil {
+					point = in.late(rf.Iface)
+				}
+				in.points[rf.Iface] = point
+				if point < 0 {
+					in.lateSkipped = append(in.lateSkipped, rf.Iface)
+				}
+			}
+			if point < 0 {
+				continue
+			}
+			b.frames = append(b.frames, correlate.Frame{})
+			f := &b.frames[len(b.frames)-1]
+			if !in.dec.Decode(&rf, f) {
+				// Undecodable frames still prove the point was capturing.
+				*f = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
+			}
+			f.Point = point
+			if in.perIface != nil {
+				for len(in.perIface) <= rf.Iface {
+					in.perIface = append(in.perIface, 0)
+				}
+				in.perIface[rf.Iface]++
+				f.Num = in.perIface[rf.Iface]
+			}
+		}
+		select {
+		case in.batches <- b:
+		case <-stop:
+			return
+		}
+		if b.eof {
+			return
+		}
+	}
 }
 
 // NumberPerInterface makes the most recently added source number its
@@ -123,83 +242,73 @@ func (m *Merger) earliest() *mergeInput {
 }
 
 func (m *Merger) read(in *mergeInput) {
-	for {
-		rf, err := in.src.Next()
-		if err != nil {
-			in.done = true
-			early := !errors.Is(err, io.EOF)
-			if early {
-				m.warn = append(m.warn, fmt.Sprintf("%s: %v (frames after it ignored)", in.name, err))
+	if !m.started {
+		m.start()
+	}
+	for in.cur == nil || in.pos == len(in.cur.frames) {
+		if in.cur != nil {
+			if in.cur.eof {
+				m.end(in, in.cur)
+				return
 			}
-			// Readers warn only when they lost or skipped data.
-			ws := in.src.Warnings()
-			early = early || len(ws) > 0
-			m.warn = append(m.warn, ws...)
-			if m.closed != nil {
-				ifs := in.src.Interfaces()
-				for i, p := range in.points {
-					if p >= 0 && i < len(ifs) {
-						m.closed(p, ifs[i], early)
-					}
-				}
+			in.spare <- in.cur
+		}
+		in.cur, in.pos = <-in.batches, 0
+	}
+	src := &in.cur.frames[in.pos]
+	in.pos++
+	var idx int32
+	if n := len(m.free); n > 0 {
+		idx = m.free[n-1]
+		m.free = m.free[:n-1]
+	} else {
+		idx = m.grow()
+	}
+	*m.frame(idx) = *src
+	t := src.Time
+	in.frames++
+	switch {
+	case in.frames == 1:
+		in.maxTime = t
+	case t > in.maxTime+outlierJump && in.jump == 0:
+		// A stamp far ahead of the rest (a corrupt record, a clock step)
+		// counts only once the next frame confirms it; until then it
+		// would stop this source from being read at all.
+		in.jump = t
+	case t > in.maxTime:
+		if in.jump != 0 && t >= in.jump-m.reorder {
+			in.maxTime = max(t, in.jump)
+		} else if t <= in.maxTime+outlierJump {
+			in.maxTime = t
+		}
+		in.jump = 0
+	default:
+		in.jump = 0
+	}
+	m.seq++
+	in.insert(entry{t: t, seq: m.seq, idx: idx})
+}
+
+// end handles a source's last batch: warnings, and the closed callback per
+// point with the interfaces as the source finally describes them.
+func (m *Merger) end(in *mergeInput, b *batch) {
+	in.done = true
+	early := !errors.Is(b.err, io.EOF)
+	if early {
+		m.warn = append(m.warn, fmt.Sprintf("%s: %v (frames after it ignored)", in.name, b.err))
+	}
+	// Readers warn only when they lost or skipped data.
+	early = early || len(b.warns) > 0
+	m.warn = append(m.warn, b.warns...)
+	for _, i := range in.lateSkipped {
+		m.warn = append(m.warn, fmt.Sprintf("%s: interface %d first appears after the first %d frames; its frames are ignored", in.name, i, SampleFrames))
+	}
+	if m.closed != nil {
+		for i, p := range b.points {
+			if p >= 0 && i < len(b.ifaces) {
+				m.closed(p, b.ifaces[i], early)
 			}
-			return
 		}
-		point := -1
-		if rf.Iface >= 0 && rf.Iface < len(in.points) {
-			point = in.points[rf.Iface]
-		} else if in.late != nil {
-			for len(in.points) <= rf.Iface {
-				in.points = append(in.points, -1)
-			}
-			point = in.late(rf.Iface)
-			in.points[rf.Iface] = point
-		}
-		if point < 0 {
-			continue
-		}
-		var idx int32
-		if n := len(m.free); n > 0 {
-			idx = m.free[n-1]
-			m.free = m.free[:n-1]
-		} else {
-			idx = m.grow()
-		}
-		f := m.frame(idx)
-		if !in.dec.Decode(&rf, f) {
-			// Undecodable frames still prove the point was capturing.
-			*f = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
-		}
-		f.Point = point
-		if in.perIface != nil {
-			for len(in.perIface) <= rf.Iface {
-				in.perIface = append(in.perIface, 0)
-			}
-			in.perIface[rf.Iface]++
-			f.Num = in.perIface[rf.Iface]
-		}
-		in.frames++
-		switch {
-		case in.frames == 1:
-			in.maxTime = rf.Time
-		case rf.Time > in.maxTime+outlierJump && in.jump == 0:
-			// A stamp far ahead of the rest (a corrupt record, a clock step)
-			// counts only once the next frame confirms it; until then it
-			// would stop this source from being read at all.
-			in.jump = rf.Time
-		case rf.Time > in.maxTime:
-			if in.jump != 0 && rf.Time >= in.jump-m.reorder {
-				in.maxTime = max(rf.Time, in.jump)
-			} else if rf.Time <= in.maxTime+outlierJump {
-				in.maxTime = rf.Time
-			}
-			in.jump = 0
-		default:
-			in.jump = 0
-		}
-		m.seq++
-		in.insert(entry{t: rf.Time, seq: m.seq, idx: idx})
-		return
 	}
 }
 

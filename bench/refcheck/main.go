@@ -200,6 +200,7 @@ func reference(files []string, window, reorder int64) (*correlate.Result, int, e
 		return nil, 0, fmt.Errorf("open bundle files: %w", err)
 	}
 	defer closer.Close()
+	defer m.Close()
 	var frames []correlate.Frame
 	var f correlate.Frame
 	for m.Next(&f) {
