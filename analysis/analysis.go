@@ -88,10 +88,9 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 			o.Progress(read, total, n)
 		}
 	}
-	var f correlate.Frame
 	n := 0
 	var stopped error
-	for ; m.Next(&f); n++ {
+	for f := m.Next(); f != nil; f, n = m.Next(), n+1 {
 		if n%progressEvery == 0 {
 			if ctx.Err() != nil {
 				stopped = fmt.Errorf("%w after %d frames: %w", ErrInterrupted, n, context.Cause(ctx))
@@ -100,7 +99,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 			}
 			progress(n)
 		}
-		eng.Add(&f)
+		eng.Add(f)
 	}
 	progress(n)
 	for _, w := range b.Warnings {

@@ -29,9 +29,7 @@ type Merger struct {
 	started bool
 	stop    chan struct{} // closed by Close: readers give up
 	wg      sync.WaitGroup
-	slab    [][]correlate.Frame // chunks of slabChunk frames: growing never moves a frame
-	nslab   int32
-	free    []int32
+	held    *batch // holds the frame Next returned last
 	seq     uint64
 	closed  func(point int, ifc Interface, early bool)
 	warn    []string
@@ -44,7 +42,8 @@ type mergeInput struct {
 	late    func(iface int) int
 	dec     *Decoder
 	batches chan *batch // decoded frames from the reader goroutine
-	spare   chan *batch // emptied batches going back
+	spareMu sync.Mutex
+	spare   []*batch // batches whose frames were all returned
 	cur     *batch
 	pos     int
 	maxTime int64
@@ -65,6 +64,8 @@ type mergeInput struct {
 // also carries how it ended.
 type batch struct {
 	frames []correlate.Frame
+	owner  *mergeInput
+	refs   int // frames of it still buffered or just returned, +1 while being read (merger goroutine)
 	eof    bool
 	err    error
 	warns  []string
@@ -93,10 +94,7 @@ func NewMerger(reorder int64, closed func(point int, ifc Interface, early bool))
 // (an SLL2 ifindex first seen deep in a file) and may return -1.
 func (m *Merger) Add(name string, src Source, points []int, late func(iface int) int) {
 	in := &mergeInput{src: src, name: name, points: points, late: late, dec: NewDecoder(),
-		batches: make(chan *batch, batchesPer), spare: make(chan *batch, batchesPer)}
-	for range batchesPer {
-		in.spare <- &batch{frames: make([]correlate.Frame, 0, batchFrames)}
-	}
+		batches: make(chan *batch, batchesPer)}
 	m.inputs = append(m.inputs, in)
 }
 
@@ -127,12 +125,7 @@ func (m *Merger) start() {
 // produce reads and decodes the source in batches until it ends or stop.
 func (in *mergeInput) produce(stop <-chan struct{}) {
 	for {
-		var b *batch
-		select {
-		case b = <-in.spare:
-		case <-stop:
-			return
-		}
+		b := in.getSpare()
 		b.frames = b.frames[:0]
 		for len(b.frames) < batchFrames {
 			rf, err := in.src.Next()
@@ -198,8 +191,14 @@ func (m *Merger) NumberPerInterface() {
 // Warnings collected while merging (sources' own warnings included).
 func (m *Merger) Warnings() []string { return m.warn }
 
-// Next fills f with the next frame in stamp order; false at the end.
-func (m *Merger) Next(f *correlate.Frame) bool {
+// Next returns the next frame in stamp order, or nil at the end. The frame
+// is valid until the next call: it lives in its reader's batch, which is
+// recycled once every frame of it has been returned.
+func (m *Merger) Next() *correlate.Frame {
+	if b := m.held; b != nil {
+		m.held = nil
+		b.unref()
+	}
 	for {
 		best := m.earliest()
 		// Read ahead until every open source is past the candidate's stamp
@@ -216,12 +215,11 @@ func (m *Merger) Next(f *correlate.Frame) bool {
 			continue
 		}
 		if best == nil {
-			return false
+			return nil
 		}
 		e := best.buf.pop()
-		*f = *m.frame(e.idx)
-		m.free = append(m.free, e.idx)
-		return true
+		m.held = e.b
+		return &e.b.frames[e.i]
 	}
 }
 
@@ -251,21 +249,15 @@ func (m *Merger) read(in *mergeInput) {
 				m.end(in, in.cur)
 				return
 			}
-			in.spare <- in.cur
+			in.cur.unref() // recycles it at once if no frame of it is held
 		}
 		in.cur, in.pos = <-in.batches, 0
+		in.cur.refs = 1 // held by in.cur until all of it is read
 	}
-	src := &in.cur.frames[in.pos]
+	i := in.pos
 	in.pos++
-	var idx int32
-	if n := len(m.free); n > 0 {
-		idx = m.free[n-1]
-		m.free = m.free[:n-1]
-	} else {
-		idx = m.grow()
-	}
-	*m.frame(idx) = *src
-	t := src.Time
+	in.cur.refs++
+	t := in.cur.frames[i].Time
 	in.frames++
 	switch {
 	case in.frames == 1:
@@ -286,7 +278,31 @@ func (m *Merger) read(in *mergeInput) {
 		in.jump = 0
 	}
 	m.seq++
-	in.insert(entry{t: t, seq: m.seq, idx: idx})
+	in.insert(entry{t: t, seq: m.seq, b: in.cur, i: int32(i)})
+}
+
+// unref drops one reference; the last one hands the batch back to its
+// reader.
+func (b *batch) unref() {
+	b.refs--
+	if b.refs == 0 {
+		b.owner.spareMu.Lock()
+		b.owner.spare = append(b.owner.spare, b)
+		b.owner.spareMu.Unlock()
+	}
+}
+
+// getSpare is a recycled batch, or a new one: batches held by the reorder
+// buffers are not back yet, and waiting for them could deadlock.
+func (in *mergeInput) getSpare() *batch {
+	in.spareMu.Lock()
+	defer in.spareMu.Unlock()
+	if n := len(in.spare); n > 0 {
+		b := in.spare[n-1]
+		in.spare = in.spare[:n-1]
+		return b
+	}
+	return &batch{frames: make([]correlate.Frame, 0, batchFrames), owner: in}
 }
 
 // end handles a source's last batch: warnings, and the closed callback per
@@ -312,25 +328,13 @@ func (m *Merger) end(in *mergeInput, b *batch) {
 	}
 }
 
-const slabChunk = 4096
-
-func (m *Merger) frame(i int32) *correlate.Frame { return &m.slab[i/slabChunk][i%slabChunk] }
-
-// grow adds a frame slot to the slab and returns its index.
-func (m *Merger) grow() int32 {
-	if int(m.nslab) == len(m.slab)*slabChunk {
-		m.slab = append(m.slab, make([]correlate.Frame, slabChunk))
-	}
-	m.nslab++
-	return m.nslab - 1
-}
-
-// entry is a buffered frame: its stamp and arrival number beside the slab
-// index, so ordering never touches the (large) frames.
+// entry is a buffered frame: its stamp and arrival number beside where it
+// lives, so ordering never touches the (large) frames.
 type entry struct {
 	t   int64
 	seq uint64
-	idx int32
+	b   *batch
+	i   int32
 }
 
 func (a entry) before(b entry) bool { return a.t < b.t || (a.t == b.t && a.seq < b.seq) }

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/pathtrace/pathtrace/correlate"
 )
 
 func memSource(times ...int64) *MemorySource {
@@ -31,8 +30,7 @@ func TestMergerOrdersWithinReorderSpan(t *testing.T) {
 	m.Add("c", memSource(), []int{2}, nil)
 	var got []int64
 	var pts []int
-	var f correlate.Frame
-	for m.Next(&f) {
+	for f := m.Next(); f != nil; f = m.Next() {
 		got = append(got, f.Time)
 		pts = append(pts, f.Point)
 	}
@@ -56,8 +54,7 @@ func TestMergerFramesBeyondSpan(t *testing.T) {
 	m := NewMerger(5, nil)
 	m.Add("a", memSource(100, 200, 50, 300), []int{0}, nil)
 	n := 0
-	var f correlate.Frame
-	for m.Next(&f) {
+	for f := m.Next(); f != nil; f = m.Next() {
 		n++
 	}
 	if n != 4 {
@@ -73,8 +70,7 @@ func TestMergerOutlierStamp(t *testing.T) {
 	m.Add("a", memSource(1, 2, day, 3, 4, 5), []int{0}, nil)
 	m.Add("b", memSource(1, 2, 3, 4, 5, 6), []int{1}, nil)
 	var got []int64
-	var f correlate.Frame
-	for m.Next(&f) {
+	for f := m.Next(); f != nil; f = m.Next() {
 		got = append(got, f.Time)
 	}
 	want := []int64{1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, day}

@@ -202,9 +202,8 @@ func reference(files []string, window, reorder int64) (*correlate.Result, int, e
 	defer closer.Close()
 	defer m.Close()
 	var frames []correlate.Frame
-	var f correlate.Frame
-	for m.Next(&f) {
-		frames = append(frames, f)
+	for f := m.Next(); f != nil; f = m.Next() {
+		frames = append(frames, *f)
 	}
 	res, err := correlate.Analyze(correlate.Config{Points: specs, Window: window}, frames)
 	if err != nil {
