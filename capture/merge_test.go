@@ -3,7 +3,6 @@ package capture
 import (
 	"slices"
 	"testing"
-
 )
 
 func memSource(times ...int64) *MemorySource {
