@@ -13,18 +13,24 @@ import (
 const DefaultLag = 100 * time.Millisecond
 
 // Feed correlates frames while a live capture delivers them: every point's
-// frames in order, the points interleaved by their rings' batching. A frame
-// waits in a sorted buffer until it is lag older than the newest one, then
-// goes to the correlator in stamp order — so a capture of any length needs
-// memory for lag's worth of frames plus the correlator's window, not for
-// everything it saw. Add and Flush must not be called concurrently.
+// frames in order, the points interleaved block by block by their rings. A
+// frame waits in its point's queue until it is lag older than the newest
+// frame of any point, then the queues are merged by stamp into the
+// correlator — so a capture of any length needs memory for lag's worth of
+// frames plus the correlator's window, not for everything it saw. Add and
+// Flush must not be called concurrently.
 type Feed struct {
 	eng    *correlate.Engine
 	dec    *capture.Decoder
-	buf    []correlate.Frame // sorted by stamp from head on
-	head   int
+	queues []frameQueue // per point
 	newest int64
 	lag    int64
+}
+
+// frameQueue is one point's frames in stamp order.
+type frameQueue struct {
+	items []correlate.Frame
+	head  int
 }
 
 // NewFeed feeds eng; lag <= 0 means DefaultLag.
@@ -37,16 +43,20 @@ func NewFeed(eng *correlate.Engine, lag time.Duration) *Feed {
 
 // Add decodes rf, captured at point, and releases what is old enough.
 func (f *Feed) Add(point int, rf *capture.RawFrame) {
-	f.buf = append(f.buf, correlate.Frame{})
-	fr := &f.buf[len(f.buf)-1]
+	for len(f.queues) <= point {
+		f.queues = append(f.queues, frameQueue{})
+	}
+	q := &f.queues[point]
+	q.items = append(q.items, correlate.Frame{})
+	fr := &q.items[len(q.items)-1]
 	if !f.dec.Decode(rf, fr) {
 		// Undecodable frames still prove the point was capturing.
 		*fr = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
 	}
 	fr.Point = point
-	// Insertion from the end: out-of-order frames are few and recent.
-	for i := len(f.buf) - 1; i > f.head && f.buf[i].Time < f.buf[i-1].Time; i-- {
-		f.buf[i], f.buf[i-1] = f.buf[i-1], f.buf[i]
+	// A point's frames come in order; the rare inversion is fixed in place.
+	for i := len(q.items) - 1; i > q.head && q.items[i].Time < q.items[i-1].Time; i-- {
+		q.items[i], q.items[i-1] = q.items[i-1], q.items[i]
 	}
 	f.newest = max(f.newest, rf.Time)
 	f.release(f.newest - f.lag)
@@ -55,16 +65,31 @@ func (f *Feed) Add(point int, rf *capture.RawFrame) {
 // Flush releases every buffered frame; call it when the capture ended.
 func (f *Feed) Flush() { f.release(1<<63 - 1) }
 
+// release hands the correlator, in stamp order, every frame older than before.
 func (f *Feed) release(before int64) {
-	for f.head < len(f.buf) && f.buf[f.head].Time < before {
-		f.eng.Add(&f.buf[f.head])
-		f.head++
-	}
-	switch {
-	case f.head == len(f.buf):
-		f.buf, f.head = f.buf[:0], 0
-	case f.head > 1024 && f.head*2 > len(f.buf):
-		n := copy(f.buf, f.buf[f.head:])
-		f.buf, f.head = f.buf[:n], 0
+	for {
+		best := -1
+		for p := range f.queues {
+			q := &f.queues[p]
+			if q.head < len(q.items) && (best < 0 || q.items[q.head].Time < f.queues[best].items[f.queues[best].head].Time) {
+				best = p
+			}
+		}
+		if best < 0 {
+			return
+		}
+		q := &f.queues[best]
+		if q.items[q.head].Time >= before {
+			return
+		}
+		f.eng.Add(&q.items[q.head])
+		q.head++
+		switch {
+		case q.head == len(q.items):
+			q.items, q.head = q.items[:0], 0
+		case q.head > 1024 && q.head*2 > len(q.items):
+			n := copy(q.items, q.items[q.head:])
+			q.items, q.head = q.items[:n], 0
+		}
 	}
 }

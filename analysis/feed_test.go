@@ -26,28 +26,32 @@ func TestFeedOrdersInterleavedPoints(t *testing.T) {
 	add(1, 101) // delivered late
 	add(1, 103)
 	add(0, 130) // newest 130: everything before 120 goes
-	if bs := times(f.buf[f.head:]); !slices.Equal(bs, []int64{130}) {
-		t.Fatalf("after release: head %d, buffered %v", f.head, times(f.buf[f.head:]))
+	if got := f.buffered(); !slices.Equal(got, []int64{130}) {
+		t.Fatalf("after release: buffered %v", got)
 	}
 	add(1, 125)
 	add(0, 126)
-	if bs := times(f.buf[f.head:]); !slices.Equal(bs, []int64{125, 126, 130}) {
-		t.Fatalf("buffer %v, want sorted [125 126 130]", bs)
+	add(0, 124) // an inversion within one point
+	if got := f.buffered(); !slices.Equal(got, []int64{124, 126, 130, 125}) {
+		t.Fatalf("buffered %v, want each point's queue sorted", got)
 	}
 	f.Flush()
-	if f.head != 0 || len(f.buf) != 0 {
-		t.Fatalf("flush left %d frames", len(f.buf)-f.head)
+	if got := f.buffered(); len(got) != 0 {
+		t.Fatalf("flush left %v", got)
 	}
 	r := eng.Finish()
-	if r.Summary.Frames != 7 {
-		t.Fatalf("engine saw %d frames, want 7", r.Summary.Frames)
+	if r.Summary.Frames != 8 {
+		t.Fatalf("engine saw %d frames, want 8", r.Summary.Frames)
 	}
 }
 
-func times(fs []correlate.Frame) []int64 {
+// buffered lists the stamps still queued, point by point.
+func (f *Feed) buffered() []int64 {
 	var s []int64
-	for _, f := range fs {
-		s = append(s, f.Time)
+	for _, q := range f.queues {
+		for _, fr := range q.items[q.head:] {
+			s = append(s, fr.Time)
+		}
 	}
 	return s
 }

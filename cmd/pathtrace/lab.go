@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/lab"
 )
 
@@ -204,6 +203,5 @@ func (o *demoOptions) run(ctx context.Context) error {
 	}
 	o.trace.Src, o.trace.Dst = l.Pods[0].Name, l.Pods[1].Name
 	o.trace.Duration = time.Second
-	o.trace.RingBytes = capture.DefaultRingBytes
 	return o.trace.run(ctx)
 }

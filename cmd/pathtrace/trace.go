@@ -51,7 +51,7 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "capture time in --passive mode")
 	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR: one pcap per point, path.pcapng, report.json, report.md")
 	f.BoolVar(&o.Force, "force", false, "overwrite existing evidence files")
-	f.IntVar(&o.RingBytes, "ring-size", capture.DefaultRingBytes, "capture ring per point, bytes")
+	f.IntVar(&o.RingBytes, "ring-size", 0, "capture ring per point, bytes (default 4 MiB with probes, 32 MiB with --passive)")
 }
 
 func (o *traceOptions) validate() error {
@@ -69,6 +69,14 @@ func (o *traceOptions) validate() error {
 	}
 	if o.Passive && o.Duration <= 0 {
 		return fmt.Errorf("--duration %v: want a positive duration", o.Duration)
+	}
+	if o.RingBytes == 0 {
+		// Probes are a few frames; the endpoints' own traffic may be a
+		// flood (32 MiB rings keep a `ping -f` at five points without drops).
+		o.RingBytes = capture.DefaultRingBytes
+		if o.Passive {
+			o.RingBytes = passiveRingBytes
+		}
 	}
 	if o.RingBytes < 1<<20 {
 		return fmt.Errorf("--ring-size %d: want at least 1 MiB", o.RingBytes)
@@ -327,6 +335,9 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	lr.info.Started, lr.info.Ended = lr.start, lr.end
 	return lr, nil
 }
+
+// passiveRingBytes is the ring per point for --passive.
+const passiveRingBytes = 32 << 20
 
 // probeTagLen + the prober's seq and stamp (10 bytes) = ping's 56 bytes.
 const probeTagLen = 46
