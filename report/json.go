@@ -33,8 +33,9 @@ func JSON(w io.Writer, d Document) error {
 // grow with the number of traces. The traces come first because points'
 // coverage and the statistics are only known at the end.
 type JSONStream struct {
-	j      *jsonWriter
-	traces int
+	j       *jsonWriter
+	traces  int
+	scratch []byte
 }
 
 // NewJSONStream starts the document.
@@ -52,7 +53,10 @@ func (s *JSONStream) Trace(t *correlate.Trace) {
 		s.j.raw(",")
 	}
 	s.j.raw("\n    ")
-	s.j.encode(normTrace(*t), 2)
+	if s.j.err == nil {
+		s.scratch = appendTrace(s.scratch[:0], t, 2)
+		_, s.j.err = s.j.w.Write(s.scratch)
+	}
 	s.traces++
 }
 
