@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pathtrace/pathtrace/correlate"
 )
@@ -78,14 +79,16 @@ type sll2Key struct {
 	global    int
 }
 
+// countingReader counts bytes for Progress, which another goroutine (the
+// merger's caller) may read while a reader goroutine reads the file.
 type countingReader struct {
 	r io.Reader
-	n int64
+	n atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
@@ -220,7 +223,7 @@ func (s *FileSource) Name() string { return s.name }
 
 // Progress reports bytes consumed from the file (compressed bytes for gzip)
 // and the file size, -1 when unknown.
-func (s *FileSource) Progress() (read, total int64) { return s.count.n, s.total }
+func (s *FileSource) Progress() (read, total int64) { return s.count.n.Load(), s.total }
 
 // Close releases the file.
 func (s *FileSource) Close() error {
