@@ -49,10 +49,7 @@ func (f *Feed) Add(point int, rf *capture.RawFrame) {
 	q := &f.queues[point]
 	q.items = append(q.items, correlate.Frame{})
 	fr := &q.items[len(q.items)-1]
-	if !f.dec.Decode(rf, fr) {
-		// Undecodable frames still prove the point was capturing.
-		*fr = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
-	}
+	f.dec.DecodeAny(rf, fr)
 	fr.Point = point
 	// A point's frames come in order; the rare inversion is fixed in place.
 	for i := len(q.items) - 1; i > q.head && q.items[i].Time < q.items[i-1].Time; i-- {

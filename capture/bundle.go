@@ -354,7 +354,7 @@ func (b *Bundle) Open(reorder int64, closed func(point int, ifc Interface, early
 		path := b.files[fi].path
 		// Interfaces a file reveals after the pre-pass have no point: the
 		// merger warns about them.
-		m.Add(path, src, b.ifaceMap(fi), nil)
+		m.Add(path, src, b.ifaceMap(fi))
 		if b.files[fi].own {
 			m.NumberPerInterface()
 		}

@@ -140,3 +140,11 @@ func ipVersionLayer(data []byte) gopacket.LayerType {
 	}
 	return gopacket.LayerTypeZero
 }
+
+// DecodeAny decodes rf into f like Decode; a frame it cannot key still gets
+// its stamp and lengths, because it proves the point was capturing.
+func (d *Decoder) DecodeAny(rf *RawFrame, f *correlate.Frame) {
+	if !d.Decode(rf, f) {
+		*f = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
+	}
+}

@@ -39,7 +39,6 @@ type mergeInput struct {
 	src     Source
 	name    string
 	points  []int // iface → point; -1 ignores it (the reader goroutine's)
-	late    func(iface int) int
 	dec     *Decoder
 	batches chan *batch // decoded frames from the reader goroutine
 	spareMu sync.Mutex
@@ -51,8 +50,8 @@ type mergeInput struct {
 	frames  int
 	buf     ring  // read, decoded, not yet released; sorted by stamp
 	jump    int64 // an unconfirmed stamp far ahead of maxTime
-	// lateSkipped: interfaces first seen after the bundle's pre-pass that
-	// late mapped to no point (reader goroutine's until the last batch).
+	// lateSkipped: interfaces first seen after the points were set up
+	// (reader goroutine's until the last batch).
 	lateSkipped []int
 	// perIface numbers frames per interface instead of per file: set for
 	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
@@ -90,10 +89,10 @@ func NewMerger(reorder int64, closed func(point int, ifc Interface, early bool))
 }
 
 // Add registers a source. points maps the source's interface indices to
-// point indices; late, if not nil, maps interfaces the source reveals later
-// (an SLL2 ifindex first seen deep in a file) and may return -1.
-func (m *Merger) Add(name string, src Source, points []int, late func(iface int) int) {
-	in := &mergeInput{src: src, name: name, points: points, late: late, dec: NewDecoder(),
+// point indices (-1 ignores one); interfaces the source reveals later (an
+// SLL2 ifindex first seen deep in a file) are ignored with a warning.
+func (m *Merger) Add(name string, src Source, points []int) {
+	in := &mergeInput{src: src, name: name, points: points, dec: NewDecoder(),
 		batches: make(chan *batch, batchesPer)}
 	m.inputs = append(m.inputs, in)
 }
@@ -140,26 +139,19 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			if rf.Iface >= 0 && rf.Iface < len(in.points) {
 				point = in.points[rf.Iface]
 			} else if rf.Iface >= 0 {
+				// An interface the source revealed only now (an SLL2
+				// ifindex deep in a file) has no point: note it once.
 				for len(in.points) <= rf.Iface {
 					in.points = append(in.points, -1)
 				}
-				if in.late != nil {
-					point = in.late(rf.Iface)
-				}
-				in.points[rf.Iface] = point
-				if point < 0 {
-					in.lateSkipped = append(in.lateSkipped, rf.Iface)
-				}
+				in.lateSkipped = append(in.lateSkipped, rf.Iface)
 			}
 			if point < 0 {
 				continue
 			}
 			b.frames = append(b.frames, correlate.Frame{})
 			f := &b.frames[len(b.frames)-1]
-			if !in.dec.Decode(&rf, f) {
-				// Undecodable frames still prove the point was capturing.
-				*f = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
-			}
+			in.dec.DecodeAny(&rf, f)
 			f.Point = point
 			if in.perIface != nil {
 				for len(in.perIface) <= rf.Iface {

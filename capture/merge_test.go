@@ -49,9 +49,9 @@ func TestMergerOrdersWithinReorderSpan(t *testing.T) {
 			t.Errorf("point %d: clean end reported as early", p)
 		}
 	})
-	m.Add("a", memSource(10, 30, 20, 50, 40, 60), []int{0}, nil) // inversions of 10
-	m.Add("b", memSource(20, 25, 90), []int{1}, nil)
-	m.Add("c", memSource(), []int{2}, nil)
+	m.Add("a", memSource(10, 30, 20, 50, 40, 60), []int{0}) // inversions of 10
+	m.Add("b", memSource(20, 25, 90), []int{1})
+	m.Add("c", memSource(), []int{2})
 	var got []int64
 	var pts []int
 	for f := m.Next(); f != nil; f = m.Next() {
@@ -76,7 +76,7 @@ func TestMergerOrdersWithinReorderSpan(t *testing.T) {
 // not lost, only released late (the correlator tolerates it within its window).
 func TestMergerFramesBeyondSpan(t *testing.T) {
 	m := NewMerger(5, nil)
-	m.Add("a", memSource(100, 200, 50, 300), []int{0}, nil)
+	m.Add("a", memSource(100, 200, 50, 300), []int{0})
 	n := 0
 	for f := m.Next(); f != nil; f = m.Next() {
 		n++
@@ -91,8 +91,8 @@ func TestMergerFramesBeyondSpan(t *testing.T) {
 func TestMergerOutlierStamp(t *testing.T) {
 	m := NewMerger(10, nil)
 	day := int64(86400e9)
-	m.Add("a", memSource(1, 2, day, 3, 4, 5), []int{0}, nil)
-	m.Add("b", memSource(1, 2, 3, 4, 5, 6), []int{1}, nil)
+	m.Add("a", memSource(1, 2, day, 3, 4, 5), []int{0})
+	m.Add("b", memSource(1, 2, 3, 4, 5, 6), []int{1})
 	var got []int64
 	for f := m.Next(); f != nil; f = m.Next() {
 		got = append(got, f.Time)

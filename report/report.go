@@ -159,13 +159,6 @@ func optUint(v correlate.OptUint) string {
 	return strconv.FormatUint(v.V, 10)
 }
 
-func optInt(v correlate.OptInt) string {
-	if !v.Valid {
-		return "-"
-	}
-	return strconv.FormatInt(v.V, 10)
-}
-
 // traceTitle is the header line of a trace group, e.g.
 // "#3 icmp echo-request seq=1 id=0x1a2b 10.244.1.2 → 10.244.1.3 forward".
 func traceTitle(t *correlate.Trace) string {

@@ -119,18 +119,26 @@ func wrapLastColumn(header []string, rows [][]string, width int) [][]string {
 
 // wrapWords breaks s at spaces into lines of at most width runes; a word
 // longer than width stays whole.
-func wrapWords(s string, width int) []string {
+func wrapWords(s string, width int) []string { return pack(strings.Fields(s), " ", width) }
+
+// wrapNotes joins notes with "; " into lines of at most width runes; a
+// single note longer than width gets its own line rather than being cut.
+func wrapNotes(notes []string, width int) []string { return pack(notes, "; ", width) }
+
+// pack joins items with sep into lines of at most width runes, never
+// splitting an item.
+func pack(items []string, sep string, width int) []string {
 	var out []string
 	cur := ""
-	for _, w := range strings.Fields(s) {
+	for _, it := range items {
 		switch {
 		case cur == "":
-			cur = w
-		case utf8.RuneCountInString(cur)+1+utf8.RuneCountInString(w) <= width:
-			cur += " " + w
+			cur = it
+		case utf8.RuneCountInString(cur)+len(sep)+utf8.RuneCountInString(it) <= width:
+			cur += sep + it
 		default:
 			out = append(out, cur)
-			cur = w
+			cur = it
 		}
 	}
 	if cur != "" {
@@ -353,26 +361,4 @@ func alignRow(row []string, widths []int) string {
 		}
 	}
 	return b.String()
-}
-
-// wrapNotes joins notes with "; " into lines of at most width runes; a
-// single note longer than width gets its own line rather than being cut.
-func wrapNotes(notes []string, width int) []string {
-	var out []string
-	cur := ""
-	for _, n := range notes {
-		switch {
-		case cur == "":
-			cur = n
-		case utf8.RuneCountInString(cur)+2+utf8.RuneCountInString(n) <= width:
-			cur += "; " + n
-		default:
-			out = append(out, cur)
-			cur = n
-		}
-	}
-	if cur != "" {
-		out = append(out, cur)
-	}
-	return out
 }
