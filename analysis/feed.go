@@ -27,10 +27,37 @@ type Feed struct {
 	lag    int64
 }
 
-// frameQueue is one point's frames in stamp order.
+// frameQueue is one point's frames in stamp order: a ring that only grows
+// while the lag's worth of frames does, so a steady capture reuses it.
 type frameQueue struct {
-	items []correlate.Frame
-	head  int
+	items      []correlate.Frame // len is a power of two
+	head, size int
+}
+
+func (q *frameQueue) at(i int) *correlate.Frame { return &q.items[(q.head+i)&(len(q.items)-1)] }
+
+// push appends a zeroed frame and returns it.
+func (q *frameQueue) push() *correlate.Frame {
+	if q.size == len(q.items) {
+		grown := make([]correlate.Frame, max(1024, 2*len(q.items)))
+		for i := range q.size {
+			grown[i] = *q.at(i)
+		}
+		q.items, q.head = grown, 0
+	}
+	q.size++
+	fr := q.at(q.size - 1)
+	*fr = correlate.Frame{}
+	return fr
+}
+
+// settle moves the last frame back to its place: a point's frames come in
+// order, the rare inversion is fixed in place.
+func (q *frameQueue) settle() {
+	for i := q.size - 1; i > 0 && q.at(i).Time < q.at(i-1).Time; i-- {
+		a, b := q.at(i), q.at(i-1)
+		*a, *b = *b, *a
+	}
 }
 
 // NewFeed feeds eng; lag <= 0 means DefaultLag.
@@ -43,20 +70,34 @@ func NewFeed(eng *correlate.Engine, lag time.Duration) *Feed {
 
 // Add decodes rf, captured at point, and releases what is old enough.
 func (f *Feed) Add(point int, rf *capture.RawFrame) {
+	q := f.queue(point)
+	fr := q.push()
+	f.dec.DecodeAny(rf, fr)
+	fr.Point = point
+	q.settle()
+	f.newest = max(f.newest, rf.Time)
+	f.release(f.newest - f.lag)
+}
+
+// addRaw decodes and queues a slab's frames (one point's, in capture order)
+// and releases what is old enough.
+func (f *Feed) addRaw(sl *slab) {
+	q := f.queue(sl.point)
+	sl.each(func(rf *capture.RawFrame) {
+		fr := q.push()
+		f.dec.DecodeAny(rf, fr)
+		fr.Point = sl.point
+		q.settle()
+		f.newest = max(f.newest, rf.Time)
+	})
+	f.release(f.newest - f.lag)
+}
+
+func (f *Feed) queue(point int) *frameQueue {
 	for len(f.queues) <= point {
 		f.queues = append(f.queues, frameQueue{})
 	}
-	q := &f.queues[point]
-	q.items = append(q.items, correlate.Frame{})
-	fr := &q.items[len(q.items)-1]
-	f.dec.DecodeAny(rf, fr)
-	fr.Point = point
-	// A point's frames come in order; the rare inversion is fixed in place.
-	for i := len(q.items) - 1; i > q.head && q.items[i].Time < q.items[i-1].Time; i-- {
-		q.items[i], q.items[i-1] = q.items[i-1], q.items[i]
-	}
-	f.newest = max(f.newest, rf.Time)
-	f.release(f.newest - f.lag)
+	return &f.queues[point]
 }
 
 // Flush releases every buffered frame; call it when the capture ended.
@@ -65,28 +106,18 @@ func (f *Feed) Flush() { f.release(1<<63 - 1) }
 // release hands the correlator, in stamp order, every frame older than before.
 func (f *Feed) release(before int64) {
 	for {
-		best := -1
+		var best *frameQueue
 		for p := range f.queues {
 			q := &f.queues[p]
-			if q.head < len(q.items) && (best < 0 || q.items[q.head].Time < f.queues[best].items[f.queues[best].head].Time) {
-				best = p
+			if q.size > 0 && (best == nil || q.at(0).Time < best.at(0).Time) {
+				best = q
 			}
 		}
-		if best < 0 {
+		if best == nil || best.at(0).Time >= before {
 			return
 		}
-		q := &f.queues[best]
-		if q.items[q.head].Time >= before {
-			return
-		}
-		f.eng.Add(&q.items[q.head])
-		q.head++
-		switch {
-		case q.head == len(q.items):
-			q.items, q.head = q.items[:0], 0
-		case q.head > 1024 && q.head*2 > len(q.items):
-			n := copy(q.items, q.items[q.head:])
-			q.items, q.head = q.items[:n], 0
-		}
+		f.eng.Add(best.at(0))
+		best.head = (best.head + 1) & (len(best.items) - 1)
+		best.size--
 	}
 }

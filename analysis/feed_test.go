@@ -49,8 +49,8 @@ func TestFeedOrdersInterleavedPoints(t *testing.T) {
 func (f *Feed) buffered() []int64 {
 	var s []int64
 	for _, q := range f.queues {
-		for _, fr := range q.items[q.head:] {
-			s = append(s, fr.Time)
+		for i := range q.size {
+			s = append(s, q.at(i).Time)
 		}
 	}
 	return s

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# live.sh — issue #5, live: in the lab, with 1, 2, 4 parallel `ping -f` pod1 → pod2,
-# capture at the five points for DURATION with `pathtrace --passive` and, in
-# a second round at the same load, with five tcpdumps; report the frames per
-# second seen at each point and the kernel drops of each. Also the arm time:
-# from starting the command to all five points capturing.
+# live.sh — issue #5, live: in the lab, offer the path pod1 → pod2 a ladder of
+# echo-request rates (bench/load: paced raw-socket senders, several in
+# parallel; then plain `ping -f` floods), and at each load capture the five
+# points for DURATION with `pathtrace --passive` (default table output), with
+# `pathtrace --passive --out DIR` (evidence files too) and with five tcpdumps.
+# For each run: the rate the points saw (frames/s, all five together), every
+# point's kernel drops, CPU and peak RSS. The highest rate each capturer took
+# with zero drops is the result. Also the arm time: from starting the command
+# to all five points capturing.
 #
 # Usage: sudo bench/live.sh     (see bench/README.md)
-#   BENCH_DIR=dir      (default /tmp/pathtrace-bench)   PARALLEL="1 2 4"
+#   BENCH_DIR=dir      (default /tmp/pathtrace-bench)
+#   LOADS="..."        rate x streams (echo requests/s, parallel senders) or floodN
+#                      (N parallel ping -f); default below
+#   CAPTURERS="pathtrace pathtrace-out tcpdump"
 #   DURATION=5         capture seconds                  ARM_RUNS=5
-#   TCPDUMP_BUFFER=32768  tcpdump -B (KiB), as in run.sh
+#   TCPDUMP_BUFFER=32768  tcpdump -B (KiB): pathtrace --passive's 32 MiB ring
 #   PATHTRACE=bin      use this binary instead of building ./cmd/pathtrace
+#
+# A paced sender offers every capturer the same load, where a flood ping's
+# rate depends on the CPU the capturer leaves it; on 2 cores neither reaches
+# its asked rate at the top of the ladder, so the table shows what the points
+# actually saw: frames captured (drops excluded) over the capture's span
+# (pathtrace: its coverage; tcpdump: first to last frame, capinfos).
 #
 # Arm time: pathtrace prints none, so it is measured from just before exec to
 # the JSON's live.started (stamped when every point is armed), idle, ARM_RUNS
@@ -20,7 +33,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/pathtrace-bench}
 PREFIX=ptbench- SUBNET=10.93.1.0/24
-PARALLEL=${PARALLEL:-1 2 4}
+LOADS=${LOADS:-10000x1 25000x1 50000x2 75000x2 100000x2 100000x4 150000x4 200000x4 flood1 flood2 flood4}
+CAPTURERS=${CAPTURERS:-pathtrace pathtrace-out tcpdump}
 DURATION=${DURATION:-5}
 ARM_RUNS=${ARM_RUNS:-5}
 TCPDUMP_BUFFER=${TCPDUMP_BUFFER:-32768}
@@ -44,7 +58,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [[ $(id -u) == 0 ]] || die "must run as root (network namespaces)"
-for c in tcpdump jq go ping ip; do command -v "$c" >/dev/null || die "missing command $c"; done
+for c in tcpdump capinfos jq go ping ip; do command -v "$c" >/dev/null || die "missing command $c"; done
 [[ -x /usr/bin/time ]] || apt-get install -y -q time >/dev/null || die "apt-get install time failed"
 
 WORK=$BENCH_DIR/live
@@ -53,6 +67,8 @@ PT=${PATHTRACE:-$BENCH_DIR/bin/pathtrace}
 if [[ -z ${PATHTRACE:-} ]]; then
 	(cd "$ROOT" && CGO_ENABLED=0 go build -o "$PT" ./cmd/pathtrace) || die "build pathtrace"
 fi
+LOADGEN=$BENCH_DIR/bin/load
+(cd "$ROOT" && CGO_ENABLED=0 go build -o "$LOADGEN" ./bench/load) || die "build bench/load"
 
 "$PT" lab down --prefix "$PREFIX" --subnet "$SUBNET" >/dev/null 2>&1 || true
 LAB_UP=1
@@ -69,23 +85,44 @@ now_ns() { date +%s%N; }
 # pathtrace's JSON without its traces (a flood makes hundreds of MB of them).
 strip_traces() { sed '/^  "traces": \[$/,/^  \],$/d'; }
 
-# pings N: start N flood pings pod1 → pod2 that outlast a capture.
-PING_PIDS=()
-pings() {
-	local i
-	PING_PIDS=()
-	for ((i = 0; i < $1; i++)); do
-		ip netns exec "$POD1" ping -q -f -s 56 -w $((DURATION + 3)) "$DST" >"$WORK/ping$i.out" 2>&1 &
-		PING_PIDS+=($!)
+# load SPEC: start the senders of SPEC (RATExSTREAMS or floodN) pod1 → pod2,
+# lasting beyond a capture; LOAD_PIDS and LOAD_OUT say how to stop and read them.
+LOAD_PIDS=()
+load() {
+	local spec=$1 i
+	LOAD_PIDS=()
+	rm -f "$WORK"/load*.out
+	case $spec in
+	flood*)
+		for ((i = 0; i < ${spec#flood}; i++)); do
+			ip netns exec "$POD1" ping -q -f -s 56 -w $((DURATION + 4)) "$DST" >"$WORK/load$i.out" 2>&1 &
+			LOAD_PIDS+=($!)
+			PIDS+=($!)
+		done
+		;;
+	*x*)
+		"$LOADGEN" -netns "/run/netns/$POD1" -dst "$DST" -rate "${spec%x*}" -streams "${spec#*x}" \
+			-duration $((DURATION + 4))s >"$WORK/load0.out" 2>&1 &
+		LOAD_PIDS+=($!)
 		PIDS+=($!)
-	done
+		;;
+	*) die "load $spec: want RATExSTREAMS or floodN" ;;
+	esac
 	sleep 0.5 # let them reach their rate
 }
-stop_pings() {
+# sent: echo requests/s the senders reached over their whole run.
+sent() {
+	case $1 in
+	flood*) awk '/packets transmitted/ {n += $1} /time [0-9]+ms/ {for (i = 1; i <= NF; i++) if ($i == "time") {sub("ms", "", $(i + 1)); t = $(i + 1)}}
+			END {if (t > 0) printf "%d", n / (t / 1000)}' "$WORK"/load*.out ;;
+	*) awk '/^sent/ {sub("/s", "", $7); printf "%d", $7}' "$WORK/load0.out" ;;
+	esac
+}
+stop_load() {
 	local p
-	for p in "${PING_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-	for p in "${PING_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	PING_PIDS=()
+	for p in "${LOAD_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+	for p in "${LOAD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	LOAD_PIDS=()
 }
 
 tcpdump_at() { # name ns iface [args]
@@ -96,30 +133,50 @@ tcpdump_at() { # name ns iface [args]
 	PIDS+=($!)
 }
 
+# proc_cpu PID...: CPU seconds (user + system) the processes used so far,
+# from /proc/PID/stat; read just before they are stopped.
+proc_cpu() {
+	local p tck total=0
+	tck=$(getconf CLK_TCK)
+	for p in "$@"; do
+		[[ -r /proc/$p/stat ]] || continue
+		total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	awk -v t="$total" -v k="$tck" 'BEGIN {printf "%.2f", t / k}'
+}
+
 OUT=$BENCH_DIR/live-results.tsv
-printf 'capturer\tpings\tpoint\tframes\tframes_s\tkernel_drops\tpeak_rss_mib\n' >"$OUT"
+printf 'capturer\tload\tsent_per_s\tspan_s\tframes\tframes_per_s\tkernel_drops\tdrops_by_point\tcpu_s\tpeak_rss_mib\n' >"$OUT"
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-for n in $PARALLEL; do
-	# pathtrace
-	log "$n flood ping(s): pathtrace --passive --duration ${DURATION}s"
-	pings "$n"
-	rc=0
-	/usr/bin/time -f '%e %M' -o "$WORK/time" "$PT" --src "$POD1" --dst "$POD2" --passive --duration "${DURATION}s" -q -f json \
-		2>"$WORK/pt.err" | strip_traces >"$WORK/pt-$n.json" || rc=$?
-	stop_pings
+run_pathtrace() { # spec evidence(0|1)
+	local spec=$1 ev=$2 rc=0 name=pathtrace args=()
+	if ((ev)); then
+		name=pathtrace-out
+		rm -rf "$WORK/evidence"
+		args=(--out "$WORK/evidence")
+	fi
+	load "$spec"
+	/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$PT" --src "$POD1" --dst "$POD2" --passive --duration "${DURATION}s" -q "${args[@]}" \
+		>"$WORK/pt.txt" 2>"$WORK/pt.err" || rc=$?
+	stop_load
 	((rc <= 1)) || die "pathtrace failed ($rc): $(tail -3 "$WORK/pt.err")"
-	read -r _ kb < <(tail -1 "$WORK/time")
-	s0=$(date -d "$(jq -r .live.started "$WORK/pt-$n.json")" +%s%N)
-	s1=$(date -d "$(jq -r .live.ended "$WORK/pt-$n.json")" +%s%N)
-	span=$(awk -v a="$s0" -v b="$s1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
-	jq -r --arg n "$n" --arg span "$span" --arg kb "$kb" '.points[] | ["pathtrace", $n, .name, .coverage.frames,
-		((.coverage.frames / ($span | tonumber)) | floor), (.coverage.kernel_drops // "null"), (($kb | tonumber) / 1024 * 10 | floor / 10)] | @tsv' \
-		"$WORK/pt-$n.json" >>"$OUT"
+	local wall user sys kb span
+	read -r wall user sys kb < <(tail -1 "$WORK/time")
+	span=$(sed -n 's/^probes: .*(\([0-9.]*\)s)$/\1/p' "$WORK/pt.txt")
+	[[ -n $span ]] || die "no capture span in pathtrace's output"
+	# The Points table: POINT ... FRAMES DROPS TRUNC, one row per point.
+	awk -v OFS='\t' -v c="$name" -v l="$spec" -v s="$(sent "$spec")" -v span="$span" -v cpu="$(awk -v u="$user" -v y="$sys" 'BEGIN {print u + y}')" -v kb="$kb" '
+		/^Points/ {in_pts = 1; next}
+		in_pts && /^ *POINT/ {next}
+		in_pts && NF == 0 {in_pts = 0}
+		in_pts {f += $(NF - 2); d += $(NF - 1); by = by (by == "" ? "" : ",") $(NF - 1)}
+		END {print c, l, s, span, f, int(f / span), d, by, cpu, int(kb / 1024)}' "$WORK/pt.txt" >>"$OUT"
+	rm -rf "$WORK/evidence"
+}
 
-	# five tcpdumps at the same load
-	log "$n flood ping(s): five tcpdumps for ${DURATION}s"
-	pings "$n"
+run_tcpdump() { # spec
+	local spec=$1 name f d by span cpu
+	load "$spec"
 	TD=()
 	tcpdump_at pod1 "$POD1" eth0 -p
 	tcpdump_at pod1-veth "$NODE" "$V1" -p
@@ -127,14 +184,32 @@ for n in $PARALLEL; do
 	tcpdump_at pod2-veth "$NODE" "$V2" -p
 	tcpdump_at pod2 "$POD2" eth0 -p
 	sleep "$DURATION"
+	cpu=$(proc_cpu "${TD[@]}")
 	for p in "${TD[@]}"; do kill -INT "$p" 2>/dev/null || true; done
 	for p in "${TD[@]}"; do wait "$p" 2>/dev/null || true; done
-	stop_pings
+	stop_load
+	f=0 d=0 by="" span=0
 	for name in "${POINTS[@]}"; do
-		awk -v OFS='\t' -v n="$n" -v name="$name" -v d="$DURATION" '
-			/packets? captured/ {c = $1} /packets? dropped by kernel/ {k = $1}
-			END {print "tcpdump", n, name, c, int(c / d), k, "-"}' "$WORK/$name.err" >>"$OUT"
+		read -r c k < <(awk '/packets? captured/ {c = $1} /packets? dropped by kernel/ {k = $1} END {print c + 0, k + 0}' "$WORK/$name.err")
+		f=$((f + c)) d=$((d + k)) by=${by:+$by,}$k
+		span=$(capinfos -T -r -u "$WORK/$name.cap" | awk -v s="$span" '{print ($2 > s ? $2 : s)}')
 		rm -f "$WORK/$name.cap"
+	done
+	printf 'tcpdump\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t-\n' "$spec" "$(sent "$spec")" "$span" "$f" \
+		"$(awk -v f="$f" -v s="$span" 'BEGIN {print (s > 0 ? int(f / s) : 0)}')" "$d" "$by" "$cpu" >>"$OUT"
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for spec in $LOADS; do
+	for c in $CAPTURERS; do
+		log "load $spec: $c for ${DURATION}s"
+		case $c in
+		pathtrace) run_pathtrace "$spec" 0 ;;
+		pathtrace-out) run_pathtrace "$spec" 1 ;;
+		tcpdump) run_tcpdump "$spec" ;;
+		*) die "capturer $c: want pathtrace, pathtrace-out or tcpdump" ;;
+		esac
+		tail -1 "$OUT" | cut -f1-8 >&2
 	done
 done
 
@@ -171,8 +246,11 @@ done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
-	echo "# live: $(nproc) cores, load average before/after: $LOAD_BEFORE / $LOAD_AFTER; ${DURATION}s per capture; tcpdump -B $TCPDUMP_BUFFER; flood pings pod1 → pod2 ($DST)"
+	echo "# live: $(nproc) cores, load average before/after: $LOAD_BEFORE / $LOAD_AFTER; ${DURATION}s per capture; tcpdump -B $TCPDUMP_BUFFER; echo requests pod1 → pod2 ($DST)"
 	column -t -s $'\t' "$OUT"
+	echo
+	awk -F'\t' 'NR > 1 && $7 == 0 && $6 > best[$1] {best[$1] = $6; at[$1] = $2}
+		END {for (c in best) printf "highest rate with zero kernel drops: %-14s %9d frames/s at the five points (load %s)\n", c, best[c], at[c]}' "$OUT" | sort
 	echo
 	cat "$ARM"
 } | tee "$BENCH_DIR/live-report.txt"

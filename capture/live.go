@@ -217,7 +217,8 @@ func (s *LiveSource) blockStatus(b int) *uint32 {
 // Next returns the next frame, ErrTimeout when none arrived within the poll
 // timeout (not fatal), or a fatal error naming the point when the socket
 // failed (e.g. the interface was deleted), after every frame already in the
-// ring. RawFrame.Data is valid until the next call.
+// ring. RawFrame.Data is the ring's memory (the kernel gets the block back
+// on a later call): valid until the next call, copy what you keep.
 func (s *LiveSource) Next() (RawFrame, error) {
 	if s.ring == nil {
 		return RawFrame{}, fmt.Errorf("capture point %s: %w", s.point.Name, net.ErrClosed)
@@ -246,6 +247,22 @@ func (s *LiveSource) Next() (RawFrame, error) {
 			return RawFrame{}, err
 		}
 	}
+}
+
+// Ready reports whether Next has a frame without waiting: false means the
+// ring is empty for now.
+func (s *LiveSource) Ready() bool {
+	if s.ring == nil {
+		return false
+	}
+	if s.inBlock && s.left > 0 {
+		return true
+	}
+	next := s.block
+	if s.inBlock {
+		next = (s.block + 1) % s.nblocks
+	}
+	return atomic.LoadUint32(s.blockStatus(next))&unix.TP_STATUS_USER != 0
 }
 
 // poll waits for a block or a socket error.
@@ -286,7 +303,6 @@ func (s *LiveSource) frame() RawFrame {
 	mac := int(ne.Uint16(h[phMac:]))
 	status := ne.Uint32(h[phStatus:])
 	data := h[mac : mac+snap]
-	s.buf = s.buf[:0]
 	if status&unix.TP_STATUS_VLAN_VALID != 0 && len(data) >= 12 {
 		// Put back the tag the kernel moved into metadata, as libpcap does, so
 		// frames match tcpdump's and the tag is visible to the decoder.
@@ -295,13 +311,12 @@ func (s *LiveSource) frame() RawFrame {
 			tpid = ne.Uint16(h[phVlanTPID:])
 		}
 		tci := uint16(ne.Uint32(h[phVlanTCI:]))
-		s.buf = append(s.buf, data[:12]...)
+		s.buf = append(s.buf[:0], data[:12]...)
 		s.buf = binary.BigEndian.AppendUint16(s.buf, tpid)
 		s.buf = binary.BigEndian.AppendUint16(s.buf, tci)
 		s.buf = append(s.buf, data[12:]...)
+		data = s.buf
 		wire += 4
-	} else {
-		s.buf = append(s.buf, data...)
 	}
 	lt := LinkTypeEthernet
 	if ne.Uint16(h[phSll+sllHatype:]) == unix.ARPHRD_NONE {
@@ -313,7 +328,7 @@ func (s *LiveSource) frame() RawFrame {
 	}
 	s.num++
 	rf := RawFrame{
-		Data:     s.buf,
+		Data:     data,
 		Time:     int64(ne.Uint32(h[phSec:]))*1e9 + int64(ne.Uint32(h[phNsec:])),
 		WireLen:  wire,
 		LinkType: lt,

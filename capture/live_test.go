@@ -239,11 +239,11 @@ func TestLiveTopology(t *testing.T) {
 	go func() {
 		st, err := RunLive(ctx, tp.points, LiveConfig{Filter: filter, RingBytes: 2 << 20,
 			Armed: func(d time.Duration) { armed <- d }},
-			func(i int, rf RawFrame) {
+			funcSinks(len(tp.points), func(i int, rf RawFrame) {
 				mu.Lock()
 				frames[i] = append(frames[i], rf)
 				mu.Unlock()
-			})
+			}))
 		done <- result{st, err}
 	}()
 	var armTime time.Duration
@@ -527,7 +527,7 @@ func TestLiveInterfaceDeleted(t *testing.T) {
 	armed := make(chan struct{})
 	done := make(chan LiveStats, 1)
 	go func() {
-		st, err := RunLive(ctx, points, LiveConfig{Armed: func(time.Duration) { close(armed) }}, func(int, RawFrame) {})
+		st, err := RunLive(ctx, points, LiveConfig{Armed: func(time.Duration) { close(armed) }}, funcSinks(len(points), func(int, RawFrame) {}))
 		if err != nil {
 			t.Error(err)
 		}
@@ -578,7 +578,7 @@ func TestLiveFilterIPv6(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		_, err := RunLive(ctx, points, LiveConfig{Filter: filter, Armed: func(time.Duration) { close(armed) }},
-			func(i int, rf RawFrame) { frames = append(frames, rf.Data) })
+			funcSinks(len(points), func(i int, rf RawFrame) { frames = append(frames, rf.Data) }))
 		done <- err
 	}()
 	select {
@@ -636,3 +636,108 @@ func TestOpenLiveMissingInterface(t *testing.T) {
 		t.Fatalf("err = %v, want an error naming the point and interface", err)
 	}
 }
+
+// TestLiveStopCutsAtStop: under steady traffic, a stopped capture delivers
+// what every point saw up to the stop and nothing stamped after it, so a
+// report's frames match its capture window.
+func TestLiveStopCutsAtStop(t *testing.T) {
+	requireRoot(t)
+	tp := newTopo(t)
+	filter, err := Filter(tp.ip1, tp.ip2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := NewProber(tp.hPod1, tp.ip2, 0x4545, []byte("ptstop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	sending, stopSending := context.WithCancel(context.Background())
+	defer stopSending()
+	sent := make(chan struct{})
+	go func() { // ~5k echo requests/s until told to stop
+		defer close(sent)
+		for seq := uint16(0); sending.Err() == nil; seq++ {
+			pr.Send(seq)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+
+	var mu sync.Mutex
+	last := make([]int64, len(tp.points))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	armed := make(chan struct{})
+	done := make(chan LiveStats, 1)
+	go func() {
+		st, err := RunLive(ctx, tp.points, LiveConfig{Filter: filter, Armed: func(time.Duration) { close(armed) }},
+			funcSinks(len(tp.points), func(i int, rf RawFrame) {
+				mu.Lock()
+				last[i] = max(last[i], rf.Time)
+				mu.Unlock()
+			}))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	<-armed
+	time.Sleep(300 * time.Millisecond)
+	before := time.Now()
+	cancel()
+	st := <-done
+	after := time.Now()
+	stopSending()
+	<-sent
+	if st.Stopped.Before(before) || st.Stopped.After(after) {
+		t.Fatalf("Stopped %v not between cancel (%v) and return (%v)", st.Stopped, before, after)
+	}
+	stop := st.Stopped.UnixNano()
+	for i, p := range st.Points {
+		if p.Frames == 0 {
+			t.Errorf("%s: no frames", p.Name)
+			continue
+		}
+		if last[i] > stop {
+			t.Errorf("%s: frame stamped %v after the stop", p.Name, time.Duration(last[i]-stop))
+		}
+		// Traffic ran up to the stop: a point's newest frame is recent.
+		if gap := time.Duration(stop - last[i]); gap > 20*time.Millisecond {
+			t.Errorf("%s: newest frame %v before the stop, want the ring drained up to it", p.Name, gap)
+		}
+	}
+	t.Logf("stop %v after cancel; newest frame per point before the stop: %v", st.Stopped.Sub(before), func() []time.Duration {
+		var d []time.Duration
+		for _, l := range last {
+			d = append(d, time.Duration(stop-l))
+		}
+		return d
+	}())
+}
+
+// funcSinks makes RunLive's sinks call f with a private copy of each frame,
+// one call at a time.
+func funcSinks(n int, f func(point int, rf RawFrame)) []LiveSink {
+	mu := new(sync.Mutex)
+	sinks := make([]LiveSink, n)
+	for i := range sinks {
+		sinks[i] = funcSink{i, mu, f}
+	}
+	return sinks
+}
+
+type funcSink struct {
+	point int
+	mu    *sync.Mutex
+	f     func(int, RawFrame)
+}
+
+func (s funcSink) Frame(rf *RawFrame) {
+	c := *rf
+	c.Data = append([]byte(nil), rf.Data...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.f(s.point, c)
+}
+
+func (funcSink) Idle() {}

@@ -162,7 +162,8 @@ func (e *evidence) abort() {
 	}
 }
 
-// frame records one captured frame; RunLive calls it serialized.
+// frame records one captured frame; every point's capture goroutine calls
+// it, e.mu serializes them.
 func (e *evidence) frame(point int, rf capture.RawFrame) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

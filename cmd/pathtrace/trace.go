@@ -24,15 +24,16 @@ import (
 // traceOptions are the live tracer's flags.
 type traceOptions struct {
 	outputOptions
-	Src, Dst  string
-	Count     int
-	Interval  time.Duration
-	Timeout   time.Duration
-	Passive   bool
-	Duration  time.Duration
-	OutDir    string
-	Force     bool
-	RingBytes int
+	Src, Dst   string
+	Count      int
+	Interval   time.Duration
+	Timeout    time.Duration
+	Passive    bool
+	Duration   time.Duration
+	OutDir     string
+	Force      bool
+	RingBytes  int
+	SpoolBytes int
 
 	Resolver discover.Resolver
 	Out      io.Writer
@@ -52,6 +53,7 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR: one pcap per point, path.pcapng, report.json, report.md")
 	f.BoolVar(&o.Force, "force", false, "overwrite existing evidence files")
 	f.IntVar(&o.RingBytes, "ring-size", 0, "capture ring per point, bytes (default 4 MiB with probes, 32 MiB with --passive)")
+	f.IntVar(&o.SpoolBytes, "spool-size", analysis.DefaultSpoolBytes, "frames captured but not yet correlated, bytes: what a flood may get ahead of the correlator before the rings fill")
 }
 
 func (o *traceOptions) validate() error {
@@ -80,6 +82,12 @@ func (o *traceOptions) validate() error {
 	}
 	if o.RingBytes < 1<<20 {
 		return fmt.Errorf("--ring-size %d: want at least 1 MiB", o.RingBytes)
+	}
+	if o.SpoolBytes == 0 {
+		o.SpoolBytes = analysis.DefaultSpoolBytes
+	}
+	if o.SpoolBytes < 4<<20 {
+		return fmt.Errorf("--spool-size %d: want at least 4 MiB", o.SpoolBytes)
 	}
 	return nil
 }
@@ -200,29 +208,6 @@ type liveRun struct {
 // feeding every frame to eng as it comes.
 func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evidence, eng *correlate.Engine) (*liveRun, error) {
 	lr := &liveRun{}
-	// The correlator runs on its own goroutine behind a queue, so the ring
-	// readers only copy frames out: a burst is absorbed by the queue rather
-	// than by the kernel dropping frames.
-	type captured struct {
-		point int
-		rf    capture.RawFrame
-	}
-	queue := make(chan captured, 1<<14)
-	correlated := make(chan struct{})
-	go func() {
-		defer close(correlated)
-		feed := analysis.NewFeed(eng, 0)
-		for c := range queue {
-			feed.Add(c.point, &c.rf)
-		}
-		feed.Flush()
-	}()
-	defer func() {
-		if queue != nil { // error paths: stop the correlator too
-			close(queue)
-			<-correlated
-		}
-	}()
 	var handles []*netns.Handle
 	defer func() {
 		for _, h := range handles {
@@ -269,6 +254,24 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 		names = append(names, p.Name)
 	}
 	counters := newPointCounters(o.ErrOut, o.Quiet, names)
+	// Each point's goroutine only copies its frames out (and writes its
+	// evidence); the correlator takes them in slabs on a goroutine of its own.
+	live, err := analysis.StartLive(eng, len(lr.points), o.SpoolBytes, func(point int, rf *capture.RawFrame) {
+		counters.frame(point)
+		if ev != nil {
+			ev.frame(point, *rf)
+		}
+	})
+	if err != nil {
+		counters.done()
+		return nil, err
+	}
+	liveOpen := true
+	defer func() {
+		if liveOpen { // error paths: stop the correlator too
+			live.Close()
+		}
+	}()
 	capCtx, stopCapture := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCapture()
 	armed := make(chan struct{})
@@ -287,13 +290,7 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 				}
 				close(armed)
 			},
-		}, func(point int, rf capture.RawFrame) {
-			queue <- captured{point, rf}
-			counters.frame(point)
-			if ev != nil {
-				ev.frame(point, rf)
-			}
-		})
+		}, live.Sinks())
 	}()
 	select {
 	case <-armed:
@@ -324,10 +321,12 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	lr.end = time.Now()
 	stopCapture()
 	<-done
+	if !lr.stats.Stopped.IsZero() {
+		lr.end = lr.stats.Stopped // the points kept no frame stamped later
+	}
 	counters.done()
-	close(queue)
-	<-correlated
-	queue = nil
+	live.Close()
+	liveOpen = false
 	if runErr != nil {
 		return nil, runErr
 	}
