@@ -79,11 +79,14 @@ func (f *Feed) Add(point int, rf *capture.RawFrame) {
 	f.release(f.newest - f.lag)
 }
 
-// addRaw decodes and queues a slab's frames (one point's, in capture order)
-// and releases what is old enough.
-func (f *Feed) addRaw(sl *slab) {
+// addRaw decodes and queues a slab's frames (one point's, in capture order),
+// shows each to spooled (if set) and releases what is old enough.
+func (f *Feed) addRaw(sl *slab, spooled func(int, *capture.RawFrame)) {
 	q := f.queue(sl.point)
 	sl.each(func(rf *capture.RawFrame) {
+		if spooled != nil {
+			spooled(sl.point, rf)
+		}
 		fr := q.push()
 		f.dec.DecodeAny(rf, fr)
 		fr.Point = sl.point

@@ -103,11 +103,23 @@ type Live struct {
 	limit int        // the spool's size in slabs
 }
 
-// StartLive starts correlating into eng. spoolBytes (<= 0: DefaultSpoolBytes)
-// bounds what is captured but not yet correlated. tap, when not nil, sees
-// every raw frame on its point's goroutine (counters, evidence files); it
-// must not keep rf.Data.
-func StartLive(eng *correlate.Engine, points int, spoolBytes int, tap func(point int, rf *capture.RawFrame)) (*Live, error) {
+// LiveOptions configure StartLive. The hooks must not keep rf.Data.
+type LiveOptions struct {
+	// SpoolBytes bounds what is captured but not yet correlated; <= 0
+	// means DefaultSpoolBytes.
+	SpoolBytes int
+	// Captured, if set, sees every frame on its point's capture goroutine
+	// as it is captured (counters, a file per point).
+	Captured func(point int, rf *capture.RawFrame)
+	// Spooled, if set, sees every frame on the correlator's goroutine as it
+	// is taken from the spool, the points' frames in turn (a file of all
+	// points, written without making the capture wait).
+	Spooled func(point int, rf *capture.RawFrame)
+}
+
+// StartLive starts correlating into eng the frames of points capture points.
+func StartLive(eng *correlate.Engine, points int, o LiveOptions) (*Live, error) {
+	spoolBytes := o.SpoolBytes
 	if spoolBytes <= 0 {
 		spoolBytes = DefaultSpoolBytes
 	}
@@ -128,12 +140,12 @@ func StartLive(eng *correlate.Engine, points int, spoolBytes int, tap func(point
 			return nil, err
 		}
 		l.slabs = append(l.slabs, sl)
-		l.sinks = append(l.sinks, &liveSink{live: l, point: p, tap: tap, cur: sl})
+		l.sinks = append(l.sinks, &liveSink{live: l, point: p, tap: o.Captured, cur: sl})
 	}
 	go func() {
 		defer close(l.done)
 		for sl := range l.queue {
-			l.feed.addRaw(sl)
+			l.feed.addRaw(sl, o.Spooled)
 			sl.used = 0
 			l.free <- sl
 		}

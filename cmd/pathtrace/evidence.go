@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,12 +29,21 @@ type evidence struct {
 	reportFile *os.File
 	report     *report.JSONStream
 
-	mu     sync.Mutex // frame (capture goroutine) vs close (signal handler)
-	files  []*os.File
-	pcaps  []*capture.PcapWriter
+	// Each point's pcap is written by its capture goroutine under its own
+	// lock (so points never wait for each other), path.pcapng by the
+	// correlator under mu; the locks are for close (a signal handler).
+	points []*evPoint
+	mu     sync.Mutex
 	ngFile *os.File
 	ng     *capture.PcapngWriter
 	err    error
+}
+
+type evPoint struct {
+	mu  sync.Mutex
+	f   *os.File
+	w   *capture.PcapWriter
+	err error
 }
 
 // newEvidence only records where evidence goes: nothing is created before
@@ -95,13 +105,14 @@ func (e *evidence) plan(path *discover.Path) error {
 			e.abort()
 			return err
 		}
-		e.files = append(e.files, f)
+		ep := &evPoint{f: f}
+		e.points = append(e.points, ep)
 		w, err := capture.NewPcapWriter(f, capture.LinkTypeEthernet, capture.FilterSnaplen)
 		if err != nil {
 			e.abort()
 			return err
 		}
-		e.pcaps = append(e.pcaps, w)
+		ep.w = w
 		ifaces = append(ifaces, capture.Interface{
 			Name: p.Name, Description: fmt.Sprintf("netns %s, %s (ifindex %d)", p.Netns, p.Interface, p.IfIndex),
 			IfIndex: p.IfIndex, LinkType: capture.LinkTypeEthernet, Snaplen: capture.FilterSnaplen, MTU: p.MTU,
@@ -162,21 +173,30 @@ func (e *evidence) abort() {
 	}
 }
 
-// frame records one captured frame; every point's capture goroutine calls
-// it, e.mu serializes them.
-func (e *evidence) frame(point int, rf capture.RawFrame) {
+// frame records one captured frame in its point's pcap; the point's
+// capture goroutine calls it.
+func (e *evidence) frame(point int, rf *capture.RawFrame) {
+	if point >= len(e.points) {
+		return
+	}
+	ep := e.points[point]
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.err != nil || ep.w == nil {
+		return
+	}
+	ep.err = ep.w.WriteFrame(*rf)
+}
+
+// spooled records a frame in path.pcapng; the correlator calls it, as it
+// takes the points' frames in turn.
+func (e *evidence) spooled(point int, rf *capture.RawFrame) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.err != nil || point >= len(e.pcaps) {
+	if e.err != nil || e.ng == nil {
 		return
 	}
-	if err := e.pcaps[point].WriteFrame(rf); err != nil {
-		e.err = err
-		return
-	}
-	if err := e.ng.WriteFrame(point, rf); err != nil {
-		e.err = err
-	}
+	e.err = e.ng.WriteFrame(point, *rf)
 }
 
 // finish closes the captures (with each point's kernel counters in the
@@ -204,8 +224,12 @@ func (e *evidence) finish(doc report.Document, stats []capture.PointStats, start
 	if err := e.close(); err != nil {
 		return err
 	}
-	if e.err != nil {
-		return fmt.Errorf("write evidence: %w", e.err)
+	werr := e.err
+	for _, ep := range e.points {
+		werr = cmp.Or(werr, ep.err)
+	}
+	if werr != nil {
+		return fmt.Errorf("write evidence: %w", werr)
 	}
 	if rerr != nil {
 		return fmt.Errorf("write report.json: %w", rerr)
@@ -236,13 +260,18 @@ func (e *evidence) close() error {
 		errs = append(errs, e.ng.Close(), e.ngFile.Close())
 		e.ng = nil
 	}
-	for i, f := range e.files {
-		if i < len(e.pcaps) {
-			errs = append(errs, e.pcaps[i].Flush())
+	for _, ep := range e.points {
+		ep.mu.Lock()
+		if ep.w != nil {
+			errs = append(errs, ep.w.Flush())
+			ep.w = nil
 		}
-		errs = append(errs, f.Close())
+		if ep.f != nil {
+			errs = append(errs, ep.f.Close())
+			ep.f = nil
+		}
+		ep.mu.Unlock()
 	}
-	e.files, e.pcaps = nil, nil
 	if e.reportFile != nil {
 		// Unfinished: the run was cut short. Half a JSON document helps no one.
 		e.reportFile.Close()

@@ -255,13 +255,17 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	}
 	counters := newPointCounters(o.ErrOut, o.Quiet, names)
 	// Each point's goroutine only copies its frames out (and writes its
-	// evidence); the correlator takes them in slabs on a goroutine of its own.
-	live, err := analysis.StartLive(eng, len(lr.points), o.SpoolBytes, func(point int, rf *capture.RawFrame) {
-		counters.frame(point)
-		if ev != nil {
-			ev.frame(point, *rf)
+	// pcap); the correlator takes them in slabs on a goroutine of its own
+	// (and writes path.pcapng).
+	lo := analysis.LiveOptions{SpoolBytes: o.SpoolBytes, Captured: func(point int, rf *capture.RawFrame) { counters.frame(point) }}
+	if ev != nil {
+		lo.Captured = func(point int, rf *capture.RawFrame) {
+			counters.frame(point)
+			ev.frame(point, rf)
 		}
-	})
+		lo.Spooled = ev.spooled
+	}
+	live, err := analysis.StartLive(eng, len(lr.points), lo)
 	if err != nil {
 		counters.done()
 		return nil, err
