@@ -597,8 +597,10 @@ func (e *Engine) pair(t *trace, out *Trace, order []int) {
 		if !ok || info.key != ek {
 			return
 		}
-		info.settled = true
-		e.echoReq[h] = info
+		// Answered: forget it now rather than two windows later, so the
+		// map holds only requests in flight and stays in cache under a
+		// flood. (A second reply to one request then stays unpaired.)
+		delete(e.echoReq, h)
 		out.ReplyTo = someI(int64(info.n))
 		rtt := &e.rtt
 		*rtt = RTT{

@@ -91,7 +91,32 @@ type coverage struct {
 	decoded     int
 	truncated   int
 	early       bool // ended before the others: coverage stops at last
-	macs        map[MAC]int
+	macs        []macCount // at most maxMACsSeen, most frequent first
+}
+
+// macCount is a source MAC and its frames at a point. A short slice kept
+// roughly by frequency beats a map here: a point sees a handful of MACs and
+// the first one or two match almost every frame.
+type macCount struct {
+	mac MAC
+	n   int
+}
+
+const maxMACsSeen = 64
+
+func (c *coverage) countMAC(m MAC) {
+	for i := range c.macs {
+		if c.macs[i].mac == m {
+			c.macs[i].n++
+			if i > 0 && c.macs[i].n > c.macs[i-1].n {
+				c.macs[i], c.macs[i-1] = c.macs[i-1], c.macs[i]
+			}
+			return
+		}
+	}
+	if len(c.macs) < maxMACsSeen {
+		c.macs = append(c.macs, macCount{m, 1})
+	}
 }
 
 // Engine correlates frames into traces. Feed it frames in (nearly) time
@@ -200,9 +225,6 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	}
 	e.sum.ByProto = make(map[string]int)
 	e.all = 1<<uint(len(cfg.Points)) - 1
-	for i := range e.cov {
-		e.cov[i].macs = make(map[MAC]int)
-	}
 	return e, nil
 }
 
@@ -265,9 +287,7 @@ func (e *Engine) Add(f *Frame) {
 	c.decoded++
 	e.sum.Decoded++
 	if f.HasSrcMAC {
-		if n, ok := c.macs[f.SrcMAC]; ok || len(c.macs) < 64 {
-			c.macs[f.SrcMAC] = n + 1
-		}
+		c.countMAC(f.SrcMAC)
 	}
 	e.match(f)
 }

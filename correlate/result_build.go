@@ -49,8 +49,8 @@ func (e *Engine) result() *Result {
 		if spec.Snaplen > 0 {
 			pr.Coverage.Snaplen = someI(int64(spec.Snaplen))
 		}
-		for mac, n := range c.macs {
-			pr.MACs = append(pr.MACs, MACSeen{MAC: mac.String(), Owner: e.ownerLabel(mac), Frames: n})
+		for _, m := range c.macs {
+			pr.MACs = append(pr.MACs, MACSeen{MAC: m.mac.String(), Owner: e.ownerLabel(m.mac), Frames: m.n})
 		}
 		slices.SortFunc(pr.MACs, func(a, b MACSeen) int {
 			if a.Frames != b.Frames {
