@@ -463,24 +463,32 @@ func (e *Engine) expire() {
 	e.expireRequests()
 }
 
-// settle is how long a trace that reached every point is kept for late
-// reflections (hairpin copies come µs later; a reorder buffer may delay
-// them by up to its span) before it is emitted without waiting a window.
+// settle is how long a trace that missed a point is kept after its last hop
+// before the points that missed it may be judged to have moved on: a frame
+// held up inside the path (a stalled softirq) for less than this still
+// joins.
 const settle int64 = 2 * reflectWindow
 
+// settleComplete is how long a trace that reached every point is kept: all
+// that can still join it is a duplicate (within dupWindow) or a hairpin copy
+// (µs later); frames reach the correlator in stamp order. Short, so a
+// flood's traces are emitted while their hops are still in cache.
+const settleComplete int64 = 10 * dupWindow
+
 // done reports whether no frame can still join t: a window has passed since
-// its last hop; or it has had time to settle and either crossed every point
-// or every point it missed has moved on past it. That keeps memory near
-// rate × settle instead of rate × window, also when frames are lost.
+// its last hop; or it crossed every point and has settled; or it has had
+// time to settle and every point it missed has moved on past it. That keeps
+// memory near rate × settle instead of rate × window, also when frames are
+// lost.
 func (e *Engine) done(t *trace) bool {
 	if t.last+e.window < e.mark {
 		return true
 	}
+	if t.seen == e.all {
+		return t.last+min(settleComplete, e.window) < e.mark
+	}
 	if t.last+min(settle, e.window) >= e.mark {
 		return false
-	}
-	if t.seen == e.all {
-		return true
 	}
 	// Every point it has not reached has since seen frames stamped well
 	// after it: frames leave a point in the order they reached it, so it

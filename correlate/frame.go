@@ -63,16 +63,17 @@ func (m MAC) IsMulticast() bool { return m[0]&1 == 1 }
 //   - UDP and other IP: Kind=IP protocol, IPID=IPv4 id or IPv6 fragment id,
 //     Hash/Len=L4 payload (UDP) or IP payload (others).
 type Key struct {
+	// Fields ordered so the struct has no padding: it is in every frame.
 	Proto Proto
 	Kind  uint8
+	MAC   MAC
 	Seq   uint32
 	Ack   uint32
 	IPID  uint32
-	MAC   MAC
+	Len   uint32
+	Hash  uint64
 	Addr1 netip.Addr
 	Addr2 netip.Addr
-	Hash  uint64
-	Len   uint32
 }
 
 // LinkDir is the direction a capture recorded for a frame, where it did.
@@ -88,29 +89,34 @@ const (
 // decoder fills it in place; fields the link type does not record have their
 // Has* flag false (or an invalid netip.Addr) and are reported as null.
 type Frame struct {
+	// Small fields are grouped so that padding does not grow the struct:
+	// decoders write one per frame, and it crosses cores in batches.
 	Point int   // index of the capture point, in path order
 	Time  int64 // capture stamp, ns since the Unix epoch
 	Num   int   // 1-based record number in its source (tshark's frame.number for files)
-	Dir   LinkDir
 
 	Key Key
 
-	SrcMAC, DstMAC       MAC
-	HasSrcMAC, HasDstMAC bool
-	SrcIP, DstIP         netip.Addr // invalid when the frame carries no IP header (ARP: sender/target IPs)
-	TTL                  uint8      // IPv4 TTL or IPv6 hop limit
-	HasTTL               bool
-	SrcPort, DstPort     uint16
-	HasPorts             bool
-	EchoID               uint16 // ICMP/ICMPv6 echo identifier
-	HasEchoID            bool
-	IPID                 uint16 // IPv4 identification
-	HasIPID              bool
-	IPLen                int  // IP total length in bytes as the header states it (0 without IP)
-	WireLen              int  // original frame length on the wire
-	CapLen               int  // bytes captured (< WireLen when cut by snaplen)
-	Fragment             bool // IPv4 MF set or offset > 0, or IPv6 fragment header
-	DF                   bool // IPv4 don't-fragment
-	VNI                  uint32
-	HasVNI               bool // the frame was VXLAN encapsulated; the fields above are the inner frame's
+	SrcIP, DstIP netip.Addr // invalid when the frame carries no IP header (ARP: sender/target IPs)
+	IPLen        int        // IP total length in bytes as the header states it (0 without IP)
+	WireLen      int        // original frame length on the wire
+	CapLen       int        // bytes captured (< WireLen when cut by snaplen)
+	VNI          uint32
+	SrcMAC       MAC
+	DstMAC       MAC
+	SrcPort      uint16
+	DstPort      uint16
+	EchoID       uint16 // ICMP/ICMPv6 echo identifier
+	IPID         uint16 // IPv4 identification
+	TTL          uint8  // IPv4 TTL or IPv6 hop limit
+	Dir          LinkDir
+	HasSrcMAC    bool
+	HasDstMAC    bool
+	HasTTL       bool
+	HasPorts     bool
+	HasEchoID    bool
+	HasIPID      bool
+	Fragment     bool // IPv4 MF set or offset > 0, or IPv6 fragment header
+	DF           bool // IPv4 don't-fragment
+	HasVNI       bool // the frame was VXLAN encapsulated; the fields above are the inner frame's
 }
