@@ -8,14 +8,15 @@
 #
 # Usage: sudo bench/run.sh            (see bench/README.md)
 #   BENCH_DIR=dir   data, binaries, results (default /tmp/pathtrace-bench; never the repo)
-#   PINGS=200000    echoes in the 1x set; the 5x set has 5*PINGS
+#   PINGS=200000    echoes in the 1x set; the 5x set has 5*PINGS, the 10x set 10*PINGS
 #   FIVEX=capture   5x set: capture (real flood ping) | concat (editcap -t + mergecap -a
 #                   of five time-shifted copies of the 1x set) | skip
+#   TENX=capture    10x set, likewise (2.3 GB, ~1 min of flood)
 #   REUSE=0         1: reuse sets a previous run left complete in BENCH_DIR
 #   REPEAT=3        timed runs per tool on the 1x set (interleaved); the table shows the fastest
-#   REPEAT_5X=2     the same on the 5x set
-#   TSHARK_5X=0     1: also time tshark on the 5x set (slow)
-#   REF_5X=0        1: also run the in-memory reference on the 5x set (needs ~5 GB)
+#   REPEAT_5X=2     the same on the 5x and 10x sets
+#   TSHARK_5X=0     1: also time tshark on the 5x and 10x sets (slow)
+#   REF_5X=0        1: also run the in-memory reference on the 5x and 10x sets (~5 GB per 5x)
 #   PROFILE=1       0: skip the CPU profile (go test -bench in bench/ + pprof)
 #   TIMING=1        0: skip the timed runs, table from the previous run's runs.tsv
 #   TCPDUMP_BUFFER=32768  tcpdump -B (KiB); the default 2 MiB ring drops at flood rates
@@ -32,6 +33,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/pathtrace-bench}
 PREFIX=ptbench- SUBNET=10.93.1.0/24
 PINGS=${PINGS:-200000}
 FIVEX=${FIVEX:-capture}
+TENX=${TENX:-capture}
 REUSE=${REUSE:-0}
 REPEAT=${REPEAT:-3}
 REPEAT_5X=${REPEAT_5X:-2}
@@ -179,7 +181,7 @@ concat_set() {
 
 set_ok() { [[ -s $1/frames && -s $1/requests ]] && for f in "${FILES[@]}"; do [[ -s $1/$f ]] || return 1; done; }
 
-SET1=$BENCH_DIR/set1x SET5=$BENCH_DIR/set5x
+SET1=$BENCH_DIR/set1x
 if [[ $REUSE == 1 ]] && set_ok "$SET1"; then
 	log "reusing $SET1"
 else
@@ -187,23 +189,28 @@ else
 	capture_set "$SET1" "$PINGS"
 fi
 SETS=("$SET1")
-case $FIVEX in
-capture)
-	if [[ $REUSE == 1 ]] && set_ok "$SET5"; then
-		log "reusing $SET5"
-	else
-		[[ ${NODE:-} ]] || lab_up
-		capture_set "$SET5" $((5 * PINGS))
-	fi
-	SETS+=("$SET5")
-	;;
-concat)
-	if [[ $REUSE == 1 ]] && set_ok "$SET5"; then log "reusing $SET5"; else concat_set "$SET1" "$SET5" 5; fi
-	SETS+=("$SET5")
-	;;
-skip) ;;
-*) die "FIVEX=$FIVEX: want capture, concat or skip" ;;
-esac
+# larger_set N MODE: the set N times the 1x one, captured or concatenated.
+larger_set() {
+	local n=$1 mode=$2 dir=$BENCH_DIR/set${1}x
+	case $mode in
+	capture)
+		if [[ $REUSE == 1 ]] && set_ok "$dir"; then
+			log "reusing $dir"
+		else
+			[[ ${NODE:-} ]] || lab_up
+			capture_set "$dir" $((n * PINGS))
+		fi
+		;;
+	concat)
+		if [[ $REUSE == 1 ]] && set_ok "$dir"; then log "reusing $dir"; else concat_set "$SET1" "$dir" "$n"; fi
+		;;
+	skip) return ;;
+	*) die "${n}x set: mode $mode: want capture, concat or skip" ;;
+	esac
+	SETS+=("$dir")
+}
+larger_set 5 "$FIVEX"
+larger_set 10 "$TENX"
 if ((LAB_UP)); then
 	"$PT" lab down --prefix "$PREFIX" --subnet "$SUBNET" >/dev/null || log "lab down failed"
 	LAB_UP=0
@@ -341,7 +348,7 @@ fi
 
 {
 	echo "# pathtrace bench $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average before/after timing: $LOAD_BEFORE / $LOAD_AFTER"
-	echo "# pathtrace $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$( (cd "$ROOT" && git diff --quiet 2>/dev/null) || echo '+dirty'), tcpdump -B $TCPDUMP_BUFFER, best of $REPEAT runs on set1x, $REPEAT_5X on set5x (tshark: 1), output to /dev/null"
+	echo "# pathtrace $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$( (cd "$ROOT" && git diff --quiet 2>/dev/null) || echo '+dirty'), tcpdump -B $TCPDUMP_BUFFER, best of $REPEAT runs on set1x, $REPEAT_5X on the larger sets (tshark: 1), output to /dev/null"
 	for set in "${SETS[@]}"; do
 		echo "# $(basename "$set"): $(du -sm "$set" | cut -f1) MB, $(cat "$set/frames") frames, $(cat "$set/requests") echo requests"
 		sed 's/^/#   /' "$set/capture-stats.txt"
