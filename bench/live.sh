@@ -2,8 +2,9 @@
 # live.sh — issue #5, live: in the lab, offer the path pod1 → pod2 a ladder of
 # echo-request rates (bench/load: paced raw-socket senders, several in
 # parallel; then plain `ping -f` floods), and at each load capture the five
-# points for DURATION with `pathtrace --passive` (default table output), with
-# `pathtrace --passive --out DIR` (evidence files too) and with five tcpdumps.
+# points for DURATION with `pathtrace --passive` (default table output), the
+# same with a 1 GiB spool (--spool-size), `pathtrace --passive --out DIR`
+# (evidence files too) and five tcpdumps.
 # For each run: the rate the points saw (frames/s, all five together), every
 # point's kernel drops, CPU and peak RSS. The highest rate each capturer took
 # with zero drops is the result. Also the arm time: from starting the command
@@ -13,7 +14,7 @@
 #   BENCH_DIR=dir      (default /tmp/pathtrace-bench)
 #   LOADS="..."        rate x streams (echo requests/s, parallel senders) or floodN
 #                      (N parallel ping -f); default below
-#   CAPTURERS="pathtrace pathtrace-out tcpdump"
+#   CAPTURERS="pathtrace pathtrace-spool1g pathtrace-out tcpdump"
 #   DURATION=5         capture seconds                  ARM_RUNS=5
 #   TCPDUMP_BUFFER=32768  tcpdump -B (KiB): pathtrace --passive's 32 MiB ring
 #   PATHTRACE=bin      use this binary instead of building ./cmd/pathtrace
@@ -34,7 +35,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/pathtrace-bench}
 PREFIX=ptbench- SUBNET=10.93.1.0/24
 LOADS=${LOADS:-10000x1 25000x1 50000x2 75000x2 100000x2 100000x4 150000x4 200000x4 flood1 flood2 flood4}
-CAPTURERS=${CAPTURERS:-pathtrace pathtrace-out tcpdump}
+CAPTURERS=${CAPTURERS:-pathtrace pathtrace-spool1g pathtrace-out tcpdump}
 DURATION=${DURATION:-5}
 ARM_RUNS=${ARM_RUNS:-5}
 TCPDUMP_BUFFER=${TCPDUMP_BUFFER:-32768}
@@ -148,13 +149,15 @@ proc_cpu() {
 OUT=$BENCH_DIR/live-results.tsv
 printf 'capturer\tload\tsent_per_s\tspan_s\tframes\tframes_per_s\tkernel_drops\tdrops_by_point\tcpu_s\tpeak_rss_mib\n' >"$OUT"
 
-run_pathtrace() { # spec evidence(0|1)
-	local spec=$1 ev=$2 rc=0 name=pathtrace args=()
-	if ((ev)); then
-		name=pathtrace-out
+run_pathtrace() { # spec variant(""|spool1g|out)
+	local spec=$1 rc=0 name=pathtrace${2:+-$2} args=()
+	case ${2:-} in
+	out)
 		rm -rf "$WORK/evidence"
 		args=(--out "$WORK/evidence")
-	fi
+		;;
+	spool1g) args=(--spool-size $((1 << 30))) ;;
+	esac
 	load "$spec"
 	/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$PT" --src "$POD1" --dst "$POD2" --passive --duration "${DURATION}s" -q "${args[@]}" \
 		>"$WORK/pt.txt" 2>"$WORK/pt.err" || rc=$?
@@ -204,10 +207,11 @@ for spec in $LOADS; do
 	for c in $CAPTURERS; do
 		log "load $spec: $c for ${DURATION}s"
 		case $c in
-		pathtrace) run_pathtrace "$spec" 0 ;;
-		pathtrace-out) run_pathtrace "$spec" 1 ;;
+		pathtrace) run_pathtrace "$spec" ;;
+		pathtrace-spool1g) run_pathtrace "$spec" spool1g ;;
+		pathtrace-out) run_pathtrace "$spec" out ;;
 		tcpdump) run_tcpdump "$spec" ;;
-		*) die "capturer $c: want pathtrace, pathtrace-out or tcpdump" ;;
+		*) die "capturer $c: want pathtrace, pathtrace-spool1g, pathtrace-out or tcpdump" ;;
 		esac
 		tail -1 "$OUT" | cut -f1-8 >&2
 	done
