@@ -27,6 +27,10 @@ type PointStats struct {
 	Packets uint64 // kernel: frames that passed the filter, drops included
 	Drops   uint64 // kernel: frames lost because the ring was full
 	Err     error  // why the point stopped early (interface deleted...), nil if it ran to the end
+	// Until is when the point's capture ended: LiveStats.Stopped, or (Err
+	// set) when it failed, or the stamp of the last frame delivered from a
+	// ring whose drain was cut short. Frames after it were not captured.
+	Until time.Time
 }
 
 // LiveStats is the outcome of RunLive.
@@ -42,8 +46,10 @@ const (
 	// drainGrace covers the kernel's block retire timeout: frames captured
 	// just before the stop sit in a partly filled block until then.
 	drainGrace = 4 * ringBlockTimeout * time.Millisecond
-	// drainCap bounds a drain that never finds the ring empty.
-	drainCap = time.Second
+	// drainCap bounds a drain that neither empties the ring nor reaches a
+	// frame stamped after the stop (a clock step); the frames left are
+	// reported (PointStats.Err), not silently lost.
+	drainCap = 10 * time.Second
 	// stampSlack: a point's stamps are not strictly in ring order (a bridge
 	// reports a frame's ingress stamp), so the drain ends only at a frame
 	// stamped this far past the stop.
@@ -92,10 +98,15 @@ func RunLive(ctx context.Context, points []LivePoint, cfg LiveConfig, sinks []Li
 		cfg.Armed(st.ArmTime)
 	}
 
-	// The first reader to see the stop fixes its time for all.
-	var stopOnce sync.Once
+	// The stop is when ctx is done, not when a reader (in poll, or waiting
+	// for the spool) notices it.
+	stopSet := make(chan struct{})
+	cancelStop := context.AfterFunc(ctx, func() {
+		st.Stopped = time.Now()
+		close(stopSet)
+	})
 	stopped := func() time.Time {
-		stopOnce.Do(func() { st.Stopped = time.Now() })
+		<-stopSet
 		return st.Stopped
 	}
 	var wg sync.WaitGroup
@@ -104,7 +115,7 @@ func RunLive(ctx context.Context, points []LivePoint, cfg LiveConfig, sinks []Li
 		go func() {
 			defer wg.Done()
 			ps := &st.Points[i]
-			ps.Err = readLive(ctx, s, sinks[i], &ps.Frames, stopped)
+			ps.Until, ps.Err = readLive(ctx, s, sinks[i], &ps.Frames, stopped)
 			sinks[i].Idle()
 			pk, dr, err := s.Stats()
 			if err != nil && ps.Err == nil {
@@ -117,44 +128,54 @@ func RunLive(ctx context.Context, points []LivePoint, cfg LiveConfig, sinks []Li
 		}()
 	}
 	wg.Wait()
+	if !cancelStop() {
+		<-stopSet // ctx was done: Stopped is being set
+	}
 	return st, nil
 }
 
 // readLive reads s until ctx is done, then drains what the ring holds from
-// before the stop; or until s fails.
-func readLive(ctx context.Context, s *LiveSource, sink LiveSink, frames *uint64, stopped func() time.Time) error {
-	var drainUntil time.Time
+// before the stop; or until s fails. It returns why the point stopped early
+// (nil if it did not) and until when it captured.
+func readLive(ctx context.Context, s *LiveSource, sink LiveSink, frames *uint64, stopped func() time.Time) (until time.Time, err error) {
+	var drainUntil, stopAt time.Time
 	stop := int64(1<<63 - 1)
 	var rf RawFrame // one for the whole run: the sink gets its address
+	var last int64
 	for {
 		if drainUntil.IsZero() && ctx.Err() != nil {
-			at := stopped()
-			stop = at.UnixNano()
-			drainUntil = at.Add(drainGrace)
+			stopAt = stopped()
+			stop = stopAt.UnixNano()
+			drainUntil = stopAt.Add(drainGrace)
 		}
-		var err error
 		rf, err = s.Next()
 		switch {
 		case err == nil:
 			if rf.Time <= stop {
 				sink.Frame(&rf)
 				*frames++
+				last = max(last, rf.Time)
 			}
 			if !s.Ready() {
 				sink.Idle()
 			}
-			// Caught up with the stop; under a flood whose frames fall
-			// behind the stop for long, give up after drainCap.
-			if !drainUntil.IsZero() && (rf.Time > stop+stampSlack || time.Now().After(drainUntil.Add(drainCap))) {
-				return nil
+			if drainUntil.IsZero() {
+				continue
+			}
+			if rf.Time > stop+stampSlack {
+				return stopAt, nil // caught up with the stop
+			}
+			if time.Now().After(drainUntil.Add(drainCap)) {
+				return time.Unix(0, last), fmt.Errorf("capture point %s: ring not drained %v after the stop: frames after %s left unread",
+					s.point.Name, drainCap, time.Unix(0, last).UTC().Format(time.RFC3339Nano))
 			}
 		case errors.Is(err, ErrTimeout):
 			sink.Idle()
 			if !drainUntil.IsZero() && time.Now().After(drainUntil) {
-				return nil
+				return stopAt, nil
 			}
 		default:
-			return err
+			return time.Now(), err
 		}
 	}
 }

@@ -90,7 +90,7 @@ type coverage struct {
 	frames      int
 	decoded     int
 	truncated   int
-	early       bool // ended before the others: coverage stops at last
+	early       bool       // ended before the others: coverage stops at last
 	macs        []macCount // at most maxMACsSeen, most frequent first
 }
 
@@ -360,10 +360,11 @@ func (t *trace) timeAt(p int) int64 {
 // is a duplicate rather than a new transmission.
 const dupWindow int64 = 1e6
 
-// reflectWindow bounds a reflection when the capture records no direction:
-// a bridge hairpin returns a frame within microseconds, while a
-// retransmission of an identical frame comes hundreds of ms later.
-const reflectWindow int64 = 50e6
+// reflectWindow bounds a reflection: a bridge hairpin returns a frame within
+// microseconds (and the copy keeps the original's receive stamp), while a
+// retransmission of an identical frame comes milliseconds (TCP fast
+// retransmit) to seconds later.
+const reflectWindow int64 = 10e6
 
 // distance from ts to the span of t's hops, and whether it is within the window.
 func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
@@ -381,9 +382,9 @@ func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
 	return d, d <= e.window
 }
 
-// isReflection: f is at a point t already crossed. Where the capture records
-// direction, a reflection comes back the other way; otherwise it must come
-// soon after t reached a neighbouring point.
+// isReflection: f is at a point t already crossed, within reflectWindow of
+// t's last hop. Where the capture records direction, a reflection comes back
+// the other way; otherwise it must come after t reached a neighbouring point.
 func (e *Engine) isReflection(t *trace, f *Frame) bool {
 	if len(t.hops) >= maxHops {
 		return false
@@ -394,7 +395,7 @@ func (e *Engine) isReflection(t *trace, f *Frame) bool {
 			continue
 		}
 		if h.dir != DirUnknown && f.Dir != DirUnknown {
-			return h.dir != f.Dir
+			return h.dir != f.Dir && f.Time-t.last <= reflectWindow
 		}
 	}
 	if f.Time-t.last > reflectWindow {
@@ -467,13 +468,14 @@ func (e *Engine) expire() {
 // before the points that missed it may be judged to have moved on: a frame
 // held up inside the path (a stalled softirq) for less than this still
 // joins.
-const settle int64 = 2 * reflectWindow
+const settle int64 = 100e6
 
 // settleComplete is how long a trace that reached every point is kept: all
-// that can still join it is a duplicate (within dupWindow) or a hairpin copy
-// (µs later); frames reach the correlator in stamp order. Short, so a
-// flood's traces are emitted while their hops are still in cache.
-const settleComplete int64 = 10 * dupWindow
+// that can still join it is a duplicate (within dupWindow) or a reflection
+// (within reflectWindow; hairpin copies come µs later), and frames reach the
+// correlator in stamp order. Shorter than settle, so a flood's traces leave
+// while their hops are still in cache.
+const settleComplete int64 = reflectWindow
 
 // done reports whether no frame can still join t: a window has passed since
 // its last hop; or it crossed every point and has settled; or it has had

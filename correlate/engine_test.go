@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 var (
@@ -221,6 +222,38 @@ func TestReflectionByDirection(t *testing.T) {
 	}
 	if got := hopNames(r.Traces[0]); !slices.Equal(got, []string{"pod1", "pod1-veth", "pod1*"}) {
 		t.Errorf("hops %v", got)
+	}
+}
+
+// TestReflectionWindow: a copy coming back to a point within reflectWindow
+// of the trace's last hop is a reflection, also once the trace crossed every
+// point (it is kept that long); later it is a new transmission — with and
+// without recorded direction.
+func TestReflectionWindow(t *testing.T) {
+	for _, withDir := range []bool{true, false} {
+		for _, late := range []int64{reflectWindow - 1e6, reflectWindow + 5e6} {
+			t0 := int64(1e18)
+			a := arp(0, t0, 1, pod1MAC, bcast, pod1IP, pod2IP)
+			b := arp(1, t0+1000, 1, pod1MAC, bcast, pod1IP, pod2IP)
+			back := arp(0, t0+1000+late, 1, pod1MAC, bcast, pod1IP, pod2IP)
+			if withDir {
+				a.Dir, b.Dir, back.Dir = DirOut, DirIn, DirIn
+			}
+			// Other traffic keeps the stream moving past the copy.
+			after := echo(1, t0+1000+late+1e6, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, 64)
+			r := analyze(t, cfgFor(seedPath[:2]...), []Frame{a, b, back, after})
+			reflected := late <= reflectWindow
+			want := 3 // the ARP, the copy as a new trace, the echo
+			if reflected {
+				want = 2
+			}
+			if len(r.Traces) != want {
+				t.Fatalf("direction %v, copy %v later: %d traces, want %d", withDir, time.Duration(late), len(r.Traces), want)
+			}
+			if got := hopNames(r.Traces[0]); reflected != slices.Equal(got, []string{"pod1", "pod1-veth", "pod1*"}) {
+				t.Errorf("direction %v, copy %v later: hops %v", withDir, time.Duration(late), got)
+			}
+		}
 	}
 }
 

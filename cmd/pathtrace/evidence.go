@@ -206,7 +206,11 @@ func (e *evidence) finish(doc report.Document, stats []capture.PointStats, start
 	for i, ps := range stats {
 		if e.ng != nil {
 			e.ng.SetDrops(i, ps.Drops)
-			e.ng.SetWindow(i, start, end)
+			until := end
+			if ps.Err != nil && !ps.Until.IsZero() {
+				until = min(until, ps.Until.UnixNano())
+			}
+			e.ng.SetWindow(i, start, until)
 		}
 	}
 	e.mu.Unlock()

@@ -425,10 +425,17 @@ func liveConfig(path *discover.Path, window time.Duration) correlate.Config {
 // kernel drops, what went wrong on the way, then the remaining traces.
 func finishLive(eng *correlate.Engine, path *discover.Path, lr *liveRun) *correlate.Result {
 	for i := range lr.points {
-		eng.SetCoverage(i, lr.start.UnixNano(), lr.end.UnixNano())
+		end := lr.end
 		if i < len(lr.stats.Points) {
-			eng.SetDrops(i, lr.stats.Points[i].Drops)
+			ps := &lr.stats.Points[i]
+			eng.SetDrops(i, ps.Drops)
+			// A point that failed (or whose ring could not be drained)
+			// captured only until then: later frames are not losses.
+			if ps.Err != nil && !ps.Until.IsZero() && ps.Until.Before(end) {
+				end = ps.Until
+			}
 		}
+		eng.SetCoverage(i, lr.start.UnixNano(), end.UnixNano())
 	}
 	for _, ps := range lr.stats.Points {
 		if ps.Err != nil {
