@@ -154,7 +154,8 @@ func StartLive(eng *correlate.Engine, points int, o LiveOptions) (*Live, error) 
 	return l, nil
 }
 
-// Sinks returns one sink per point, for capture.RunLive.
+// Sinks returns one sink per point, for capture.RunLive; they must not be
+// used once Close was called.
 func (l *Live) Sinks() []capture.LiveSink { return l.sinks }
 
 // Close waits until every frame handed over is correlated and releases the

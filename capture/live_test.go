@@ -534,8 +534,10 @@ func TestLiveInterfaceDeleted(t *testing.T) {
 		done <- st
 	}()
 	<-armed
+	deleted := time.Now()
 	sh(t, "ip", "-n", name, "link", "del", "ptd0")
 	time.Sleep(200 * time.Millisecond)
+	cancelled := time.Now()
 	cancel()
 	var st LiveStats
 	select {
@@ -550,6 +552,13 @@ func TestLiveInterfaceDeleted(t *testing.T) {
 	}
 	if stays != nil {
 		t.Errorf("other point failed too: %v", stays)
+	}
+	// The failed point captured until it failed, the other until the stop.
+	if u := st.Points[0].Until; u.Before(deleted) || !u.Before(cancelled) {
+		t.Errorf("deleted point captured until %v, want between the deletion %v and the stop %v", u, deleted, cancelled)
+	}
+	if u := st.Points[1].Until; !u.Equal(st.Stopped) || u.Before(cancelled) {
+		t.Errorf("other point captured until %v, want the stop %v", u, st.Stopped)
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for runtime.NumGoroutine() > baseline && time.Now().Before(deadline) {
