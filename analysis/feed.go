@@ -12,14 +12,13 @@ import (
 // blocks, at most every few ms).
 const DefaultLag = 100 * time.Millisecond
 
-// Feed correlates frames while a live capture delivers them: every point's
-// frames in order, the points interleaved block by block by their rings. A
-// frame waits in its point's queue until it is lag older than the newest
-// frame of any point, then the queues are merged by stamp into the
-// correlator — so a capture of any length needs memory for lag's worth of
-// frames plus the correlator's window, not for everything it saw. Add and
-// Flush must not be called concurrently.
-type Feed struct {
+// feed orders a live capture's frames for the correlator (Live's goroutine
+// owns it): every point's frames come in order, the points interleaved slab
+// by slab. A frame waits in its point's queue until it is lag older than
+// the newest frame of any point, then the queues are merged by stamp into
+// the correlator — so a capture of any length needs memory for lag's worth
+// of frames plus the correlator's window, not for everything it saw.
+type feed struct {
 	eng    *correlate.Engine
 	dec    *capture.Decoder
 	queues []frameQueue // per point
@@ -60,54 +59,53 @@ func (q *frameQueue) settle() {
 	}
 }
 
-// NewFeed feeds eng; lag <= 0 means DefaultLag.
-func NewFeed(eng *correlate.Engine, lag time.Duration) *Feed {
+// newFeed feeds eng; lag <= 0 means DefaultLag.
+func newFeed(eng *correlate.Engine, lag time.Duration) *feed {
 	if lag <= 0 {
 		lag = DefaultLag
 	}
-	return &Feed{eng: eng, dec: capture.NewDecoder(), lag: int64(lag)}
+	return &feed{eng: eng, dec: capture.NewDecoder(), lag: int64(lag)}
 }
 
-// Add decodes rf, captured at point, and releases what is old enough.
-func (f *Feed) Add(point int, rf *capture.RawFrame) {
-	q := f.queue(point)
-	fr := q.push()
-	f.dec.DecodeAny(rf, fr)
-	fr.Point = point
-	q.settle()
-	f.newest = max(f.newest, rf.Time)
+// add decodes rf, captured at point, and releases what is old enough.
+func (f *feed) add(point int, rf *capture.RawFrame) {
+	f.queueFrame(f.queue(point), point, rf)
 	f.release(f.newest - f.lag)
 }
 
 // addRaw decodes and queues a slab's frames (one point's, in capture order),
 // shows each to spooled (if set) and releases what is old enough.
-func (f *Feed) addRaw(sl *slab, spooled func(int, *capture.RawFrame)) {
+func (f *feed) addRaw(sl *slab, spooled func(int, *capture.RawFrame)) {
 	q := f.queue(sl.point)
 	sl.each(func(rf *capture.RawFrame) {
 		if spooled != nil {
 			spooled(sl.point, rf)
 		}
-		fr := q.push()
-		f.dec.DecodeAny(rf, fr)
-		fr.Point = sl.point
-		q.settle()
-		f.newest = max(f.newest, rf.Time)
+		f.queueFrame(q, sl.point, rf)
 	})
 	f.release(f.newest - f.lag)
 }
 
-func (f *Feed) queue(point int) *frameQueue {
+func (f *feed) queueFrame(q *frameQueue, point int, rf *capture.RawFrame) {
+	fr := q.push()
+	f.dec.DecodeAny(rf, fr)
+	fr.Point = point
+	q.settle()
+	f.newest = max(f.newest, rf.Time)
+}
+
+func (f *feed) queue(point int) *frameQueue {
 	for len(f.queues) <= point {
 		f.queues = append(f.queues, frameQueue{})
 	}
 	return &f.queues[point]
 }
 
-// Flush releases every buffered frame; call it when the capture ended.
-func (f *Feed) Flush() { f.release(1<<63 - 1) }
+// flush releases every buffered frame; call it when the capture ended.
+func (f *feed) flush() { f.release(1<<63 - 1) }
 
 // release hands the correlator, in stamp order, every frame older than before.
-func (f *Feed) release(before int64) {
+func (f *feed) release(before int64) {
 	for {
 		var best *frameQueue
 		for p := range f.queues {

@@ -16,10 +16,10 @@ func TestFeedOrdersInterleavedPoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := NewFeed(eng, 10)
+	f := newFeed(eng, 10)
 	add := func(p int, ts int64) {
 		rf := capture.RawFrame{Data: []byte{0}, Time: ts, LinkType: capture.LinkTypeEthernet}
-		f.Add(p, &rf)
+		f.add(p, &rf)
 	}
 	add(0, 100)
 	add(0, 105)
@@ -35,7 +35,7 @@ func TestFeedOrdersInterleavedPoints(t *testing.T) {
 	if got := f.buffered(); !slices.Equal(got, []int64{124, 126, 130, 125}) {
 		t.Fatalf("buffered %v, want each point's queue sorted", got)
 	}
-	f.Flush()
+	f.flush()
 	if got := f.buffered(); len(got) != 0 {
 		t.Fatalf("flush left %v", got)
 	}
@@ -46,7 +46,7 @@ func TestFeedOrdersInterleavedPoints(t *testing.T) {
 }
 
 // buffered lists the stamps still queued, point by point.
-func (f *Feed) buffered() []int64 {
+func (f *feed) buffered() []int64 {
 	var s []int64
 	for _, q := range f.queues {
 		for i := range q.size {

@@ -92,7 +92,7 @@ var ne = binary.NativeEndian
 // Live correlates the frames of a live capture while the capture runs: pass
 // Sinks to capture.RunLive, call Close once it returned.
 type Live struct {
-	feed  *Feed
+	feed  *feed
 	queue chan *slab
 	free  chan *slab
 	done  chan struct{}
@@ -125,7 +125,7 @@ func StartLive(eng *correlate.Engine, points int, o LiveOptions) (*Live, error) 
 	}
 	n := max(minSpoolSlabs, points, spoolBytes/slabBytes)
 	l := &Live{
-		feed:  NewFeed(eng, 0),
+		feed:  newFeed(eng, 0),
 		queue: make(chan *slab, n),
 		free:  make(chan *slab, n),
 		done:  make(chan struct{}),
@@ -149,7 +149,7 @@ func StartLive(eng *correlate.Engine, points int, o LiveOptions) (*Live, error) 
 			sl.used = 0
 			l.free <- sl
 		}
-		l.feed.Flush()
+		l.feed.flush()
 	}()
 	return l, nil
 }
