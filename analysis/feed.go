@@ -73,16 +73,11 @@ func (f *feed) add(point int, rf *capture.RawFrame) {
 	f.release(f.newest - f.lag)
 }
 
-// addRaw decodes and queues a slab's frames (one point's, in capture order),
-// shows each to spooled (if set) and releases what is old enough.
-func (f *feed) addRaw(sl *slab, spooled func(int, *capture.RawFrame)) {
+// addRaw decodes and queues a slab's frames (one point's, in capture order)
+// and releases what is old enough.
+func (f *feed) addRaw(sl *slab) {
 	q := f.queue(sl.point)
-	sl.each(func(rf *capture.RawFrame) {
-		if spooled != nil {
-			spooled(sl.point, rf)
-		}
-		f.queueFrame(q, sl.point, rf)
-	})
+	sl.each(func(rf *capture.RawFrame) { f.queueFrame(q, sl.point, rf) })
 	f.release(f.newest - f.lag)
 }
 

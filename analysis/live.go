@@ -111,10 +111,6 @@ type LiveOptions struct {
 	// Captured, if set, sees every frame on its point's capture goroutine
 	// as it is captured (counters, a file per point).
 	Captured func(point int, rf *capture.RawFrame)
-	// Spooled, if set, sees every frame on the correlator's goroutine as it
-	// is taken from the spool, the points' frames in turn (a file of all
-	// points, written without making the capture wait).
-	Spooled func(point int, rf *capture.RawFrame)
 }
 
 // StartLive starts correlating into eng the frames of points capture points.
@@ -145,7 +141,7 @@ func StartLive(eng *correlate.Engine, points int, o LiveOptions) (*Live, error) 
 	go func() {
 		defer close(l.done)
 		for sl := range l.queue {
-			l.feed.addRaw(sl, o.Spooled)
+			l.feed.addRaw(sl)
 			sl.used = 0
 			l.free <- sl
 		}

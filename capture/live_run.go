@@ -143,12 +143,14 @@ func readLive(ctx context.Context, s *LiveSource, sink LiveSink, frames *uint64,
 	var rf RawFrame // one for the whole run: the sink gets its address
 	var last int64
 	for {
+		rf, err = s.Next()
+		// Checked after Next: a frame Next returned before the stop was
+		// seen here was stamped before it.
 		if drainUntil.IsZero() && ctx.Err() != nil {
 			stopAt = stopped()
 			stop = stopAt.UnixNano()
 			drainUntil = stopAt.Add(drainGrace)
 		}
-		rf, err = s.Next()
 		switch {
 		case err == nil:
 			if rf.Time <= stop {

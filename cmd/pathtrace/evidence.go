@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -30,20 +31,24 @@ type evidence struct {
 	report     *report.JSONStream
 
 	// Each point's pcap is written by its capture goroutine under its own
-	// lock (so points never wait for each other), path.pcapng by the
-	// correlator under mu; the locks are for close (a signal handler).
+	// lock (so points never wait for each other); path.pcapng is assembled
+	// from them once the capture is over, under mu. The locks are for close
+	// (a signal handler).
 	points []*evPoint
 	mu     sync.Mutex
 	ngFile *os.File
 	ng     *capture.PcapngWriter
+	ngDone bool // path.pcapng holds every frame of the pcaps
 	err    error
 }
 
 type evPoint struct {
-	mu  sync.Mutex
-	f   *os.File
-	w   *capture.PcapWriter
-	err error
+	mu     sync.Mutex
+	f      *os.File
+	w      *capture.PcapWriter
+	err    error
+	frames int
+	out    []uint64 // bit per frame written: sent by the interface (a pcap records no direction)
 }
 
 // newEvidence only records where evidence goes: nothing is created before
@@ -185,23 +190,108 @@ func (e *evidence) frame(point int, rf *capture.RawFrame) {
 	if ep.err != nil || ep.w == nil {
 		return
 	}
-	ep.err = ep.w.WriteFrame(*rf)
-}
-
-// spooled records a frame in path.pcapng; the correlator calls it, as it
-// takes the points' frames in turn.
-func (e *evidence) spooled(point int, rf *capture.RawFrame) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.err != nil || e.ng == nil {
+	if ep.err = ep.w.WriteFrame(*rf); ep.err != nil {
 		return
 	}
-	e.err = e.ng.WriteFrame(point, *rf)
+	if ep.frames%64 == 0 {
+		ep.out = append(ep.out, 0)
+	}
+	if rf.Dir == correlate.DirOut {
+		ep.out[ep.frames/64] |= 1 << (ep.frames % 64)
+	}
+	ep.frames++
 }
 
-// finish closes the captures (with each point's kernel counters in the
-// pcapng statistics) and writes the reports.
+// assemble writes path.pcapng from the points' pcaps, merged by stamp, once
+// the capture is over: during a flood the correlator has better use for the
+// CPU than writing every frame twice. A signal may close the files at any
+// time; close then removes the unfinished pcapng.
+func (e *evidence) assemble() error {
+	n := len(e.points)
+	srcs := make([]*capture.FileSource, n)
+	defer func() {
+		for _, s := range srcs {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	for i, ep := range e.points {
+		ep.mu.Lock()
+		if ep.w == nil { // closed by a signal
+			ep.mu.Unlock()
+			return nil
+		}
+		err, name := ep.w.Flush(), ep.f.Name()
+		ep.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if srcs[i], err = capture.OpenFile(name); err != nil {
+			return fmt.Errorf("assemble path.pcapng: %w", err)
+		}
+	}
+	heads := make([]capture.RawFrame, n)
+	live := make([]bool, n)
+	read := make([]int, n)
+	advance := func(i int) error {
+		rf, err := srcs[i].Next()
+		if errors.Is(err, io.EOF) {
+			live[i] = false
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("assemble path.pcapng: %w", err)
+		}
+		heads[i], live[i] = rf, true
+		return nil
+	}
+	for i := range srcs {
+		if err := advance(i); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for written := 1; ; written++ {
+		best := -1
+		for i := range heads {
+			if live[i] && (best < 0 || heads[i].Time < heads[best].Time) {
+				best = i
+			}
+		}
+		if best < 0 {
+			e.ngDone = true
+			return nil
+		}
+		if written%4096 == 0 { // let a signal handler in
+			e.mu.Unlock()
+			e.mu.Lock()
+		}
+		if e.ng == nil {
+			return nil
+		}
+		rf := &heads[best]
+		rf.Dir = correlate.DirIn
+		if k := read[best]; k < e.points[best].frames && e.points[best].out[k/64]&(1<<(k%64)) != 0 {
+			rf.Dir = correlate.DirOut
+		}
+		read[best]++
+		if err := e.ng.WriteFrame(best, *rf); err != nil {
+			return err
+		}
+		if err := advance(best); err != nil {
+			return err
+		}
+	}
+}
+
+// finish assembles path.pcapng and closes the captures (with each point's
+// kernel counters in the pcapng statistics), then writes the reports.
 func (e *evidence) finish(doc report.Document, stats []capture.PointStats, start, end int64) error {
+	if err := e.assemble(); err != nil && e.err == nil {
+		e.err = err
+	}
 	e.mu.Lock()
 	for i, ps := range stats {
 		if e.ng != nil {
@@ -263,6 +353,11 @@ func (e *evidence) close() error {
 	if e.ng != nil {
 		errs = append(errs, e.ng.Close(), e.ngFile.Close())
 		e.ng = nil
+		if !e.ngDone {
+			// Cut short before it held every frame: a pcapng missing frames
+			// would show losses that did not happen. The pcaps are complete.
+			os.Remove(e.ngFile.Name())
+		}
 	}
 	for _, ep := range e.points {
 		ep.mu.Lock()

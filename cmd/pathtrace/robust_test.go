@@ -150,7 +150,14 @@ func TestRobustSecondInterrupt(t *testing.T) {
 	for _, pt := range points {
 		files = append(files, filepath.Join(out, pt.Name+".cap"))
 	}
-	files = append(files, filepath.Join(out, "path.pcapng"))
+	// path.pcapng is assembled from the pcaps after the capture: a forced
+	// exit before it is complete removes it rather than leave one that
+	// misses frames.
+	ngPath := filepath.Join(out, "path.pcapng")
+	_, err := os.Stat(ngPath)
+	if err == nil {
+		files = append(files, ngPath)
+	}
 	checks := checkCaptures(t, files)
 	total := 0
 	for _, f := range files[:len(points)] {
@@ -159,9 +166,10 @@ func TestRobustSecondInterrupt(t *testing.T) {
 	if total == 0 {
 		t.Errorf("the capture files hold no frame after 300ms of probes")
 	}
-	if ng := checks["path.pcapng"]; ng.err == nil && ng.packets != total {
+	if ng, ok := checks["path.pcapng"]; ok && ng.packets != total {
 		t.Errorf("path.pcapng holds %d frames, the pcaps %d", ng.packets, total)
 	}
+	t.Logf("path.pcapng left: %v (%d frames in the pcaps)", err == nil, total)
 }
 
 // A point whose interface disappears mid-capture (the pod deleted): its

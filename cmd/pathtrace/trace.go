@@ -255,15 +255,13 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	}
 	counters := newPointCounters(o.ErrOut, o.Quiet, names)
 	// Each point's goroutine only copies its frames out (and writes its
-	// pcap); the correlator takes them in slabs on a goroutine of its own
-	// (and writes path.pcapng).
+	// pcap); the correlator takes them in slabs on a goroutine of its own.
 	lo := analysis.LiveOptions{SpoolBytes: o.SpoolBytes, Captured: func(point int, rf *capture.RawFrame) { counters.frame(point) }}
 	if ev != nil {
 		lo.Captured = func(point int, rf *capture.RawFrame) {
 			counters.frame(point)
 			ev.frame(point, rf)
 		}
-		lo.Spooled = ev.spooled
 	}
 	live, err := analysis.StartLive(eng, len(lr.points), lo)
 	if err != nil {
