@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -101,6 +102,7 @@ type Live struct {
 	mu    sync.Mutex // capture goroutines allocate slabs
 	slabs []*slab    // every slab mapped, to unmap at Close
 	limit int        // the spool's size in slabs
+	full  atomic.Bool
 }
 
 // LiveOptions configure StartLive. The hooks must not keep rf.Data.
@@ -190,8 +192,13 @@ func (l *Live) get() *slab {
 		l.limit = len(l.slabs) // out of memory: make do with what there is
 	}
 	l.mu.Unlock()
+	l.full.Store(true)
 	return <-l.free
 }
+
+// SpoolFilled reports whether a capture goroutine ever had to wait for the
+// correlator (its ring then absorbed the wait, or dropped).
+func (l *Live) SpoolFilled() bool { return l.full.Load() }
 
 // liveSink is one point's spooler; only its capture goroutine touches it.
 type liveSink struct {

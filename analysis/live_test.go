@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
@@ -213,4 +214,41 @@ func TestSlabRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(in, out) {
 		t.Fatalf("round trip:\nin  %+v\nout %+v", in, out)
 	}
+}
+
+// TestLiveSpoolFilled: a capture goroutine that finds the spool full waits
+// for the correlator to free a slab, and the run says so.
+func TestLiveSpoolFilled(t *testing.T) {
+	eng, err := correlate.New(correlate.Config{Points: []correlate.PointSpec{{Name: "a", IfIndex: -1}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := StartLive(eng, 1, LiveOptions{SpoolBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*slab
+	for range live.limit - 1 { // the sink holds one already
+		held = append(held, live.get())
+	}
+	if live.SpoolFilled() {
+		t.Fatal("spool reported full before it was")
+	}
+	got := make(chan *slab)
+	go func() { got <- live.get() }()
+	for deadline := time.Now().Add(5 * time.Second); !live.SpoolFilled(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a get on a full spool did not report it")
+		}
+	}
+	select {
+	case <-got:
+		t.Fatal("get returned a slab beyond the spool's size")
+	case <-time.After(20 * time.Millisecond):
+	}
+	live.free <- held[0] // the correlator frees one
+	if sl := <-got; sl != held[0] {
+		t.Fatal("the waiting get did not receive the freed slab")
+	}
+	live.Close()
 }

@@ -196,12 +196,14 @@ func (o *traceOptions) run(ctx context.Context) error {
 
 // liveRun is what a capture produced.
 type liveRun struct {
-	points  []capture.LivePoint
-	stats   capture.LiveStats
-	start   time.Time
-	end     time.Time
-	info    report.LiveInfo
-	sendErr error // first probe that could not be sent
+	points      []capture.LivePoint
+	stats       capture.LiveStats
+	start       time.Time
+	end         time.Time
+	info        report.LiveInfo
+	sendErr     error // first probe that could not be sent
+	spoolFilled bool
+	spoolBytes  int
 }
 
 // capture arms every point, probes (or waits, passive), stops and drains,
@@ -329,6 +331,7 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	counters.done()
 	live.Close()
 	liveOpen = false
+	lr.spoolFilled, lr.spoolBytes = live.SpoolFilled(), o.SpoolBytes
 	if runErr != nil {
 		return nil, runErr
 	}
@@ -435,10 +438,16 @@ func finishLive(eng *correlate.Engine, path *discover.Path, lr *liveRun) *correl
 		}
 		eng.SetCoverage(i, lr.start.UnixNano(), end.UnixNano())
 	}
+	var drops uint64
 	for _, ps := range lr.stats.Points {
 		if ps.Err != nil {
 			eng.Warn(fmt.Sprintf("%s: capture stopped early: %v", ps.Name, ps.Err))
 		}
+		drops += ps.Drops
+	}
+	if drops > 0 && lr.spoolFilled {
+		eng.Warn(fmt.Sprintf("the spool (--spool-size %d MiB) filled: the correlator fell behind the capture and the rings had to "+
+			"absorb the rest; a larger spool keeps more of a flood on a node short of CPU", lr.spoolBytes>>20))
 	}
 	for _, n := range path.Notes {
 		eng.Warn(n)
