@@ -179,7 +179,7 @@ type echoInfo struct {
 	n           int
 	firstPoint  int
 	first, last int64
-	settled     bool // answered, or already reported lost
+	settled     bool // reported lost already (an answered request leaves the map)
 	lastSeen    int
 }
 
@@ -386,7 +386,7 @@ func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
 // t's last hop. Where the capture records direction, a reflection comes back
 // the other way; otherwise it must come after t reached a neighbouring point.
 func (e *Engine) isReflection(t *trace, f *Frame) bool {
-	if len(t.hops) >= maxHops {
+	if len(t.hops) >= maxHops || f.Time-t.last > reflectWindow {
 		return false
 	}
 	for i := range t.hops {
@@ -395,11 +395,8 @@ func (e *Engine) isReflection(t *trace, f *Frame) bool {
 			continue
 		}
 		if h.dir != DirUnknown && f.Dir != DirUnknown {
-			return h.dir != f.Dir && f.Time-t.last <= reflectWindow
+			return h.dir != f.Dir
 		}
-	}
-	if f.Time-t.last > reflectWindow {
-		return false
 	}
 	for i := range t.hops {
 		if d := t.hops[i].point - f.Point; (d == 1 || d == -1) && t.hops[i].time <= f.Time {

@@ -48,7 +48,9 @@ type evPoint struct {
 	w      *capture.PcapWriter
 	err    error
 	frames int
-	out    []uint64 // bit per frame written: sent by the interface (a pcap records no direction)
+	// A bit per frame written: sent by the interface. A pcap records no
+	// direction; path.pcapng does. (1/1000 of the pcap's size.)
+	out []uint64
 }
 
 // newEvidence only records where evidence goes: nothing is created before

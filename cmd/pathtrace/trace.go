@@ -258,14 +258,15 @@ func (o *traceOptions) capture(ctx context.Context, path *discover.Path, ev *evi
 	counters := newPointCounters(o.ErrOut, o.Quiet, names)
 	// Each point's goroutine only copies its frames out (and writes its
 	// pcap); the correlator takes them in slabs on a goroutine of its own.
-	lo := analysis.LiveOptions{SpoolBytes: o.SpoolBytes, Captured: func(point int, rf *capture.RawFrame) { counters.frame(point) }}
-	if ev != nil {
-		lo.Captured = func(point int, rf *capture.RawFrame) {
+	live, err := analysis.StartLive(eng, len(lr.points), analysis.LiveOptions{
+		SpoolBytes: o.SpoolBytes,
+		Captured: func(point int, rf *capture.RawFrame) {
 			counters.frame(point)
-			ev.frame(point, rf)
-		}
-	}
-	live, err := analysis.StartLive(eng, len(lr.points), lo)
+			if ev != nil {
+				ev.frame(point, rf)
+			}
+		},
+	})
 	if err != nil {
 		counters.done()
 		return nil, err
