@@ -7,14 +7,13 @@ package bench
 import (
 	"context"
 
-	"github.com/pathtrace/pathtrace/analysis"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
+	"github.com/pathtrace/pathtrace/pipeline"
 	"github.com/pathtrace/pathtrace/report"
 )
 
@@ -24,30 +23,30 @@ var files = []string{"pod1.cap", "pod1-veth.cap", "cni0.cap", "pod2-veth.cap", "
 // benchSet is the directory of a set (PATHTRACE_BENCH_SET, e.g.
 // /tmp/pathtrace-bench/set1x after bench/run.sh); without it the seed's
 // small promisc captures keep the benchmark runnable anywhere.
-func benchSet(b *testing.B) []capture.Input {
+func benchSet(b *testing.B) []pipeline.Input {
 	dir := os.Getenv("PATHTRACE_BENCH_SET")
 	if dir == "" {
 		dir = filepath.Join("..", "testdata", "captures", "promisc")
 	}
-	var in []capture.Input
+	var in []pipeline.Input
 	for _, f := range files {
 		p := filepath.Join(dir, f)
 		if _, err := os.Stat(p); err != nil {
 			b.Fatalf("bench set: %v", err)
 		}
-		in = append(in, capture.Input{Path: p})
+		in = append(in, pipeline.Input{Path: p})
 	}
 	return in
 }
 
 // analyze runs the pipeline `pathtrace analyze` runs (package analysis),
 // keeping all traces (JSON) or the first 20 (the table's default --limit).
-func analyze(inputs []capture.Input, keepAll bool) (*correlate.Result, error) {
+func analyze(inputs []pipeline.Input, keepAll bool) (*correlate.Result, error) {
 	limit := 20
 	if keepAll {
 		limit = 0
 	}
-	return analysis.Run(context.Background(), analysis.Options{Inputs: inputs, Limit: limit})
+	return pipeline.Run(context.Background(), pipeline.Options{Inputs: inputs, Limit: limit})
 }
 
 func BenchmarkAnalyze(b *testing.B) {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/pathtrace/pathtrace/internal/ring"
 )
 
 // DefaultWindow is how far apart in time two sightings of one frame may be.
@@ -130,7 +132,7 @@ type Engine struct {
 
 	cov    []coverage
 	active map[uint64]*trace // by keyHash; a chain holds every active trace whose key hashes there
-	queue  fifo[*trace]      // active traces in creation (= trace number) order
+	queue  ring.Ring[*trace] // active traces in creation (= trace number) order
 	free   []*trace
 	next   int // next trace number
 	mark   int64
@@ -140,9 +142,9 @@ type Engine struct {
 	ipOrigin  map[netip.Addr]*[MaxPoints]int32
 
 	echoReq map[uint64]echoInfo // by echoKey.hash
-	echoQ   fifo[pending]
+	echoQ   ring.Ring[pending]
 	arpReq  map[arpKey]arpInfo
-	arpQ    fifo[arpKey]
+	arpQ    ring.Ring[arpKey]
 
 	stats       map[[2]int]*latency
 	anomalies   map[anomalyKey]*Anomaly
@@ -193,7 +195,7 @@ type arpInfo struct {
 }
 
 type anomalyKey struct {
-	kind  string
+	kind  AnomalyKind
 	point string
 }
 
@@ -292,170 +294,11 @@ func (e *Engine) Add(f *Frame) {
 	e.match(f)
 }
 
-func (e *Engine) match(f *Frame) {
-	kh := keyHash(&f.Key)
-	head := e.active[kh]
-	// Join the nearest trace in time still missing this point, so a
-	// retransmission 200 ms later does not join a lost original; among
-	// traces within dupWindow of that nearest distance, the oldest (frames
-	// on one path keep their order). Two passes keep the choice independent
-	// of the chain's order.
-	nearest := int64(-1)
-	for t := head; t != nil; t = t.nextSame {
-		if t.key != f.Key || t.seen&(1<<uint(f.Point)) != 0 {
-			continue
-		}
-		if d, ok := e.distance(t, f.Time); ok && (nearest < 0 || d < nearest) {
-			nearest = d
-		}
-	}
-	var join, refl *trace
-	for t := head; t != nil; t = t.nextSame {
-		if t.key != f.Key {
-			continue
-		}
-		d, ok := e.distance(t, f.Time)
-		if !ok {
-			continue
-		}
-		if t.seen&(1<<uint(f.Point)) == 0 {
-			if d <= nearest+dupWindow && (join == nil || t.n < join.n) {
-				join = t
-			}
-			continue
-		}
-		if refl == nil && e.isReflection(t, f) {
-			refl = t
-		}
-	}
-	switch {
-	case join != nil:
-		e.addHop(join, f, false)
-	case refl != nil:
-		e.addHop(refl, f, true)
-	default:
-		t := e.newTrace(f)
-		for o := head; o != nil; o = o.nextSame {
-			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
-				o.dup, t.dup = true, true
-			}
-		}
-		t.nextSame = head
-		e.active[kh] = t
-		e.addHop(t, f, false)
-	}
-}
-
-// timeAt is the stamp of t's (first) hop at point p.
-func (t *trace) timeAt(p int) int64 {
-	for i := range t.hops {
-		if t.hops[i].point == p {
-			return t.hops[i].time
-		}
-	}
-	return t.last
-}
-
-// dupWindow: the same frame twice at one point this close, not reflected,
-// is a duplicate rather than a new transmission.
-const dupWindow int64 = 1e6
-
-// reflectWindow bounds a reflection: a bridge hairpin returns a frame within
-// microseconds (and the copy keeps the original's receive stamp), while a
-// retransmission of an identical frame comes milliseconds (TCP fast
-// retransmit) to seconds later.
-const reflectWindow int64 = 10e6
-
-// distance from ts to the span of t's hops, and whether it is within the window.
-func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
-	first := t.hops[0].time
-	for i := range t.hops {
-		first = min(first, t.hops[i].time)
-	}
-	var d int64
-	switch {
-	case ts < first:
-		d = first - ts
-	case ts > t.last:
-		d = ts - t.last
-	}
-	return d, d <= e.window
-}
-
-// isReflection: f is at a point t already crossed, within reflectWindow of
-// t's last hop. Where the capture records direction, a reflection comes back
-// the other way; otherwise it must come after t reached a neighbouring point.
-func (e *Engine) isReflection(t *trace, f *Frame) bool {
-	if len(t.hops) >= maxHops || f.Time-t.last > reflectWindow {
-		return false
-	}
-	for i := range t.hops {
-		h := &t.hops[i]
-		if h.point != f.Point || h.refl {
-			continue
-		}
-		if h.dir != DirUnknown && f.Dir != DirUnknown {
-			return h.dir != f.Dir
-		}
-	}
-	for i := range t.hops {
-		if d := t.hops[i].point - f.Point; (d == 1 || d == -1) && t.hops[i].time <= f.Time {
-			return true
-		}
-	}
-	return false
-}
-
-func (e *Engine) newTrace(f *Frame) *trace {
-	var t *trace
-	if n := len(e.free); n > 0 {
-		t = e.free[n-1]
-		e.free = e.free[:n-1]
-		hops := t.hops[:0]
-		*t = trace{hops: hops}
-	} else {
-		t = &trace{hops: make([]hop, 0, len(e.cfg.Points)+2)}
-	}
-	t.n = e.next
-	e.next++
-	t.key = f.Key
-	t.last = f.Time
-	e.queue.push(t)
-	e.learnOrigin(f)
-	return t
-}
-
-func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
-	if len(t.hops) >= maxHops {
-		return
-	}
-	t.hops = append(t.hops, hop{
-		point: f.Point, time: f.Time, num: int32(f.Num), dir: f.Dir,
-		src: f.SrcMAC, dst: f.DstMAC, hasSrc: f.HasSrcMAC, hasDst: f.HasDstMAC,
-		ttl: f.TTL, hasTTL: f.HasTTL, srcIP: f.SrcIP, dstIP: f.DstIP,
-		sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,
-		echoID: f.EchoID, hasEcho: f.HasEchoID, ipid: f.IPID, hasIPID: f.HasIPID,
-		ipLen: int32(f.IPLen), wireLen: int32(f.WireLen), frag: f.Fragment, refl: refl,
-	})
-	if !refl {
-		t.seen |= 1 << uint(f.Point)
-		if f.HasTTL {
-			for i := range t.hops {
-				h := &t.hops[i]
-				if d := h.point - f.Point; (d == 1 || d == -1) && h.hasTTL && h.ttl != f.TTL {
-					e.routed |= 1 << uint(max(h.point, f.Point))
-				}
-			}
-		}
-	}
-	t.last = max(t.last, f.Time)
-}
-
 // expire emits traces no frame can join any more: those whose last hop is
 // more than a window behind the newest stamp. Traces leave in number order,
 // so a long-lived head holds back younger ones by at most one window.
 func (e *Engine) expire() {
-	for e.queue.len() > 0 && e.done(e.queue.peek()) {
+	for e.queue.Len() > 0 && e.done(*e.queue.Front()) {
 		e.pop()
 	}
 	e.expireRequests()
@@ -502,7 +345,7 @@ func (e *Engine) done(t *trace) bool {
 }
 
 func (e *Engine) pop() {
-	t := e.queue.pop()
+	t := e.queue.Pop()
 	// unlink from the key chain
 	kh := keyHash(&t.key)
 	if head := e.active[kh]; head == t {
@@ -527,7 +370,7 @@ func (e *Engine) pop() {
 // Finish emits every remaining trace and returns the result without traces
 // (they went to the sink).
 func (e *Engine) Finish() *Result {
-	for e.queue.len() > 0 {
+	for e.queue.Len() > 0 {
 		e.pop()
 	}
 	e.mark = 1<<63 - 1
@@ -540,32 +383,6 @@ func absDiff(a, b int64) int64 {
 		return a - b
 	}
 	return b - a
-}
-
-// fifo is a queue that pops from the front without moving the rest: the
-// consumed front is reclaimed only once it is most of the slice, so each
-// item is copied at most once on average.
-type fifo[T any] struct {
-	items []T
-	head  int
-}
-
-func (q *fifo[T]) len() int { return len(q.items) - q.head }
-func (q *fifo[T]) peek() T  { return q.items[q.head] }
-func (q *fifo[T]) push(v T) { q.items = append(q.items, v) }
-
-func (q *fifo[T]) pop() T {
-	v := q.items[q.head]
-	var zero T
-	q.items[q.head] = zero
-	q.head++
-	if q.head > 1024 && q.head*2 > len(q.items) {
-		n := copy(q.items, q.items[q.head:])
-		clear(q.items[n:])
-		q.items = q.items[:n]
-		q.head = 0
-	}
-	return v
 }
 
 // keyHash mixes a Key into 64 bits. The active map is keyed by it rather

@@ -87,7 +87,7 @@ func TestEchoForwardAndReverse(t *testing.T) {
 		t.Fatalf("traces = %d, want 2", len(r.Traces))
 	}
 	req, rep := r.Traces[0], r.Traces[1]
-	if req.Direction != "forward" || rep.Direction != "reverse" {
+	if req.Direction.String() != "forward" || rep.Direction.String() != "reverse" {
 		t.Errorf("directions %s/%s", req.Direction, rep.Direction)
 	}
 	if got := hopNames(req); !slices.Equal(got, seedPath) {
@@ -189,7 +189,7 @@ func TestHairpinReflectionStaysInTrace(t *testing.T) {
 		t.Errorf("reflection delta %d, want 4µs from cni0", d)
 	}
 	rep := r.Traces[1]
-	if rep.Direction != "reverse" || !slices.Equal(rep.Missing, []string{"cni0"}) || rep.LostAfter != "" {
+	if rep.Direction.String() != "reverse" || !slices.Equal(rep.Missing, []string{"cni0"}) || rep.LostAfter != "" {
 		t.Errorf("reply: dir %s missing %v lost %q", rep.Direction, rep.Missing, rep.LostAfter)
 	}
 	if !rep.ReplyTo.Valid || rep.ReplyTo.V != 1 {
@@ -197,7 +197,7 @@ func TestHairpinReflectionStaysInTrace(t *testing.T) {
 	}
 	kinds := map[string]string{}
 	for _, a := range r.Anomalies {
-		kinds[a.Kind] = a.Severity
+		kinds[a.Kind.String()] = a.Severity.String()
 	}
 	if kinds["reflection"] != "info" || kinds["gap"] != "warning" {
 		t.Errorf("anomalies %+v", r.Anomalies)
@@ -291,7 +291,7 @@ func TestLossAndCoverage(t *testing.T) {
 	r.Traces = traces
 	bySeq := map[uint64]Trace{}
 	for _, tr := range r.Traces {
-		if tr.Protocol == "icmp" {
+		if tr.Protocol.String() == "icmp" {
 			bySeq[tr.Seq.V] = tr
 		}
 	}
@@ -315,7 +315,7 @@ func TestMissingPointAndPointNotStarted(t *testing.T) {
 	r := analyze(t, cfgFor(seedPath...), withCni)
 	var tr Trace
 	for _, x := range r.Traces {
-		if x.Protocol == "icmp" {
+		if x.Protocol.String() == "icmp" {
 			tr = x
 		}
 	}
@@ -341,13 +341,13 @@ func TestInversionKeepsTopologyOrder(t *testing.T) {
 	}
 	r := analyze(t, cfgFor(seedPath...), fs)
 	tr := r.Traces[0]
-	if tr.Direction != "forward" || !slices.Equal(hopNames(tr), seedPath) {
+	if tr.Direction.String() != "forward" || !slices.Equal(hopNames(tr), seedPath) {
 		t.Fatalf("dir %s hops %v", tr.Direction, hopNames(tr))
 	}
 	if tr.Hops[1].DeltaNs != -2*us {
 		t.Errorf("negative delta reported as %d", tr.Hops[1].DeltaNs)
 	}
-	if !slices.Contains(tr.Flags, "negative-delta") {
+	if !hasFlag(tr.Flags, "negative-delta") {
 		t.Errorf("flags %v", tr.Flags)
 	}
 }
@@ -369,7 +369,7 @@ func TestGatewayARPFromMidPath(t *testing.T) {
 	}
 	r := analyze(t, cfgFor(seedPath...), fs)
 	rep := r.Traces[1]
-	if rep.Direction != "reverse" || !slices.Equal(hopNames(rep), []string{"cni0", "pod1-veth", "pod1"}) || rep.LostAfter != "" {
+	if rep.Direction.String() != "reverse" || !slices.Equal(hopNames(rep), []string{"cni0", "pod1-veth", "pod1"}) || rep.LostAfter != "" {
 		t.Errorf("reply %s %v lost %q", rep.Direction, hopNames(rep), rep.LostAfter)
 	}
 	if !r.Summary.Clean {
@@ -397,7 +397,7 @@ func TestRoutedRewrites(t *testing.T) {
 		if rw.Point != "cni1" {
 			t.Errorf("rewrite at %s", rw.Point)
 		}
-		fields = append(fields, rw.Field+":"+rw.From+">"+rw.To)
+		fields = append(fields, rw.Field.String()+":"+rw.From+">"+rw.To)
 	}
 	want := []string{"src_mac:" + cni0MAC.String() + ">" + cni1MAC.String(), "dst_mac:" + cni0MAC.String() + ">" + pod3MAC.String(), "ttl:64>63"}
 	// src MAC pod1→cni1 (rewrite of the source), dst cni0→pod3
@@ -431,7 +431,7 @@ func TestUnansweredAndStreamingEmitsInOrder(t *testing.T) {
 	}
 	un := 0
 	for _, a := range r.Anomalies {
-		if a.Kind == "unanswered-echo" {
+		if a.Kind.String() == "unanswered-echo" {
 			un = a.Count
 		}
 	}
@@ -511,7 +511,7 @@ func TestDuplicateAtOnePoint(t *testing.T) {
 		t.Fatalf("traces = %d, want 2", len(r.Traces))
 	}
 	for _, tr := range r.Traces {
-		if !slices.Contains(tr.Flags, "duplicate") || len(tr.Hops) != 5 {
+		if !hasFlag(tr.Flags, "duplicate") || len(tr.Hops) != 5 {
 			t.Errorf("trace %d: flags %v, %d hops", tr.N, tr.Flags, len(tr.Hops))
 		}
 	}
@@ -536,7 +536,7 @@ func TestPointStartedLateIsNotLoss(t *testing.T) {
 	r := analyze(t, cfgFor(seedPath...), fs)
 	lost := map[uint64]string{}
 	for _, tr := range r.Traces {
-		if tr.Protocol == "icmp" {
+		if tr.Protocol.String() == "icmp" {
 			lost[tr.Seq.V] = tr.LostAfter
 		}
 	}
@@ -576,7 +576,7 @@ func TestDirectionFromOwnersNotStamps(t *testing.T) {
 	}
 	r := analyze(t, c, fs)
 	tr := r.Traces[0]
-	if tr.Direction != "forward" || tr.Hops[0].Point != "pod1" || tr.Hops[1].DeltaNs != -500 {
+	if tr.Direction.String() != "forward" || tr.Hops[0].Point != "pod1" || tr.Hops[1].DeltaNs != -500 {
 		t.Errorf("direction %s, hops %v, delta %d", tr.Direction, hopNames(tr), tr.Hops[1].DeltaNs)
 	}
 }
@@ -611,4 +611,13 @@ func TestLostFrameDoesNotHoldTheQueue(t *testing.T) {
 	if r.Summary.Lost != 1 || r.Summary.Traces != 52 {
 		t.Errorf("summary %+v", r.Summary)
 	}
+}
+
+func hasFlag(flags []Flag, name string) bool {
+	for _, f := range flags {
+		if f.String() == name {
+			return true
+		}
+	}
+	return false
 }

@@ -6,6 +6,7 @@ package correlate
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 )
 
@@ -47,6 +48,32 @@ func (m MAC) String() string {
 	}
 	return string(b[:])
 }
+
+// ParseMAC reads an Ethernet address as net.ParseMAC does.
+func ParseMAC(s string) (MAC, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil {
+		return MAC{}, err
+	}
+	m, ok := MACOf(hw)
+	if !ok {
+		return MAC{}, fmt.Errorf("%q is not a 6-byte Ethernet address", s)
+	}
+	return m, nil
+}
+
+// MACOf converts a 6-byte hardware address.
+func MACOf(hw net.HardwareAddr) (MAC, bool) {
+	var m MAC
+	if len(hw) != len(m) {
+		return m, false
+	}
+	copy(m[:], hw)
+	return m, true
+}
+
+// HardwareAddr is m as a net.HardwareAddr.
+func (m MAC) HardwareAddr() net.HardwareAddr { return net.HardwareAddr(m[:]) }
 
 // IsMulticast reports a group address (broadcast included).
 func (m MAC) IsMulticast() bool { return m[0]&1 == 1 }

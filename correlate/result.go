@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strconv"
 	"time"
@@ -20,6 +21,16 @@ func (t Timestamp) String() string {
 
 func (t Timestamp) MarshalJSON() ([]byte, error) {
 	return strconv.AppendQuote(nil, t.String()), nil
+}
+
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	tm, err := time.Parse(time.RFC3339Nano, s)
+	*t = Timestamp(tm.UnixNano())
+	return err
 }
 
 // Nullable values: reports print null where a capture does not record a field,
@@ -83,6 +94,24 @@ func (o OptString) MarshalJSON() ([]byte, error) {
 	return strconv.AppendQuote(nil, o.V), nil
 }
 
+// The nullable values read back what they write: null stays invalid.
+
+func (o *OptMAC) UnmarshalJSON(b []byte) error    { return unmarshalOpt(b, &o.V, &o.Valid) }
+func (o *OptAddr) UnmarshalJSON(b []byte) error   { return unmarshalOpt(b, &o.V, new(bool)) }
+func (o *OptUint) UnmarshalJSON(b []byte) error   { return unmarshalOpt(b, &o.V, &o.Valid) }
+func (o *OptInt) UnmarshalJSON(b []byte) error    { return unmarshalOpt(b, &o.V, &o.Valid) }
+func (o *OptString) UnmarshalJSON(b []byte) error { return unmarshalOpt(b, &o.V, &o.Valid) }
+
+func unmarshalOpt[T any](b []byte, v *T, valid *bool) error {
+	if string(b) == "null" {
+		var zero T
+		*v, *valid = zero, false
+		return nil
+	}
+	*valid = true
+	return json.Unmarshal(b, v)
+}
+
 func someU(v uint64) OptUint    { return OptUint{v, true} }
 func someI(v int64) OptInt      { return OptInt{v, true} }
 func someS(v string) OptString  { return OptString{v, true} }
@@ -114,7 +143,7 @@ type PointRep struct {
 }
 
 type MACSeen struct {
-	MAC    string `json:"mac"`
+	MAC    MAC    `json:"mac"`
 	Owner  string `json:"owner,omitempty"` // e.g. "pod2 eth0"
 	Frames int    `json:"frames"`
 }
@@ -135,7 +164,7 @@ type Coverage struct {
 // to a Sink is reused after the call returns: keep a Clone.
 type Trace struct {
 	N         int       `json:"n"` // 1-based, in order of first sighting
-	Protocol  string    `json:"protocol"`
+	Protocol  Proto     `json:"protocol"`
 	Type      string    `json:"type"`
 	ID        OptUint   `json:"id"`    // ICMP echo id at the first hop (rewrites list changes)
 	Seq       OptUint   `json:"seq"`   // ICMP echo seq, TCP seq
@@ -145,14 +174,14 @@ type Trace struct {
 	SrcPort   OptUint   `json:"src_port"`
 	DstPort   OptUint   `json:"dst_port"`
 	Length    int       `json:"length"` // frame length on the wire at the first hop
-	Direction string    `json:"direction"`
+	Direction Direction `json:"direction"`
 	Hops      []Hop     `json:"hops"`
 	LostAfter string    `json:"lost_after,omitempty"`
 	Missing   []string  `json:"missing"`
 	Rewrites  []Rewrite `json:"rewrites"`
 	ReplyTo   OptInt    `json:"reply_to"` // N of the request an echo reply answers
 	RTT       *RTT      `json:"rtt,omitempty"`
-	Flags     []string  `json:"flags"`
+	Flags     []Flag    `json:"flags"`
 }
 
 // Hop is the frame at one point.
@@ -163,7 +192,7 @@ type Hop struct {
 	SrcMAC     OptMAC    `json:"src_mac"`
 	DstMAC     OptMAC    `json:"dst_mac"`
 	TTL        OptUint   `json:"ttl"`
-	Dir        string    `json:"dir,omitempty"` // "in" | "out" where the capture records it
+	Dir        LinkDir   `json:"dir,omitempty"` // "in" | "out" where the capture records it
 	Frame      int       `json:"frame"`         // record number in the point's source
 	Reflection bool      `json:"reflection,omitempty"`
 }
@@ -171,7 +200,7 @@ type Hop struct {
 // Rewrite is a field outside the key that changed between two hops.
 type Rewrite struct {
 	Point string `json:"point"` // where the new value was first seen
-	Field string `json:"field"`
+	Field Field  `json:"field"`
 	From  string `json:"from"`
 	To    string `json:"to"`
 }
@@ -199,12 +228,12 @@ type HopStat struct {
 
 // Anomaly is a named finding, aggregated per kind and point.
 type Anomaly struct {
-	Kind     string `json:"kind"`     // loss, gap, reflection, flooding, duplicate, fragmentation, over-mtu, unanswered-arp, unanswered-echo, negative-delta, kernel-drops
-	Severity string `json:"severity"` // "warning" sets exit status 1; "info" is expected behaviour worth knowing (hairpin reflections)
-	Point    string `json:"point,omitempty"`
-	Count    int    `json:"count"`
-	Traces   []int  `json:"traces"` // the first few trace numbers
-	Message  string `json:"message"`
+	Kind     AnomalyKind `json:"kind"`
+	Severity Severity    `json:"severity"` // Warning sets exit status 1
+	Point    string      `json:"point,omitempty"`
+	Count    int         `json:"count"`
+	Traces   []int       `json:"traces"` // the first few trace numbers
+	Message  string      `json:"message"`
 }
 
 // Summary counts and the one-line verdict.

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,20 +51,20 @@ func (e *Engine) result() *Result {
 			pr.Coverage.Snaplen = someI(int64(spec.Snaplen))
 		}
 		for _, m := range c.macs {
-			pr.MACs = append(pr.MACs, MACSeen{MAC: m.mac.String(), Owner: e.ownerLabel(m.mac), Frames: m.n})
+			pr.MACs = append(pr.MACs, MACSeen{MAC: m.mac, Owner: e.ownerLabel(m.mac), Frames: m.n})
 		}
 		slices.SortFunc(pr.MACs, func(a, b MACSeen) int {
 			if a.Frames != b.Frames {
 				return b.Frames - a.Frames
 			}
-			return strings.Compare(a.MAC, b.MAC)
+			return bytes.Compare(a.MAC[:], b.MAC[:])
 		})
 		r.Points = append(r.Points, pr)
 		if c.frames == 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: no frames", spec.Name))
 		}
 		if spec.HasDrops && spec.Drops > 0 {
-			e.anomaly("kernel-drops", spec.Name, "warning", 0, func() string {
+			e.anomaly(KindKernelDrops, spec.Name, 0, func() string {
 				return fmt.Sprintf("the kernel dropped %d frames at %s: losses there may be the capture's own", spec.Drops, spec.Name)
 			})
 		}
@@ -102,7 +103,7 @@ func (e *Engine) result() *Result {
 	}
 	for _, k := range e.anomOrder {
 		a := *e.anomalies[k]
-		if a.Kind == "kernel-drops" {
+		if a.Kind == KindKernelDrops {
 			a.Traces = []int{}
 		}
 		r.Anomalies = append(r.Anomalies, a)
@@ -127,7 +128,7 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 	s := &r.Summary
 	warn := 0
 	for _, a := range r.Anomalies {
-		if a.Severity == "warning" {
+		if a.Severity == Warning {
 			warn++
 		}
 	}
@@ -138,7 +139,7 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 	if s.Lost > 0 {
 		where := map[string]int{}
 		for _, a := range r.Anomalies {
-			if a.Kind == "loss" {
+			if a.Kind == KindLoss {
 				where[a.Point] += a.Count
 			}
 		}
@@ -147,15 +148,15 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 	if s.WithGaps > 0 {
 		where := map[string]int{}
 		for _, a := range r.Anomalies {
-			if a.Kind == "gap" {
+			if a.Kind == KindGap {
 				where[a.Point] += a.Count
 			}
 		}
 		parts = append(parts, fmt.Sprintf("%d traces not seen at a point they crossed (%s)", s.WithGaps, countList("", where)))
 	}
 	for _, a := range r.Anomalies {
-		if a.Severity == "warning" && a.Kind != "loss" && a.Kind != "gap" {
-			where := a.Kind
+		if a.Severity == Warning && a.Kind != KindLoss && a.Kind != KindGap {
+			where := a.Kind.String()
 			if a.Point != "" {
 				where += " at " + a.Point
 			}
@@ -198,7 +199,7 @@ func (t *Trace) Clone() Trace {
 	c.Hops = slices.Clone(t.Hops)
 	c.Missing = append([]string{}, t.Missing...)
 	c.Rewrites = append([]Rewrite{}, t.Rewrites...)
-	c.Flags = append([]string{}, t.Flags...)
+	c.Flags = append([]Flag{}, t.Flags...)
 	if t.RTT != nil {
 		r := *t.RTT
 		c.RTT = &r

@@ -111,7 +111,7 @@ func walk(cands []candidate, ep Endpoint) (*side, error) {
 	}
 	fillLink(h, &ep, link)
 	s := &side{ep: ep, node: self}
-	epPoint := point(h, self, link, ep.Label, "endpoint")
+	epPoint := point(h, self, link, ep.Label, RoleEndpoint)
 	veth, ok := link.(*netlink.Veth)
 	if !ok {
 		// The endpoint is the node itself (its interface is no veth).
@@ -135,7 +135,7 @@ func walk(cands []candidate, ep Endpoint) (*side, error) {
 		return nil, fmt.Errorf("veth peer ifindex %d in %s: %w", veth.Attrs().ParentIndex, node.label, err)
 	}
 	s.node = node
-	vethPoint := point(nh, node, peer, ep.Label+"-veth", "veth")
+	vethPoint := point(nh, node, peer, ep.Label+"-veth", RoleVeth)
 	epPoint.Peer = fmt.Sprintf("%s@%s (ifindex %d)", peer.Attrs().Name, node.label, peer.Attrs().Index)
 	vethPoint.Peer = fmt.Sprintf("%s@%s (ifindex %d)", link.Attrs().Name, self.label, link.Attrs().Index)
 	s.points = []Point{epPoint, vethPoint}
@@ -149,7 +149,7 @@ func walk(cands []candidate, ep Endpoint) (*side, error) {
 			hp := pi.Hairpin
 			s.points[1].Hairpin = &hp
 		}
-		bp := point(nh, node, br, br.Attrs().Name, "bridge")
+		bp := point(nh, node, br, br.Attrs().Name, RoleBridge)
 		bp.Promisc = true
 		s.points = append(s.points, bp)
 	}
@@ -177,16 +177,19 @@ func peerNamespace(h *netlink.Handle, cands []candidate, nsid int, self uint64) 
 	return candidate{}, fmt.Errorf("netns id %d matches none of %d namespaces (%s)", nsid, len(seen), strings.Join(seen, ", "))
 }
 
-func point(h *netlink.Handle, ns candidate, l netlink.Link, name, role string) Point {
+func point(h *netlink.Handle, ns candidate, l netlink.Link, name string, role Role) Point {
 	a := l.Attrs()
 	p := Point{Name: name, Role: role, Netns: ns.label, NetnsPath: ns.path, Inode: ns.inode,
-		Interface: a.Name, IfIndex: a.Index, MAC: a.HardwareAddr.String(), MTU: a.MTU}
+		Interface: a.Name, IfIndex: a.Index, MAC: MAC(a.HardwareAddr), MTU: a.MTU}
 	if addrs, err := h.AddrList(l, netlink.FAMILY_ALL); err == nil {
 		for _, ad := range addrs {
 			if ad.IP.IsLinkLocalUnicast() {
 				continue // fe80:: is on every interface and says nothing about the path
 			}
-			p.Addrs = append(p.Addrs, ad.IPNet.String())
+			if ip, ok := netip.AddrFromSlice(ad.IP); ok {
+				ones, _ := ad.Mask.Size()
+				p.Addrs = append(p.Addrs, netip.PrefixFrom(ip.Unmap(), ones))
+			}
 		}
 	}
 	return p
@@ -221,7 +224,7 @@ func checkRoute(s, d *side, p *Path) error {
 
 func bridgeOf(ps []Point) string {
 	for _, p := range ps {
-		if p.Role == "bridge" {
+		if p.Role == RoleBridge {
 			return p.Interface
 		}
 	}
@@ -267,32 +270,33 @@ func egress(s *side, dst Endpoint) ([]Point, string, error) {
 	if last.Inode == s.node.inode && last.IfIndex == l.Attrs().Index {
 		return nil, note, nil // leaves through the bridge itself (e.g. a hairpin back out)
 	}
-	return []Point{point(h, s.node, l, l.Attrs().Name, "egress")}, note, nil
+	return []Point{point(h, s.node, l, l.Attrs().Name, RoleEgress)}, note, nil
 }
 
 // owners names every MAC on the path. A bridge without a MAC of its own
 // uses its lowest port's: the bridge name wins then, since the bridge is
 // what sends frames from that MAC (ARP replies of the gateway).
 func owners(p *Path) {
-	rank := map[string]int{"bridge": 3, "endpoint": 2, "egress": 1, "veth": 0}
+	rank := map[Role]int{RoleBridge: 3, RoleEndpoint: 2, RoleEgress: 1, RoleVeth: 0}
 	best := map[string]int{}
 	for _, pt := range p.Points {
-		if pt.MAC == "" {
+		if len(pt.MAC) == 0 {
 			continue
 		}
-		if r, ok := best[pt.MAC]; ok && r >= rank[pt.Role] {
+		mac := pt.MAC.String()
+		if r, ok := best[mac]; ok && r >= rank[pt.Role] {
 			continue
 		}
-		best[pt.MAC] = rank[pt.Role]
+		best[mac] = rank[pt.Role]
 		switch pt.Role {
-		case "endpoint":
-			p.Owners[pt.MAC] = pt.Name + " " + pt.Interface
-		case "veth":
-			p.Owners[pt.MAC] = fmt.Sprintf("%s (%s %s)", pt.Name, pt.Netns, pt.Interface)
-		case "bridge":
-			p.Owners[pt.MAC] = pt.Interface
+		case RoleEndpoint:
+			p.Owners[mac] = pt.Name + " " + pt.Interface
+		case RoleVeth:
+			p.Owners[mac] = fmt.Sprintf("%s (%s %s)", pt.Name, pt.Netns, pt.Interface)
+		case RoleBridge:
+			p.Owners[mac] = pt.Interface
 		default:
-			p.Owners[pt.MAC] = fmt.Sprintf("%s (%s)", pt.Interface, pt.Netns)
+			p.Owners[mac] = fmt.Sprintf("%s (%s)", pt.Interface, pt.Netns)
 		}
 	}
 }
@@ -302,14 +306,19 @@ func owners(p *Path) {
 func fillFDB(node candidate, p *Path) error {
 	bridges := map[int]string{}
 	for _, pt := range p.Points {
-		if pt.Role == "bridge" && pt.Inode == node.inode {
+		if pt.Role == RoleBridge && pt.Inode == node.inode {
 			bridges[pt.IfIndex] = pt.Interface
 		}
 	}
 	if len(bridges) == 0 {
 		return nil
 	}
-	want := map[string]bool{p.Src.MAC: p.Src.MAC != "", p.Dst.MAC: p.Dst.MAC != ""}
+	want := map[string]bool{}
+	for _, m := range []MAC{p.Src.MAC, p.Dst.MAC} {
+		if len(m) > 0 {
+			want[m.String()] = true
+		}
+	}
 	h, _, err := openHandle(node.path)
 	if err != nil {
 		return err
@@ -338,7 +347,7 @@ func fillFDB(node candidate, p *Path) error {
 			}
 			names[n.LinkIndex] = port
 		}
-		p.FDB = append(p.FDB, FDBEntry{Bridge: br, MAC: mac, Port: port,
+		p.FDB = append(p.FDB, FDBEntry{Bridge: br, MAC: MAC(n.HardwareAddr), Port: port,
 			Local: n.State&netlink.NUD_PERMANENT != 0, Owner: p.Owners[mac]})
 	}
 	return nil
@@ -351,7 +360,7 @@ func RefreshFDB(p *Path) error {
 	p.FDB = p.FDB[:0]
 	seen := map[uint64]bool{}
 	for _, pt := range p.Points {
-		if pt.Role != "bridge" || seen[pt.Inode] {
+		if pt.Role != RoleBridge || seen[pt.Inode] {
 			continue
 		}
 		seen[pt.Inode] = true

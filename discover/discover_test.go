@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/pathtrace/pathtrace/internal/testenv"
 	"github.com/pathtrace/pathtrace/lab"
 	"github.com/pathtrace/pathtrace/netns"
 )
@@ -57,16 +58,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("discover tests need root")
-		}
-		t.Skip("discover tests need root")
-	}
 }
 
 // testConfig gives each test its own namespaces and a subnet no other test
@@ -145,7 +136,7 @@ func checkBridged(p *Path, l *lab.Lab, a, b lab.Pod, nodeLabel string) error {
 		return fmt.Errorf("points %v, want %v", names, want)
 	}
 	pts := p.Points
-	if pts[0].Interface != "eth0" || pts[0].MAC != a.MAC || pts[4].MAC != b.MAC || pts[0].Netns != a.Name {
+	if pts[0].Interface != "eth0" || pts[0].MAC.String() != a.MAC || pts[4].MAC.String() != b.MAC || pts[0].Netns != a.Name {
 		return fmt.Errorf("endpoint points %+v %+v", pts[0], pts[4])
 	}
 	for i, pod := range []lab.Pod{a, b} {
@@ -158,17 +149,17 @@ func checkBridged(p *Path, l *lab.Lab, a, b lab.Pod, nodeLabel string) error {
 		if !strings.HasPrefix(ep.Peer, pod.HostVeth+"@"+nodeLabel+" (ifindex ") || v.Peer != fmt.Sprintf("eth0@%s (ifindex %d)", pod.Name, ep.IfIndex) {
 			return fmt.Errorf("peers %q / %q", ep.Peer, v.Peer)
 		}
-		if p.Owners[pod.MAC] != pod.Name+" eth0" || p.Owners[v.MAC] != fmt.Sprintf("%s-veth (%s %s)", pod.Name, nodeLabel, pod.HostVeth) {
+		if p.Owners[pod.MAC] != pod.Name+" eth0" || p.Owners[v.MAC.String()] != fmt.Sprintf("%s-veth (%s %s)", pod.Name, nodeLabel, pod.HostVeth) {
 			return fmt.Errorf("owners %v", p.Owners)
 		}
 	}
-	if br := pts[2]; br.Role != "bridge" || !br.Promisc || br.Inode != l.NodeInode || p.Owners[br.MAC] != "cni0" {
+	if br := pts[2]; br.Role != "bridge" || !br.Promisc || br.Inode != l.NodeInode || p.Owners[br.MAC.String()] != "cni0" {
 		return fmt.Errorf("bridge point %+v", br)
 	}
 	fdb := map[string]string{}
 	for _, e := range p.FDB {
 		if !e.Local {
-			fdb[e.MAC] = e.Port
+			fdb[e.MAC.String()] = e.Port
 		}
 	}
 	if fdb[a.MAC] != a.HostVeth || fdb[b.MAC] != b.HostVeth {
@@ -178,14 +169,14 @@ func checkBridged(p *Path, l *lab.Lab, a, b lab.Pod, nodeLabel string) error {
 }
 
 func TestBridgedByName(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	l := labUp(t, testConfig())
 	a, b := l.Pods[0], l.Pods[1]
 	if err := talk(a, b); err != nil {
 		t.Fatal(err)
 	}
 	src, dst := resolve(t, a.Name), resolve(t, b.Name)
-	if src.Label != a.Name || src.Interface != "eth0" || src.IP != a.IP || src.MAC != a.MAC {
+	if src.Label != a.Name || src.Interface != "eth0" || src.IP != a.IP || src.MAC.String() != a.MAC {
 		t.Fatalf("src endpoint %+v", src)
 	}
 	start := time.Now()
@@ -201,7 +192,7 @@ func TestBridgedByName(t *testing.T) {
 }
 
 func TestResolveForms(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	l := labUp(t, testConfig())
 	a := l.Pods[0]
 	byName := resolve(t, a.Name)
@@ -223,7 +214,7 @@ func TestResolveForms(t *testing.T) {
 
 	for _, arg := range []string{a.Netns, a.IP.String(), fmt.Sprint(cmd.Process.Pid)} {
 		ep := resolve(t, arg)
-		if ep.Arg != arg || ep.Label != a.Name || ep.Inode != byName.Inode || ep.IfIndex != byName.IfIndex || ep.MAC != a.MAC || ep.IP != a.IP {
+		if ep.Arg != arg || ep.Label != a.Name || ep.Inode != byName.Inode || ep.IfIndex != byName.IfIndex || ep.MAC.String() != a.MAC || ep.IP != a.IP {
 			t.Errorf("Resolve(%s) = %+v, want like %+v", arg, ep, byName)
 		}
 	}
@@ -234,7 +225,7 @@ func TestResolveForms(t *testing.T) {
 }
 
 func TestResolveErrors(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	cfg := testConfig()
 	l := labUp(t, cfg)
 	unused := cfg.Subnet.Addr().As4()
@@ -257,7 +248,7 @@ func TestResolveErrors(t *testing.T) {
 }
 
 func TestRouted(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	cfg := testConfig()
 	cfg.Routed = true
 	l := labUp(t, cfg)
@@ -282,7 +273,7 @@ func TestRouted(t *testing.T) {
 // A destination that is on no namespace here leaves the node: the path
 // stops at the node's egress interface.
 func TestEgress(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	l := labUp(t, testConfig())
 	node, err := netns.Open(l.NodePath)
 	if err != nil {
@@ -327,7 +318,7 @@ func TestEgress(t *testing.T) {
 // The node is the namespace Discover itself runs in, as when pathtrace runs
 // on a real node: a child process in a fresh namespace builds it there.
 func TestNodeInCurrent(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	cfg := testConfig()
 	t.Cleanup(func() { lab.Down(lab.Config{Prefix: cfg.Prefix}) })
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -374,7 +365,7 @@ func nodeInCurrentChild(arg string) error {
 
 // A node wired by the real CNI bridge plugin with Flannel's config.
 func TestCNINode(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
 		t.Skip("no /usr/lib/cni/bridge")
 	}

@@ -144,7 +144,7 @@ func isZeroMask(m net.IPMask) bool {
 // address of the link if ep has none.
 func fillLink(h *netlink.Handle, ep *Endpoint, link netlink.Link) {
 	ep.Interface, ep.IfIndex = link.Attrs().Name, link.Attrs().Index
-	ep.MAC = link.Attrs().HardwareAddr.String()
+	ep.MAC = MAC(link.Attrs().HardwareAddr)
 	if ep.IP.IsValid() {
 		return
 	}

@@ -3,7 +3,10 @@
 // the path between two of them on this node.
 package discover
 
-import "net/netip"
+import (
+	"net"
+	"net/netip"
+)
 
 // Endpoint is one end of the path.
 type Endpoint struct {
@@ -13,33 +16,61 @@ type Endpoint struct {
 	Inode     uint64     `json:"netns_inode"`
 	Interface string     `json:"interface"` // e.g. eth0
 	IfIndex   int        `json:"ifindex"`
-	MAC       string     `json:"mac"`
+	MAC       MAC        `json:"mac"`
 	IP        netip.Addr `json:"ip"`
 }
 
+// MAC is a hardware address as netlink reports it: a net.HardwareAddr that
+// reports write as text ("3a:e8:10:7b:83:91"), not as base64 bytes.
+type MAC net.HardwareAddr
+
+func (m MAC) String() string                { return net.HardwareAddr(m).String() }
+func (m MAC) MarshalText() ([]byte, error)  { return []byte(m.String()), nil }
+func (m *MAC) UnmarshalText(b []byte) error { return m.parse(string(b)) }
+
+func (m *MAC) parse(s string) error {
+	if s == "" {
+		*m = nil
+		return nil
+	}
+	hw, err := net.ParseMAC(s)
+	*m = MAC(hw)
+	return err
+}
+
+// Role is what a point is on the path.
+type Role string
+
+const (
+	RoleEndpoint Role = "endpoint" // a pod's (or the node's) own interface
+	RoleVeth     Role = "veth"     // the host end of an endpoint's veth pair
+	RoleBridge   Role = "bridge"
+	RoleEgress   Role = "egress" // where a destination off the node leaves it
+)
+
 // Point is one place to capture, in path order.
 type Point struct {
-	Name      string   `json:"name"`       // pod1, pod1-veth, cni0, pod2-veth, pod2
-	Role      string   `json:"role"`       // "endpoint" | "veth" | "bridge" | "egress"
-	Netns     string   `json:"netns"`      // label of the namespace ("node1", "pod1", "root")
-	NetnsPath string   `json:"netns_path"` // path to open it
-	Inode     uint64   `json:"netns_inode"`
-	Interface string   `json:"interface"`
-	IfIndex   int      `json:"ifindex"`
-	MAC       string   `json:"mac"`
-	MTU       int      `json:"mtu"`
-	Master    string   `json:"master,omitempty"` // bridge the interface is a port of
-	Peer      string   `json:"peer,omitempty"`   // veth peer as "eth0@pod1 (ifindex 3)"
-	Hairpin   *bool    `json:"hairpin,omitempty"`
-	Promisc   bool     `json:"promisc"` // pathtrace captures it in promiscuous mode (bridges: bridged unicast is invisible otherwise)
-	Addrs     []string `json:"addrs,omitempty"`
+	Name      string         `json:"name"` // pod1, pod1-veth, cni0, pod2-veth, pod2
+	Role      Role           `json:"role"`
+	Netns     string         `json:"netns"`      // label of the namespace ("node1", "pod1", "root")
+	NetnsPath string         `json:"netns_path"` // path to open it
+	Inode     uint64         `json:"netns_inode"`
+	Interface string         `json:"interface"`
+	IfIndex   int            `json:"ifindex"`
+	MAC       MAC            `json:"mac"`
+	MTU       int            `json:"mtu"`
+	Master    string         `json:"master,omitempty"` // bridge the interface is a port of
+	Peer      string         `json:"peer,omitempty"`   // veth peer as "eth0@pod1 (ifindex 3)"
+	Hairpin   *bool          `json:"hairpin,omitempty"`
+	Promisc   bool           `json:"promisc"` // pathtrace captures it in promiscuous mode (bridges: bridged unicast is invisible otherwise)
+	Addrs     []netip.Prefix `json:"addrs,omitempty"`
 }
 
 // FDBEntry is a bridge forwarding entry for one of the endpoints' MACs (what
 // `brctl showmacs` shows).
 type FDBEntry struct {
 	Bridge string `json:"bridge"`
-	MAC    string `json:"mac"`
+	MAC    MAC    `json:"mac"`
 	Port   string `json:"port"`
 	Local  bool   `json:"local"`
 	Owner  string `json:"owner,omitempty"`
@@ -51,6 +82,6 @@ type Path struct {
 	Dst    Endpoint          `json:"dst"`
 	Points []Point           `json:"points"`
 	FDB    []FDBEntry        `json:"fdb"`
-	Owners map[string]string `json:"mac_owners"`      // MAC → "pod2 eth0", "cni0", "pod1-veth (node1 veth9903a3d4)"
+	Owners map[string]string `json:"mac_owners"`      // MAC (as net.HardwareAddr.String writes it) → "pod2 eth0", "cni0", "pod1-veth (node1 veth9903a3d4)"
 	Notes  []string          `json:"notes,omitempty"` // e.g. the destination leaves the node via eth0
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/pathtrace/pathtrace/internal/testenv"
 	"github.com/pathtrace/pathtrace/netns"
 )
 
@@ -77,16 +78,6 @@ func child(mode string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown mode %q", mode)
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("lab tests need root")
-		}
-		t.Skip("lab tests need root")
-	}
 }
 
 // testConfig gives each test namespaces and a subnet of its own so tests
@@ -227,7 +218,7 @@ func leftovers(cfg Config) []string {
 }
 
 func TestUpDown(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	cfg := testConfig(t)
 	l := up(t, cfg)
 	if l.Node != cfg.Prefix+"node1" || len(l.Pods) != 2 || l.Pods[0].Name != cfg.Prefix+"pod1" {
@@ -274,7 +265,7 @@ func TestUpDown(t *testing.T) {
 }
 
 func TestRouted(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	cfg := testConfig(t)
 	cfg.Routed = true
 	l := up(t, cfg)
@@ -301,7 +292,7 @@ func TestRouted(t *testing.T) {
 // A lab whose maker was SIGKILLed is still removed by Down from its state
 // file and marks.
 func TestDownAfterCrash(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	cfg := testConfig(t)
 	t.Cleanup(func() { Down(cfg) })
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -334,7 +325,7 @@ func TestDownAfterCrash(t *testing.T) {
 // Down leaves alone a namespace that has one of the lab's names but not
 // its mark.
 func TestDownSparesUnmarked(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	cfg := testConfig(t)
 	name := cfg.Prefix + "pod7"
 	if err := createNamed(name, "someone-else"); err != nil {
@@ -352,7 +343,7 @@ func TestDownSparesUnmarked(t *testing.T) {
 // NodeInCurrent: the node's links are made in (and removed from) the
 // calling namespace, here a fresh one of a child process.
 func TestNodeInCurrent(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	cfg := testConfig(t)
 	t.Cleanup(func() { Down(Config{Prefix: cfg.Prefix}) })
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -367,7 +358,7 @@ func TestNodeInCurrent(t *testing.T) {
 }
 
 func TestCNINode(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
 		t.Skip("no CNI bridge plugin")
 	}

@@ -8,16 +8,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-)
 
-func requireRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (CI=true: must not skip)")
-		}
-		t.Skip("needs root")
-	}
-}
+	"github.com/pathtrace/pathtrace/internal/testenv"
+)
 
 // threadNamespaces lists the network namespace of every thread.
 func threadNamespaces(t *testing.T) map[string]string {
@@ -40,7 +33,7 @@ func threadNamespaces(t *testing.T) map[string]string {
 // error comes back, and that afterwards no thread is left in the child's
 // namespace.
 func TestDoEntersAndReturns(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	cmd := exec.Command("sleep", "30")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 	if err := cmd.Start(); err != nil {

@@ -132,8 +132,7 @@ func (m *mdWriter) path(d Document) {
 	p := d.Path
 	m.line("## Path")
 	m.line("")
-	m.line("%s → %s", mdEscape(endpointLine(p.Src.Label, p.Src.IP.String(), p.Src.Interface, p.Src.MAC)),
-		mdEscape(endpointLine(p.Dst.Label, p.Dst.IP.String(), p.Dst.Interface, p.Dst.MAC)))
+	m.line("%s", mdEscape(pathEnds(p)))
 	m.line("")
 	rows := make([][]string, len(p.Points))
 	for i, pt := range p.Points {

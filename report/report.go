@@ -61,7 +61,7 @@ func ownersOf(d Document) owners {
 		for _, p := range d.Result.Points {
 			for _, m := range p.MACs {
 				if m.Owner != "" {
-					o[strings.ToLower(m.MAC)] = m.Owner
+					o[m.MAC.String()] = m.Owner
 				}
 			}
 		}
@@ -165,7 +165,7 @@ func traceTitle(t *correlate.Trace) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#%d %s", t.N, t.Protocol)
 	// The correlator names ARP types "arp-request": drop the repeated protocol.
-	if typ := strings.TrimPrefix(t.Type, t.Protocol+"-"); typ != "" {
+	if typ := strings.TrimPrefix(t.Type, t.Protocol.String()+"-"); typ != "" {
 		b.WriteString(" " + typ)
 	}
 	if t.Seq.Valid {
@@ -187,9 +187,7 @@ func traceTitle(t *correlate.Trace) string {
 	if t.Length > 0 {
 		fmt.Fprintf(&b, " len=%d", t.Length)
 	}
-	if t.Direction != "" {
-		b.WriteString(" " + t.Direction)
-	}
+	b.WriteString(" " + t.Direction.String())
 	return b.String()
 }
 
@@ -210,8 +208,8 @@ func endpoint(a correlate.OptAddr, port correlate.OptUint) string {
 // recorded and whether the frame came back out of the port it entered.
 func hopFlags(h *correlate.Hop) string {
 	var f []string
-	if h.Dir != "" {
-		f = append(f, h.Dir)
+	if h.Dir != correlate.DirUnknown {
+		f = append(f, h.Dir.String())
 	}
 	if h.Reflection {
 		f = append(f, "refl") // explained in the notes under the group
@@ -261,12 +259,12 @@ func traceNotes(o owners, t *correlate.Trace) []string {
 	for _, f := range t.Flags {
 		// Flags already spelled out above from the fields they summarise.
 		switch {
-		case f == "reflection",
-			f == "lost" && t.LostAfter != "",
-			f == "gap" && len(t.Missing) > 0:
+		case f == correlate.FlagReflection,
+			f == correlate.FlagLost && t.LostAfter != "",
+			f == correlate.FlagGap && len(t.Missing) > 0:
 			continue
 		}
-		n = append(n, f)
+		n = append(n, f.String())
 	}
 	return n
 }
@@ -279,12 +277,11 @@ func rewriteNotes(o owners, rs []correlate.Rewrite) []string {
 	var out []string
 	macAt := map[string]int{} // point → index in out of its MAC note
 	for _, r := range rs {
-		f := strings.ToLower(r.Field)
-		switch {
-		case strings.HasSuffix(f, "mac"):
-			side := strings.TrimRight(strings.TrimSuffix(f, "mac"), "_ -.")
-			if side != "" {
-				side += " "
+		switch r.Field {
+		case correlate.FieldSrcMAC, correlate.FieldDstMAC:
+			side := "src "
+			if r.Field == correlate.FieldDstMAC {
+				side = "dst "
 			}
 			change := side + o.label(r.From) + " → " + o.label(r.To)
 			if i, ok := macAt[r.Point]; ok {
@@ -293,11 +290,11 @@ func rewriteNotes(o owners, rs []correlate.Rewrite) []string {
 			}
 			macAt[r.Point] = len(out)
 			out = append(out, "MAC rewritten at "+r.Point+": "+change)
-		case f == "ttl" || f == "hop_limit" || f == "hoplimit":
+		case correlate.FieldTTL:
 			out = append(out, fmt.Sprintf("TTL %s→%s at %s", r.From, r.To, r.Point))
 		default:
-			name := strings.ReplaceAll(r.Field, "_", " ")
-			if strings.HasSuffix(name, " ip") || name == "ip" {
+			name := strings.ReplaceAll(r.Field.String(), "_", " ")
+			if strings.HasSuffix(name, " ip") {
 				name = strings.TrimSuffix(name, "ip") + "IP"
 			}
 			out = append(out, fmt.Sprintf("%s %s → %s at %s", name, r.From, r.To, r.Point))
@@ -405,24 +402,24 @@ func latencyCells(h correlate.HopStat) []string {
 var latencyHeader = []string{"FROM → TO", "COUNT", "MIN µs", "P50 µs", "P99 µs", "MAX µs"}
 
 func anomalyCells(a correlate.Anomaly) []string {
-	return []string{a.Kind, a.Severity, orDash(a.Point), strconv.Itoa(a.Count), traceRefs(a.Traces), a.Message}
+	return []string{a.Kind.String(), a.Severity.String(), orDash(a.Point), strconv.Itoa(a.Count), traceRefs(a.Traces), a.Message}
 }
 
 var anomalyHeader = []string{"KIND", "SEVERITY", "POINT", "COUNT", "TRACES", "MESSAGE"}
 
 func pathCells(p discover.Point) []string {
-	return []string{p.Name, p.Netns, p.Interface, strconv.Itoa(p.IfIndex), orDash(p.MAC),
+	return []string{p.Name, p.Netns, p.Interface, strconv.Itoa(p.IfIndex), orDash(p.MAC.String()),
 		strconv.Itoa(p.MTU), masterCell(p), orDash(p.Peer), yesNo(p.Promisc)}
 }
 
 var pathHeader = []string{"POINT", "NETNS", "INTERFACE", "IFIDX", "MAC", "MTU", "MASTER", "PEER", "PROMISC"}
 
 func fdbCells(o owners, e discover.FDBEntry) []string {
-	mac := e.MAC
+	mac := e.MAC.String()
 	if e.Owner != "" {
 		mac += " (" + e.Owner + ")"
 	} else {
-		mac = o.full(e.MAC)
+		mac = o.full(mac)
 	}
 	return []string{e.Bridge, mac, e.Port, yesNo(e.Local)}
 }
@@ -435,9 +432,9 @@ func pointMACs(o owners, p correlate.PointRep) []string {
 	for _, m := range p.MACs {
 		who := m.Owner
 		if who == "" {
-			who = o[strings.ToLower(m.MAC)]
+			who = o[m.MAC.String()]
 		}
-		s := m.MAC
+		s := m.MAC.String()
 		if who != "" {
 			s += " (" + who + ")"
 		}

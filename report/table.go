@@ -13,6 +13,7 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/pathtrace/pathtrace/correlate"
+	"github.com/pathtrace/pathtrace/discover"
 )
 
 // Table writes the human report: what an SRE reads in one screen instead of
@@ -225,8 +226,7 @@ func (t *textWriter) render(d Document) {
 
 func (t *textWriter) path(d Document) {
 	p := d.Path
-	t.line("Discovered path  %s → %s", endpointLine(p.Src.Label, p.Src.IP.String(), p.Src.Interface, p.Src.MAC),
-		endpointLine(p.Dst.Label, p.Dst.IP.String(), p.Dst.Interface, p.Dst.MAC))
+	t.line("Discovered path  %s", pathEnds(p))
 	rows := make([][]string, len(p.Points))
 	for i, pt := range p.Points {
 		rows[i] = pathCells(pt)
@@ -249,17 +249,23 @@ func (t *textWriter) path(d Document) {
 	}
 }
 
-func endpointLine(label, ip, iface, mac string) string {
-	s := label
-	if ip != "" && ip != "invalid IP" {
-		s += " " + ip
+// pathEnds is "pod1 10.244.1.2 (eth0 3a:…) → pod2 10.244.1.3 (eth0 d2:…)",
+// the path's header in every format.
+func pathEnds(p *discover.Path) string {
+	return endpointLine(p.Src) + " → " + endpointLine(p.Dst)
+}
+
+func endpointLine(ep discover.Endpoint) string {
+	s := ep.Label
+	if ep.IP.IsValid() {
+		s += " " + ep.IP.String()
 	}
 	var in []string
-	if iface != "" {
-		in = append(in, iface)
+	if ep.Interface != "" {
+		in = append(in, ep.Interface)
 	}
-	if mac != "" {
-		in = append(in, mac)
+	if len(ep.MAC) > 0 {
+		in = append(in, ep.MAC.String())
 	}
 	if len(in) > 0 {
 		s += " (" + strings.Join(in, " ") + ")"

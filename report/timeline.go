@@ -20,8 +20,7 @@ import (
 // sub-tables of the detail view: the FDB is one line per bridge.
 func (t *textWriter) pathCompact(d Document) {
 	p := d.Path
-	t.line("Discovered path  %s → %s", endpointLine(p.Src.Label, p.Src.IP.String(), p.Src.Interface, p.Src.MAC),
-		endpointLine(p.Dst.Label, p.Dst.IP.String(), p.Dst.Interface, p.Dst.MAC))
+	t.line("Discovered path  %s", pathEnds(p))
 	rows := make([][]string, len(p.Points))
 	for i, pt := range p.Points {
 		rows[i] = pathCells(pt)
@@ -95,11 +94,11 @@ func macSenders(o owners, p correlate.PointRep) string {
 	seen := map[string]bool{}
 	for _, m := range p.MACs {
 		// The merged owners first: discovery read the kernel.
-		who := o[strings.ToLower(m.MAC)]
+		who := o[m.MAC.String()]
 		if who == "" {
 			who = m.Owner
 		}
-		s := m.MAC
+		s := m.MAC.String()
 		if who != "" {
 			s = short(who)
 		}
@@ -169,7 +168,7 @@ func (t *textWriter) timeline(d Document) {
 		tr := &list[i]
 		row := matrixRow{tr: tr, num: "#" + strconv.Itoa(tr.N), label: traceLabel(tr, pair, hasPair),
 			arrow: "→", flags: traceFlags(tr)}
-		if tr.Direction == "reverse" {
+		if tr.Direction == correlate.Reverse {
 			row.arrow = "←"
 		}
 		row.cols = make([]int, len(tr.Hops))
@@ -286,11 +285,11 @@ func mainPair(d Document) ([2]netip.Addr, bool) {
 // not (ARP asks about an address; other traces off the main pair).
 func traceLabel(tr *correlate.Trace, pair [2]netip.Addr, hasPair bool) string {
 	var b strings.Builder
-	b.WriteString(tr.Protocol)
-	if typ := strings.TrimPrefix(tr.Type, tr.Protocol+"-"); typ != "" {
+	b.WriteString(tr.Protocol.String())
+	if typ := strings.TrimPrefix(tr.Type, tr.Protocol.String()+"-"); typ != "" {
 		b.WriteString(" " + typ)
 	}
-	if tr.Seq.Valid && (tr.Protocol == "icmp" || tr.Protocol == "icmpv6") {
+	if tr.Seq.Valid && (tr.Protocol == correlate.ProtoICMP || tr.Protocol == correlate.ProtoICMPv6) {
 		fmt.Fprintf(&b, " seq=%d", tr.Seq.V)
 	}
 	src, dst := tr.SrcIP.V, tr.DstIP.V
@@ -310,7 +309,7 @@ func traceLabel(tr *correlate.Trace, pair [2]netip.Addr, hasPair bool) string {
 
 // neighbour reports ARP and IPv6 neighbour discovery: they ask about an
 // address, so their labels always show the addresses.
-func neighbour(tr *correlate.Trace) bool { return tr.Protocol == "arp" || tr.Protocol == "nd" }
+func neighbour(tr *correlate.Trace) bool { return tr.Protocol == correlate.ProtoARP || tr.Protocol == correlate.ProtoND }
 
 // shortPair drops the prefix two addresses share: ".2"/".3" within a /24,
 // ".1.2"/".2.2" within a /16, "::2"/"::3" within an IPv6 /64; else both in
@@ -392,15 +391,15 @@ func traceFlags(tr *correlate.Trace) []trFlag {
 	}
 	for _, fl := range tr.Flags {
 		switch fl {
-		case "reflection", "lost", "gap", "negative-delta":
-		case "duplicate":
+		case correlate.FlagReflection, correlate.FlagLost, correlate.FlagGap, correlate.FlagNegativeDelta:
+		case correlate.FlagDuplicate:
 			f = append(f, trFlag{"dup", "dup"})
-		case "fragment":
+		case correlate.FlagFragment:
 			f = append(f, trFlag{"frag", "frag"})
-		case "over-mtu":
+		case correlate.FlagOverMTU:
 			f = append(f, trFlag{">mtu", ">mtu"})
 		default:
-			f = append(f, trFlag{fl, fl})
+			f = append(f, trFlag{fl.String(), fl.String()})
 		}
 	}
 	if len(tr.Rewrites) > 0 {
@@ -435,17 +434,16 @@ func groupDst(tr *correlate.Trace) (group, known bool) {
 	return false, false
 }
 
-func rewriteKind(field string) string {
-	f := strings.ToLower(field)
-	switch {
-	case strings.HasSuffix(f, "mac"):
+func rewriteKind(field correlate.Field) string {
+	switch field {
+	case correlate.FieldSrcMAC, correlate.FieldDstMAC:
 		return "MAC"
-	case f == "ttl" || f == "hop_limit" || f == "hoplimit":
+	case correlate.FieldTTL:
 		return "TTL"
-	case strings.HasSuffix(f, "ip") || strings.HasSuffix(f, "port"):
+	case correlate.FieldSrcIP, correlate.FieldDstIP, correlate.FieldSrcPort, correlate.FieldDstPort:
 		return "NAT"
 	}
-	return f
+	return field.String()
 }
 
 func containsStr(list []string, s string) bool {
@@ -705,7 +703,7 @@ func (l *matrixLayout) cells(r *matrixRow) ([]string, string) {
 	}
 	if tr.LostAfter != "" {
 		step := 1
-		if tr.Direction == "reverse" {
+		if tr.Direction == correlate.Reverse {
 			step = -1
 		}
 		for c, n := range l.names {
@@ -899,7 +897,7 @@ func mergeAnomalies(as []correlate.Anomaly) []correlate.Anomaly {
 	var out []correlate.Anomaly
 	at := map[string]int{}
 	for _, a := range as {
-		k := a.Kind + "\x00" + a.Severity + "\x00" + a.Message + "\x00" + fmt.Sprint(a.Traces)
+		k := a.Kind.String() + "\x00" + a.Severity.String() + "\x00" + a.Message + "\x00" + fmt.Sprint(a.Traces)
 		if i, ok := at[k]; ok && a.Point != "" && out[i].Point != "" {
 			out[i].Point += "," + a.Point
 			out[i].Count += a.Count

@@ -116,7 +116,7 @@ func checkCells(t *testing.T, r *correlate.Result, out string, lines []string) {
 			}
 		}
 		arrow := " → "
-		if tr.Direction == "reverse" {
+		if tr.Direction.String() == "reverse" {
 			arrow = " ← "
 		}
 		if !strings.Contains(row, arrow) {
@@ -281,11 +281,11 @@ func TestTimelineWide(t *testing.T) {
 			}
 			specs[i] = hopSpec{point: n, at: at, src: macPod1, dst: macPod2, ttl: 64}
 		}
-		dir := "forward"
+		dir := correlate.Forward
 		if k%2 == 1 {
-			dir = "reverse"
+			dir = correlate.Reverse
 		}
-		r.Traces = append(r.Traces, correlate.Trace{N: k + 1, Protocol: "icmp", Type: "echo-request", Seq: u(uint64(k)),
+		r.Traces = append(r.Traces, correlate.Trace{N: k + 1, Protocol: correlate.ProtoICMP, Type: "echo-request", Seq: u(uint64(k)),
 			SrcIP: ip("10.244.1.2"), DstIP: ip("10.244.2.3"), Direction: dir, Hops: hops(specs...),
 			RTT: &correlate.RTT{TotalNs: 250_000}})
 	}

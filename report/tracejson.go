@@ -20,7 +20,7 @@ func appendTrace(b []byte, t *correlate.Trace, depth int) []byte {
 	w.key("n")
 	w.b = strconv.AppendInt(w.b, int64(t.N), 10)
 	w.key("protocol")
-	w.str(t.Protocol)
+	w.str(t.Protocol.String())
 	w.key("type")
 	w.str(t.Type)
 	w.key("id")
@@ -40,7 +40,7 @@ func appendTrace(b []byte, t *correlate.Trace, depth int) []byte {
 	w.key("length")
 	w.b = strconv.AppendInt(w.b, int64(t.Length), 10)
 	w.key("direction")
-	w.str(t.Direction)
+	w.str(t.Direction.String())
 	w.key("hops")
 	if len(t.Hops) == 0 {
 		w.b = append(w.b, "[]"...)
@@ -69,7 +69,7 @@ func appendTrace(b []byte, t *correlate.Trace, depth int) []byte {
 			w.key("point")
 			w.str(r.Point)
 			w.key("field")
-			w.str(r.Field)
+			w.str(r.Field.String())
 			w.key("from")
 			w.str(r.From)
 			w.key("to")
@@ -98,7 +98,7 @@ func appendTrace(b []byte, t *correlate.Trace, depth int) []byte {
 		w.close('}')
 	}
 	w.key("flags")
-	w.strs(t.Flags)
+	w.flags(t.Flags)
 	w.close('}')
 	return w.b
 }
@@ -119,9 +119,9 @@ func (w *objWriter) hop(h *correlate.Hop) {
 	w.mac(h.DstMAC)
 	w.key("ttl")
 	w.optU(h.TTL)
-	if h.Dir != "" {
+	if h.Dir != correlate.DirUnknown {
 		w.key("dir")
-		w.str(h.Dir)
+		w.str(h.Dir.String())
 	}
 	w.key("frame")
 	w.b = strconv.AppendInt(w.b, int64(h.Frame), 10)
@@ -220,6 +220,19 @@ func (w *objWriter) strs(ss []string) {
 	for _, s := range ss {
 		w.elem()
 		w.str(s)
+	}
+	w.close(']')
+}
+
+func (w *objWriter) flags(fs []correlate.Flag) {
+	if len(fs) == 0 {
+		w.b = append(w.b, "[]"...)
+		return
+	}
+	w.open('[')
+	for _, f := range fs {
+		w.elem()
+		w.str(f.String())
 	}
 	w.close(']')
 }

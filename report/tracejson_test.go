@@ -2,15 +2,16 @@ package report
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 
-	"github.com/pathtrace/pathtrace/analysis"
-	"github.com/pathtrace/pathtrace/capture"
+	capdecode "github.com/pathtrace/pathtrace/capture/decode"
+	"github.com/pathtrace/pathtrace/capture/pcapfile"
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
@@ -45,39 +46,74 @@ func TestTraceJSONMatchesEncodingJSON(t *testing.T) {
 		if st, err := os.Stat(d); err != nil || !st.IsDir() {
 			continue
 		}
-		_, err := analysis.Run(context.Background(), analysis.Options{
-			Inputs: []capture.Input{{Path: d}},
-			Sink:   func(tr *correlate.Trace) { checkTrace(t, d, tr); n++ },
-		})
-		if err != nil {
-			t.Fatalf("%s: %v", d, err)
+		for _, tr := range analyzeDir(t, d) {
+			checkTrace(t, d, &tr)
+			n++
 		}
 	}
 	if n < 100 {
 		t.Fatalf("only %d traces from testdata", n)
 	}
 	odd := correlate.Trace{
-		N: 7, Protocol: "tcp", Type: "syn-ack", Direction: "reverse",
+		N: 7, Protocol: correlate.ProtoTCP, Type: "syn-ack", Direction: correlate.Reverse,
 		SrcIP:   correlate.OptAddr{V: netip.MustParseAddr("fd00::1")},
 		SrcPort: correlate.OptUint{V: 443, Valid: true}, ID: correlate.OptUint{V: 0, Valid: true},
 		Hops: []correlate.Hop{{Point: `we"ird\ point ✓ <&> ` + "\t\x01\u2028", Time: -5, DeltaNs: -3,
-			SrcMAC: correlate.OptMAC{V: correlate.MAC{0xff, 0, 1, 0xab, 0xcd, 0xef}, Valid: true}, Dir: "in", Reflection: true}},
+			SrcMAC: correlate.OptMAC{V: correlate.MAC{0xff, 0, 1, 0xab, 0xcd, 0xef}, Valid: true}, Dir: correlate.DirIn, Reflection: true}},
 		LostAfter: "cni0", Missing: []string{"a", "b\n"},
-		Rewrites: []correlate.Rewrite{{Point: "x", Field: "ttl", From: "64", To: "63"}},
+		Rewrites: []correlate.Rewrite{{Point: "x", Field: correlate.FieldTTL, From: "64", To: "63"}},
 		ReplyTo:  correlate.OptInt{V: 3, Valid: true},
 		RTT:      &correlate.RTT{TotalNs: 1, ForwardNs: 2, TurnaroundNs: 3, ReverseNs: -4},
-		Flags:    []string{"lost", "gap"},
+		Flags:    []correlate.Flag{correlate.FlagLost, correlate.FlagGap},
 	}
 	checkTrace(t, "odd", &odd)
 	checkTrace(t, "empty", &correlate.Trace{})
 }
 
 func BenchmarkTraceJSON(b *testing.B) {
-	tr := correlate.Trace{N: 1, Protocol: "icmp", Type: "echo-request", Direction: "forward",
+	tr := correlate.Trace{N: 1, Protocol: correlate.ProtoICMP, Type: "echo-request", Direction: correlate.Forward,
 		Seq: correlate.OptUint{V: 1, Valid: true}, Hops: make([]correlate.Hop, 5)}
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = appendTrace(buf[:0], &tr, 2)
 	}
+}
+
+// analyzeDir correlates every frame of every capture in dir, one point per
+// file interface, in stamp order: traces of real captures without the
+// pipeline (which imports report).
+func analyzeDir(t *testing.T, dir string) []correlate.Trace {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	dec := capdecode.New()
+	var specs []correlate.PointSpec
+	var frames []correlate.Frame
+	for _, f := range files {
+		src, err := pcapfile.Open(f)
+		if err != nil {
+			continue // FACTS.md, tshark.tsv
+		}
+		base := len(specs)
+		for {
+			rf, err := src.Next()
+			if err != nil {
+				break
+			}
+			for len(specs) <= base+rf.Iface {
+				specs = append(specs, correlate.PointSpec{Name: fmt.Sprintf("%s:%d", filepath.Base(f), len(specs)-base), IfIndex: -1})
+			}
+			var fr correlate.Frame
+			dec.DecodeAny(&rf, &fr)
+			fr.Point = base + rf.Iface
+			frames = append(frames, fr)
+		}
+		src.Close()
+	}
+	sort.SliceStable(frames, func(i, j int) bool { return frames[i].Time < frames[j].Time })
+	res, err := correlate.Analyze(correlate.Config{Points: specs}, frames)
+	if err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return res.Traces
 }

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/probe"
 	"github.com/pathtrace/pathtrace/netns"
 )
 
@@ -79,7 +79,7 @@ func run(ctx context.Context, cfg config) error {
 		// no two streams' requests have the same identity.
 		tag := make([]byte, cfg.size-10)
 		copy(tag, fmt.Sprintf("ptload%02d", i))
-		p, err := capture.NewProber(h, cfg.dst, uint16(0x7000+i), tag)
+		p, err := probe.New(h, cfg.dst, uint16(0x7000+i), tag)
 		if err != nil {
 			return err
 		}
@@ -105,7 +105,7 @@ func run(ctx context.Context, cfg config) error {
 // pace sends at rate per second until ctx ends, catching up after a short
 // stall (so the average holds) but never bursting more than 5 ms's worth;
 // it returns how many it sent.
-func pace(ctx context.Context, p *capture.Prober, rate float64, start time.Time) (int, error) {
+func pace(ctx context.Context, p *probe.Prober, rate float64, start time.Time) (int, error) {
 	sent, next := 0, 0
 	burst := max(1, int(rate/200))
 	for ctx.Err() == nil {

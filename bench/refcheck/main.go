@@ -28,12 +28,13 @@ import (
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
+	"github.com/pathtrace/pathtrace/pipeline"
 )
 
 func main() {
 	jsonPath := flag.String("json", "", "output of `pathtrace analyze -f json` on the same files (required)")
 	window := flag.Duration("window", time.Second, "match window, as analyze --window")
-	reorder := flag.Duration("reorder", time.Duration(capture.DefaultReorder), "as analyze --reorder")
+	reorder := flag.Duration("reorder", time.Duration(pipeline.DefaultReorder), "as analyze --reorder")
 	flag.IntVar(&opts.requests, "requests", -1, "expected number of echo-request traces (-1: not checked)")
 	flag.DurationVar(&opts.span, "span", time.Millisecond, "longest time between the hops of one echo-request trace (a real probe can take up to ping's max rtt)")
 	flag.BoolVar(&opts.noRef, "noref", false, "skip the in-memory reference; run the per-trace checks only")
@@ -182,11 +183,11 @@ func check(i int, t any) error {
 
 // reference reads the whole bundle into memory and analyses it at once.
 func reference(files []string, window, reorder int64) (*correlate.Result, int, error) {
-	var inputs []capture.Input
+	var inputs []pipeline.Input
 	for _, f := range files {
-		inputs = append(inputs, capture.ParseInput(f))
+		inputs = append(inputs, pipeline.ParseInput(f))
 	}
-	b, err := capture.OpenBundle(inputs, nil, window)
+	b, err := pipeline.OpenBundle(inputs, nil, window)
 	if err != nil {
 		return nil, 0, fmt.Errorf("open bundle: %w", err)
 	}

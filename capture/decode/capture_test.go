@@ -1,0 +1,361 @@
+package decode
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/correlate"
+	"github.com/pathtrace/pathtrace/internal/testenv"
+)
+
+// readCapture reads a pcap or pcapng file with gopacket's pcapgo. The
+// project's own reader is tested on its own; this keeps the decoder's tests
+// independent of it.
+func readCapture(t testing.TB, path string) []capture.RawFrame {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next func() ([]byte, gopacket.CaptureInfo, error)
+	var link func(ci gopacket.CaptureInfo) int
+	if bytes.HasPrefix(b, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
+		r, err := pcapgo.NewNgReader(bytes.NewReader(b), pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		next = r.ReadPacketData
+		link = func(ci gopacket.CaptureInfo) int {
+			i, err := r.Interface(ci.InterfaceIndex)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			return int(i.LinkType)
+		}
+	} else {
+		r, err := pcapgo.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		next = r.ReadPacketData
+		link = func(gopacket.CaptureInfo) int { return int(r.LinkType()) }
+	}
+	var frames []capture.RawFrame
+	for {
+		data, ci, err := next()
+		if errors.Is(err, io.EOF) {
+			return frames
+		}
+		if err != nil {
+			t.Fatalf("%s frame %d: %v", path, len(frames)+1, err)
+		}
+		frames = append(frames, capture.RawFrame{Data: data, Time: ci.Timestamp.UnixNano(), WireLen: ci.Length,
+			LinkType: capture.LinkType(link(ci)), Num: len(frames) + 1})
+	}
+}
+
+// tsharkFields are compared with what Decode says.
+var tsharkFields = []string{
+	"frame.number", "eth.src", "eth.dst", "sll.src.eth", "ip.src", "ip.dst", "ip.ttl", "ip.id", "ip.len",
+	"ipv6.src", "ipv6.dst", "ipv6.hlim", "icmp.type", "icmp.seq", "icmp.ident",
+	"icmpv6.type", "icmpv6.echo.sequence_number", "icmpv6.echo.identifier",
+	"tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.srcport", "tcp.dstport", "tcp.len", "tcp.payload",
+	"udp.srcport", "udp.dstport", "arp.opcode", "arp.src.hw_mac", "arp.src.proto_ipv4", "arp.dst.proto_ipv4",
+	"vxlan.vni", "ip.hdr_len", "ipv6.plen", "tcp.hdr_len",
+}
+
+func tshark(t *testing.T, path string) []map[string]string {
+	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tshark not installed")
+		}
+		t.Skip("tshark not installed")
+	}
+	args := []string{"-r", path, "-n", "-d", "udp.port==8472,vxlan", "-T", "fields", "-E", "occurrence=a",
+		"-E", "aggregator=;", "-E", "separator=/t"}
+	for _, f := range tsharkFields {
+		args = append(args, "-e", f)
+	}
+	out, err := exec.Command("tshark", args...).Output()
+	if err != nil {
+		t.Fatalf("tshark %s: %v", path, err)
+	}
+	var rows []map[string]string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		vals := strings.Split(sc.Text(), "\t")
+		// A VXLAN frame's fields are its inner frame's: the second
+		// occurrence of each, absent when only the outer frame has it. In
+		// other frames the first occurrence is the packet's own (a later
+		// one is a header quoted by an ICMP error).
+		occ := 0
+		if vni := slices.Index(tsharkFields, "vxlan.vni"); len(vals) > vni && vals[vni] != "" {
+			occ = 1
+		}
+		row := map[string]string{}
+		for i, v := range vals {
+			if i >= len(tsharkFields) {
+				break
+			}
+			all := strings.Split(v, ";")
+			o := occ
+			if tsharkFields[i] == "vxlan.vni" || tsharkFields[i] == "frame.number" {
+				o = 0
+			}
+			if o < len(all) && all[o] != "" {
+				row[tsharkFields[i]] = all[o]
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// TestDecodeCapturesMatchTshark decodes real captures of every link type
+// and encapsulation the decoder handles and checks each field against
+// tshark's dissection of the same frame.
+func TestDecodeCapturesMatchTshark(t *testing.T) {
+	dir := testenv.Corpus(t)
+	files := []string{
+		"zeek/icmp__5-pings.pcap",                                  // Ethernet, ICMP echo
+		"zeek/icmp_dot1q.pcap",                                     // 802.1Q, ICMP, ARP
+		"zeek/linux_dlt_sll2.pcap",                                 // SLL2: ICMP, ICMPv6 echo, ARP
+		"zeek/linuxsll-arp.pcap",                                   // SLL ARP
+		"tcpdump/mptcp-v1.pcap",                                    // SLL TCP with options
+		"gopacket/layers_testdata_linux_sll_oversized_addr.pcapng", // SLL, address length > 8
+		"filesamples/simple_http.pcap",                             // Ethernet TCP
+		"filesamples/simple_http_sll2.pcap",                        // SLL2 TCP
+		"tcpdump/vxlan.pcap",                                       // VXLAN 4789
+		"tcpdump/vxlan_port_8472.pcap",                             // VXLAN 8472 (Flannel)
+		"zeek/tunnels__vxlan-encapsulated-http.pcap",               // VXLAN TCP
+		"gopacket/pcap_test_loopback.pcap",                         // NULL
+		"gopacket/pcap_test_dns.pcap",                              // UDP
+		"zeek/raw_packets.pcap",                                    // mixed
+		"zeek/trunc__icmp-payload-trunc.pcap",                      // ICMP cut by the snaplen
+		"zeek/tcp__truncated-header.pcap",                          // TCP cut by the snaplen
+	}
+	for _, name := range files {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel() // tshark's start-up dominates
+			d := New()
+			path := filepath.Join(dir, name)
+			frames := readCapture(t, path)
+			rows := tshark(t, path)
+			if len(rows) != len(frames) {
+				t.Fatalf("tshark has %d frames, pcapgo %d", len(rows), len(frames))
+			}
+			keyed := 0
+			for i := range frames {
+				var f correlate.Frame
+				if d.Decode(&frames[i], &f) {
+					keyed++
+				}
+				compareTshark(t, &frames[i], &f, rows[i])
+			}
+			if keyed == 0 {
+				t.Errorf("no frame keyed")
+			}
+			t.Logf("%d frames, %d keyed", len(frames), keyed)
+		})
+	}
+}
+
+func compareTshark(t *testing.T, rf *capture.RawFrame, f *correlate.Frame, row map[string]string) {
+	t.Helper()
+	errorf := func(field string, got any) {
+		t.Helper()
+		t.Errorf("frame %d: %s: tshark %q, decoded %v", rf.Num, field, row[field], got)
+	}
+	num := func(field string) (uint64, bool) {
+		v, ok := row[field]
+		if !ok {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(v, 0, 64)
+		if err != nil {
+			t.Fatalf("frame %d: %s=%q: %v", rf.Num, field, v, err)
+		}
+		return n, true
+	}
+	eqNum := func(field string, got uint64, has bool) {
+		t.Helper()
+		if want, ok := num(field); ok && (!has || got != want) {
+			errorf(field, got)
+		}
+	}
+	eqAddr := func(field string, got netip.Addr) {
+		t.Helper()
+		if v, ok := row[field]; ok && got.String() != v {
+			errorf(field, got)
+		}
+	}
+	eqMAC := func(field string, got correlate.MAC, has bool) {
+		t.Helper()
+		if v, ok := row[field]; ok && (!has || got.String() != v) {
+			errorf(field, got)
+		}
+	}
+	hashOf := func(field string) (uint64, uint32, bool) {
+		v, ok := row[field]
+		if !ok {
+			return sum(nil), 0, rf.WireLen == len(rf.Data)
+		}
+		b, err := hex.DecodeString(strings.ReplaceAll(v, ":", ""))
+		if err != nil {
+			t.Fatalf("frame %d: %s: %v", rf.Num, field, err)
+		}
+		return sum(b), uint32(len(b)), rf.WireLen == len(rf.Data)
+	}
+
+	if n, _ := num("frame.number"); int(n) != f.Num {
+		errorf("frame.number", f.Num)
+	}
+	eqMAC("eth.src", f.SrcMAC, f.HasSrcMAC)
+	eqMAC("eth.dst", f.DstMAC, f.HasDstMAC)
+	if rf.LinkType == capture.LinkTypeLinuxSLL || rf.LinkType == capture.LinkTypeSLL2 {
+		eqMAC("sll.src.eth", f.SrcMAC, f.HasSrcMAC)
+		if _, ok := row["sll.src.eth"]; !ok && f.HasSrcMAC && f.HasVNI == false {
+			t.Errorf("frame %d: SLL without a link address decoded with source MAC %v", rf.Num, f.SrcMAC)
+		}
+		if f.HasDstMAC && !f.HasVNI {
+			t.Errorf("frame %d: SLL frame with a destination MAC", rf.Num)
+		}
+	}
+	eqAddr("ip.src", f.SrcIP)
+	eqAddr("ip.dst", f.DstIP)
+	eqNum("ip.ttl", uint64(f.TTL), f.HasTTL)
+	eqNum("ip.id", uint64(f.IPID), f.HasIPID)
+	eqNum("ip.len", uint64(f.IPLen), f.IPLen > 0)
+	eqAddr("ipv6.src", f.SrcIP)
+	eqAddr("ipv6.dst", f.DstIP)
+	eqNum("ipv6.hlim", uint64(f.TTL), f.HasTTL)
+	eqNum("vxlan.vni", uint64(f.VNI), f.HasVNI)
+
+	k := f.Key
+	if typ, ok := num("icmp.type"); ok && (typ == 0 || typ == 8) {
+		if k.Proto != correlate.ProtoICMP || uint64(k.Kind) != typ {
+			errorf("icmp.type", k)
+		}
+		eqNum("icmp.seq", uint64(k.Seq), true)
+		eqNum("icmp.ident", uint64(f.EchoID), f.HasEchoID)
+		// tshark splits a ping's timestamp off its data: compare lengths only.
+		ipLen, _ := num("ip.len")
+		hdrLen, _ := num("ip.hdr_len")
+		if uint64(k.Len) != min(ipLen, uint64(rf.WireLen)-14)-hdrLen-8 {
+			errorf("ip.len", k.Len)
+		}
+	}
+	if typ, ok := num("icmpv6.type"); ok && (typ == 128 || typ == 129) {
+		if k.Proto != correlate.ProtoICMPv6 || uint64(k.Kind) != typ {
+			errorf("icmpv6.type", k)
+		}
+		eqNum("icmpv6.echo.sequence_number", uint64(k.Seq), true)
+		eqNum("icmpv6.echo.identifier", uint64(f.EchoID), f.HasEchoID)
+		eqNum("ipv6.plen", uint64(k.Len+8), true)
+	}
+	if hl, _ := num("tcp.hdr_len"); hl < 20 {
+		if _, ok := row["tcp.seq_raw"]; ok && k.Proto == correlate.ProtoTCP {
+			t.Errorf("frame %d: TCP header length %d keyed %+v", rf.Num, hl, k)
+		}
+	} else if _, ok := row["tcp.seq_raw"]; ok {
+		if k.Proto != correlate.ProtoTCP {
+			errorf("tcp.seq_raw", k)
+		}
+		eqNum("tcp.seq_raw", uint64(k.Seq), true)
+		eqNum("tcp.ack_raw", uint64(k.Ack), true)
+		if flags, _ := num("tcp.flags"); uint8(flags) != k.Kind {
+			errorf("tcp.flags", k.Kind)
+		}
+		eqNum("tcp.srcport", uint64(f.SrcPort), f.HasPorts)
+		eqNum("tcp.dstport", uint64(f.DstPort), f.HasPorts)
+		eqNum("tcp.len", uint64(k.Len), true)
+		if h, n, whole := hashOf("tcp.payload"); whole && (k.Hash != h || k.Len != n) && (n > 0 || k.Len == 0) {
+			errorf("tcp.payload", k)
+		}
+	}
+	if _, ok := row["udp.srcport"]; ok && !f.Fragment && row["icmp.type"] == "" {
+		if k.Proto != correlate.ProtoUDP {
+			errorf("udp.srcport", k)
+		}
+		eqNum("udp.srcport", uint64(f.SrcPort), f.HasPorts)
+		eqNum("udp.dstport", uint64(f.DstPort), f.HasPorts)
+	}
+	// RARP (opcodes 3, 4) has no part in a pod's path and is not keyed.
+	if op, ok := num("arp.opcode"); ok && op <= 2 {
+		if k.Proto != correlate.ProtoARP {
+			errorf("arp.opcode", k)
+		}
+		eqNum("arp.opcode", uint64(k.Kind), true)
+		eqMAC("arp.src.hw_mac", k.MAC, true)
+		eqAddr("arp.src.proto_ipv4", k.Addr1)
+		eqAddr("arp.dst.proto_ipv4", k.Addr2)
+	}
+}
+
+// TestDecodeKeyStableAcrossPoints takes real Ethernet frames and shows them
+// as other capture points would record them: as SLL2 (`tcpdump -i any`)
+// and SLL without Ethernet padding, as raw IP, and cut by a snaplen just
+// past the first hashBytes payload bytes. The correlator matches frames
+// across points by key, so every variant must keep the key of the original.
+func TestDecodeKeyStableAcrossPoints(t *testing.T) {
+	dir := testenv.Corpus(t)
+	d := New()
+	for _, name := range []string{"zeek/raw_packets.pcap", "zeek/icmp__5-pings.pcap", "filesamples/simple_http.pcap",
+		"gopacket/pcap_test_dns.pcap", "zeek/ipv4__fragmented-1.pcap"} {
+		keyed := 0
+		for _, rf := range readCapture(t, filepath.Join(dir, name)) {
+			var orig correlate.Frame
+			if rf.LinkType != capture.LinkTypeEthernet || !d.Decode(&rf, &orig) || orig.HasVNI {
+				continue
+			}
+			keyed++
+			etype := layers.EthernetType(binary.BigEndian.Uint16(rf.Data[12:14]))
+			l3 := rf.Data[14:]
+			if orig.IPLen > 0 && orig.IPLen < len(l3) {
+				l3 = l3[:orig.IPLen] // what a point before the Ethernet padding sees
+			}
+			variants := map[string]*capture.RawFrame{
+				"sll2": {Data: cat(sll2(4, rf.Data[6:12], etype), l3), LinkType: capture.LinkTypeSLL2},
+				"sll":  {Data: cat(sll(0, rf.Data[6:12], etype), l3), LinkType: capture.LinkTypeLinuxSLL},
+			}
+			if orig.IPLen > 0 {
+				variants["raw"] = &capture.RawFrame{Data: l3, LinkType: capture.LinkTypeRaw}
+				// 14 + IP header + L4 header (at most 60 + 60) + hashBytes.
+				if snap := 14 + 120 + hashBytes; snap < len(rf.Data) {
+					variants["snaplen"] = &capture.RawFrame{Data: rf.Data[:snap], WireLen: rf.WireLen, LinkType: capture.LinkTypeEthernet}
+				}
+			}
+			for v, vf := range variants {
+				if vf.WireLen == 0 {
+					vf.WireLen = len(vf.Data)
+				}
+				var got correlate.Frame
+				if !d.Decode(vf, &got) || got.Key != orig.Key || got.SrcIP != orig.SrcIP || got.TTL != orig.TTL {
+					t.Errorf("%s frame %d as %s: key %+v, want %+v", name, rf.Num, v, got.Key, orig.Key)
+				}
+			}
+		}
+		if keyed == 0 {
+			t.Errorf("%s: no Ethernet frame keyed", name)
+		}
+	}
+}

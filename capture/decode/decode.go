@@ -1,0 +1,151 @@
+package decode
+
+import (
+	"encoding/binary"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/correlate"
+)
+
+// VXLAN UDP destination ports: the IANA port and the Linux kernel default
+// that Flannel's vxlan backend uses.
+const (
+	vxlanPortIANA  = 4789
+	vxlanPortLinux = 8472
+)
+
+// Decoder turns raw frames into correlate.Frame values. It keeps
+// preallocated gopacket layers and parsers, so decoding a well-formed frame
+// allocates nothing. A Decoder is not safe for concurrent use: give each
+// goroutine its own.
+type Decoder struct {
+	outer layerSet
+	// inner decodes the frame inside a VXLAN tunnel. It is a separate set
+	// because gopacket layers are overwritten on each decode and the outer
+	// headers must survive until the inner frame is known to be decodable.
+	inner layerSet
+	// wireLen is the frame's original length: where an IP packet whose
+	// header gives no length (TSO) ends.
+	wireLen int
+}
+
+// New returns a Decoder ready for use.
+func New() *Decoder {
+	d := &Decoder{}
+	d.outer.init()
+	d.inner.init()
+	return d
+}
+
+// Decode fills f from rf and reports whether the frame carries an identity
+// key the correlator can use (IP, ARP, ND); it returns false for frames such
+// as LLDP or STP, for unsupported link types and for frames too truncated to
+// key. f is reused by callers: every field but Point is overwritten, and
+// whatever could be decoded is filled in even when Decode returns false.
+func (d *Decoder) Decode(rf *capture.RawFrame, f *correlate.Frame) bool {
+	*f = correlate.Frame{
+		Point:   f.Point,
+		Time:    rf.Time,
+		Num:     rf.Num,
+		Dir:     rf.Dir,
+		WireLen: rf.WireLen,
+		CapLen:  len(rf.Data),
+	}
+	d.wireLen = rf.WireLen
+	data := rf.Data
+	var first gopacket.LayerType
+	switch rf.LinkType {
+	case capture.LinkTypeEthernet:
+		first = layers.LayerTypeEthernet
+	case capture.LinkTypeLinuxSLL:
+		// The SLL headers are parsed by hand rather than with gopacket's
+		// LinuxSLL/LinuxSLL2 layers: those reject an address length above 8,
+		// which real captures contain, although the rest of the header is
+		// fixed-size and the payload perfectly decodable (tshark decodes it).
+		if len(data) < 16 {
+			return false
+		}
+		d.sllAddr(f, binary.BigEndian.Uint16(data[0:2]), int(binary.BigEndian.Uint16(data[4:6])), data[6:14])
+		first = layers.EthernetType(binary.BigEndian.Uint16(data[14:16])).LayerType()
+		data = data[16:]
+	case capture.LinkTypeSLL2:
+		if len(data) < 20 {
+			return false
+		}
+		d.sllAddr(f, uint16(data[10]), int(data[11]), data[12:20])
+		first = layers.EthernetType(binary.BigEndian.Uint16(data[0:2])).LayerType()
+		data = data[20:]
+	case capture.LinkTypeRaw, capture.LinkTypeIPv4, capture.LinkTypeIPv6:
+		first = ipVersionLayer(data)
+	case capture.LinkTypeNull, capture.LinkTypeLoop:
+		// A 4-byte address family: host byte order of the capturing machine
+		// for NULL, network order for LOOP. AF_INET is 2 everywhere; AF_INET6
+		// is 10 on Linux, 24/28/30 on the BSDs and Darwin. Check both orders.
+		if len(data) < 4 {
+			return false
+		}
+		fam := binary.LittleEndian.Uint32(data)
+		if fam > 0xffff {
+			fam = binary.BigEndian.Uint32(data)
+		}
+		switch fam {
+		case 2:
+			first = layers.LayerTypeIPv4
+		case 10, 24, 28, 30:
+			first = layers.LayerTypeIPv6
+		default:
+			return false
+		}
+		data = data[4:]
+	default:
+		return false
+	}
+	return d.decodeFrom(&d.outer, rf.Data, data, first, f, true)
+}
+
+// sllAddr records what a Linux cooked header says: the sender's link address
+// (our own MAC for outgoing frames, the frame's source MAC for incoming ones;
+// there is no destination MAC) and, when the source did not say, the
+// direction.
+func (d *Decoder) sllAddr(f *correlate.Frame, pktType uint16, haLen int, addr []byte) {
+	const pktOutgoing = 4
+	// As tshark does, a 6-byte address is a MAC whatever the ARPHRD type
+	// says: tunnels record none (or an IP address, 4 bytes).
+	if haLen == 6 {
+		copy(f.SrcMAC[:], addr[:6])
+		f.HasSrcMAC = true
+	}
+	if f.Dir == correlate.DirUnknown {
+		switch {
+		case pktType == pktOutgoing:
+			f.Dir = correlate.DirOut
+		case pktType < pktOutgoing: // host, broadcast, multicast, otherhost
+			f.Dir = correlate.DirIn
+		}
+	}
+}
+
+// ipVersionLayer picks the layer of a raw IP packet from its version nibble.
+func ipVersionLayer(data []byte) gopacket.LayerType {
+	if len(data) == 0 {
+		return gopacket.LayerTypeZero
+	}
+	switch data[0] >> 4 {
+	case 4:
+		return layers.LayerTypeIPv4
+	case 6:
+		return layers.LayerTypeIPv6
+	}
+	return gopacket.LayerTypeZero
+}
+
+// DecodeAny decodes rf into f like Decode; a frame it cannot key still gets
+// its stamp and lengths, because it proves the point was capturing.
+func (d *Decoder) DecodeAny(rf *capture.RawFrame, f *correlate.Frame) {
+	if !d.Decode(rf, f) {
+		*f = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
+	}
+}

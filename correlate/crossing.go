@@ -1,0 +1,172 @@
+package correlate
+
+import "slices"
+
+// isFlood: a frame a bridge floods to every port.
+func isFlood(t *trace) bool {
+	for i := range t.hops {
+		if t.hops[i].hasDst {
+			return t.hops[i].dst.IsMulticast()
+		}
+	}
+	// No destination MAC recorded (SLL): requests of ARP and ND are broadcast
+	// or multicast by nature.
+	return (t.key.Proto == ProtoARP && t.key.Kind == ARPRequest) || (t.key.Proto == ProtoND && t.key.Kind != NDNeighborAdvert)
+}
+
+// crossing returns the hop indices in crossing order, for each the index of
+// the hop its delta is measured from (-1 for the first), and the direction.
+// Order follows topology, not stamps: forward frames go up the path order,
+// reverse ones down; a flood that starts mid-path lists the side it heads to
+// first, then the other side from the origin again.
+func (e *Engine) crossing(t *trace) (order, prev []int, forward bool) {
+	order, prev = e.scratch[:0], nil
+	main := order
+	for i := range t.hops {
+		if !t.hops[i].refl {
+			main = append(main, i)
+		}
+	}
+	forward = e.direction(t, main)
+	pos := func(i int) int {
+		if forward {
+			return t.hops[i].point
+		}
+		return -t.hops[i].point
+	}
+	origin := main[0]
+	for _, i := range main[1:] {
+		if t.hops[i].time < t.hops[origin].time || (t.hops[i].time == t.hops[origin].time && pos(i) < pos(origin)) {
+			origin = i
+		}
+	}
+	branch := false
+	if isFlood(t) {
+		branch = true
+		for _, i := range main {
+			if pos(i) < pos(origin) && t.hops[i].time < t.hops[origin].time {
+				branch = false
+			}
+		}
+		behind := 0
+		for _, i := range main {
+			if pos(i) < pos(origin) {
+				behind++
+			}
+		}
+		branch = branch && behind > 0
+	}
+	if branch {
+		op := pos(origin)
+		slices.SortFunc(main, func(a, b int) int {
+			da, db := pos(a)-op, pos(b)-op
+			// ahead side (>= 0) first, by distance; then behind, by distance
+			if (da >= 0) != (db >= 0) {
+				if da >= 0 {
+					return -1
+				}
+				return 1
+			}
+			return abs(da) - abs(db)
+		})
+	} else {
+		slices.SortFunc(main, func(a, b int) int { return pos(a) - pos(b) })
+	}
+	prev = e.prevScratch[:0]
+	for k, i := range main {
+		switch {
+		case k == 0:
+			prev = append(prev, -1)
+		case branch && pos(i) < pos(origin) && pos(main[k-1]) >= pos(origin):
+			prev = append(prev, origin)
+		default:
+			prev = append(prev, main[k-1])
+		}
+	}
+	order = main
+	// Reflections after the main hops, by time; each measured from the hop
+	// it most likely came from: the latest earlier hop at a neighbouring point.
+	refl := len(order)
+	for i := range t.hops {
+		if t.hops[i].refl {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order[refl:], func(a, b int) int { return cmp64(t.hops[a].time, t.hops[b].time) })
+	for k := refl; k < len(order); k++ {
+		h := &t.hops[order[k]]
+		from := order[k-1]
+		best := int64(-1 << 63)
+		for _, j := range order[:k] {
+			g := &t.hops[j]
+			if d := g.point - h.point; d >= -1 && d <= 1 && g.time <= h.time && g.time > best && j != order[k] {
+				best, from = g.time, j
+			}
+		}
+		prev = append(prev, from)
+	}
+	e.scratch, e.prevScratch = order, prev
+	return order, prev, forward
+}
+
+// direction: forward when the frame goes up the path order. The owners of
+// its addresses decide where known; otherwise the stamps (mostly increasing
+// along the path order: forward); without stamps to tell (one hop, all
+// ties), the position: at the path's start forward, at its end reverse, in
+// the middle the side the destination is on.
+func (e *Engine) direction(t *trace, main []int) bool {
+	// Where the frame's addresses live on the path decides, when known:
+	// topology, not stamps, which can tie or invert between two points.
+	if src, dst := e.source(t), e.destination(t); src >= 0 && dst >= 0 && src != dst {
+		return dst > src
+	}
+	s := 0
+	for a := 0; a < len(main); a++ {
+		for b := a + 1; b < len(main); b++ {
+			ha, hb := &t.hops[main[a]], &t.hops[main[b]]
+			dp := sign(hb.point - ha.point)
+			switch {
+			case ha.time < hb.time:
+				s += dp
+			case ha.time > hb.time:
+				s -= dp
+			}
+		}
+	}
+	if s != 0 {
+		return s > 0
+	}
+	n := len(e.cfg.Points)
+	p := t.hops[main[0]].point
+	if d := e.destination(t); d >= 0 && d != p {
+		return d > p
+	}
+	return !(p == n-1 && n > 1)
+}
+
+func sign(v int) int {
+	switch {
+	case v > 0:
+		return 1
+	case v < 0:
+		return -1
+	}
+	return 0
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+func cmp64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

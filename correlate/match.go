@@ -1,0 +1,163 @@
+package correlate
+
+// match puts f into the trace it belongs to: an active one with its key
+// that has not crossed f's point yet, one it is a reflection of, or a new
+// one.
+func (e *Engine) match(f *Frame) {
+	kh := keyHash(&f.Key)
+	head := e.active[kh]
+	// Join the nearest trace in time still missing this point, so a
+	// retransmission 200 ms later does not join a lost original; among
+	// traces within dupWindow of that nearest distance, the oldest (frames
+	// on one path keep their order). Two passes keep the choice independent
+	// of the chain's order.
+	nearest := int64(-1)
+	for t := head; t != nil; t = t.nextSame {
+		if t.key != f.Key || t.seen&(1<<uint(f.Point)) != 0 {
+			continue
+		}
+		if d, ok := e.distance(t, f.Time); ok && (nearest < 0 || d < nearest) {
+			nearest = d
+		}
+	}
+	var join, refl *trace
+	for t := head; t != nil; t = t.nextSame {
+		if t.key != f.Key {
+			continue
+		}
+		d, ok := e.distance(t, f.Time)
+		if !ok {
+			continue
+		}
+		if t.seen&(1<<uint(f.Point)) == 0 {
+			if d <= nearest+dupWindow && (join == nil || t.n < join.n) {
+				join = t
+			}
+			continue
+		}
+		if refl == nil && e.isReflection(t, f) {
+			refl = t
+		}
+	}
+	switch {
+	case join != nil:
+		e.addHop(join, f, false)
+	case refl != nil:
+		e.addHop(refl, f, true)
+	default:
+		t := e.newTrace(f)
+		for o := head; o != nil; o = o.nextSame {
+			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
+				o.dup, t.dup = true, true
+			}
+		}
+		t.nextSame = head
+		e.active[kh] = t
+		e.addHop(t, f, false)
+	}
+}
+
+// timeAt is the stamp of t's (first) hop at point p.
+func (t *trace) timeAt(p int) int64 {
+	for i := range t.hops {
+		if t.hops[i].point == p {
+			return t.hops[i].time
+		}
+	}
+	return t.last
+}
+
+// dupWindow: the same frame twice at one point this close, not reflected,
+// is a duplicate rather than a new transmission.
+const dupWindow int64 = 1e6
+
+// reflectWindow bounds a reflection: a bridge hairpin returns a frame within
+// microseconds (and the copy keeps the original's receive stamp), while a
+// retransmission of an identical frame comes milliseconds (TCP fast
+// retransmit) to seconds later.
+const reflectWindow int64 = 10e6
+
+// distance from ts to the span of t's hops, and whether it is within the window.
+func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
+	first := t.hops[0].time
+	for i := range t.hops {
+		first = min(first, t.hops[i].time)
+	}
+	var d int64
+	switch {
+	case ts < first:
+		d = first - ts
+	case ts > t.last:
+		d = ts - t.last
+	}
+	return d, d <= e.window
+}
+
+// isReflection: f is at a point t already crossed, within reflectWindow of
+// t's last hop. Where the capture records direction, a reflection comes back
+// the other way; otherwise it must come after t reached a neighbouring point.
+func (e *Engine) isReflection(t *trace, f *Frame) bool {
+	if len(t.hops) >= maxHops || f.Time-t.last > reflectWindow {
+		return false
+	}
+	for i := range t.hops {
+		h := &t.hops[i]
+		if h.point != f.Point || h.refl {
+			continue
+		}
+		if h.dir != DirUnknown && f.Dir != DirUnknown {
+			return h.dir != f.Dir
+		}
+	}
+	for i := range t.hops {
+		if d := t.hops[i].point - f.Point; (d == 1 || d == -1) && t.hops[i].time <= f.Time {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) newTrace(f *Frame) *trace {
+	var t *trace
+	if n := len(e.free); n > 0 {
+		t = e.free[n-1]
+		e.free = e.free[:n-1]
+		hops := t.hops[:0]
+		*t = trace{hops: hops}
+	} else {
+		t = &trace{hops: make([]hop, 0, len(e.cfg.Points)+2)}
+	}
+	t.n = e.next
+	e.next++
+	t.key = f.Key
+	t.last = f.Time
+	e.queue.Push(t)
+	e.learnOrigin(f)
+	return t
+}
+
+func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
+	if len(t.hops) >= maxHops {
+		return
+	}
+	t.hops = append(t.hops, hop{
+		point: f.Point, time: f.Time, num: int32(f.Num), dir: f.Dir,
+		src: f.SrcMAC, dst: f.DstMAC, hasSrc: f.HasSrcMAC, hasDst: f.HasDstMAC,
+		ttl: f.TTL, hasTTL: f.HasTTL, srcIP: f.SrcIP, dstIP: f.DstIP,
+		sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,
+		echoID: f.EchoID, hasEcho: f.HasEchoID, ipid: f.IPID, hasIPID: f.HasIPID,
+		ipLen: int32(f.IPLen), wireLen: int32(f.WireLen), frag: f.Fragment, refl: refl,
+	})
+	if !refl {
+		t.seen |= 1 << uint(f.Point)
+		if f.HasTTL {
+			for i := range t.hops {
+				h := &t.hops[i]
+				if d := h.point - f.Point; (d == 1 || d == -1) && h.hasTTL && h.ttl != f.TTL {
+					e.routed |= 1 << uint(max(h.point, f.Point))
+				}
+			}
+		}
+	}
+	t.last = max(t.last, f.Time)
+}

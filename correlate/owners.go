@@ -1,0 +1,125 @@
+package correlate
+
+import "net/netip"
+
+// source is the position of the owner of the frame's source address (the
+// sender IP for ARP), or -1 when unknown.
+func (e *Engine) source(t *trace) int {
+	ip := t.hops[0].srcIP
+	if t.key.Proto == ProtoARP {
+		ip = t.key.Addr1
+	}
+	if !ip.IsValid() {
+		return -1
+	}
+	if o, ok := e.cfg.IPOwners[ip]; ok {
+		return o.Point
+	}
+	return e.learned(e.ipOrigin, ip)
+}
+
+// destination is the position the frame is addressed to, where known: the
+// owner of its destination IP (target IP for ARP requests), else of its
+// destination MAC. -1 when unknown.
+func (e *Engine) destination(t *trace) int {
+	h0 := &t.hops[0]
+	var ip netip.Addr
+	switch t.key.Proto {
+	case ProtoARP:
+		if t.key.Kind == ARPRequest {
+			ip = t.key.Addr2
+		}
+	case ProtoND:
+		if t.key.Kind == NDNeighborSolic {
+			ip = t.key.Addr1
+		} else {
+			ip = h0.dstIP
+		}
+	default:
+		ip = h0.dstIP
+	}
+	if ip.IsValid() {
+		if o, ok := e.cfg.IPOwners[ip]; ok {
+			return o.Point
+		}
+		if p := e.learned(e.ipOrigin, ip); p >= 0 {
+			return p
+		}
+		if t.key.Proto != ProtoARP && t.key.Proto != ProtoND {
+			return -1 // routed IP: the MAC only names the next hop
+		}
+	}
+	for i := range t.hops {
+		if h := &t.hops[i]; h.hasDst && !h.dst.IsMulticast() {
+			if o, ok := e.cfg.MACOwners[h.dst]; ok {
+				return o.Point
+			}
+			return e.learnedMAC(h.dst)
+		}
+	}
+	return -1
+}
+
+func (e *Engine) learned(m map[netip.Addr]*[MaxPoints]int32, ip netip.Addr) int {
+	c, ok := m[ip]
+	if !ok {
+		return -1
+	}
+	return argmax(c[:len(e.cfg.Points)])
+}
+
+func (e *Engine) learnedMAC(mac MAC) int {
+	c, ok := e.macOrigin[mac]
+	if !ok {
+		return -1
+	}
+	return argmax(c[:len(e.cfg.Points)])
+}
+
+// argmax returns the position holding a clear majority (≥ 80%) of origins.
+func argmax(c []int32) int {
+	best, total := -1, int32(0)
+	for i, v := range c {
+		total += v
+		if best < 0 || v > c[best] {
+			best = i
+		}
+	}
+	if total == 0 || c[best]*5 < total*4 {
+		return -1
+	}
+	return best
+}
+
+// maxLearned bounds the addresses whose origin is learned, so a capture full
+// of distinct addresses (a scan) cannot grow memory without bound.
+const maxLearned = 1 << 14
+
+// learnOrigin records where a frame entered the path: a MAC or IP address
+// belongs to the point where frames from it originate.
+func (e *Engine) learnOrigin(f *Frame) {
+	if f.HasSrcMAC && !f.SrcMAC.IsMulticast() {
+		c := e.macOrigin[f.SrcMAC]
+		if c == nil && len(e.macOrigin) < maxLearned {
+			c = new([MaxPoints]int32)
+			e.macOrigin[f.SrcMAC] = c
+		}
+		if c != nil {
+			c[f.Point]++
+		}
+	}
+	src := f.SrcIP
+	if f.Key.Proto == ProtoARP {
+		src = f.Key.Addr1
+	}
+	if src.IsValid() && !src.IsUnspecified() {
+		c := e.ipOrigin[src]
+		if c == nil && len(e.ipOrigin) < maxLearned {
+			c = new([MaxPoints]int32)
+			e.ipOrigin[src] = c
+		}
+		if c != nil {
+			c[f.Point]++
+		}
+	}
+}

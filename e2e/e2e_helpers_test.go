@@ -1,0 +1,727 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+
+	"github.com/pathtrace/pathtrace/discover"
+	"github.com/pathtrace/pathtrace/internal/testenv"
+	"github.com/pathtrace/pathtrace/lab"
+	"github.com/pathtrace/pathtrace/netns"
+)
+
+// e2eRoot skips a test that needs root, except in CI where it must run.
+
+var (
+	labMu    sync.Mutex
+	labTaken = map[string]bool{}
+)
+
+// e2eConfig gives a test a prefix and a /24 of its own in 10.90–10.99.
+func e2eConfig(t *testing.T) lab.Config { return uniqueLab(t, "e2", 90) }
+
+// uniqueLab derives a lab prefix (tag + 6 hex digits) and a /24 in
+// 10.base–10.base+9 from the test name and the PID, so parallel `go test`
+// runs and other tests' labs (which use other bases) do not meet. The third
+// octet is even so a routed lab's second subnet (the next /24) stays inside
+// the same block.
+func uniqueLab(t *testing.T, tag string, base byte) lab.Config {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%d", t.Name(), os.Getpid())
+	v := h.Sum32()
+	labMu.Lock()
+	defer labMu.Unlock()
+	for {
+		sub := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, base + byte(v%10), byte(v>>8) &^ 1, 0}), 24)
+		prefix := fmt.Sprintf("%s%06x-", tag, v&0xffffff)
+		if !labTaken[prefix] && !labTaken[sub.String()] {
+			labTaken[prefix], labTaken[sub.String()] = true, true
+			return lab.Config{Prefix: prefix, Subnet: sub}
+		}
+		v = v*16777619 + 1
+	}
+}
+
+func e2eUp(t *testing.T, cfg lab.Config) *lab.Lab {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := lab.Down(cfg); err != nil {
+			t.Errorf("lab down %q: %v", cfg.Prefix, err)
+		}
+	})
+	l, err := lab.Up(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("lab up %q: %v", cfg.Prefix, err)
+	}
+	return l
+}
+
+// liveDoc is `pathtrace --src --dst -f json` as a consumer reads it. Nullable
+// fields are pointers so null is told apart from zero.
+type liveDoc struct {
+	Points     []livePoint     `json:"points"`
+	Traces     []liveTrace     `json:"traces"`
+	HopLatency []jHopStat      `json:"hop_latency"`
+	Anomalies  []jAnomaly      `json:"anomalies"`
+	Warnings   []string        `json:"warnings"`
+	Summary    liveSummary     `json:"summary"`
+	Discovery  *discover.Path  `json:"discovery"`
+	Live       *liveInfoReport `json:"live"`
+}
+
+type livePoint struct {
+	Name      string  `json:"name"`
+	Interface *string `json:"interface"`
+	IfIndex   *int    `json:"ifindex"`
+	Source    string  `json:"source"`
+	Coverage  struct {
+		Frames      int     `json:"frames"`
+		KernelDrops *uint64 `json:"kernel_drops"`
+	} `json:"coverage"`
+}
+
+// liveTrace is a trace of the live JSON: the same fields as analyze's.
+type liveTrace = jTrace
+
+type liveSummary struct {
+	jSummary
+	ByProto map[string]int `json:"by_protocol"`
+}
+
+type liveInfoReport struct {
+	Probes      int      `json:"probes"`
+	Sent        int      `json:"sent"`
+	Replies     int      `json:"replies"`
+	Interrupted bool     `json:"interrupted"`
+	Evidence    []string `json:"evidence"`
+}
+
+func (d *liveDoc) pointNames() []string {
+	var s []string
+	for _, p := range d.Points {
+		s = append(s, p.Name)
+	}
+	return s
+}
+
+func (d *liveDoc) ofType(typ string) []*liveTrace {
+	var s []*liveTrace
+	for i := range d.Traces {
+		if d.Traces[i].Type == typ {
+			s = append(s, &d.Traces[i])
+		}
+	}
+	return s
+}
+
+func (d *liveDoc) byN(n int) *liveTrace {
+	for i := range d.Traces {
+		if d.Traces[i].N == n {
+			return &d.Traces[i]
+		}
+	}
+	return nil
+}
+
+func (d *liveDoc) anomaly(kind, point string) *jAnomaly {
+	for i := range d.Anomalies {
+		if a := &d.Anomalies[i]; a.Kind == kind && a.Point == point {
+			return a
+		}
+	}
+	return nil
+}
+
+func (tr *liveTrace) points() []string {
+	var s []string
+	for _, h := range tr.Hops {
+		s = append(s, h.Point)
+	}
+	return s
+}
+
+func (tr *liveTrace) hop(point string) *jHop {
+	for i := range tr.Hops {
+		if tr.Hops[i].Point == point {
+			return &tr.Hops[i]
+		}
+	}
+	return nil
+}
+
+func (tr *liveTrace) String() string {
+	seq := "-"
+	if tr.Seq != nil {
+		seq = strconv.FormatUint(*tr.Seq, 10)
+	}
+	return fmt.Sprintf("#%d %s seq %s", tr.N, tr.Type, seq)
+}
+
+// hopNs is a hop's stamp in ns since the epoch.
+func hopNs(t *testing.T, h *jHop) int64 {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339Nano, h.Time)
+	if err != nil {
+		t.Fatalf("hop time %q: %v", h.Time, err)
+	}
+	return ts.UnixNano()
+}
+
+// traceRun is one in-process run of the live tracer.
+type traceRun struct {
+	Code           int
+	Stdout, Stderr string
+	Doc            *liveDoc
+}
+
+// runTrace runs a pathtrace command line in-process, checks that every OS
+// thread is back in the test's namespace afterwards and decodes JSON output.
+func runTrace(t *testing.T, ctx context.Context, args ...string) *traceRun {
+	t.Helper()
+	return startTrace(t, ctx, args...)()
+}
+
+// startTrace runs the command line in a goroutine; the returned function
+// waits for it and must be called from the test's goroutine.
+func startTrace(t *testing.T, ctx context.Context, args ...string) func() *traceRun {
+	t.Helper()
+	home := netnsLink(t)
+	type outcome struct {
+		code      int
+		out, errb bytes.Buffer
+		elapsed   time.Duration
+	}
+	done := make(chan *outcome, 1)
+	go func() {
+		o := &outcome{}
+		start := time.Now()
+		o.code = runIO(ctx, args, &o.out, &o.errb)
+		o.elapsed = time.Since(start)
+		done <- o
+	}()
+	return func() *traceRun {
+		t.Helper()
+		o := <-done
+		t.Logf("pathtrace %s: exit %d in %v", strings.Join(args, " "), o.code, o.elapsed.Round(time.Millisecond))
+		r := &traceRun{Code: o.code, Stdout: o.out.String(), Stderr: o.errb.String()}
+		checkThreadsHome(t, home)
+		if slices.Contains(args, "json") && o.out.Len() > 0 {
+			var d liveDoc
+			if err := json.Unmarshal(o.out.Bytes(), &d); err != nil {
+				t.Fatalf("decode pathtrace JSON: %v\nstderr: %s\n%.3000s", err, r.Stderr, r.Stdout)
+			}
+			r.Doc = &d
+		}
+		return r
+	}
+}
+
+// describe is what a failed expectation needs to see: stderr, the verdict,
+// the anomalies and each trace's hops, or the raw output if it was no JSON.
+func (r *traceRun) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "stderr: %s\n", strings.TrimSpace(r.Stderr))
+	if r.Doc == nil {
+		fmt.Fprintf(&b, "stdout: %.2000s", r.Stdout)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "verdict: %s\n", r.Doc.Summary.Verdict)
+	for _, a := range r.Doc.Anomalies {
+		fmt.Fprintf(&b, "anomaly: %s %s at %s ×%d: %s\n", a.Severity, a.Kind, a.Point, a.Count, a.Message)
+	}
+	for _, w := range r.Doc.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
+	}
+	for i := range r.Doc.Traces {
+		tr := &r.Doc.Traces[i]
+		fmt.Fprintf(&b, "trace %s: %v lost_after %q missing %v\n", tr, tr.points(), tr.LostAfter, tr.Missing)
+	}
+	return b.String()
+}
+
+// netnsLink is the link target of the process's network namespace
+// ("net:[4026531840]"), what every thread must point at after a trace.
+func netnsLink(t *testing.T) string {
+	t.Helper()
+	l, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatalf("read own network namespace: %v", err)
+	}
+	return l
+}
+
+// checkThreadsHome fails unless every thread of the process is in the
+// namespace home. A thread whose locked goroutine just ended may still be on
+// its way out, so strays get a short grace to exit.
+func checkThreadsHome(t *testing.T, home string) {
+	t.Helper()
+	var strays []string
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(20 * time.Millisecond) {
+		strays = strays[:0]
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatalf("list threads: %v", err)
+		}
+		for _, task := range tasks {
+			l, err := os.Readlink(filepath.Join("/proc/self/task", task.Name(), "ns/net"))
+			if err != nil {
+				continue // the thread exited meanwhile
+			}
+			if l != home {
+				strays = append(strays, fmt.Sprintf("thread %s in %s", task.Name(), l))
+			}
+		}
+		if len(strays) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(strays) > 0 {
+		t.Errorf("after the trace, threads outside the original namespace %s: %v", home, strays)
+	}
+}
+
+// pointSpec is where a point is and what the lab says it is.
+type pointSpec struct {
+	Name, Netns, Ifname string
+}
+
+// labPath is the five points of a pod-to-pod trace on one bridge, named as
+// pathtrace names them, in path order.
+func labPath(l *lab.Lab, from, to lab.Pod) []pointSpec {
+	return []pointSpec{
+		{from.Name, from.Name, "eth0"},
+		{from.Name + "-veth", l.Node, from.HostVeth},
+		{from.Bridge, l.Node, from.Bridge},
+		{to.Name + "-veth", l.Node, to.HostVeth},
+		{to.Name, to.Name, "eth0"},
+	}
+}
+
+func specNames(ps []pointSpec) []string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.Name)
+	}
+	return s
+}
+
+func reverse(s []string) []string {
+	r := slices.Clone(s)
+	slices.Reverse(r)
+	return r
+}
+
+// checkDiscovery compares the discovered points with the kernel: each
+// interface exists in the point's namespace with that ifindex and MAC.
+func checkDiscovery(t *testing.T, d *liveDoc, want []string) {
+	t.Helper()
+	if d.Discovery == nil {
+		t.Fatal("no \"discovery\" in the JSON")
+	}
+	var got []string
+	for _, p := range d.Discovery.Points {
+		got = append(got, p.Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("discovery points %v, want %v", got, want)
+	}
+	for i, p := range d.Discovery.Points {
+		link, err := linkIn(p.NetnsPath, p.Interface)
+		if err != nil {
+			t.Errorf("discovery point %s: %v", p.Name, err)
+			continue
+		}
+		if link.Attrs().Index != p.IfIndex || link.Attrs().HardwareAddr.String() != p.MAC.String() {
+			t.Errorf("discovery point %s: %s ifindex %d MAC %s, netlink says ifindex %d MAC %s",
+				p.Name, p.Interface, p.IfIndex, p.MAC, link.Attrs().Index, link.Attrs().HardwareAddr)
+		}
+		if i < len(d.Points) {
+			rp := d.Points[i]
+			if rp.IfIndex == nil || *rp.IfIndex != p.IfIndex || rp.Interface == nil || *rp.Interface != p.Interface {
+				t.Errorf("result point %s: interface %v ifindex %v, discovery says %s %d",
+					rp.Name, strPtr(rp.Interface), intPtr(rp.IfIndex), p.Interface, p.IfIndex)
+			}
+		}
+	}
+}
+
+func strPtr(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func intPtr(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// linkIn looks an interface up by name inside a namespace.
+func linkIn(nsPath, name string) (netlink.Link, error) {
+	ns, err := netns.Open(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(ns.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("netlink handle in %s: %w", nsPath, err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("link %s in %s: %w", name, nsPath, err)
+	}
+	return l, nil
+}
+
+// checkNoDrops: every point reports kernel drops, and none.
+func checkNoDrops(t *testing.T, d *liveDoc) {
+	t.Helper()
+	for _, p := range d.Points {
+		if p.Coverage.KernelDrops == nil || *p.Coverage.KernelDrops != 0 {
+			t.Errorf("point %s: kernel_drops %v, want 0", p.Name, p.Coverage.KernelDrops)
+		}
+	}
+}
+
+// checkEchoes: n requests along fwd and n replies back along the reverse,
+// complete, seqs 1..n, one echo id, every reply tied to its request with an
+// RTT that adds up.
+func checkEchoes(t *testing.T, d *liveDoc, n int, fwd []string) {
+	t.Helper()
+	reqs, reps := d.ofType("echo-request"), d.ofType("echo-reply")
+	if len(reqs) != n || len(reps) != n {
+		t.Errorf("%d echo requests and %d echo replies, want %d each", len(reqs), len(reps), n)
+	}
+	var id *uint64
+	seqs := map[string][]uint64{}
+	for _, set := range []struct {
+		trs  []*liveTrace
+		path []string
+	}{{reqs, fwd}, {reps, reverse(fwd)}} {
+		for _, tr := range set.trs {
+			if got := tr.points(); !slices.Equal(got, set.path) {
+				t.Errorf("trace %s: hops %v, want %v", tr, got, set.path)
+			}
+			if tr.LostAfter != "" || len(tr.Missing) != 0 {
+				t.Errorf("trace %s: lost_after %q missing %v, want complete", tr, tr.LostAfter, tr.Missing)
+			}
+			if tr.ID == nil || tr.Seq == nil {
+				t.Errorf("trace %s: id %v seq %v, want both", tr, tr.ID, tr.Seq)
+				continue
+			}
+			if id == nil {
+				id = tr.ID
+			} else if *tr.ID != *id {
+				t.Errorf("trace %s: echo id %d, earlier traces had %d", tr, *tr.ID, *id)
+			}
+			seqs[tr.Type] = append(seqs[tr.Type], *tr.Seq)
+			checkHopTimes(t, tr)
+		}
+	}
+	want := make([]uint64, n)
+	for i := range want {
+		want[i] = uint64(i + 1)
+	}
+	for typ, s := range seqs {
+		slices.Sort(s)
+		if !slices.Equal(s, want) {
+			t.Errorf("%s seqs %v, want %v", typ, s, want)
+		}
+	}
+	for _, rep := range reps {
+		if rep.ReplyTo == nil || rep.RTT == nil {
+			t.Errorf("reply %s: reply_to %v rtt %v, want both", rep, intPtr(rep.ReplyTo), rep.RTT)
+			continue
+		}
+		req := d.byN(*rep.ReplyTo)
+		if req == nil || req.Type != "echo-request" || req.Seq == nil || rep.Seq == nil || *req.Seq != *rep.Seq {
+			t.Errorf("reply %s: reply_to %d is not the request of that seq (%v)", rep, *rep.ReplyTo, req)
+			continue
+		}
+		r := rep.RTT
+		if r.TotalNs <= 0 || r.ForwardNs <= 0 || r.TurnaroundNs <= 0 || r.ReverseNs <= 0 ||
+			r.ForwardNs+r.TurnaroundNs+r.ReverseNs != r.TotalNs {
+			t.Errorf("reply %s: rtt %+v, want positive parts that add up to the total", rep, *r)
+		}
+		if len(req.Hops) > 0 && len(rep.Hops) > 0 {
+			want := hopNs(t, &rep.Hops[len(rep.Hops)-1]) - hopNs(t, &req.Hops[0])
+			if r.TotalNs != want {
+				t.Errorf("reply %s: rtt total %d, hop stamps give %d", rep, r.TotalNs, want)
+			}
+		}
+	}
+}
+
+// checkHopTimes: stamps never go back along the path and delta_ns is the
+// difference to the previous hop.
+func checkHopTimes(t *testing.T, tr *liveTrace) {
+	t.Helper()
+	for i := 1; i < len(tr.Hops); i++ {
+		d := hopNs(t, &tr.Hops[i]) - hopNs(t, &tr.Hops[i-1])
+		if d < 0 || tr.Hops[i].DeltaNs != d {
+			t.Errorf("trace %s: hop %s delta_ns %d, stamps give %d", tr, tr.Hops[i].Point, tr.Hops[i].DeltaNs, d)
+		}
+	}
+}
+
+// inNetns runs argv in a named namespace the test made.
+func inNetns(ctx context.Context, ns string, argv ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
+}
+
+func mustRun(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	return string(out)
+}
+
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.SkipOrFail(t, "%s not installed: %v", tool, err)
+		}
+	}
+}
+
+// tcpdumpAt is one tcpdump capturing at a point.
+type tcpdumpAt struct {
+	point pointSpec
+	file  string
+	cmd   *exec.Cmd
+	errb  *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startTcpdump starts tcpdump at every point and waits until each says it is
+// listening. Nanosecond stamps as pathtrace records them; -U and
+// --immediate-mode write every frame at once so SIGINT loses nothing, and a
+// 16 MiB buffer keeps tcpdump from dropping on a busy machine.
+func startTcpdump(t *testing.T, dir string, points []pointSpec) []*tcpdumpAt {
+	t.Helper()
+	var tds []*tcpdumpAt
+	t.Cleanup(func() {
+		for _, td := range tds {
+			if td.cmd.ProcessState == nil {
+				td.cmd.Process.Kill()
+				td.cmd.Wait()
+			}
+		}
+	})
+	for _, p := range points {
+		td := &tcpdumpAt{point: p, file: filepath.Join(dir, p.Name+".tcpdump.pcap"), errb: &syncBuffer{}}
+		td.cmd = inNetns(context.Background(), p.Netns, "tcpdump", "--time-stamp-precision=nano", "-U", "--immediate-mode",
+			"-B", "16384", "-n", "-i", p.Ifname, "-w", td.file, "icmp")
+		td.cmd.Stderr = td.errb
+		if err := td.cmd.Start(); err != nil {
+			t.Fatalf("start tcpdump at %s: %v", p.Name, err)
+		}
+		tds = append(tds, td)
+	}
+	for _, td := range tds {
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(td.errb.String(), "listening on") {
+			if time.Now().After(deadline) {
+				t.Fatalf("tcpdump at %s not listening after 10s: %s", td.point.Name, td.errb)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return tds
+}
+
+var tcpdumpNoDrops = regexp.MustCompile(`(?m)^0 packets dropped by kernel$`)
+
+// stopTcpdump ends every tcpdump with SIGINT, as a user would, and checks it
+// dropped nothing.
+func stopTcpdump(t *testing.T, tds []*tcpdumpAt) {
+	t.Helper()
+	for _, td := range tds {
+		td.cmd.Process.Signal(syscall.SIGINT)
+	}
+	for _, td := range tds {
+		if err := td.cmd.Wait(); err != nil {
+			t.Errorf("tcpdump at %s: %v\n%s", td.point.Name, err, td.errb)
+		}
+		if s := td.errb.String(); !tcpdumpNoDrops.MatchString(s) {
+			t.Errorf("tcpdump at %s dropped frames: %s", td.point.Name, s)
+		}
+	}
+}
+
+// icmpKey names an ICMP echo at one point.
+type icmpKey struct {
+	Type, Seq uint64
+}
+
+// tsharkEchoes reads the ICMP echoes of one echo id from a capture file:
+// (type, seq) → stamp in ns. A second sighting of the same key is an error.
+func tsharkEchoes(file string, id uint64) (map[icmpKey]int64, error) {
+	out, err := exec.Command("tshark", "-r", file, "-T", "fields", "-Y", "icmp.type == 0 || icmp.type == 8",
+		"-e", "frame.time_epoch", "-e", "icmp.type", "-e", "icmp.ident", "-e", "icmp.seq").Output()
+	if err != nil {
+		return nil, fmt.Errorf("tshark -r %s: %w", file, err)
+	}
+	m := map[icmpKey]int64{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), "\t")
+		if len(f) != 4 {
+			return nil, fmt.Errorf("tshark %s: line %q", file, sc.Text())
+		}
+		ident, err1 := strconv.ParseUint(f[2], 0, 16)
+		typ, err2 := strconv.ParseUint(f[1], 10, 8)
+		seq, err3 := strconv.ParseUint(f[3], 0, 16)
+		ns, err4 := epochToNs(f[0])
+		if err := firstErr(err1, err2, err3, err4); err != nil {
+			return nil, fmt.Errorf("tshark %s: line %q: %w", file, sc.Text(), err)
+		}
+		if ident != id {
+			continue
+		}
+		k := icmpKey{typ, seq}
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("%s: ICMP type %d seq %d seen twice", file, typ, seq)
+		}
+		m[k] = ns
+	}
+	return m, nil
+}
+
+// tsharkAll runs tsharkEchoes on every file at once: tshark's start-up
+// dominates, and the files are independent.
+func tsharkAll(t *testing.T, files []string, id uint64) []map[icmpKey]int64 {
+	t.Helper()
+	res := make([]map[icmpKey]int64, len(files))
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Go(func() { res[i], errs[i] = tsharkEchoes(f, id) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// epochToNs parses tshark's frame.time_epoch ("1764094100.945737959")
+// without going through a float.
+func epochToNs(s string) (int64, error) {
+	sec, frac, _ := strings.Cut(strings.TrimSpace(s), ".")
+	if len(frac) > 9 {
+		return 0, fmt.Errorf("epoch %q: more than 9 fractional digits", s)
+	}
+	frac += strings.Repeat("0", 9-len(frac))
+	a, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("epoch %q: %w", s, err)
+	}
+	b, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("epoch %q: %w", s, err)
+	}
+	return a*1e9 + b, nil
+}
+
+// jsonEchoes is the same map from the JSON hops at one point.
+func jsonEchoes(t *testing.T, d *liveDoc, point string) map[icmpKey]int64 {
+	t.Helper()
+	m := map[icmpKey]int64{}
+	for i := range d.Traces {
+		tr := &d.Traces[i]
+		typ := map[string]uint64{"echo-request": 8, "echo-reply": 0}
+		ty, ok := typ[tr.Type]
+		if !ok || tr.Seq == nil {
+			continue
+		}
+		if h := tr.hop(point); h != nil {
+			m[icmpKey{ty, *tr.Seq}] = hopNs(t, h)
+		}
+	}
+	return m
+}
+
+// packetSocketsArmed counts packet sockets bound to ifindex with a protocol
+// (bound for capture) in the namespace at nsPath, from its /proc/net/packet.
+func packetSocketsArmed(nsPath string, ifindex int) (int, error) {
+	ns, err := netns.Open(nsPath)
+	if err != nil {
+		return 0, err
+	}
+	defer ns.Close()
+	var b []byte
+	if err := netns.Do(ns, func() (err error) {
+		b, err = os.ReadFile("/proc/thread-self/net/packet")
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("read packet sockets in %s: %w", nsPath, err)
+	}
+	n := 0
+	lines := strings.Split(string(b), "\n")
+	for _, l := range lines[1:] {
+		// sk RefCnt Type Proto Iface R Rmem User Inode
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		if f[3] != "0000" && f[4] == strconv.Itoa(ifindex) {
+			n++
+		}
+	}
+	return n, nil
+}

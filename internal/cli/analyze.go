@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pathtrace/pathtrace/internal/iostreams"
+	"github.com/pathtrace/pathtrace/pipeline"
+	"github.com/pathtrace/pathtrace/report"
+)
+
+type analyzeOptions struct {
+	IO *iostreams.IOStreams
+	outputOptions
+	Points  []string
+	Order   []string
+	MTU     int
+	Reorder time.Duration
+	Args    []string
+}
+
+func newAnalyzeCmd(ios *iostreams.IOStreams, runF func(context.Context, *analyzeOptions) error) *cobra.Command {
+	o := &analyzeOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "analyze [flags] FILE|DIR|NAME=FILE...",
+		Short: "Correlate saved captures taken at several points of a path",
+		Long: `Correlate captures taken at several points of one path (pcap, pcapng, gzip;
+Ethernet, Linux SLL/SLL2 from 'tcpdump -i any', raw IP) into a hop-by-hop
+timeline: when each frame crossed each point, the latency of every hop, what
+changed on the way and where frames vanished.
+
+Path order is the order of the arguments. Each single-interface file is a
+point named after its base name (pod1-veth.cap → pod1-veth). The interfaces of
+a multi-interface file (pcapng, 'tcpdump -i any') and the files of a directory
+are placed by the traffic; --order overrides.`,
+		Example: `  # the seed's five captures, in path order
+  pathtrace analyze pod1.cap pod1-veth.cap cni0.cap pod2-veth.cap pod2.cap
+
+  # a directory of captures: order inferred from the traffic
+  pathtrace analyze incident-4711/
+
+  # one dumpcap pcapng with three interfaces between two pod captures
+  pathtrace analyze pod1.cap node.pcapng pod2.cap
+
+  # name points, fix the order, write a ticket report
+  pathtrace analyze a=eth0.pcap b=veth.pcap.gz --order b,a -f markdown > report.md`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Args = args
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	o.outputOptions.addFlags(cmd)
+	f := cmd.Flags()
+	f.StringArrayVar(&o.Points, "point", nil, "a named capture point NAME=FILE (repeatable; placed before the arguments)")
+	f.StringSliceVar(&o.Order, "order", nil, "path order as point names a,b,c (overrides the argument order and inference)")
+	f.IntVar(&o.MTU, "mtu", 0, "link MTU to check frame sizes against (0: unknown)")
+	f.DurationVar(&o.Reorder, "reorder", time.Duration(pipeline.DefaultReorder), "how far back in time a capture may jump and still be merged in order")
+	return cmd
+}
+
+// inputs are the --point flags, then the arguments.
+func (o *analyzeOptions) inputs() ([]pipeline.Input, error) {
+	var inputs []pipeline.Input
+	for _, p := range o.Points {
+		in := pipeline.ParseInput(p)
+		if in.Name == "" {
+			return nil, fmt.Errorf("--point %q: want NAME=FILE", p)
+		}
+		inputs = append(inputs, in)
+	}
+	for _, a := range o.Args {
+		inputs = append(inputs, pipeline.ParseInput(a))
+	}
+	if o.Reorder <= 0 {
+		return nil, fmt.Errorf("--reorder %v: want a positive duration", o.Reorder)
+	}
+	if len(inputs) == 0 {
+		return nil, errors.New("no captures: give FILE, DIR or NAME=FILE arguments (see pathtrace analyze --help)")
+	}
+	return inputs, nil
+}
+
+func (o *analyzeOptions) run(ctx context.Context) error {
+	if err := o.validate(); err != nil {
+		return usageError(err)
+	}
+	inputs, err := o.inputs()
+	if err != nil {
+		return usageError(err)
+	}
+	out := o.start(o.IO.Out)
+	var rp *readProgress
+	res, err := pipeline.Run(ctx, pipeline.Options{
+		Inputs: inputs, Order: o.Order, MTU: o.MTU, Window: o.Window, Reorder: o.Reorder,
+		Sink: out.sink(), Limit: o.Limit,
+		Progress: func(read, total int64, frames int) {
+			if rp == nil {
+				rp = newReadProgress(o.IO, o.Quiet, total)
+			}
+			rp.update(read, frames)
+		},
+	})
+	rp.done()
+	interrupted := errors.Is(err, pipeline.ErrInterrupted)
+	if err != nil && !interrupted {
+		return usageError(err)
+	}
+	if res.Summary.Frames == 0 {
+		var names []string
+		for _, in := range inputs {
+			names = append(names, in.Path)
+		}
+		return usageError(fmt.Errorf("no frames in %s: nothing to analyse", strings.Join(names, ", ")))
+	}
+	if err := out.finish(report.Document{Result: res}); err != nil {
+		return outputError(err)
+	}
+	return findings(interrupted, res.Summary.Clean)
+}

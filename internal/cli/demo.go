@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pathtrace/pathtrace/internal/interrupt"
+	"github.com/pathtrace/pathtrace/internal/iostreams"
+	"github.com/pathtrace/pathtrace/lab"
+	"github.com/spf13/cobra"
+)
+
+// demoOptions: lab up, trace pod1 → pod2, print, lab down.
+type demoOptions struct {
+	trace traceOptions
+	lab   labOptions
+	Keep  bool
+}
+
+func newDemoCmd(ios *iostreams.IOStreams, runF func(context.Context, *demoOptions) error) *cobra.Command {
+	o := &demoOptions{}
+	o.trace.IO, o.lab.IO = ios, ios
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Build the lab, trace pod1 → pod2, print the story, remove the lab",
+		Long: `Runs the main job on the embedded default: builds the seed's Flannel node in
+network namespaces (see 'pathtrace lab'), traces pod1 → pod2 with three
+probes, prints the hop-by-hop timeline and removes the lab again.`,
+		Example: `  sudo pathtrace demo
+  sudo pathtrace demo --format markdown --out /tmp/evidence`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	o.trace.addProbeFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.lab.Prefix, "prefix", "", "lab namespace prefix")
+	f.StringVar(&o.lab.Subnet, "subnet", "10.244.1.0/24", "lab pod subnet")
+	f.BoolVar(&o.Keep, "keep", false, "leave the lab up afterwards")
+	return cmd
+}
+
+func (o *demoOptions) run(ctx context.Context) error {
+	o.lab.Pods = 2
+	cfg, err := o.lab.config()
+	if err != nil {
+		return usageError(err)
+	}
+	if err := checkLabPrivileges(); err != nil {
+		return usageError(err)
+	}
+	// A forced exit (second Ctrl-C) removes the lab too. Up itself stops
+	// and undoes its work once the context is cancelled, so the cleanup
+	// waits for it (briefly) rather than race it for the lab's lock.
+	upDone := make(chan struct{})
+	if !o.Keep {
+		defer interrupt.AtExit(func() {
+			select {
+			case <-upDone:
+			case <-time.After(5 * time.Second):
+			}
+			lab.Down(cfg)
+		})()
+	}
+	l, err := lab.Up(ctx, cfg)
+	close(upDone)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{exitInterrupted, fmt.Errorf("lab up: %w", context.Cause(ctx))}
+		}
+		return usageError(fmt.Errorf("lab up: %w", err))
+	}
+	if !o.Keep {
+		defer func() {
+			if derr := lab.Down(cfg); derr != nil {
+				fmt.Fprintf(o.trace.IO.ErrOut, "pathtrace: lab down: %v\n", derr)
+			}
+		}()
+	}
+	if ctx.Err() != nil {
+		return &exitError{exitInterrupted, fmt.Errorf("lab up: %w", context.Cause(ctx))}
+	}
+	if len(l.Pods) < 2 {
+		return usageError(errors.New("lab has fewer than two pods"))
+	}
+	o.trace.Src, o.trace.Dst = l.Pods[0].Name, l.Pods[1].Name
+	o.trace.Duration = time.Second
+	return o.trace.run(ctx)
+}

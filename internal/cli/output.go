@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pathtrace/pathtrace/correlate"
+	"github.com/pathtrace/pathtrace/report"
+)
+
+// outputOptions are shared by analyze and the live tracer.
+type outputOptions struct {
+	Format string
+	Limit  int
+	Detail bool
+	Window time.Duration
+	Quiet  bool
+}
+
+func (o *outputOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVarP(&o.Format, "format", "f", "table", "output format: table, json or markdown")
+	f.IntVar(&o.Limit, "limit", 20, "traces shown in table and markdown output (0: all)")
+	f.BoolVar(&o.Detail, "detail", false, "table: one row per hop (time, MACs, TTL, direction) instead of one row per trace")
+	f.DurationVar(&o.Window, "window", time.Second, "how far apart in time two sightings of one frame may be")
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "no progress output on stderr")
+}
+
+func (o *outputOptions) validate() error {
+	switch o.Format {
+	case "table", "json", "markdown", "md":
+	default:
+		return fmt.Errorf("--format %q: want table, json or markdown", o.Format)
+	}
+	if o.Limit < 0 {
+		return fmt.Errorf("--limit %d: want 0 (all) or more", o.Limit)
+	}
+	if o.Window <= 0 {
+		return fmt.Errorf("--window %v: want a positive duration", o.Window)
+	}
+	return nil
+}
+
+// output is one run's report on its way out: JSON is written as the
+// correlator emits traces, so memory does not grow with the input; the
+// other formats render the kept traces once the result is known.
+type output struct {
+	o      *outputOptions
+	w      io.Writer
+	stream *report.JSONStream
+}
+
+func (o *outputOptions) start(w io.Writer) *output {
+	out := &output{o: o, w: w}
+	if o.Format == "json" {
+		out.stream = report.NewJSONStream(w)
+	}
+	return out
+}
+
+// sink is the correlator's sink for the streamed format, nil otherwise.
+func (out *output) sink() func(*correlate.Trace) {
+	if out.stream == nil {
+		return nil
+	}
+	return out.stream.Trace
+}
+
+// finish writes the rest of the document.
+func (out *output) finish(d report.Document) error {
+	if out.stream != nil {
+		return out.stream.Finish(d)
+	}
+	ro := report.Options{Limit: out.o.Limit, Detail: out.o.Detail}
+	switch out.o.Format {
+	case "markdown", "md":
+		return report.Markdown(out.w, d, ro)
+	default:
+		return report.Table(out.w, d, ro)
+	}
+}

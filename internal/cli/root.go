@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/pathtrace/pathtrace/internal/iostreams"
+)
+
+func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
+	o := &traceOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "pathtrace --src ENDPOINT --dst ENDPOINT [flags]",
+		Short: "Show where a packet goes, and how long each step takes, between two pods on a node",
+		Long: `pathtrace finds the path between two endpoints on this node with netlink
+(pod eth0 → host veth → bridge → host veth → pod eth0), captures on every
+point at once with AF_PACKET inside the right network namespaces, sends its
+own ICMP probes, matches each frame across the points and prints a
+hop-by-hop timeline: the time at each point, the latency of each hop, MAC,
+TTL and IP rewrites, and where a frame was lost.
+
+An endpoint is a network namespace name (as 'ip netns' lists it), a
+namespace path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an IP address
+held by exactly one namespace on the node.`,
+		Example: `  # the seed's question, answered in one command
+  sudo pathtrace --src pod1 --dst pod2
+
+  # by IP, ten probes, evidence for the ticket
+  sudo pathtrace --src 10.244.1.2 --dst 10.244.1.3 -c 10 --out /tmp/case-4711
+
+  # correlate the pods' own traffic (kubectl exec … ping) for 30 s
+  sudo pathtrace --src pod1 --dst pod2 --passive --duration 30s
+
+  # saved captures
+  pathtrace analyze pod1.cap pod1-veth.cap cni0.cap pod2-veth.cap pod2.cap
+
+  # try it on a lab of the seed's node
+  sudo pathtrace demo`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Src == "" && o.Dst == "" {
+				return cmd.Help()
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	o.addFlags(cmd)
+	cmd.SetOut(ios.Out)
+	cmd.SetErr(ios.ErrOut)
+	cmd.AddCommand(newAnalyzeCmd(ios, nil), newLabCmd(ios), newDemoCmd(ios, nil))
+	return cmd
+}

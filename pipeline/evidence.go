@@ -1,0 +1,418 @@
+package pipeline
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/afpacket"
+	"github.com/pathtrace/pathtrace/capture/pcapfile"
+	"github.com/pathtrace/pathtrace/correlate"
+	"github.com/pathtrace/pathtrace/discover"
+	"github.com/pathtrace/pathtrace/internal/interrupt"
+	"github.com/pathtrace/pathtrace/report"
+)
+
+// Evidence writes what a live run saw, for a ticket: one nanosecond pcap per
+// point named as the seed names its files, one pcapng with an interface per
+// point in path order, and the report as JSON and Markdown. Files are 0600
+// in a 0700 directory and never replace existing ones without force.
+//
+// Every method is safe on a nil *Evidence (no evidence asked for), so the
+// live loop calls them unconditionally.
+type Evidence struct {
+	dir     string
+	force   bool
+	written []string
+
+	unregister func() // the forced-exit cleanup, once files are closed
+	madeDir    bool   // plan created the directory
+	reportFile *os.File
+	report     *report.JSONStream
+
+	// Each point's pcap is written by its capture goroutine under its own
+	// lock (so points never wait for each other); path.pcapng is assembled
+	// from them once the capture is over, under mu. The locks are for close
+	// (a signal handler).
+	points []*evPoint
+	mu     sync.Mutex
+	ngFile *os.File
+	ng     *pcapfile.NgWriter
+	ngDone bool // path.pcapng holds every frame of the pcaps
+	err    error
+
+	// Per-point kernel counters and capture windows, for path.pcapng's
+	// statistics (set once the capture ended).
+	stats      []afpacket.PointStats
+	start, end int64
+}
+
+type evPoint struct {
+	mu     sync.Mutex
+	f      *os.File
+	w      *pcapfile.Writer
+	err    error
+	frames int
+	// A bit per frame written: sent by the interface. A pcap records no
+	// direction; path.pcapng does. (1/1000 of the pcap's size.)
+	out []uint64
+}
+
+// NewEvidence only records where evidence goes: nothing is created before
+// the path is known, so a run that fails early leaves no trace.
+func NewEvidence(dir string, force bool) *Evidence {
+	return &Evidence{dir: dir, force: force}
+}
+
+func (e *Evidence) create(name string) (*os.File, error) {
+	p := filepath.Join(e.dir, name)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if e.force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(p, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("evidence file %s exists (use --force to overwrite)", p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence file: %w", err)
+	}
+	if e.force {
+		// O_TRUNC keeps an existing file's mode: evidence is always 0600.
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("evidence file: %w", err)
+		}
+	}
+	e.written = append(e.written, p)
+	return f, nil
+}
+
+// plan creates every capture file before capturing starts, so a name clash
+// fails before the node is touched.
+func (e *Evidence) plan(path *discover.Path) error {
+	if e == nil {
+		return nil
+	}
+	// Check every name first: a refused run must not leave new files behind.
+	names := []string{"report.json", "report.md", "path.pcapng"}
+	for _, p := range path.Points {
+		names = append(names, p.Name+".cap")
+	}
+	if !e.force {
+		for _, name := range names {
+			if _, err := os.Lstat(filepath.Join(e.dir, name)); err == nil {
+				return fmt.Errorf("evidence file %s exists (use --force to overwrite)", filepath.Join(e.dir, name))
+			}
+		}
+	}
+	if _, err := os.Stat(e.dir); errors.Is(err, fs.ErrNotExist) {
+		e.madeDir = true
+	}
+	if err := os.MkdirAll(e.dir, 0o700); err != nil {
+		return fmt.Errorf("evidence directory: %w", err)
+	}
+	var ifaces []capture.Interface
+	var order []string
+	for _, p := range path.Points {
+		f, err := e.create(p.Name + ".cap")
+		if err != nil {
+			e.abort()
+			return err
+		}
+		ep := &evPoint{f: f}
+		e.points = append(e.points, ep)
+		w, err := pcapfile.NewWriter(f, capture.LinkTypeEthernet, afpacket.FilterSnaplen)
+		if err != nil {
+			e.abort()
+			return err
+		}
+		ep.w = w
+		ifaces = append(ifaces, capture.Interface{
+			Name: p.Name, Description: fmt.Sprintf("netns %s, %s (ifindex %d)", p.Netns, p.Interface, p.IfIndex),
+			IfIndex: p.IfIndex, LinkType: capture.LinkTypeEthernet, Snaplen: afpacket.FilterSnaplen, MTU: p.MTU,
+		})
+		order = append(order, p.Name)
+	}
+	f, err := e.create("path.pcapng")
+	if err != nil {
+		e.abort()
+		return err
+	}
+	e.ngFile = f
+	e.ng, err = pcapfile.NewNgWriter(f, ifaces, order)
+	if err != nil {
+		f.Close()
+		e.ngFile = nil
+		e.abort()
+		return err
+	}
+	// report.json is written as traces come (a long capture need not keep
+	// them); a run cut short removes it, as it would be incomplete.
+	if e.reportFile, err = e.create("report.json"); err != nil {
+		e.abort()
+		return err
+	}
+	e.report = report.NewJSONStream(e.reportFile)
+	e.unregister = interrupt.AtExit(func() { e.close() })
+	return nil
+}
+
+// trace adds one trace to report.json; the correlator calls it serialized.
+func (e *Evidence) trace(t *correlate.Trace) {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.report != nil {
+		e.report.Trace(t)
+	}
+}
+
+// paths lists every evidence file of the run, the reports included.
+func (e *Evidence) paths() []string {
+	if e == nil {
+		return nil
+	}
+	return append(append([]string{}, e.written...), filepath.Join(e.dir, "report.md"))
+}
+
+// abort closes and removes what this run created: a run that captured
+// nothing leaves nothing.
+func (e *Evidence) abort() {
+	if e == nil {
+		return
+	}
+	if e.unregister != nil {
+		e.unregister()
+	}
+	e.close()
+	for _, p := range e.written {
+		os.Remove(p)
+	}
+	e.written = nil
+	if e.madeDir {
+		os.Remove(e.dir) // only if empty: nothing of anyone else's is touched
+	}
+}
+
+// frame records one captured frame in its point's pcap; the point's
+// capture goroutine calls it.
+func (e *Evidence) frame(point int, rf *capture.RawFrame) {
+	if e == nil || point >= len(e.points) {
+		return
+	}
+	ep := e.points[point]
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.err != nil || ep.w == nil {
+		return
+	}
+	if ep.err = ep.w.WriteFrame(*rf); ep.err != nil {
+		return
+	}
+	if ep.frames%64 == 0 {
+		ep.out = append(ep.out, 0)
+	}
+	if rf.Dir == correlate.DirOut {
+		ep.out[ep.frames/64] |= 1 << (ep.frames % 64)
+	}
+	ep.frames++
+}
+
+// setCounters keeps each point's kernel drops and capture window for the
+// pcapng's statistics.
+func (e *Evidence) setCounters(stats []afpacket.PointStats, start, end int64) {
+	if e == nil {
+		return
+	}
+	e.stats, e.start, e.end = stats, start, end
+}
+
+// assemble writes path.pcapng from the points' pcaps, merged by stamp, once
+// the capture is over: during a flood the correlator has better use for the
+// CPU than writing every frame twice. A signal may close the files at any
+// time; close then removes the unfinished pcapng.
+func (e *Evidence) assemble() error {
+	n := len(e.points)
+	srcs := make([]pcapfile.File, n)
+	defer func() {
+		for _, s := range srcs {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	for i, ep := range e.points {
+		ep.mu.Lock()
+		if ep.w == nil { // closed by a signal
+			ep.mu.Unlock()
+			return nil
+		}
+		err, name := ep.w.Flush(), ep.f.Name()
+		ep.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if srcs[i], err = pcapfile.Open(name); err != nil {
+			return fmt.Errorf("assemble path.pcapng: %w", err)
+		}
+	}
+	// Each point's pcap is in capture order: its next frame is all the
+	// merge needs to hold.
+	heads := newStampMerge[capture.RawFrame](n)
+	read := make([]int, n)
+	advance := func(i int) error {
+		rf, err := srcs[i].Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("assemble path.pcapng: %w", err)
+		}
+		*heads.push(i, rf.Time) = rf
+		return nil
+	}
+	for i := range srcs {
+		if err := advance(i); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for written := 1; ; written++ {
+		best := heads.earliest()
+		if best < 0 {
+			e.ngDone = true
+			return nil
+		}
+		if written%4096 == 0 { // let a signal handler in
+			e.mu.Unlock()
+			e.mu.Lock()
+		}
+		if e.ng == nil {
+			return nil
+		}
+		rf := heads.pop(best)
+		rf.Dir = correlate.DirIn
+		if k := read[best]; k < e.points[best].frames && e.points[best].out[k/64]&(1<<(k%64)) != 0 {
+			rf.Dir = correlate.DirOut
+		}
+		read[best]++
+		if err := e.ng.WriteFrame(best, rf); err != nil {
+			return err
+		}
+		if err := advance(best); err != nil {
+			return err
+		}
+	}
+}
+
+// Finish assembles path.pcapng and closes the captures (with each point's
+// kernel counters in the pcapng statistics), then writes the reports. Call
+// it once the run's own report is out, so a full disk cannot hide what was
+// captured.
+func (e *Evidence) Finish(doc report.Document) error {
+	if e == nil {
+		return nil
+	}
+	if err := e.assemble(); err != nil && e.err == nil {
+		e.err = err
+	}
+	e.mu.Lock()
+	for i, ps := range e.stats {
+		if e.ng != nil {
+			e.ng.SetDrops(i, ps.Drops)
+			until := e.end
+			if ps.Err != nil && !ps.Until.IsZero() {
+				until = min(until, ps.Until.UnixNano())
+			}
+			e.ng.SetWindow(i, e.start, until)
+		}
+	}
+	e.mu.Unlock()
+	if e.unregister != nil {
+		e.unregister()
+	}
+	e.mu.Lock()
+	rerr := e.report.Finish(doc)
+	e.report = nil
+	if cerr := e.reportFile.Close(); rerr == nil {
+		rerr = cerr
+	}
+	e.reportFile = nil
+	e.mu.Unlock()
+	if err := e.close(); err != nil {
+		return err
+	}
+	werr := e.err
+	for _, ep := range e.points {
+		werr = cmp.Or(werr, ep.err)
+	}
+	if werr != nil {
+		return fmt.Errorf("write evidence: %w", werr)
+	}
+	if rerr != nil {
+		return fmt.Errorf("write report.json: %w", rerr)
+	}
+	// The Markdown report shows the traces the run kept (--limit); the
+	// JSON report has them all.
+	f, err := e.create("report.md")
+	if err != nil {
+		return err
+	}
+	if err := report.Markdown(f, doc, report.Options{}); err != nil {
+		f.Close()
+		return fmt.Errorf("write report.md: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write report.md: %w", err)
+	}
+	return nil
+}
+
+// close flushes and closes every capture file; files stay valid even when a
+// run is cut short (it also runs on a second Ctrl-C).
+func (e *Evidence) close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	if e.ng != nil {
+		errs = append(errs, e.ng.Close(), e.ngFile.Close())
+		e.ng = nil
+		if !e.ngDone {
+			// Cut short before it held every frame: a pcapng missing frames
+			// would show losses that did not happen. The pcaps are complete.
+			os.Remove(e.ngFile.Name())
+		}
+	}
+	for _, ep := range e.points {
+		ep.mu.Lock()
+		if ep.w != nil {
+			errs = append(errs, ep.w.Flush())
+			ep.w = nil
+		}
+		if ep.f != nil {
+			errs = append(errs, ep.f.Close())
+			ep.f = nil
+		}
+		ep.mu.Unlock()
+	}
+	if e.reportFile != nil {
+		// Unfinished: the run was cut short. Half a JSON document helps no one.
+		e.reportFile.Close()
+		os.Remove(e.reportFile.Name())
+		e.reportFile, e.report = nil, nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close evidence: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+// Package analysis is the offline pipeline behind `pathtrace analyze`:
+// capture files → bundle of named points in path order → time-ordered merger
+// → correlator. The CLI, the benchmarks and the tests all run this one path.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/correlate"
+)
+
+// Options describe one analysis.
+type Options struct {
+	Inputs  []Input
+	Order   []string      // explicit path order by point name
+	MTU     int           // link MTU for points whose capture records none
+	Window  time.Duration // match window; 0: correlate.DefaultWindow
+	Reorder time.Duration // reorder span; 0: DefaultReorder
+	// Sink, if set, receives every trace as the correlator emits it (the
+	// Trace is reused afterwards). Otherwise the first Limit traces are
+	// kept in the result (0: all) and the rest only counted.
+	Sink  func(*correlate.Trace)
+	Limit int
+	// Progress, if set, is called now and then with bytes read of the total
+	// and frames so far, and once more at the end.
+	Progress func(read, total int64, frames int)
+}
+
+// progressEvery is how many frames pass between progress calls and
+// cancellation checks: rare enough to cost nothing per frame.
+const progressEvery = 1 << 16
+
+// Run analyses the inputs. Input errors (unreadable files, bad names) come
+// before any trace is emitted. When ctx is cancelled it stops reading and
+// returns the result so far with ErrInterrupted.
+func Run(ctx context.Context, o Options) (*correlate.Result, error) {
+	window := int64(o.Window)
+	if window <= 0 {
+		window = correlate.DefaultWindow
+	}
+	b, err := OpenBundle(o.Inputs, o.Order, window)
+	if err != nil {
+		return nil, err
+	}
+	specs := b.Specs()
+	for i := range specs {
+		if o.MTU > 0 && specs[i].MTU == 0 {
+			specs[i].MTU = o.MTU
+		}
+	}
+	var traces []correlate.Trace
+	sink := o.Sink
+	if sink == nil {
+		sink = func(t *correlate.Trace) {
+			if o.Limit == 0 || len(traces) < o.Limit {
+				traces = append(traces, t.Clone())
+			}
+		}
+	}
+	eng, err := correlate.New(correlate.Config{Points: specs, Window: window}, sink)
+	if err != nil {
+		return nil, err
+	}
+	m, files, err := b.Open(int64(o.Reorder), func(p int, ifc capture.Interface, early bool) {
+		eng.Close(p, early)
+		if ifc.HasDrops {
+			eng.SetDrops(p, ifc.Drops)
+		}
+		// A capture window recorded at the end of a long pcapng (past the
+		// pre-pass) still counts for what is left and for the report.
+		if ifc.End != 0 {
+			eng.SetCoverage(p, ifc.Start, ifc.End)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer files.Close()
+	defer m.Close() // before the files: its readers may still be reading them
+	progress := func(n int) {
+		if o.Progress != nil {
+			read, total := files.Progress()
+			o.Progress(read, total, n)
+		}
+	}
+	n := 0
+	var stopped error
+	for f := m.Next(); f != nil; f, n = m.Next(), n+1 {
+		if n%progressEvery == 0 {
+			if ctx.Err() != nil {
+				stopped = fmt.Errorf("%w after %d frames: %w", ErrInterrupted, n, context.Cause(ctx))
+				eng.Warn(fmt.Sprintf("analysis interrupted after %d frames: this report covers only those", n))
+				break
+			}
+			progress(n)
+		}
+		eng.Add(f)
+	}
+	progress(n)
+	for _, w := range b.Warnings {
+		eng.Warn(w)
+	}
+	for _, w := range m.Warnings() {
+		eng.Warn(w)
+	}
+	if len(b.OrderInferred) > 0 {
+		var names []string
+		for _, p := range b.Points {
+			names = append(names, p.Name)
+		}
+		eng.Warn(fmt.Sprintf("point order inferred from the traffic for %s: %s (use --order to override)",
+			strings.Join(b.OrderInferred, ", "), strings.Join(names, ",")))
+	}
+	res := eng.Finish()
+	res.Traces = traces
+	return res, stopped
+}
+
+// ErrInterrupted: the context was cancelled. Run still returns the result
+// of the frames read so far.
+var ErrInterrupted = errors.New("analysis interrupted")

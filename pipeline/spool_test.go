@@ -1,0 +1,253 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/pcapfile"
+	"github.com/pathtrace/pathtrace/correlate"
+)
+
+// pointFrames reads every frame of the inputs, per point in path order, with
+// private copies of the data.
+func pointFrames(t *testing.T, inputs []Input) (*Bundle, [][]capture.RawFrame) {
+	t.Helper()
+	b, err := OpenBundle(inputs, nil, correlate.DefaultWindow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := make([][]capture.RawFrame, len(b.Points))
+	for p, in := range inputs {
+		src, err := pcapfile.Open(in.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			rf, err := src.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rf.Data = append([]byte(nil), rf.Data...)
+			frames[p] = append(frames[p], rf)
+		}
+		src.Close()
+	}
+	return b, frames
+}
+
+// TestLiveMatchesOffline: a bundle's frames captured "live" — every point on
+// its own goroutine, in lockstep 5 ms steps of capture time as rings would
+// deliver them, through a spool small enough that the points wait for
+// recycled slabs — give the same traces as `analyze` of the files.
+func TestLiveMatchesOffline(t *testing.T) {
+	for _, set := range []struct {
+		name   string
+		points []string
+	}{
+		{"promisc", []string{"pod1", "pod1-veth", "cni0", "pod2-veth", "pod2"}},
+		{"flood-wrap", []string{"pod1", "cni0", "pod2"}},
+	} {
+		t.Run(set.name, func(t *testing.T) {
+			var inputs []Input
+			for _, p := range set.points {
+				name := p + ".cap"
+				if set.name == "flood-wrap" {
+					name += ".gz"
+				}
+				inputs = append(inputs, Input{Path: filepath.Join("..", "testdata", "captures", set.name, name)})
+			}
+			var want []correlate.Trace
+			ref, err := Run(context.Background(), Options{Inputs: inputs, Sink: func(tr *correlate.Trace) { want = append(want, tr.Clone()) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			b, frames := pointFrames(t, inputs)
+			var got []correlate.Trace
+			eng, err := correlate.New(correlate.Config{Points: b.Specs(), Window: correlate.DefaultWindow},
+				func(tr *correlate.Trace) { got = append(got, tr.Clone()) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tapped [8]int
+			live, err := startSpool(eng, len(frames), 1, func(p int, rf *capture.RawFrame) { tapped[p]++ })
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, end := int64(1<<63-1), int64(0)
+			for _, fs := range frames {
+				first, end = min(first, fs[0].Time), max(end, fs[len(fs)-1].Time)
+			}
+			const step = 5e6
+			var wg sync.WaitGroup
+			steps := make([]chan int64, len(frames))
+			for p := range frames {
+				steps[p] = make(chan int64)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sink, i := live.sinks[p], 0
+					for bound := range steps[p] {
+						for ; i < len(frames[p]) && frames[p][i].Time < bound; i++ {
+							rf := frames[p][i]
+							sink.Frame(&rf)
+						}
+						sink.Idle()
+						steps[p] <- 0
+					}
+				}()
+			}
+			for bound := first + step; bound <= end+step; bound += step {
+				for p := range steps {
+					steps[p] <- bound
+				}
+				for p := range steps {
+					<-steps[p]
+				}
+			}
+			for p := range steps {
+				close(steps[p])
+			}
+			wg.Wait()
+			live.close()
+			res := eng.Finish()
+
+			for p := range frames {
+				if tapped[p] != len(frames[p]) {
+					t.Errorf("point %d: tap saw %d frames of %d", p, tapped[p], len(frames[p]))
+				}
+			}
+			if res.Summary.Frames != ref.Summary.Frames || len(got) != len(want) {
+				t.Fatalf("live: %d frames, %d traces; offline: %d frames, %d traces",
+					res.Summary.Frames, len(got), ref.Summary.Frames, len(want))
+			}
+			for i := range want {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Fatalf("trace %d differs:\nlive    %+v\noffline %+v", i+1, got[i], want[i])
+				}
+			}
+			t.Logf("%d frames, %d traces equal", res.Summary.Frames, len(got))
+		})
+	}
+}
+
+// TestLiveSpoolBackpressure: far more than the spool holds goes through it
+// (a point waits for the correlator to free slabs); nothing is lost or
+// reordered, and a steady capture allocates nothing per frame.
+func TestLiveSpoolBackpressure(t *testing.T) {
+	eng, err := correlate.New(correlate.Config{Points: []correlate.PointSpec{{Name: "a", IfIndex: -1}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := startSpool(eng, 1, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.limit != minSpoolSlabs {
+		t.Fatalf("spool of %d slabs, want the minimum %d", live.limit, minSpoolSlabs)
+	}
+	sink := live.sinks[0]
+	data := make([]byte, 1000) // not a decodable frame: counted, keyed by nothing
+	const n = 40000            // 40 MB through a 2 MiB spool
+	rf := capture.RawFrame{Data: data, Time: 1e18, WireLen: len(data), LinkType: capture.LinkTypeEthernet}
+	feed := func() { // one frame variable, as capture.RunLive's readers have
+		rf.Time += 1000
+		rf.Num++
+		sink.Frame(&rf)
+	}
+	for range n / 2 {
+		feed()
+	}
+	allocs := testing.AllocsPerRun(n/2, feed)
+	sink.Idle()
+	live.close()
+	res := eng.Finish()
+	if res.Summary.Frames != n+1 { // AllocsPerRun runs once more to warm up
+		t.Fatalf("correlator saw %d frames, want %d", res.Summary.Frames, n+1)
+	}
+	if allocs > 0.01 {
+		t.Errorf("%.3f allocations per spooled frame, want ~0", allocs)
+	}
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	if len(live.slabs) != 0 {
+		t.Errorf("%d slabs still mapped after Close", len(live.slabs))
+	}
+}
+
+// TestSlabRoundTrip: every field a decoder or evidence writer reads comes
+// back from the spool as it went in.
+func TestSlabRoundTrip(t *testing.T) {
+	sl, err := newSlab(slabBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []capture.RawFrame{
+		{Data: []byte{1, 2, 3}, Time: 1764100000123456789, WireLen: 1514, LinkType: capture.LinkTypeEthernet, Dir: correlate.DirOut, Num: 7},
+		{Data: make([]byte, 1500), Time: -5, WireLen: 1500, LinkType: capture.LinkTypeRaw, Dir: correlate.DirIn, Num: 1 << 40},
+		{Data: nil, Time: 0, WireLen: 60, LinkType: 276, Num: 9},
+	}
+	in[1].Data[1499] = 0xee
+	for i := range in {
+		sl.put(&in[i])
+	}
+	var out []capture.RawFrame
+	sl.each(func(rf *capture.RawFrame) {
+		c := *rf
+		c.Data = append([]byte{}, rf.Data...)
+		out = append(out, c)
+	})
+	for i := range in {
+		in[i].Data = append([]byte{}, in[i].Data...)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip:\nin  %+v\nout %+v", in, out)
+	}
+}
+
+// TestLiveSpoolFilled: a capture goroutine that finds the spool full waits
+// for the correlator to free a slab, and the run says so.
+func TestLiveSpoolFilled(t *testing.T) {
+	eng, err := correlate.New(correlate.Config{Points: []correlate.PointSpec{{Name: "a", IfIndex: -1}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := startSpool(eng, 1, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*slab
+	for range live.limit - 1 { // the sink holds one already
+		held = append(held, live.get())
+	}
+	if live.filled() {
+		t.Fatal("spool reported full before it was")
+	}
+	got := make(chan *slab)
+	go func() { got <- live.get() }()
+	for deadline := time.Now().Add(5 * time.Second); !live.filled(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a get on a full spool did not report it")
+		}
+	}
+	select {
+	case <-got:
+		t.Fatal("get returned a slab beyond the spool's size")
+	case <-time.After(20 * time.Millisecond):
+	}
+	live.free <- held[0] // the correlator frees one
+	if sl := <-got; sl != held[0] {
+		t.Fatal("the waiting get did not receive the freed slab")
+	}
+	live.close()
+}
