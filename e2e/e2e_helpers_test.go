@@ -75,37 +75,16 @@ func e2eUp(t *testing.T, cfg lab.Config) *lab.Lab {
 	return l
 }
 
-// liveDoc is `pathtrace --src --dst -f json` as a consumer reads it. Nullable
-// fields are pointers so null is told apart from zero.
+// liveDoc is `pathtrace --src --dst -f json` as a consumer reads it: the
+// analysis result, plus what only a live run has.
 type liveDoc struct {
-	Points     []livePoint     `json:"points"`
-	Traces     []liveTrace     `json:"traces"`
-	HopLatency []jHopStat      `json:"hop_latency"`
-	Anomalies  []jAnomaly      `json:"anomalies"`
-	Warnings   []string        `json:"warnings"`
-	Summary    liveSummary     `json:"summary"`
-	Discovery  *discover.Path  `json:"discovery"`
-	Live       *liveInfoReport `json:"live"`
-}
-
-type livePoint struct {
-	Name      string  `json:"name"`
-	Interface *string `json:"interface"`
-	IfIndex   *int    `json:"ifindex"`
-	Source    string  `json:"source"`
-	Coverage  struct {
-		Frames      int     `json:"frames"`
-		KernelDrops *uint64 `json:"kernel_drops"`
-	} `json:"coverage"`
+	jResult
+	Discovery *discover.Path  `json:"discovery"`
+	Live      *liveInfoReport `json:"live"`
 }
 
 // liveTrace is a trace of the live JSON: the same fields as analyze's.
 type liveTrace = jTrace
-
-type liveSummary struct {
-	jSummary
-	ByProto map[string]int `json:"by_protocol"`
-}
 
 type liveInfoReport struct {
 	Probes      int      `json:"probes"`

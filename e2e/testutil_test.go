@@ -65,6 +65,10 @@ type jPoint struct {
 	Interface *string `json:"interface"`
 	IfIndex   *int    `json:"ifindex"`
 	Source    string  `json:"source"`
+	Coverage  struct {
+		Frames      int     `json:"frames"`
+		KernelDrops *uint64 `json:"kernel_drops"`
+	} `json:"coverage"`
 }
 
 type jTrace struct {
@@ -132,14 +136,15 @@ type jAnomaly struct {
 }
 
 type jSummary struct {
-	Frames   int    `json:"frames"`
-	Decoded  int    `json:"decoded"`
-	Traces   int    `json:"traces"`
-	Complete int    `json:"complete"`
-	Lost     int    `json:"lost"`
-	WithGaps int    `json:"with_gaps"`
-	Verdict  string `json:"verdict"`
-	Clean    bool   `json:"clean"`
+	Frames   int            `json:"frames"`
+	Decoded  int            `json:"decoded"`
+	Traces   int            `json:"traces"`
+	Complete int            `json:"complete"`
+	Lost     int            `json:"lost"`
+	WithGaps int            `json:"with_gaps"`
+	ByProto  map[string]int `json:"by_protocol"`
+	Verdict  string         `json:"verdict"`
+	Clean    bool           `json:"clean"`
 }
 
 func decodeResult(t *testing.T, out string) *jResult {

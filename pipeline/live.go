@@ -63,8 +63,14 @@ func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 	if err := o.Evidence.plan(path); err != nil {
 		return report.Document{}, err
 	}
-	lt := &liveTrace{o: o, path: path}
-	eng, err := correlate.New(liveConfig(path, o.Window), lt.emitted)
+	lt := &liveTrace{o: o, path: path, keep: keeper{limit: o.Limit}}
+	if o.Sink != nil {
+		lt.keep.sinks = append(lt.keep.sinks, o.Sink)
+	}
+	if o.Evidence != nil {
+		lt.keep.sinks = append(lt.keep.sinks, o.Evidence.trace)
+	}
+	eng, err := correlate.New(liveConfig(path, o.Window), lt.keep.add)
 	if err != nil {
 		o.Evidence.abort()
 		return report.Document{}, err
@@ -78,7 +84,7 @@ func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 		path.Notes = append(path.Notes, fmt.Sprintf("bridge forwarding entries after the trace could not be read: %v", err))
 	}
 	result := lt.finish()
-	result.Traces = lt.kept
+	result.Traces = lt.keep.kept
 	lt.info.Evidence = o.Evidence.paths()
 	return report.Document{Result: result, Path: path, Live: &lt.info}, nil
 }
@@ -88,7 +94,7 @@ type liveTrace struct {
 	o      TraceOptions
 	path   *discover.Path
 	eng    *correlate.Engine
-	kept   []correlate.Trace
+	keep   keeper
 	points []afpacket.Point
 
 	stats       afpacket.Stats
@@ -96,18 +102,6 @@ type liveTrace struct {
 	info        report.LiveInfo
 	sendErr     error // first probe that could not be sent
 	spoolFilled bool
-}
-
-// emitted is the correlator's sink: every trace to the caller's sink and
-// the evidence, the first Limit kept for the report.
-func (lt *liveTrace) emitted(t *correlate.Trace) {
-	if lt.o.Sink != nil {
-		lt.o.Sink(t)
-	}
-	lt.o.Evidence.trace(t)
-	if lt.o.Limit == 0 || len(lt.kept) < lt.o.Limit {
-		lt.kept = append(lt.kept, t.Clone())
-	}
 }
 
 // capture arms every point, probes (or waits), stops and drains, feeding

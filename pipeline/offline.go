@@ -22,7 +22,8 @@ type Options struct {
 	Window  time.Duration // match window; 0: correlate.DefaultWindow
 	Reorder time.Duration // reorder span; 0: DefaultReorder
 	// Sink, if set, receives every trace as the correlator emits it (the
-	// Trace is reused afterwards). Otherwise the first Limit traces are
+	// Trace is reused afterwards), and the result keeps none, so memory
+	// does not grow with the input. Otherwise the first Limit traces are
 	// kept in the result (0: all) and the rest only counted.
 	Sink  func(*correlate.Trace)
 	Limit int
@@ -53,16 +54,11 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 			specs[i].MTU = o.MTU
 		}
 	}
-	var traces []correlate.Trace
-	sink := o.Sink
-	if sink == nil {
-		sink = func(t *correlate.Trace) {
-			if o.Limit == 0 || len(traces) < o.Limit {
-				traces = append(traces, t.Clone())
-			}
-		}
+	keep := &keeper{limit: o.Limit}
+	if o.Sink != nil {
+		keep.sinks, keep.limit = append(keep.sinks, o.Sink), -1
 	}
-	eng, err := correlate.New(correlate.Config{Points: specs, Window: window}, sink)
+	eng, err := correlate.New(correlate.Config{Points: specs, Window: window}, keep.add)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +113,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 			strings.Join(b.OrderInferred, ", "), strings.Join(names, ",")))
 	}
 	res := eng.Finish()
-	res.Traces = traces
+	res.Traces = keep.kept
 	return res, stopped
 }
 

@@ -1,8 +1,6 @@
 package report
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,27 +15,10 @@ import (
 // Markdown writes the same content as Table for pasting into an incident
 // ticket: headings, GitHub-flavoured tables, and times exact to the ns.
 func Markdown(w io.Writer, d Document, o Options) error {
-	if d.Result == nil {
-		return errors.New("report: no result to render")
-	}
-	bw := bufio.NewWriter(w)
-	m := &mdWriter{w: bw, o: o, own: ownersOf(d)}
-	m.render(d)
-	if m.err != nil {
-		return fmt.Errorf("render markdown: %w", m.err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write markdown: %w", err)
-	}
-	return nil
+	return write(w, d, o, "markdown", func(b *writer) { (&mdWriter{b}).render(d) })
 }
 
-type mdWriter struct {
-	w   *bufio.Writer
-	o   Options
-	own owners
-	err error
-}
+type mdWriter struct{ *writer }
 
 func (m *mdWriter) line(format string, a ...any) {
 	fmt.Fprintf(m.w, format+"\n", a...)

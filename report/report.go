@@ -5,7 +5,10 @@
 package report
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,6 +51,33 @@ func (o Options) width() int {
 		return 120
 	}
 	return o.Width
+}
+
+// writer is what every text renderer writes with: the buffered output, the
+// options, who owns which MAC, and the first error (bufio keeps write
+// errors sticky; this keeps tablewriter's).
+type writer struct {
+	w   *bufio.Writer
+	o   Options
+	own owners
+	err error
+}
+
+// write renders d with fn over a buffered w.
+func write(w io.Writer, d Document, o Options, format string, fn func(*writer)) error {
+	if d.Result == nil {
+		return errors.New("report: no result to render")
+	}
+	bw := bufio.NewWriter(w)
+	b := &writer{w: bw, o: o, own: ownersOf(d)}
+	fn(b)
+	if b.err != nil {
+		return fmt.Errorf("render %s: %w", format, b.err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", format, err)
+	}
+	return nil
 }
 
 // owners maps a lower-case MAC to who owns it. Discovery knows owners from

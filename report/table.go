@@ -1,9 +1,7 @@
 package report
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -19,27 +17,10 @@ import (
 // Table writes the human report: what an SRE reads in one screen instead of
 // five tcpdumps. The verdict comes last, where the eye lands.
 func Table(w io.Writer, d Document, o Options) error {
-	if d.Result == nil {
-		return errors.New("report: no result to render")
-	}
-	bw := bufio.NewWriter(w)
-	t := &textWriter{w: bw, o: o, own: ownersOf(d)}
-	t.render(d)
-	if t.err != nil {
-		return fmt.Errorf("render table: %w", t.err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	return nil
+	return write(w, d, o, "table", func(b *writer) { (&textWriter{b}).render(d) })
 }
 
-type textWriter struct {
-	w   *bufio.Writer
-	o   Options
-	own owners
-	err error // first error from tablewriter; bufio keeps write errors sticky
-}
+type textWriter struct{ *writer }
 
 func (t *textWriter) line(format string, a ...any) {
 	fmt.Fprintf(t.w, format+"\n", a...)
@@ -225,28 +206,33 @@ func (t *textWriter) render(d Document) {
 }
 
 func (t *textWriter) path(d Document) {
-	p := d.Path
+	t.pathPoints(d.Path)
+	if len(d.Path.FDB) > 0 {
+		t.line("")
+		t.line("Bridge forwarding entries for the pods' MACs")
+		rows := make([][]string, len(d.Path.FDB))
+		for i, e := range d.Path.FDB {
+			rows[i] = fdbCells(t.own, e)
+		}
+		t.table(fdbHeader, rows)
+	}
+	for _, n := range d.Path.Notes {
+		t.line("note: %s", n)
+	}
+	if d.Live != nil {
+		t.line("%s", liveLine(d.Live))
+	}
+}
+
+// pathPoints is the path's header line and its table of points, in both
+// table views.
+func (t *textWriter) pathPoints(p *discover.Path) {
 	t.line("Discovered path  %s", pathEnds(p))
 	rows := make([][]string, len(p.Points))
 	for i, pt := range p.Points {
 		rows[i] = pathCells(pt)
 	}
 	t.table(pathHeader, rows, 3, 5)
-	if len(p.FDB) > 0 {
-		t.line("")
-		t.line("Bridge forwarding entries for the pods' MACs")
-		rows := make([][]string, len(p.FDB))
-		for i, e := range p.FDB {
-			rows[i] = fdbCells(t.own, e)
-		}
-		t.table(fdbHeader, rows)
-	}
-	for _, n := range p.Notes {
-		t.line("note: %s", n)
-	}
-	if d.Live != nil {
-		t.line("%s", liveLine(d.Live))
-	}
 }
 
 // pathEnds is "pod1 10.244.1.2 (eth0 3a:…) → pod2 10.244.1.3 (eth0 d2:…)",

@@ -254,3 +254,7 @@ func (w *objWriter) str(s string) {
 	w.b = append(w.b, s...)
 	w.b = append(w.b, '"')
 }
+
+// AppendTraceJSON appends t as the JSON report writes each trace (indented
+// as a top-level value), for tools that check a report trace by trace.
+func AppendTraceJSON(b []byte, t *correlate.Trace) []byte { return appendTrace(b, t, 0) }

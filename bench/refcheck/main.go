@@ -29,6 +29,7 @@ import (
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
 	"github.com/pathtrace/pathtrace/pipeline"
+	"github.com/pathtrace/pathtrace/report"
 )
 
 func main() {
@@ -99,7 +100,7 @@ func run(jsonPath string, files []string, window, reorder int64) error {
 			if err := dec.Decode(&got); err != nil {
 				return fmt.Errorf("%s: hop_latency: %w", jsonPath, err)
 			}
-			want, err := generic(nonNil(ref.HopLatency))
+			want, err := generic(ref.HopLatency)
 			if err != nil {
 				return err
 			}
@@ -234,9 +235,9 @@ func compareTraces(dec *json.Decoder, ref []correlate.Trace) error {
 		if i >= len(ref) {
 			return fmt.Errorf("first difference: analyze has more traces than the reference (%d): traces[%d] = %s", len(ref), i, short(got))
 		}
-		want, err := generic(normTrace(ref[i]))
-		if err != nil {
-			return err
+		var want any
+		if err := json.Unmarshal(report.AppendTraceJSON(nil, &ref[i]), &want); err != nil {
+			return fmt.Errorf("reference traces[%d]: %w", i, err)
 		}
 		if d := diff(fmt.Sprintf("traces[%d]", i), want, got); d != "" {
 			return fmt.Errorf("first difference (reference vs analyze): %s", d)
@@ -246,7 +247,7 @@ func compareTraces(dec *json.Decoder, ref []correlate.Trace) error {
 		return fmt.Errorf("traces: %w", err)
 	}
 	if i != len(ref) && !opts.noRef {
-		return fmt.Errorf("first difference: analyze has %d traces, the reference %d; traces[%d] = %s", i, len(ref), i, short(normTrace(ref[i])))
+		return fmt.Errorf("first difference: analyze has %d traces, the reference %d; traces[%d] = %s", i, len(ref), i, short(json.RawMessage(report.AppendTraceJSON(nil, &ref[i]))))
 	}
 	return nil
 }
@@ -260,22 +261,6 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 		return fmt.Errorf("want %q, got %v", want, tok)
 	}
 	return nil
-}
-
-// normTrace mirrors the JSON writer: empty slices, never null.
-func normTrace(t correlate.Trace) correlate.Trace {
-	t.Hops = nonNil(t.Hops)
-	t.Missing = nonNil(t.Missing)
-	t.Rewrites = nonNil(t.Rewrites)
-	t.Flags = nonNil(t.Flags)
-	return t
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }
 
 // generic round-trips v through JSON into maps, slices and float64s.

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"io"
 	"testing"
-	"time"
 )
 
 // FuzzOpenFile feeds arbitrary bytes to the readers: no panic, no frame
 // larger than the cap, interface indices in range, and termination (every
-// record consumes input, so frames can never outnumber the bytes).
-func FuzzOpen(f *testing.F) {
+// record consumes input, so frames can never outnumber the bytes). No
+// wall-clock limit: the fuzzer's own hang detection covers a stuck reader,
+// and a loaded machine must not fail it.
+func FuzzOpenFile(f *testing.F) {
 	frames := ftFrames(3)
 	f.Add(ftPcapBytes(f, frames))
 	f.Add(ftPcapngBytes(f, frames))
@@ -18,7 +19,6 @@ func FuzzOpen(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		start := time.Now()
 		src, err := NewReader("fuzz", bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			return
@@ -40,9 +40,6 @@ func FuzzOpen(f *testing.F) {
 			if len(rf.Data) > maxBlockBytes || rf.Iface < 0 || rf.Iface >= len(src.Interfaces()) || rf.Num < n {
 				t.Fatalf("frame %d: len %d iface %d of %d num %d", n, len(rf.Data), rf.Iface, len(src.Interfaces()), rf.Num)
 			}
-		}
-		if time.Since(start) > 2*time.Second {
-			t.Fatalf("took %v for %d bytes", time.Since(start), len(data))
 		}
 	})
 }

@@ -113,6 +113,9 @@ func (o *analyzeOptions) run(ctx context.Context) error {
 	if err != nil && !interrupted {
 		return usageError(err)
 	}
+	if res.Summary.Frames == 0 && interrupted {
+		return &exitError{exitInterrupted, fmt.Errorf("interrupted before a frame was read: %w", context.Cause(ctx))}
+	}
 	if res.Summary.Frames == 0 {
 		var names []string
 		for _, in := range inputs {

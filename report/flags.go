@@ -1,0 +1,109 @@
+package report
+
+// The findings a timeline row shows in its last column, long and short.
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pathtrace/pathtrace/correlate"
+)
+
+// trFlag is one finding in a trace row's last column, in a long form
+// ("hairpin refl @pod1-veth,pod1") and a short one ("refl ×2") used when
+// the long forms do not fit the width.
+type trFlag struct{ long, short string }
+
+// traceFlags are the findings the matrix cells do not already show: loss,
+// gaps and negative deltas are visible in the cells, so they have no flag.
+func traceFlags(tr *correlate.Trace) []trFlag {
+	var f []trFlag
+	var refl []string
+	n := 0
+	for _, h := range tr.Hops {
+		if h.Reflection {
+			n++
+			if !containsStr(refl, h.Point) {
+				refl = append(refl, h.Point)
+			}
+		}
+	}
+	if n > 0 {
+		s := "refl"
+		if n > 1 {
+			s = fmt.Sprintf("refl ×%d", n)
+		}
+		kind := "refl"
+		switch group, known := groupDst(tr); {
+		case known && group:
+			kind = "hairpin refl"
+		case known:
+			kind = "flood refl"
+		}
+		f = append(f, trFlag{kind + " @" + strings.Join(refl, ","), s})
+	}
+	for _, fl := range tr.Flags {
+		switch fl {
+		case correlate.FlagReflection, correlate.FlagLost, correlate.FlagGap, correlate.FlagNegativeDelta:
+		case correlate.FlagDuplicate:
+			f = append(f, trFlag{"dup", "dup"})
+		case correlate.FlagFragment:
+			f = append(f, trFlag{"frag", "frag"})
+		case correlate.FlagOverMTU:
+			f = append(f, trFlag{">mtu", ">mtu"})
+		default:
+			f = append(f, trFlag{fl.String(), fl.String()})
+		}
+	}
+	if len(tr.Rewrites) > 0 {
+		var kinds, at []string
+		for _, rw := range tr.Rewrites {
+			k := rewriteKind(rw.Field)
+			if !containsStr(kinds, k) {
+				kinds = append(kinds, k)
+			}
+			if !containsStr(at, rw.Point) {
+				at = append(at, rw.Point)
+			}
+		}
+		f = append(f, trFlag{strings.Join(kinds, "/") + " rewrite @" + strings.Join(at, ","), "rewrite"})
+	}
+	if tr.RTT != nil {
+		s := "rtt " + micros1(tr.RTT.TotalNs)
+		f = append(f, trFlag{s, s})
+	}
+	return f
+}
+
+// groupDst reports whether the trace's destination MAC is a broadcast or
+// multicast address (a flood, so a reflection is hairpin mode doing its
+// job), and whether any hop recorded it at all.
+func groupDst(tr *correlate.Trace) (group, known bool) {
+	for _, h := range tr.Hops {
+		if h.DstMAC.Valid {
+			return h.DstMAC.V[0]&1 == 1, true
+		}
+	}
+	return false, false
+}
+
+func rewriteKind(field correlate.Field) string {
+	switch field {
+	case correlate.FieldSrcMAC, correlate.FieldDstMAC:
+		return "MAC"
+	case correlate.FieldTTL:
+		return "TTL"
+	case correlate.FieldSrcIP, correlate.FieldDstIP, correlate.FieldSrcPort, correlate.FieldDstPort:
+		return "NAT"
+	}
+	return field.String()
+}
+
+func containsStr(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
