@@ -541,7 +541,7 @@ func startTcpdump(t *testing.T, dir string, points []pointSpec) []*tcpdumpAt {
 		tds = append(tds, td)
 	}
 	for _, td := range tds {
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second) // a loaded machine starts tcpdump slowly
 		for !strings.Contains(td.errb.String(), "listening on") {
 			if time.Now().After(deadline) {
 				t.Fatalf("tcpdump at %s not listening after 10s: %s", td.point.Name, td.errb)

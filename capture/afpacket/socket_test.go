@@ -171,7 +171,7 @@ func startTcpdump(t *testing.T, ns, ifname, file string) (stop func()) {
 	t.Cleanup(stop)
 	select {
 	case <-listening:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // a loaded machine starts tcpdump slowly
 		tailMu.Lock()
 		defer tailMu.Unlock()
 		t.Fatalf("tcpdump did not start listening:\n%s", tail.String())
