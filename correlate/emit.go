@@ -81,7 +81,7 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 		}
 		hop := Hop{
 			Point:      e.cfg.Points[h.point].Name,
-			Time:       Timestamp(h.time),
+			Time:       Timestamp(h.stamp),
 			DeltaNs:    d,
 			Dir:        h.dir,
 			Frame:      int(h.num),
@@ -95,6 +95,9 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 		}
 		if h.hasTTL {
 			hop.TTL = someU(uint64(h.ttl))
+		}
+		if h.encap.Type != EncapNone {
+			hop.Encap = encapRep(&h.encap)
 		}
 		out.Hops = append(out.Hops, hop)
 	}

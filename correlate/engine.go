@@ -54,7 +54,8 @@ type Sink func(*Trace)
 
 type hop struct {
 	point    int
-	time     int64
+	time     int64 // on the reference clock: deltas and matching
+	stamp    int64 // the capture's own: reported
 	num      int32
 	dir      LinkDir
 	src, dst MAC
@@ -75,6 +76,7 @@ type hop struct {
 	wireLen  int32
 	frag     bool
 	refl     bool
+	encap    Encap
 }
 
 type trace struct {

@@ -119,7 +119,8 @@ type Frame struct {
 	// Small fields are grouped so that padding does not grow the struct:
 	// decoders write one per frame, and it crosses cores in batches.
 	Point int   // index of the capture point, in path order
-	Time  int64 // capture stamp, ns since the Unix epoch
+	Time  int64 // ns since the Unix epoch on the analysis's reference clock: Stamp corrected for the point's clock offset
+	Stamp int64 // the capture's own stamp, as tshark shows it
 	Num   int   // 1-based record number in its source (tshark's frame.number for files)
 
 	Key Key
@@ -128,7 +129,6 @@ type Frame struct {
 	IPLen        int        // IP total length in bytes as the header states it (0 without IP)
 	WireLen      int        // original frame length on the wire
 	CapLen       int        // bytes captured (< WireLen when cut by snaplen)
-	VNI          uint32
 	SrcMAC       MAC
 	DstMAC       MAC
 	SrcPort      uint16
@@ -145,5 +145,41 @@ type Frame struct {
 	HasIPID      bool
 	Fragment     bool // IPv4 MF set or offset > 0, or IPv6 fragment header
 	DF           bool // IPv4 don't-fragment
-	HasVNI       bool // the frame was VXLAN encapsulated; the fields above are the inner frame's
+	// Encap is what the tunnel's outer headers said when the frame was seen
+	// encapsulated (Encap.Type != EncapNone); the fields above are then the
+	// inner frame's, whose identity is what the pods see on their side.
+	Encap Encap
+}
+
+// EncapType is the tunnel a frame was seen in.
+type EncapType uint8
+
+const (
+	EncapNone   EncapType = iota
+	EncapVXLAN            // UDP 4789 or 8472 (Flannel's vxlan backend)
+	EncapIPIP             // IP protocol 4 (IPv4 in IP, Calico) or 41 (IPv6 in IP)
+	EncapGENEVE           // UDP 6081 (OVN-Kubernetes, Cilium)
+	EncapUDP              // Flannel's udp backend, UDP 8285: a bare IP packet
+	EncapGRE              // IP protocol 47 carrying IP or Ethernet
+)
+
+var encapNames = names{"", "vxlan", "ipip", "geneve", "udp", "gre"}
+
+func (t EncapType) String() string                { return encapNames.text(uint8(t), "encap") }
+func (t EncapType) MarshalText() ([]byte, error)  { return []byte(t.String()), nil }
+func (t *EncapType) UnmarshalText(b []byte) error { return parseInto(t, encapNames, b, "encap") }
+
+// Encap describes the outer headers of a tunnelled frame. A field the
+// capture does not record (SLL keeps no destination MAC) has its Has flag
+// false.
+type Encap struct {
+	SrcIP, DstIP     netip.Addr // outer addresses (the tunnel endpoints)
+	VNI              uint32     // VXLAN/GENEVE network identifier, GRE key
+	SrcPort, DstPort uint16     // outer UDP ports (vxlan, geneve, udp)
+	SrcMAC, DstMAC   MAC
+	TTL              uint8
+	Type             EncapType
+	HasVNI           bool
+	HasSrcMAC        bool
+	HasDstMAC        bool
 }

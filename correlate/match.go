@@ -140,8 +140,12 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 	if len(t.hops) >= maxHops {
 		return
 	}
+	stamp := f.Stamp
+	if stamp == 0 { // a frame no decoder stamped (tests): no clock correction
+		stamp = f.Time
+	}
 	t.hops = append(t.hops, hop{
-		point: f.Point, time: f.Time, num: int32(f.Num), dir: f.Dir,
+		point: f.Point, time: f.Time, stamp: stamp, num: int32(f.Num), dir: f.Dir, encap: f.Encap,
 		src: f.SrcMAC, dst: f.DstMAC, hasSrc: f.HasSrcMAC, hasDst: f.HasDstMAC,
 		ttl: f.TTL, hasTTL: f.HasTTL, srcIP: f.SrcIP, dstIP: f.DstIP,
 		sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,

@@ -195,6 +195,42 @@ type Hop struct {
 	Dir        LinkDir   `json:"dir,omitempty"` // "in" | "out" where the capture records it
 	Frame      int       `json:"frame"`         // record number in the point's source
 	Reflection bool      `json:"reflection,omitempty"`
+	Encap      HopEncap  `json:"encap,omitzero"` // only on a hop seen encapsulated
+}
+
+// HopEncap is the tunnel a hop saw the frame in: the outer headers. A
+// field the tunnel or the capture lacks is null (VNI: left out).
+type HopEncap struct {
+	Type        EncapType `json:"type"`
+	VNI         OptUint   `json:"vni,omitzero"`
+	OuterSrcIP  OptAddr   `json:"outer_src_ip"`
+	OuterDstIP  OptAddr   `json:"outer_dst_ip"`
+	OuterSrcMAC OptMAC    `json:"outer_src_mac"`
+	OuterDstMAC OptMAC    `json:"outer_dst_mac"`
+	OuterTTL    OptUint   `json:"outer_ttl"`
+	SrcPort     OptUint   `json:"src_port"`
+	DstPort     OptUint   `json:"dst_port"`
+}
+
+func encapRep(e *Encap) HopEncap {
+	r := HopEncap{Type: e.Type, OuterSrcIP: addr(e.SrcIP), OuterDstIP: addr(e.DstIP)}
+	if e.HasVNI {
+		r.VNI = someU(uint64(e.VNI))
+	}
+	if e.HasSrcMAC {
+		r.OuterSrcMAC = someMAC(e.SrcMAC)
+	}
+	if e.HasDstMAC {
+		r.OuterDstMAC = someMAC(e.DstMAC)
+	}
+	if e.SrcIP.IsValid() {
+		r.OuterTTL = someU(uint64(e.TTL))
+	}
+	switch e.Type {
+	case EncapVXLAN, EncapGENEVE, EncapUDP:
+		r.SrcPort, r.DstPort = someU(uint64(e.SrcPort)), someU(uint64(e.DstPort))
+	}
+	return r
 }
 
 // Rewrite is a field outside the key that changed between two hops.

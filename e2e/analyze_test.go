@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -909,6 +910,17 @@ func TestAnalyzeFormats(t *testing.T) {
 	}
 	if !strings.Contains(md, "## Traces") || !strings.Contains(md, verdict) {
 		t.Errorf("markdown lacks \"## Traces\" or the verdict %q:\n%.3000s", verdict, md)
+	}
+
+	// HTML: the verdict, and a line per trace (the seed's few are all drawn).
+	code, page, errs := runCLI(t, append([]string{"analyze", "-q", "-f", "html"}, files...)...)
+	if code != exitFindings {
+		t.Errorf("html: exit %d, want %d: %s", code, exitFindings, errs)
+	}
+	traces := len(decodeResult(t, out).Traces)
+	if !strings.Contains(page, `<p class="v">`+html.EscapeString(verdict)+`</p>`) ||
+		strings.Count(page, `<g class="tr `) != traces {
+		t.Errorf("html lacks the verdict %q or a line per trace (%d):\n%.3000s", verdict, traces, page)
 	}
 
 	code, table, errs := runCLI(t, append([]string{"analyze", "-q"}, files...)...)

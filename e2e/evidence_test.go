@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pathtrace/pathtrace/internal/testenv"
@@ -24,6 +26,16 @@ func TestEvidenceReanalysed(t *testing.T) {
 		"-c", "3", "-i", "50ms", "--timeout", "300ms", "-o", dir, "-f", "json")
 	if live.Code != 0 {
 		t.Fatalf("live run: exit %d\n%s", live.Code, live.describe())
+	}
+	// report.html draws the run: a lane per point, a line per trace.
+	page, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil {
+		t.Fatalf("report.html: %v", err)
+	}
+	lanes, lines := strings.Count(string(page), `<line class="lane"`), strings.Count(string(page), `<g class="tr `)
+	if lanes != len(live.Doc.Points) || lines != len(live.Doc.Traces) {
+		t.Errorf("report.html: %d lanes and %d trace lines, want %d points and %d traces",
+			lanes, lines, len(live.Doc.Points), len(live.Doc.Traces))
 	}
 	code, out, errb := runCLI(t, "analyze", "-f", "json", filepath.Join(dir, "path.pcapng"))
 	if code != 0 {

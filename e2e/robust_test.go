@@ -92,7 +92,7 @@ func TestRobustInterrupt(t *testing.T) {
 			t.Errorf("point %s: path.pcapng interface %d holds %d frames, %s.cap %d", pt.Name, i, ng.perIf[i], pt.Name, c.packets)
 		}
 	}
-	for _, name := range []string{"report.json", "report.md"} {
+	for _, name := range []string{"report.json", "report.md", "report.html"} {
 		if fi, err := os.Stat(filepath.Join(out, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("after SIGINT, %s: %v, want the report written", name, err)
 		}
@@ -621,7 +621,7 @@ func TestRobustEvidenceFiles(t *testing.T) {
 	for _, pt := range labPoints(l) {
 		names = append(names, pt.Name+".cap")
 	}
-	names = append(names, "path.pcapng", "report.json", "report.md")
+	names = append(names, "path.pcapng", "report.json", "report.md", "report.html")
 	slices.Sort(names)
 	args := []string{"--src", cfg.Prefix + "pod1", "--dst", cfg.Prefix + "pod2", "-c", "2", "-i", "50ms", "--timeout", "200ms"}
 	tmp := t.TempDir()

@@ -332,6 +332,13 @@ func TestTraceBridgeDrop(t *testing.T) {
 	if d.Live == nil || d.Live.Sent != 3 || d.Live.Replies != 0 {
 		t.Errorf("live %+v, want 3 sent and no replies", d.Live)
 	}
+
+	// The same drop as a page: a lane per point, a cross per lost request.
+	h := runTrace(t, ctx, "--src", l.Pods[0].Name, "--dst", l.Pods[1].Name, "-c", "3", "-i", "100ms", "--timeout", "500ms", "-f", "html")
+	lanes, crosses := strings.Count(h.Stdout, `<line class="lane"`), strings.Count(h.Stdout, `class="lost"`)
+	if h.Code != exitFindings || lanes != len(path) || crosses != 3 {
+		t.Errorf("-f html: exit %d, %d lanes, %d lost crosses; want 1, %d, 3", h.Code, lanes, crosses, len(path))
+	}
 }
 
 const e2eChildEnv = "PATHTRACE_E2E_CHILD"

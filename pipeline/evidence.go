@@ -21,7 +21,7 @@ import (
 
 // Evidence writes what a live run saw, for a ticket: one nanosecond pcap per
 // point named as the seed names its files, one pcapng with an interface per
-// point in path order, and the report as JSON and Markdown. Files are 0600
+// point in path order, and the report as JSON, Markdown and HTML. Files are 0600
 // in a 0700 directory and never replace existing ones without force.
 //
 // Every method is safe on a nil *Evidence (no evidence asked for), so the
@@ -35,6 +35,7 @@ type Evidence struct {
 	madeDir    bool   // plan created the directory
 	reportFile *os.File
 	report     *report.JSONStream
+	keep       report.Keeper // the traces report.html draws
 
 	// Each point's pcap is written by its capture goroutine under its own
 	// lock (so points never wait for each other); path.pcapng is assembled
@@ -101,7 +102,7 @@ func (e *Evidence) plan(path *discover.Path) error {
 		return nil
 	}
 	// Check every name first: a refused run must not leave new files behind.
-	names := []string{"report.json", "report.md", "path.pcapng"}
+	names := []string{"report.json", "report.md", "report.html", "path.pcapng"}
 	for _, p := range path.Points {
 		names = append(names, p.Name+".cap")
 	}
@@ -173,6 +174,7 @@ func (e *Evidence) trace(t *correlate.Trace) {
 	defer e.mu.Unlock()
 	if e.report != nil {
 		e.report.Trace(t)
+		e.keep.Add(t)
 	}
 }
 
@@ -181,7 +183,7 @@ func (e *Evidence) paths() []string {
 	if e == nil {
 		return nil
 	}
-	return append(append([]string{}, e.written...), filepath.Join(e.dir, "report.md"))
+	return append(append([]string{}, e.written...), filepath.Join(e.dir, "report.md"), filepath.Join(e.dir, "report.html"))
 }
 
 // abort closes and removes what this run created: a run that captured
@@ -363,17 +365,28 @@ func (e *Evidence) Finish(doc report.Document) error {
 		return fmt.Errorf("write report.json: %w", rerr)
 	}
 	// The Markdown report shows the traces the run kept (--limit); the
-	// JSON report has them all.
-	f, err := e.create("report.md")
+	// JSON report has them all; the HTML page draws what its Keeper kept.
+	if err := e.writeReport("report.md", func(w io.Writer) error { return report.Markdown(w, doc, report.Options{}) }); err != nil {
+		return err
+	}
+	res := *doc.Result
+	res.Traces = e.keep.Traces()
+	page := doc
+	page.Result = &res
+	return e.writeReport("report.html", func(w io.Writer) error { return report.HTML(w, page, report.Options{}) })
+}
+
+func (e *Evidence) writeReport(name string, render func(io.Writer) error) error {
+	f, err := e.create(name)
 	if err != nil {
 		return err
 	}
-	if err := report.Markdown(f, doc, report.Options{}); err != nil {
+	if err := render(f); err != nil {
 		f.Close()
-		return fmt.Errorf("write report.md: %w", err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write report.md: %w", err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
 }

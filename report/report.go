@@ -473,6 +473,19 @@ func pointMACs(o owners, p correlate.PointRep) []string {
 	return out
 }
 
+var pointHeader = []string{"POINT", "INTERFACE", "MACS SEEN", "COVERAGE", "FRAMES", "DROPS", "TRUNC"}
+
+// pointCells is a point's row of the Points table (times of day, UTC);
+// macs renders the MACS SEEN cell.
+func pointCells(o owners, p correlate.PointRep, macs func(owners, correlate.PointRep) string) []string {
+	cov := "-"
+	if c := p.Coverage; c.First != nil && c.Last != nil {
+		cov = clock(*c.First, 6) + "–" + clock(*c.Last, 6)
+	}
+	return []string{p.Name, ifaceCell(p), macs(o, p), cov,
+		fmt.Sprint(p.Coverage.Frames), drops(p.Coverage.KernelDrops), fmt.Sprint(p.Coverage.Truncated)}
+}
+
 func ifaceCell(p correlate.PointRep) string {
 	if !p.Interface.Valid {
 		return "-"

@@ -269,14 +269,9 @@ func (t *textWriter) points(r *correlate.Result, macs func(owners, correlate.Poi
 	t.line("%s", title)
 	rows := make([][]string, len(r.Points))
 	for i, p := range r.Points {
-		cov := "-"
-		if c := p.Coverage; c.First != nil && c.Last != nil {
-			cov = clock(*c.First, 6) + "–" + clock(*c.Last, 6)
-		}
-		rows[i] = []string{p.Name, ifaceCell(p), macs(t.own, p), cov,
-			fmt.Sprint(p.Coverage.Frames), drops(p.Coverage.KernelDrops), fmt.Sprint(p.Coverage.Truncated)}
+		rows[i] = pointCells(t.own, p, macs)
 	}
-	t.table([]string{"POINT", "INTERFACE", "MACS SEEN", "COVERAGE", "FRAMES", "DROPS", "TRUNC"}, rows, 4, 5, 6)
+	t.table(pointHeader, rows, 4, 5, 6)
 }
 
 // macList is every MAC seen, one per line, with its owner.

@@ -233,10 +233,10 @@ func compareTshark(t *testing.T, rf *capture.RawFrame, f *correlate.Frame, row m
 	eqMAC("eth.dst", f.DstMAC, f.HasDstMAC)
 	if rf.LinkType == capture.LinkTypeLinuxSLL || rf.LinkType == capture.LinkTypeSLL2 {
 		eqMAC("sll.src.eth", f.SrcMAC, f.HasSrcMAC)
-		if _, ok := row["sll.src.eth"]; !ok && f.HasSrcMAC && f.HasVNI == false {
+		if _, ok := row["sll.src.eth"]; !ok && f.HasSrcMAC && f.Encap.Type == correlate.EncapNone {
 			t.Errorf("frame %d: SLL without a link address decoded with source MAC %v", rf.Num, f.SrcMAC)
 		}
-		if f.HasDstMAC && !f.HasVNI {
+		if f.HasDstMAC && f.Encap.Type == correlate.EncapNone {
 			t.Errorf("frame %d: SLL frame with a destination MAC", rf.Num)
 		}
 	}
@@ -248,7 +248,7 @@ func compareTshark(t *testing.T, rf *capture.RawFrame, f *correlate.Frame, row m
 	eqAddr("ipv6.src", f.SrcIP)
 	eqAddr("ipv6.dst", f.DstIP)
 	eqNum("ipv6.hlim", uint64(f.TTL), f.HasTTL)
-	eqNum("vxlan.vni", uint64(f.VNI), f.HasVNI)
+	eqNum("vxlan.vni", uint64(f.Encap.VNI), f.Encap.HasVNI)
 
 	k := f.Key
 	if typ, ok := num("icmp.type"); ok && (typ == 0 || typ == 8) {
@@ -324,7 +324,7 @@ func TestDecodeKeyStableAcrossPoints(t *testing.T) {
 		keyed := 0
 		for _, rf := range readCapture(t, filepath.Join(dir, name)) {
 			var orig correlate.Frame
-			if rf.LinkType != capture.LinkTypeEthernet || !d.Decode(&rf, &orig) || orig.HasVNI {
+			if rf.LinkType != capture.LinkTypeEthernet || !d.Decode(&rf, &orig) || orig.Encap.Type != correlate.EncapNone {
 				continue
 			}
 			keyed++

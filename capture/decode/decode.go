@@ -49,6 +49,7 @@ func (d *Decoder) Decode(rf *capture.RawFrame, f *correlate.Frame) bool {
 	*f = correlate.Frame{
 		Point:   f.Point,
 		Time:    rf.Time,
+		Stamp:   rf.Time,
 		Num:     rf.Num,
 		Dir:     rf.Dir,
 		WireLen: rf.WireLen,
@@ -146,6 +147,6 @@ func ipVersionLayer(data []byte) gopacket.LayerType {
 // its stamp and lengths, because it proves the point was capturing.
 func (d *Decoder) DecodeAny(rf *capture.RawFrame, f *correlate.Frame) {
 	if !d.Decode(rf, f) {
-		*f = correlate.Frame{Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
+		*f = correlate.Frame{Time: rf.Time, Stamp: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
 	}
 }

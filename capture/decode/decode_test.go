@@ -103,7 +103,7 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // frameFor is the part of the expected Frame that comes from the raw frame.
 func frameFor(rf *capture.RawFrame) correlate.Frame {
-	return correlate.Frame{Point: 3, Time: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
+	return correlate.Frame{Point: 3, Time: rf.Time, Stamp: rf.Time, Num: rf.Num, Dir: rf.Dir, WireLen: rf.WireLen, CapLen: len(rf.Data)}
 }
 
 func raw(link capture.LinkType, b []byte) *capture.RawFrame {
@@ -144,7 +144,7 @@ func checkDecode(t *testing.T, d *Decoder, c decodeCase) {
 	// Start from a frame full of another frame's values: Decode must reset them.
 	f := correlate.Frame{Point: 3, Key: correlate.Key{Proto: correlate.ProtoTCP, Seq: 9, Addr1: addr(ip4A)},
 		HasSrcMAC: true, HasDstMAC: true, SrcIP: addr(ip6A), HasTTL: true, HasPorts: true, SrcPort: 1,
-		HasEchoID: true, HasIPID: true, IPLen: 9, Fragment: true, DF: true, VNI: 5, HasVNI: true}
+		HasEchoID: true, HasIPID: true, IPLen: 9, Fragment: true, DF: true, Encap: correlate.Encap{Type: correlate.EncapVXLAN, VNI: 5, HasVNI: true}}
 	ok := d.Decode(c.rf, &f)
 	want := c.want(frameFor(c.rf))
 	if ok != c.ok {
@@ -406,7 +406,10 @@ func TestDecodeVXLAN(t *testing.T) {
 		checkDecode(t, d, decodeCase{"vxlan " + port.String(), raw(capture.LinkTypeEthernet, outer), true, func(f correlate.Frame) correlate.Frame {
 			f = ip4Fields(withL2(f), 20+8+56)
 			f.EchoID, f.HasEchoID = 0xbeef, true
-			f.VNI, f.HasVNI = 1, true
+			f.Encap = correlate.Encap{Type: correlate.EncapVXLAN, VNI: 1, HasVNI: true,
+				SrcIP: netip.AddrFrom4([4]byte{192, 168, 1, 1}), DstIP: netip.AddrFrom4([4]byte{192, 168, 1, 2}), TTL: 3,
+				SrcMAC: mac(macO), DstMAC: mac(macO), HasSrcMAC: true, HasDstMAC: true,
+				SrcPort: 33333, DstPort: uint16(port)}
 			f.Key = correlate.Key{Proto: correlate.ProtoICMP, Kind: 8, Seq: 7, Hash: sum(data[:56]), Len: 56}
 			return f
 		}})

@@ -231,9 +231,14 @@ func (d *Decoder) decodeFrom(ls *layerSet, base, data []byte, first gopacket.Lay
 		// The frame is the inner one, wherever it was captured: only its
 		// identity matches what the pods see on their side of the tunnel.
 		*f = correlate.Frame{
-			Point: f.Point, Time: f.Time, Num: f.Num, Dir: f.Dir,
+			Point: f.Point, Time: f.Time, Stamp: f.Stamp, Num: f.Num, Dir: f.Dir,
 			WireLen: f.WireLen, CapLen: f.CapLen,
-			VNI: ls.vxlan.VNI, HasVNI: true,
+			Encap: correlate.Encap{
+				Type: correlate.EncapVXLAN, VNI: ls.vxlan.VNI, HasVNI: true,
+				SrcIP: f.SrcIP, DstIP: f.DstIP, TTL: f.TTL,
+				SrcMAC: f.SrcMAC, DstMAC: f.DstMAC, HasSrcMAC: f.HasSrcMAC, HasDstMAC: f.HasDstMAC,
+				SrcPort: uint16(ls.udp.SrcPort), DstPort: uint16(ls.udp.DstPort),
+			},
 		}
 		return d.decodeFrom(&d.inner, base, ls.vxlan.Payload, layers.LayerTypeEthernet, f, false)
 	}

@@ -22,8 +22,8 @@ type outputOptions struct {
 
 func (o *outputOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVarP(&o.Format, "format", "f", "table", "output format: table, json or markdown")
-	f.IntVar(&o.Limit, "limit", 20, "traces shown in table and markdown output (0: all)")
+	f.StringVarP(&o.Format, "format", "f", "table", "output format: table, json, markdown or html")
+	f.IntVar(&o.Limit, "limit", 20, "traces shown in table and markdown output (0: all; html draws its own selection)")
 	f.BoolVar(&o.Detail, "detail", false, "table: one row per hop (time, MACs, TTL, direction) instead of one row per trace")
 	f.DurationVar(&o.Window, "window", time.Second, "how far apart in time two sightings of one frame may be")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "no progress output on stderr")
@@ -31,9 +31,9 @@ func (o *outputOptions) addFlags(cmd *cobra.Command) {
 
 func (o *outputOptions) validate() error {
 	switch o.Format {
-	case "table", "json", "markdown", "md":
+	case "table", "json", "markdown", "md", "html":
 	default:
-		return fmt.Errorf("--format %q: want table, json or markdown", o.Format)
+		return fmt.Errorf("--format %q: want table, json, markdown or html", o.Format)
 	}
 	if o.Limit < 0 {
 		return fmt.Errorf("--limit %d: want 0 (all) or more", o.Limit)
@@ -45,28 +45,37 @@ func (o *outputOptions) validate() error {
 }
 
 // output is one run's report on its way out: JSON is written as the
-// correlator emits traces, so memory does not grow with the input; the
-// other formats render the kept traces once the result is known.
+// correlator emits traces, so memory does not grow with the input; HTML
+// keeps what its page draws (report.Keeper); the other formats render the
+// first --limit traces once the result is known.
 type output struct {
 	o      *outputOptions
 	w      io.Writer
 	stream *report.JSONStream
+	keep   *report.Keeper
 }
 
 func (o *outputOptions) start(w io.Writer) *output {
 	out := &output{o: o, w: w}
-	if o.Format == "json" {
+	switch o.Format {
+	case "json":
 		out.stream = report.NewJSONStream(w)
+	case "html":
+		out.keep = &report.Keeper{}
 	}
 	return out
 }
 
-// sink is the correlator's sink for the streamed format, nil otherwise.
+// sink is the correlator's sink for the formats that take every trace as
+// it comes, nil otherwise.
 func (out *output) sink() func(*correlate.Trace) {
-	if out.stream == nil {
-		return nil
+	switch {
+	case out.stream != nil:
+		return out.stream.Trace
+	case out.keep != nil:
+		return out.keep.Add
 	}
-	return out.stream.Trace
+	return nil
 }
 
 // finish writes the rest of the document.
@@ -75,6 +84,12 @@ func (out *output) finish(d report.Document) error {
 		return out.stream.Finish(d)
 	}
 	ro := report.Options{Limit: out.o.Limit, Detail: out.o.Detail}
+	if out.keep != nil {
+		res := *d.Result
+		res.Traces = out.keep.Traces()
+		d.Result = &res
+		return report.HTML(out.w, d, ro)
+	}
 	switch out.o.Format {
 	case "markdown", "md":
 		return report.Markdown(out.w, d, ro)

@@ -40,7 +40,7 @@ func (o *traceOptions) addProbeFlags(cmd *cobra.Command) {
 	f.IntVarP(&o.Count, "count", "c", 3, "echo probes to send")
 	f.DurationVarP(&o.Interval, "interval", "i", 200*time.Millisecond, "time between probes")
 	f.DurationVar(&o.Timeout, "timeout", time.Second, "how long to wait for the last reply")
-	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR: one pcap per point, path.pcapng, report.json, report.md")
+	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR: one pcap per point, path.pcapng, report.json, report.md, report.html")
 	f.BoolVar(&o.Force, "force", false, "overwrite existing evidence files")
 }
 
