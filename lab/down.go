@@ -1,6 +1,5 @@
 package lab
 
-
 import (
 	"errors"
 	"fmt"

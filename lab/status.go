@@ -1,6 +1,5 @@
 package lab
 
-
 import (
 	"fmt"
 	"net/netip"
