@@ -165,7 +165,7 @@ run_pathtrace() { # spec variant(""|spool1g|out)
 	((rc <= 1)) || die "pathtrace failed ($rc): $(tail -3 "$WORK/pt.err")"
 	local wall user sys kb span
 	read -r wall user sys kb < <(tail -1 "$WORK/time")
-	span=$(sed -n 's/^probes: .*(\([0-9.]*\)s)$/\1/p' "$WORK/pt.txt")
+	span=$(sed -n 's/^passive: .*(\([0-9.]*\)s)$/\1/p' "$WORK/pt.txt")
 	[[ -n $span ]] || die "no capture span in pathtrace's output"
 	# The Points table: POINT ... FRAMES DROPS TRUNC, one row per point.
 	awk -v OFS='\t' -v c="$name" -v l="$spec" -v s="$(sent "$spec")" -v span="$span" -v cpu="$(awk -v u="$user" -v y="$sys" 'BEGIN {print u + y}')" -v kb="$kb" '

@@ -27,8 +27,9 @@ func (e *Engine) emit(t *trace) {
 	e.sum.Traces++
 	e.sum.ByProto[out.Protocol.String()]++
 	negative := e.hops(t, out, order, prev)
-	e.lossFindings(t, out, forward)
+	lostAt := e.lossFindings(t, out, forward)
 	e.hopFindings(t, out, order, negative)
+	e.mtuFindings(t, out, order, lostAt, forward)
 	e.pair(t, out, order)
 	if e.sink != nil {
 		e.sink(out)
@@ -104,8 +105,9 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 	return negative
 }
 
-// lossFindings judges loss and gaps against each point's coverage.
-func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) {
+// lossFindings judges loss and gaps against each point's coverage; it
+// returns the position the frame was lost after, or -1.
+func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) int {
 	lostAt := e.lossAndGaps(t, out, forward)
 	if lostAt >= 0 {
 		out.LostAfter = e.cfg.Points[lostAt].Name
@@ -127,6 +129,7 @@ func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) {
 	if lostAt < 0 && len(out.Missing) == 0 {
 		e.sum.Complete++
 	}
+	return lostAt
 }
 
 // hopFindings flags reflections, duplicates, flooding, negative deltas,
@@ -166,14 +169,54 @@ func (e *Engine) hopFindings(t *trace, out *Trace, order []int, negative bool) {
 			break
 		}
 	}
+}
+
+// mtuFindings names the hop whose MTU is smaller than the packets it was
+// asked to carry: a point that saw a packet larger than its MTU, or else
+// the point right after where the frame was lost, if the packet there was
+// larger than that point's MTU (a veth drops a frame its peer's MTU does
+// not fit, before any capture on it sees the frame).
+func (e *Engine) mtuFindings(t *trace, out *Trace, order []int, lostAt int, forward bool) {
 	for _, hi := range order {
 		h := &t.hops[hi]
-		if mtu := e.cfg.Points[h.point].MTU; mtu > 0 && int(h.ipLen) > mtu {
-			e.flag(out, FlagOverMTU)
-			e.anomaly(KindOverMTU, e.cfg.Points[h.point].Name, t.n, func() string { return fmt.Sprintf("IP packet of %d bytes on a link with MTU %d", h.ipLen, mtu) })
-			break
+		if !h.refl && e.overMTUAt(t, out, h.point, h.ipLen) {
+			return
 		}
 	}
+	if lostAt < 0 {
+		return
+	}
+	next := lostAt + 1
+	if !forward {
+		next = lostAt - 1
+	}
+	if next < 0 || next >= len(e.cfg.Points) {
+		return
+	}
+	for _, hi := range order {
+		if h := &t.hops[hi]; h.point == lostAt && !h.refl {
+			e.overMTUAt(t, out, next, h.ipLen)
+			return
+		}
+	}
+}
+
+// overMTUAt flags the trace when an IP packet of ipLen bytes does not fit
+// point p's MTU; the anomaly's message is written once every size is known
+// (result).
+func (e *Engine) overMTUAt(t *trace, out *Trace, p int, ipLen int32) bool {
+	mtu := e.cfg.Points[p].MTU
+	if mtu <= 0 || int(ipLen) <= mtu {
+		return false
+	}
+	e.flag(out, FlagOverMTU)
+	e.anomaly(KindOverMTU, e.cfg.Points[p].Name, t.n, func() string { return "" })
+	r, ok := e.overMTU[p]
+	if !ok {
+		r = [2]int32{ipLen, ipLen}
+	}
+	e.overMTU[p] = [2]int32{min(r[0], ipLen), max(r[1], ipLen)}
+	return true
 }
 
 func (e *Engine) flag(out *Trace, f Flag) {

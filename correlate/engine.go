@@ -95,6 +95,7 @@ type coverage struct {
 	decoded     int
 	truncated   int
 	early       bool       // ended before the others: coverage stops at last
+	cut         string     // why the source ended early, when it was cut short (CutShort)
 	macs        []macCount // at most maxMACsSeen, most frequent first
 }
 
@@ -157,8 +158,9 @@ type Engine struct {
 	scratch     []int
 	prevScratch []int
 	rtt         RTT
-	all         uint64 // seen-mask of a trace that crossed every point
-	routed      uint64 // bit p: a routing hop (TTL decrement) lies between p-1 and p
+	all         uint64           // seen-mask of a trace that crossed every point
+	routed      uint64           // bit p: a routing hop (TTL decrement) lies between p-1 and p
+	overMTU     map[int][2]int32 // point → smallest and largest IP length over its MTU
 }
 
 type echoKey struct {
@@ -226,6 +228,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		arpReq:    make(map[arpKey]arpInfo),
 		stats:     make(map[[2]int]*latency),
 		anomalies: make(map[anomalyKey]*Anomaly),
+		overMTU:   make(map[int][2]int32),
 	}
 	e.sum.ByProto = make(map[string]int)
 	e.all = 1<<uint(len(cfg.Points)) - 1
@@ -244,6 +247,16 @@ func (e *Engine) Warn(msg string) { e.warnings = append(e.warnings, msg) }
 func (e *Engine) Close(p int, early bool) {
 	if p >= 0 && p < len(e.cov) {
 		e.cov[p].early = early
+	}
+}
+
+// CutShort is Close for a source that was cut short (a file that ends
+// inside a record, a broken block): why says where, in the reader's words.
+// The point's coverage ends at its last frame and the verdict names it, as
+// whatever it missed after the cut is unknown.
+func (e *Engine) CutShort(p int, why string) {
+	if p >= 0 && p < len(e.cov) {
+		e.cov[p].early, e.cov[p].cut = true, why
 	}
 }
 

@@ -158,6 +158,7 @@ type Coverage struct {
 	KernelDrops OptUint    `json:"kernel_drops"` // as the capture records it (pcapng ISB, live socket stats)
 	Truncated   int        `json:"truncated"`    // frames cut by the snaplen
 	Snaplen     OptInt     `json:"snaplen"`
+	Cut         string     `json:"cut,omitempty"` // the capture file was cut short: where, in the reader's words
 }
 
 // Trace is one frame followed across the points that saw it. A Trace passed

@@ -37,7 +37,7 @@ func (e *Engine) result() *Result {
 		if spec.MTU > 0 {
 			pr.MTU = someI(int64(spec.MTU))
 		}
-		pr.Coverage = Coverage{Frames: c.frames, Decoded: c.decoded, Truncated: c.truncated}
+		pr.Coverage = Coverage{Frames: c.frames, Decoded: c.decoded, Truncated: c.truncated, Cut: c.cut}
 		if c.frames > 0 {
 			pr.Coverage.First, pr.Coverage.Last = someT(c.first), someT(c.last)
 		}
@@ -103,8 +103,11 @@ func (e *Engine) result() *Result {
 	}
 	for _, k := range e.anomOrder {
 		a := *e.anomalies[k]
-		if a.Kind == KindKernelDrops {
+		switch a.Kind {
+		case KindKernelDrops:
 			a.Traces = []int{}
+		case KindOverMTU:
+			a.Message = e.overMTUMessage(a.Point)
 		}
 		r.Anomalies = append(r.Anomalies, a)
 	}
@@ -123,6 +126,23 @@ func (e *Engine) ownerLabel(mac MAC) string {
 	return ""
 }
 
+// overMTUMessage says which packets did not fit the point's MTU: "IP
+// packets of 1500 bytes do not fit pod1-veth's MTU 1450".
+func (e *Engine) overMTUMessage(point string) string {
+	for p := range e.cfg.Points {
+		if e.cfg.Points[p].Name != point {
+			continue
+		}
+		r := e.overMTU[p]
+		size := fmt.Sprint(r[1])
+		if r[0] != r[1] {
+			size = fmt.Sprintf("%d to %d", r[0], r[1])
+		}
+		return fmt.Sprintf("IP packets of %s bytes do not fit %s's MTU %d", size, point, e.cfg.Points[p].MTU)
+	}
+	return "IP packets larger than the link's MTU"
+}
+
 // verdict is the one line a reader's eye lands on.
 func (e *Engine) verdict(r *Result) (string, bool) {
 	s := &r.Summary
@@ -136,6 +156,12 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		return fmt.Sprintf("nothing to correlate: %d frames read, none of them ICMP, ARP, ND, TCP, UDP or IP", s.Frames), s.Frames > 0 && warn == 0
 	}
 	var parts []string
+	// A packet too big for a hop explains the loss after it: say it first.
+	for _, a := range r.Anomalies {
+		if a.Kind == KindOverMTU {
+			parts = append(parts, fmt.Sprintf("%s (%s)", a.Message, plural(a.Count, "trace")))
+		}
+	}
 	if s.Lost > 0 {
 		where := map[string]int{}
 		for _, a := range r.Anomalies {
@@ -155,7 +181,7 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		parts = append(parts, fmt.Sprintf("%d traces not seen at a point they crossed (%s)", s.WithGaps, countList("", where)))
 	}
 	for _, a := range r.Anomalies {
-		if a.Severity == Warning && a.Kind != KindLoss && a.Kind != KindGap {
+		if a.Severity == Warning && a.Kind != KindLoss && a.Kind != KindGap && a.Kind != KindOverMTU {
 			where := a.Kind.String()
 			if a.Point != "" {
 				where += " at " + a.Point
@@ -163,7 +189,8 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 			parts = append(parts, fmt.Sprintf("%s ×%d", where, a.Count))
 		}
 	}
-	if len(parts) == 0 {
+	cuts := e.cutCaptures()
+	if len(parts) == 0 && len(cuts) == 0 {
 		return fmt.Sprintf("OK: all %d traces crossed every capturing point on their way (%d points, %d frames)",
 			s.Traces, len(e.cfg.Points), s.Decoded), true
 	}
@@ -174,10 +201,41 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 	if dropped > 0 {
 		// Say first that the capture itself lost frames: what looks like
 		// loss on the path may be the capture's own.
-		return fmt.Sprintf("CAPTURE INCOMPLETE: the kernel dropped %d frames before pathtrace saw them, so losses below may be the capture's own; %s",
-			dropped, strings.Join(parts, "; ")), false
+		cuts = append(cuts, fmt.Sprintf("the kernel dropped %d frames before pathtrace saw them, so losses below may be the capture's own", dropped))
 	}
-	return "PROBLEM: " + strings.Join(parts, "; "), false
+	if len(cuts) == 0 {
+		return "PROBLEM: " + strings.Join(parts, "; "), false
+	}
+	if len(parts) == 0 {
+		// Nothing wrong up to where a capture was cut; after it, unknown.
+		parts = []string{fmt.Sprintf("up to there all %d traces crossed every capturing point on their way", s.Traces)}
+	}
+	return "CAPTURE INCOMPLETE: " + strings.Join(cuts, "; ") + "; " + strings.Join(parts, "; "), false
+}
+
+// cutCaptures says, for each point whose capture was cut short, where:
+// "pod2's capture was cut after 2026-…Z (pod2.cap: file ends inside frame 7 …)".
+func (e *Engine) cutCaptures() []string {
+	var out []string
+	for p := range e.cov {
+		c := &e.cov[p]
+		if c.cut == "" {
+			continue
+		}
+		after := "before its first frame"
+		if c.frames > 0 {
+			after = "after its frame at " + Timestamp(c.last).String()
+		}
+		out = append(out, fmt.Sprintf("%s's capture was cut %s (%s)", e.cfg.Points[p].Name, after, c.cut))
+	}
+	return out
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func countList(prefix string, m map[string]int) string {

@@ -37,7 +37,7 @@ func NewResolver() Resolver { return &resolver{runDir: "/run/netns", procDir: "/
 
 type resolver struct{ runDir, procDir string }
 
-const howToGive = "give an endpoint as a netns name (`ip netns list`), a namespace path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an IP address held by exactly one namespace"
+const howToGive = "an endpoint is a netns name, a namespace path, a PID or an IP address"
 
 // Remote is a destination outside this node: Discover follows the path up
 // to the node's egress interface.
@@ -57,15 +57,18 @@ func (r *resolver) Resolve(arg string) (Endpoint, error) {
 		path = arg
 	case isPID(arg):
 		path = filepath.Join(r.procDir, arg, "ns/net")
+		if _, err := os.Stat(filepath.Join(r.procDir, arg)); err != nil {
+			return Endpoint{}, r.noMatch(arg, "no process "+arg)
+		}
 	default:
 		path = filepath.Join(r.runDir, arg)
 		if _, err := os.Stat(path); err != nil {
-			return Endpoint{}, r.noMatch(arg, fmt.Errorf("%w: no namespace named %q", ErrNoMatch, arg))
+			return Endpoint{}, r.noMatch(arg, "no "+path)
 		}
 	}
 	ns, err := netns.Open(path)
 	if err != nil {
-		return Endpoint{}, r.noMatch(arg, fmt.Errorf("%w: %w", ErrNoMatch, err))
+		return Endpoint{}, r.noMatch(arg, err.Error())
 	}
 	defer ns.Close()
 	ep := Endpoint{Arg: arg, NetnsPath: path, Inode: ns.Inode, Label: arg}
@@ -159,8 +162,9 @@ func (r *resolver) byIP(arg string, ip netip.Addr) (Endpoint, error) {
 		return Endpoint{}, err
 	}
 	var found []Endpoint
+	var near []held // addresses seen, for the closest ones if none matches
 	for _, c := range cands {
-		ep, ok, err := findIP(c, ip)
+		ep, ok, addrs, err := findIP(c, ip)
 		if err != nil {
 			continue // a process may exit while we look: skip its namespace
 		}
@@ -168,12 +172,16 @@ func (r *resolver) byIP(arg string, ip netip.Addr) (Endpoint, error) {
 			ep.Arg = arg
 			found = append(found, ep)
 		}
+		for _, a := range addrs {
+			near = append(near, held{c.label, a})
+		}
 	}
 	switch len(found) {
 	case 1:
 		return found[0], nil
 	case 0:
-		return Endpoint{}, fmt.Errorf("%w %s; searched: %s; %s", ErrNoMatch, arg, listCands(cands), howToGive)
+		return Endpoint{}, fmt.Errorf("%w %s: none of the %d namespaces on this node holds it%s (ip netns list); %s",
+			ErrNoMatch, arg, len(cands), closestAddrs(ip, near, 3), howToGive)
 	}
 	var where []string
 	for _, ep := range found {
@@ -182,10 +190,12 @@ func (r *resolver) byIP(arg string, ip netip.Addr) (Endpoint, error) {
 	return Endpoint{}, fmt.Errorf("%w %s: %s; %s", ErrAmbiguous, arg, strings.Join(where, ", "), howToGive)
 }
 
-func findIP(c candidate, ip netip.Addr) (Endpoint, bool, error) {
+// findIP looks for ip in the namespace c; it also returns every address
+// of ip's family there.
+func findIP(c candidate, ip netip.Addr) (Endpoint, bool, []netip.Addr, error) {
 	h, _, err := openHandle(c.path)
 	if err != nil {
-		return Endpoint{}, false, err
+		return Endpoint{}, false, nil, err
 	}
 	defer h.Close()
 	family := netlink.FAMILY_V4
@@ -194,28 +204,36 @@ func findIP(c candidate, ip netip.Addr) (Endpoint, bool, error) {
 	}
 	var addrs []netlink.Addr
 	if err := retryDump(func() (err error) { addrs, err = h.AddrList(nil, family); return err }); err != nil {
-		return Endpoint{}, false, err
+		return Endpoint{}, false, nil, err
 	}
+	var all []netip.Addr
 	for _, a := range addrs {
-		if got, ok := netip.AddrFromSlice(a.IP); ok && got.Unmap() == ip {
+		got, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		all = append(all, got.Unmap())
+		if got.Unmap() == ip {
 			link, err := h.LinkByIndex(a.LinkIndex)
 			if err != nil {
-				return Endpoint{}, false, err
+				return Endpoint{}, false, nil, err
 			}
 			ep := Endpoint{Label: c.label, NetnsPath: c.path, Inode: c.inode, IP: ip}
 			fillLink(h, &ep, link)
-			return ep, true, nil
+			return ep, true, nil, nil
 		}
 	}
-	return Endpoint{}, false, nil
+	return Endpoint{}, false, all, nil
 }
 
-func (r *resolver) noMatch(arg string, err error) error {
+// noMatch says that arg matched nothing (why: what was looked for), how
+// many namespaces the node has and the named ones closest to arg.
+func (r *resolver) noMatch(arg, why string) error {
 	cands, cerr := candidates(r.runDir, r.procDir)
 	if cerr != nil {
-		return fmt.Errorf("%w; %s", err, howToGive)
+		return fmt.Errorf("%w %s: %s; %s", ErrNoMatch, arg, why, howToGive)
 	}
-	return fmt.Errorf("endpoint %s: %w; candidates: %s; %s", arg, err, listCands(cands), howToGive)
+	return fmt.Errorf("%w %s: %s; %s; %s", ErrNoMatch, arg, why, closestNames(arg, cands, 3), howToGive)
 }
 
 // candidate is one network namespace on the node.
@@ -269,18 +287,6 @@ func candidates(runDir, procDir string) ([]candidate, error) {
 		out = append(out, candidate{label: label, path: p, inode: ino})
 	}
 	return out, nil
-}
-
-func listCands(cs []candidate) string {
-	var s []string
-	for _, c := range cs {
-		if strings.HasPrefix(c.label, "pid ") {
-			s = append(s, fmt.Sprintf("%s (%s)", c.label, c.path))
-		} else {
-			s = append(s, c.label)
-		}
-	}
-	return strings.Join(s, ", ")
 }
 
 func nsInode(path string) (uint64, error) {

@@ -117,9 +117,40 @@ func (c Config) plan() *state {
 	return st
 }
 
+// ErrTaken is wrapped by UpNew and Taken when a lab with the prefix, or a
+// namespace of the name one of its namespaces would have, already exists.
+var ErrTaken = errors.New("lab name taken")
+
 // Up builds the lab, or returns it unchanged if it already exists with the
 // same config. A half-built lab left by a crash is torn down and rebuilt.
-func Up(ctx context.Context, cfg Config) (*Lab, error) {
+func Up(ctx context.Context, cfg Config) (*Lab, error) { return upLab(ctx, cfg, false) }
+
+// UpNew builds the lab only if nothing of that name exists (no lab with the
+// prefix, no namespace of one of its names): a caller that removes the lab
+// afterwards (the demo) then only ever removes what it made.
+func UpNew(ctx context.Context, cfg Config) (*Lab, error) { return upLab(ctx, cfg, true) }
+
+// Taken reports, wrapping ErrTaken, what of a lab with cfg's names exists.
+func Taken(cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(statePath(cfg.Prefix)); !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
+			return fmt.Errorf("lab %q: %w", cfg.Prefix, err)
+		}
+		return fmt.Errorf("%w: a lab with prefix %q exists (%s)", ErrTaken, cfg.Prefix, statePath(cfg.Prefix))
+	}
+	for _, n := range cfg.plan().Namespaces {
+		if _, err := os.Lstat(filepath.Join(RunDir, n)); err == nil {
+			return fmt.Errorf("%w: network namespace %s exists", ErrTaken, n)
+		}
+	}
+	return nil
+}
+
+func upLab(ctx context.Context, cfg Config, fresh bool) (*Lab, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -129,6 +160,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	defer unlock()
+	if fresh {
+		if err := Taken(cfg); err != nil {
+			return nil, err
+		}
+	}
 
 	if old, err := readState(cfg.Prefix); err == nil {
 		if old.Kind != "lab" || old.Config != cfg {

@@ -23,14 +23,22 @@ const (
 	// own traffic may be a flood (32 MiB rings keep a `ping -f` at five
 	// points without drops); probes are a few frames.
 	PassiveRingBytes = 32 << 20
-	// probeTagLen + the prober's seq and stamp (10 bytes) = ping's 56 bytes.
-	probeTagLen = 46
+	// DefaultProbeSize is ping's echo payload, in bytes.
+	DefaultProbeSize = 56
+	// MinProbeSize and MaxProbeSize bound a probe's payload: the tag that
+	// tells the run's probes apart ("pathtrace" and 8 random bytes), the
+	// prober's seq and stamp (10 bytes); at most what one IPv4 packet holds.
+	MinProbeSize = len(probeTagText) + 8 + 10
+	MaxProbeSize = 65535 - 20 - 8
+
+	probeTagText = "pathtrace"
 )
 
 // TraceOptions describe one live trace of a discovered path.
 type TraceOptions struct {
 	Path     *discover.Path
 	Count    int           // echo probes to send (ignored with Passive)
+	Size     int           // echo payload bytes, MinProbeSize to MaxProbeSize (0: DefaultProbeSize)
 	Interval time.Duration // between probes
 	Timeout  time.Duration // wait for the last reply
 	Passive  bool          // send nothing: correlate the endpoints' own traffic
@@ -186,6 +194,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 		}
 	}
 	interrupted := false
+	lt.info.Passive = o.Passive
 	if o.Passive {
 		select {
 		case <-ctx.Done():
@@ -193,7 +202,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 		case <-time.After(o.Duration):
 		}
 	} else {
-		lt.info.Probes = o.Count
+		lt.info.Probes, lt.info.Size = o.Count, o.Size
 		interrupted = lt.probe(ctx, prober)
 	}
 	lt.end = time.Now()
@@ -224,18 +233,26 @@ func (lt *liveTrace) ringBytes() int {
 }
 
 // newProber opens the raw ICMP socket in the source's namespace, with an
-// echo id and a payload tag unique to the run, padded so probes carry
-// ping's 56 bytes.
+// echo id and a payload tag unique to the run, padded with zeros so probes
+// carry Size bytes (ping's 56 by default).
 func (lt *liveTrace) newProber() (*probe.Prober, error) {
+	size := lt.o.Size
+	if size == 0 {
+		size = DefaultProbeSize
+	}
+	if size < MinProbeSize || size > MaxProbeSize {
+		return nil, fmt.Errorf("probe size %d: want %d to %d bytes", size, MinProbeSize, MaxProbeSize)
+	}
 	srcNS, err := netns.Open(lt.path.Src.NetnsPath)
 	if err != nil {
 		return nil, fmt.Errorf("source namespace: %w", err)
 	}
 	defer srcNS.Close()
-	tag := make([]byte, probeTagLen)
-	copy(tag, "pathtrace")
-	rand.Read(tag[9:17])
-	id := binary.BigEndian.Uint16(tag[9:11])
+	n := len(probeTagText)
+	tag := make([]byte, size-10)
+	copy(tag, probeTagText)
+	rand.Read(tag[n : n+8])
+	id := binary.BigEndian.Uint16(tag[n : n+2])
 	return probe.New(srcNS, lt.path.Dst.IP, id, tag)
 }
 

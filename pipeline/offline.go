@@ -76,6 +76,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.OnCut(eng.CutShort)
 	defer files.Close()
 	defer m.Close() // before the files: its readers may still be reading them
 	progress := func(n int) {

@@ -15,7 +15,8 @@ import (
 
 // JSON writes the whole document: "version", "traces", then the rest of
 // the Result ("points", "hop_latency", "anomalies", "warnings", "summary"),
-// then "discovery" and "live" for a live run. Slices are [] rather than null
+// "pathtrace" (which build wrote it), then "discovery" and "live" for a live
+// run. Slices are [] rather than null
 // so consumers (jq, dashboards) need no null checks.
 func JSON(w io.Writer, d Document) error {
 	if d.Result == nil {
@@ -81,8 +82,11 @@ func (s *JSONStream) Finish(d Document) error {
 	if sum.ByProto == nil {
 		sum.ByProto = map[string]int{}
 	}
-	last := d.Path == nil && d.Live == nil
-	j.field("summary", sum, last)
+	hasTool := d.Tool != (Tool{})
+	j.field("summary", sum, !hasTool && d.Path == nil && d.Live == nil)
+	if hasTool {
+		j.field("pathtrace", toolJSON(d.Tool), d.Path == nil && d.Live == nil)
+	}
 	if d.Path != nil {
 		j.field("discovery", normPath(*d.Path), d.Live == nil)
 	}
@@ -188,6 +192,23 @@ func normPath(p discover.Path) discover.Path {
 		p.Owners = map[string]string{}
 	}
 	return p
+}
+
+// toolJSON is the "pathtrace" object: what the build recorded, null where
+// it recorded nothing.
+type toolJSONT struct {
+	Version  *string `json:"version"`
+	Revision *string `json:"revision"`
+}
+
+func toolJSON(t Tool) toolJSONT {
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	return toolJSONT{Version: opt(t.Version), Revision: opt(t.Revision)}
 }
 
 // liveJSON stamps times like the Result does (UTC, nine fractional digits)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,16 +20,36 @@ import (
 )
 
 // Document is everything one report shows. Path and Live are nil for an
-// offline analysis of saved captures.
+// offline analysis of saved captures; a zero Tool leaves the footer out.
 type Document struct {
 	Result *correlate.Result
 	Path   *discover.Path
 	Live   *LiveInfo
+	Tool   Tool
+}
+
+// Tool is the pathtrace that made the report, for the footer and the JSON
+// "pathtrace" object: the module version and the VCS revision where the
+// build recorded them ("" when unknown).
+type Tool struct {
+	Version, Revision string
+}
+
+// String is "pathtrace v1.2.0", with the revision when the version does
+// not already carry it (a pseudo-version does).
+func (t Tool) String() string {
+	s := "pathtrace " + t.Version
+	if t.Revision != "" && !strings.Contains(t.Version, t.Revision[:min(len(t.Revision), 12)]) {
+		s += " (revision " + t.Revision + ")"
+	}
+	return s
 }
 
 // LiveInfo is what a live run adds: probe counters and the files it wrote.
 type LiveInfo struct {
+	Passive     bool      // no probes: the endpoints' own traffic
 	Probes      int       // probes requested
+	Size        int       // probe payload bytes (0: ping's 56)
 	Sent        int       // probes the kernel accepted
 	Replies     int       // echo replies received by the prober
 	Interrupted bool      // stopped early (signal) — coverage ends there
@@ -235,16 +256,17 @@ func endpoint(a correlate.OptAddr, port correlate.OptUint) string {
 }
 
 // hopFlags is the last column of a hop row: the direction the capture
-// recorded and whether the frame came back out of the port it entered.
+// recorded, or that the frame came back out of the port it entered (a
+// reflection goes the other way by definition, so its direction says
+// nothing more).
 func hopFlags(h *correlate.Hop) string {
-	var f []string
-	if h.Dir != correlate.DirUnknown {
-		f = append(f, h.Dir.String())
-	}
 	if h.Reflection {
-		f = append(f, "refl") // explained in the notes under the group
+		return "reflection" // explained in the notes under the group
 	}
-	return strings.Join(f, " ")
+	if h.Dir != correlate.DirUnknown {
+		return h.Dir.String()
+	}
+	return ""
 }
 
 // hopRow is one hop as cells: point, time, Δ µs, src MAC, dst MAC, TTL, flags.
@@ -269,10 +291,18 @@ func traceNotes(o owners, t *correlate.Trace) []string {
 	if len(t.Missing) > 0 {
 		n = append(n, "missing: "+strings.Join(t.Missing, ", "))
 	}
-	for i := range t.Hops {
-		if t.Hops[i].Reflection {
-			n = append(n, "refl at "+t.Hops[i].Point+": the bridge sent it back out the port it came in by (hairpin)")
+	if word := reflectionWord(t); word != "" {
+		var at []string
+		for i := range t.Hops {
+			if t.Hops[i].Reflection && !slices.Contains(at, t.Hops[i].Point) {
+				at = append(at, t.Hops[i].Point)
+			}
 		}
+		why := "the bridge sent it back out the port it came in by (hairpin mode)"
+		if word == "flooding" {
+			why = "the bridge flooded it back: it did not know the destination MAC"
+		}
+		n = append(n, word+" at "+strings.Join(at, ", ")+": "+why)
 	}
 	n = append(n, rewriteNotes(o, t.Rewrites)...)
 	var rt []string
@@ -333,21 +363,33 @@ func rewriteNotes(o owners, rs []correlate.Rewrite) []string {
 	return out
 }
 
-// moreLine tells the reader how to see the traces the limit left out.
+// moreLine tells the reader how many traces the limit left out and how to
+// see them.
 func moreLine(n int) string {
 	s := "s"
 	if n == 1 {
 		s = ""
 	}
-	return fmt.Sprintf("… %d more trace%s (use --limit 0 or --format json)", n, s)
+	return fmt.Sprintf("… %d more trace%s: --limit 0 shows all (the JSON report has every one)", n, s)
 }
 
-// shown is the traces the limit lets through and how many it left out.
+// shown is the traces the limit lets through and how many the report
+// leaves out: beyond the limit, and those the run did not keep (a live
+// run's evidence keeps the first --limit traces; the summary counts all).
 func shown(r *correlate.Result, limit int) ([]correlate.Trace, int) {
-	if limit <= 0 || limit >= len(r.Traces) {
-		return r.Traces, 0
+	list := r.Traces
+	if limit > 0 && limit < len(list) {
+		list = list[:limit]
 	}
-	return r.Traces[:limit], len(r.Traces) - limit
+	return list, max(r.Summary.Traces, len(r.Traces)) - len(list)
+}
+
+// tracesTitle is "Traces (20 of 42)", or "Traces (8)" when all are shown.
+func tracesTitle(list []correlate.Trace, more int) string {
+	if more > 0 {
+		return fmt.Sprintf("Traces (%d of %d)", len(list), len(list)+more)
+	}
+	return fmt.Sprintf("Traces (%d)", len(list))
 }
 
 // summaryLine counts what the analysis saw, for the line above the verdict.
@@ -368,7 +410,14 @@ func summaryLine(s correlate.Summary) string {
 
 func liveLine(l *LiveInfo) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "probes: %d requested, %d sent, %d answered", l.Probes, l.Sent, l.Replies)
+	switch {
+	case l.Passive:
+		b.WriteString("passive: the endpoints' own traffic")
+	case l.Size > 0 && l.Size != 56:
+		fmt.Fprintf(&b, "probes: %d requested (%d-byte payload), %d sent, %d answered", l.Probes, l.Size, l.Sent, l.Replies)
+	default:
+		fmt.Fprintf(&b, "probes: %d requested, %d sent, %d answered", l.Probes, l.Sent, l.Replies)
+	}
 	if !l.Started.IsZero() && !l.Ended.IsZero() {
 		fmt.Fprintf(&b, "; captured %s → %s UTC (%s)",
 			l.Started.UTC().Format("2006-01-02 15:04:05.000000"),

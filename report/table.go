@@ -29,8 +29,13 @@ func (t *textWriter) line(format string, a ...any) {
 // table renders a borderless, kubectl-like table: columns separated by
 // spaces, no box, so it stays narrow and copies cleanly. right lists the
 // columns (numbers) to right-align. The last column (a message, a peer) is
-// wrapped to keep the table within the width hint.
+// wrapped to keep the table within the width hint; tableFit says which
+// columns may wrap.
 func (t *textWriter) table(header []string, rows [][]string, right ...int) {
+	t.tableFit(header, rows, right, []wrapCol{{len(header) - 1, 30}})
+}
+
+func (t *textWriter) tableFit(header []string, rows [][]string, right []int, wrap []wrapCol) {
 	align := make([]tw.Align, len(header))
 	for i := range align {
 		align[i] = tw.AlignLeft
@@ -38,7 +43,7 @@ func (t *textWriter) table(header []string, rows [][]string, right ...int) {
 	for _, c := range right {
 		align[c] = tw.AlignRight
 	}
-	rows = wrapLastColumn(header, rows, t.o.width())
+	rows = fitColumns(header, rows, t.o.width(), wrap)
 	var buf bytes.Buffer
 	tbl := tablewriter.NewTable(&buf,
 		tablewriter.WithRendition(tw.Rendition{
@@ -49,7 +54,7 @@ func (t *textWriter) table(header []string, rows [][]string, right ...int) {
 		tablewriter.WithHeaderAutoFormat(tw.Off),
 		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
 		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
-		// Wrapping is done above, on word boundaries we choose; tablewriter
+		// Wrapping is done above, on boundaries we choose; tablewriter
 		// must never cut a MAC or a time.
 		tablewriter.WithRowAutoWrap(tw.WrapNone),
 		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
@@ -68,35 +73,6 @@ func (t *textWriter) table(header []string, rows [][]string, right ...int) {
 	for _, l := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
 		t.line("%s", strings.TrimRight(l, " "))
 	}
-}
-
-// wrapLastColumn splits the last cell of each row into lines so that the
-// table fits width, keeping at least 30 columns for it.
-func wrapLastColumn(header []string, rows [][]string, width int) [][]string {
-	n := len(header)
-	widths := make([]int, n)
-	for _, r := range append([][]string{header}, rows...) {
-		for i, c := range r {
-			for _, l := range strings.Split(c, "\n") {
-				widths[i] = max(widths[i], utf8.RuneCountInString(l))
-			}
-		}
-	}
-	used := 1 // leading pad
-	for _, w := range widths[:n-1] {
-		used += w + 2
-	}
-	avail := max(width-used, 30)
-	if widths[n-1] <= avail {
-		return rows
-	}
-	out := make([][]string, len(rows))
-	for i, r := range rows {
-		r = append([]string(nil), r...)
-		r[n-1] = strings.Join(wrapWords(r[n-1], avail), "\n")
-		out[i] = r
-	}
-	return out
 }
 
 // wrapWords breaks s at spaces into lines of at most width runes; a word
@@ -146,7 +122,7 @@ func (t *textWriter) render(d Document) {
 		}
 		t.points(r, macList)
 		t.line("")
-		t.traces(r)
+		t.traces(d)
 	} else {
 		if d.Path != nil {
 			t.pathCompact(d)
@@ -163,7 +139,7 @@ func (t *textWriter) render(d Document) {
 		for i, h := range r.HopLatency {
 			rows[i] = latencyCells(h)
 		}
-		t.table(latencyHeader, rows, 1, 2, 3, 4, 5)
+		t.tableFit(latencyHeader, rows, []int{1, 2, 3, 4, 5}, []wrapCol{{0, 12}})
 	}
 	if len(r.Anomalies) > 0 {
 		t.line("")
@@ -176,7 +152,7 @@ func (t *textWriter) render(d Document) {
 		for i, a := range list {
 			rows[i] = anomalyCells(a)
 		}
-		t.table(anomalyHeader, rows, 3)
+		t.tableFit(anomalyHeader, rows, []int{3}, []wrapCol{{2, 10}, {4, 8}, {5, 30}})
 	}
 	if len(r.Warnings) > 0 {
 		t.line("")
@@ -201,6 +177,11 @@ func (t *textWriter) render(d Document) {
 		}
 	}
 	t.line("")
+	// The closing lines: which pathtrace, what it saw, and the verdict
+	// last, where the eye lands.
+	if d.Tool != (Tool{}) {
+		t.line("%s", d.Tool)
+	}
 	t.line("%s", summaryLine(r.Summary))
 	t.line("Verdict: %s", r.Summary.Verdict)
 }
@@ -224,15 +205,23 @@ func (t *textWriter) path(d Document) {
 	}
 }
 
+// pathWrap are the path table's columns that hold names: a container's
+// namespace name is 40 characters and more.
+var pathWrap = []wrapCol{{0, 10}, {1, 10}, {2, 12}, {6, 8}, {7, 12}}
+
 // pathPoints is the path's header line and its table of points, in both
 // table views.
 func (t *textWriter) pathPoints(p *discover.Path) {
-	t.line("Discovered path  %s", pathEnds(p))
+	if head := "Discovered path  " + pathEnds(p); utf8.RuneCountInString(head) <= t.o.width() {
+		t.line("%s", head)
+	} else {
+		t.wrapped(head, "", "  ")
+	}
 	rows := make([][]string, len(p.Points))
 	for i, pt := range p.Points {
 		rows[i] = pathCells(pt)
 	}
-	t.table(pathHeader, rows, 3, 5)
+	t.tableFit(pathHeader, rows, []int{3, 5}, pathWrap)
 }
 
 // pathEnds is "pod1 10.244.1.2 (eth0 3a:…) → pod2 10.244.1.3 (eth0 d2:…)",
@@ -271,7 +260,7 @@ func (t *textWriter) points(r *correlate.Result, macs func(owners, correlate.Poi
 	for i, p := range r.Points {
 		rows[i] = pointCells(t.own, p, macs)
 	}
-	t.table(pointHeader, rows, 4, 5, 6)
+	t.tableFit(pointHeader, rows, []int{4, 5, 6}, []wrapCol{{0, 10}, {1, 10}, {2, 16}, {3, 16}})
 }
 
 // macList is every MAC seen, one per line, with its owner.
@@ -286,13 +275,10 @@ func macList(own owners, p correlate.PointRep) string {
 // traces writes one compact row group per trace. Columns are aligned across
 // all groups by hand: tablewriter cannot put a full-width title and notes
 // line inside a table without widening every column to fit them.
-func (t *textWriter) traces(r *correlate.Result) {
+func (t *textWriter) traces(d Document) {
+	r := d.Result
 	list, more := shown(r, t.o.Limit)
-	if more > 0 {
-		t.line("Traces (%d of %d)", len(list), len(r.Traces))
-	} else {
-		t.line("Traces (%d)", len(r.Traces))
-	}
+	t.line("%s", tracesTitle(list, more))
 	if len(list) == 0 {
 		t.line("  none")
 	}
@@ -325,6 +311,9 @@ func (t *textWriter) traces(r *correlate.Result) {
 		for _, l := range wrapNotes(traceNotes(t.own, tr), t.o.width()-3) {
 			t.line(" ↳ %s", l)
 		}
+	}
+	for _, n := range zeroNotes(d, list, 3) {
+		t.wrapped(n, "", "  ")
 	}
 	if more > 0 {
 		t.line("%s", moreLine(more))

@@ -124,7 +124,7 @@ func (o *analyzeOptions) run(ctx context.Context) error {
 		return usageError(fmt.Errorf("no frames in %s: nothing to analyse", strings.Join(names, ", ")))
 	}
 	if err := out.finish(report.Document{Result: res}); err != nil {
-		return outputError(err)
+		return reportError(err, interrupted, res.Summary.Clean)
 	}
 	return findings(interrupted, res.Summary.Clean)
 }

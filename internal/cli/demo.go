@@ -24,10 +24,12 @@ func newDemoCmd(ios *iostreams.IOStreams, runF func(context.Context, *demoOption
 	o.trace.IO, o.lab.IO = ios, ios
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Build the lab, trace pod1 → pod2, print the story, remove the lab",
-		Long: `Runs the main job on the embedded default: builds the seed's Flannel node in
-network namespaces (see 'pathtrace lab'), traces pod1 → pod2 with three
-probes, prints the hop-by-hop timeline and removes the lab again.`,
+		Short: "Build a lab of its own, trace pod1 → pod2, print the story, remove the lab",
+		Long: `Runs the main job on the embedded default: builds a Flannel node in network
+namespaces of its own (see 'pathtrace lab'; the names start with "demo-"),
+traces demo-pod1 → demo-pod2 with three probes, prints the hop-by-hop
+timeline and removes the lab again. It never touches a lab it did not make:
+if a lab or a namespace with its names exists, it refuses to start.`,
 		Example: `  sudo pathtrace demo
   sudo pathtrace demo --format markdown --out /tmp/evidence`,
 		Args: cobra.NoArgs,
@@ -40,7 +42,7 @@ probes, prints the hop-by-hop timeline and removes the lab again.`,
 	}
 	o.trace.addProbeFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.lab.Prefix, "prefix", "", "lab namespace prefix")
+	f.StringVar(&o.lab.Prefix, "prefix", DemoPrefix, "the demo lab's namespace prefix")
 	f.StringVar(&o.lab.Subnet, "subnet", "10.244.1.0/24", "lab pod subnet")
 	f.BoolVar(&o.Keep, "keep", false, "leave the lab up afterwards")
 	return cmd
@@ -55,6 +57,10 @@ func (o *demoOptions) run(ctx context.Context) error {
 	if err := checkLabPrivileges(); err != nil {
 		return usageError(err)
 	}
+	// Its own lab or none: the demo removes its lab at the end.
+	if err := lab.Taken(cfg); err != nil {
+		return usageError(demoTaken(cfg, err))
+	}
 	// A forced exit (second Ctrl-C) removes the lab too. Up itself stops
 	// and undoes its work once the context is cancelled, so the cleanup
 	// waits for it (briefly) rather than race it for the lab's lock.
@@ -68,11 +74,14 @@ func (o *demoOptions) run(ctx context.Context) error {
 			lab.Down(cfg)
 		})()
 	}
-	l, err := lab.Up(ctx, cfg)
+	l, err := lab.UpNew(ctx, cfg)
 	close(upDone)
 	if err != nil {
 		if ctx.Err() != nil {
 			return &exitError{exitInterrupted, fmt.Errorf("lab up: %w", context.Cause(ctx))}
+		}
+		if errors.Is(err, lab.ErrTaken) {
+			return usageError(demoTaken(cfg, err))
 		}
 		return usageError(fmt.Errorf("lab up: %w", err))
 	}
@@ -92,4 +101,13 @@ func (o *demoOptions) run(ctx context.Context) error {
 	o.trace.Src, o.trace.Dst = l.Pods[0].Name, l.Pods[1].Name
 	o.trace.Duration = time.Second
 	return o.trace.run(ctx)
+}
+
+// DemoPrefix names the demo's own lab (demo-node1, demo-pod1, demo-pod2),
+// apart from the default lab 'pathtrace lab up' builds.
+const DemoPrefix = "demo-"
+
+func demoTaken(cfg lab.Config, err error) error {
+	return fmt.Errorf("demo: %v: the demo removes its lab afterwards, so it only uses one it makes; "+
+		"remove that one with 'pathtrace lab down --prefix %s' or give the demo another --prefix", err, cfg.Prefix)
 }

@@ -43,11 +43,12 @@ func newLabCmd(ios *iostreams.IOStreams) *cobra.Command {
 	o := &labOptions{IO: ios}
 	cmd := &cobra.Command{
 		Use:   "lab up|down|status",
-		Short: "Build the seed's Flannel node in network namespaces",
-		Long: `The lab is the seed's node built in network namespaces: a node namespace
+		Short: "Build a Flannel node in network namespaces",
+		Long: `The lab is a Flannel node built in network namespaces: a node namespace
 "node1" with the bridge cni0 (10.244.1.1/24, MTU 1450, hairpin on its ports),
 pods "pod1" (10.244.1.2) and "pod2" (10.244.1.3) with eth0 and the seed's
-routes, host veths named as the CNI bridge plugin names them. Nothing is
+routes (default and 10.244.0.0/16 via cni0), host veths named as the CNI
+bridge plugin names them. Nothing is
 created in the namespace pathtrace runs in. 'up' is idempotent; 'down'
 removes everything a lab made, also after pathtrace was killed.`,
 		Example: `  sudo pathtrace lab up
@@ -65,19 +66,27 @@ removes everything a lab made, also after pathtrace was killed.`,
 		return o.print(l)
 	})
 	down := o.sub("down", "Remove everything the lab made", true, func(_ context.Context, cfg lab.Config) error {
+		_, serr := lab.Status(cfg)
+		existed := !errors.Is(serr, os.ErrNotExist)
 		if err := lab.Down(cfg); err != nil {
 			return usageError(fmt.Errorf("lab down: %w", err))
 		}
-		fmt.Fprintf(o.IO.Out, "lab %q removed\n", cfg.Prefix)
+		if existed {
+			fmt.Fprintf(o.IO.Out, "%s removed\n", labName(cfg.Prefix))
+		} else {
+			fmt.Fprintf(o.IO.Out, "no %s: nothing to remove\n", labName(cfg.Prefix))
+		}
 		return nil
 	})
 	status := o.sub("status", "Show what the lab has", false, func(_ context.Context, cfg lab.Config) error {
 		l, err := lab.Status(cfg)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		switch {
+		case errors.Is(err, os.ErrPermission):
+			return usageError(fmt.Errorf("lab status: needs root: labs keep their state in %s, which only root may read (run it with sudo)", lab.StateDir))
+		case err != nil && !errors.Is(err, os.ErrNotExist):
 			return usageError(fmt.Errorf("lab status: %w", err))
-		}
-		if l == nil {
-			fmt.Fprintf(o.IO.Out, "no lab %q\n", cfg.Prefix)
+		case l == nil:
+			fmt.Fprintf(o.IO.Out, "no %s\n", labName(cfg.Prefix))
 			return &exitError{code: exitFindings}
 		}
 		return o.print(l)
@@ -85,6 +94,14 @@ removes everything a lab made, also after pathtrace was killed.`,
 	for _, c := range []*cobra.Command{up, down, status} {
 		o.addFlags(c)
 		cmd.AddCommand(c)
+	}
+	// down and status find a lab by its prefix alone; the build flags are
+	// still accepted there (scripts pass the same flags to every
+	// subcommand) but not offered.
+	for _, c := range []*cobra.Command{down, status} {
+		for _, n := range []string{"subnet", "pods", "routed"} {
+			c.Flags().MarkHidden(n)
+		}
 	}
 	status.Flags().BoolVar(&o.JSON, "json", false, "print the lab as JSON")
 	up.Flags().BoolVar(&o.JSON, "json", false, "print the lab as JSON")
@@ -111,6 +128,15 @@ func (o *labOptions) sub(use, short string, priv bool, fn func(context.Context, 
 			return fn(cmd.Context(), cfg)
 		},
 	}
+}
+
+// labName is how messages name a lab: "lab" for the default one (no
+// prefix), `lab "t1-"` for another.
+func labName(prefix string) string {
+	if prefix == "" {
+		return "lab"
+	}
+	return fmt.Sprintf("lab %q", prefix)
 }
 
 func (o *labOptions) print(l *lab.Lab) error {

@@ -42,9 +42,12 @@ held by exactly one namespace on the node.`,
 			if o.Src == "" && o.Dst == "" {
 				return cmd.Help()
 			}
+			o.noteProbeFlags(cmd)
 			return o.run(cmd.Context())
 		},
+		Version: buildTool().String(),
 	}
+	cmd.SetVersionTemplate("{{.Version}}\n")
 	o.addFlags(cmd)
 	cmd.SetOut(ios.Out)
 	cmd.SetErr(ios.ErrOut)

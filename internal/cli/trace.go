@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,12 +23,16 @@ type traceOptions struct {
 	Count      int
 	Interval   time.Duration
 	Timeout    time.Duration
+	Size       int
 	Passive    bool
 	Duration   time.Duration
 	OutDir     string
 	Force      bool
-	RingBytes  int
-	SpoolBytes int
+	RingBytes  byteSize
+	SpoolBytes byteSize
+	// probeFlags are the probe flags given on the command line, which a
+	// --passive run (no probes) refuses rather than ignores.
+	probeFlags []string
 
 	Resolver discover.Resolver
 }
@@ -40,6 +45,7 @@ func (o *traceOptions) addProbeFlags(cmd *cobra.Command) {
 	f.IntVarP(&o.Count, "count", "c", 3, "echo probes to send")
 	f.DurationVarP(&o.Interval, "interval", "i", 200*time.Millisecond, "time between probes")
 	f.DurationVar(&o.Timeout, "timeout", time.Second, "how long to wait for the last reply")
+	f.IntVar(&o.Size, "size", pipeline.DefaultProbeSize, fmt.Sprintf("echo payload bytes, like ping -s (%d to %d; IP packet: 28 more)", pipeline.MinProbeSize, pipeline.MaxProbeSize))
 	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR: one pcap per point, path.pcapng, report.json, report.md, report.html")
 	f.BoolVar(&o.Force, "force", false, "overwrite existing evidence files")
 }
@@ -51,8 +57,22 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Dst, "dst", "", "destination endpoint: netns name, namespace path, PID or IP address")
 	f.BoolVar(&o.Passive, "passive", false, "send nothing: correlate the endpoints' own traffic for --duration or until Ctrl-C")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "capture time in --passive mode")
-	f.IntVar(&o.RingBytes, "ring-size", 0, "capture ring per point, bytes (default 4 MiB with probes, 32 MiB with --passive)")
-	f.IntVar(&o.SpoolBytes, "spool-size", pipeline.DefaultSpoolBytes, "frames captured but not yet correlated, bytes: what a flood may get ahead of the correlator before the rings fill")
+	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 32M, 1G... (default 4MiB with probes, 32MiB with --passive)")
+	o.SpoolBytes = pipeline.DefaultSpoolBytes
+	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...; what a flood may get ahead of the correlator before the rings fill")
+}
+
+// probeFlagNames are the flags that only shape probes.
+var probeFlagNames = []string{"count", "interval", "timeout", "size"}
+
+// noteProbeFlags records which probe flags the command line gave.
+func (o *traceOptions) noteProbeFlags(cmd *cobra.Command) {
+	o.probeFlags = nil
+	for _, n := range probeFlagNames {
+		if f := cmd.Flags().Lookup(n); f != nil && f.Changed {
+			o.probeFlags = append(o.probeFlags, "--"+n)
+		}
+	}
 }
 
 func (o *traceOptions) validate() error {
@@ -62,8 +82,14 @@ func (o *traceOptions) validate() error {
 	if o.Src == "" || o.Dst == "" {
 		return errors.New("give both --src and --dst (or use 'pathtrace analyze FILE...' for saved captures)")
 	}
+	if o.Passive && len(o.probeFlags) > 0 {
+		return fmt.Errorf("%s shape probes, and --passive sends none: drop one or the other", strings.Join(o.probeFlags, ", "))
+	}
 	if !o.Passive && (o.Count < 1 || o.Count > 65535) {
 		return fmt.Errorf("--count %d: want 1 to 65535", o.Count)
+	}
+	if !o.Passive && (o.Size < pipeline.MinProbeSize || o.Size > pipeline.MaxProbeSize) {
+		return fmt.Errorf("--size %d: want %d (the probe's tag, sequence and send time) to %d bytes", o.Size, pipeline.MinProbeSize, pipeline.MaxProbeSize)
 	}
 	if o.Interval < 0 || o.Timeout < 0 {
 		return errors.New("--interval and --timeout must not be negative")
@@ -72,10 +98,10 @@ func (o *traceOptions) validate() error {
 		return fmt.Errorf("--duration %v: want a positive duration", o.Duration)
 	}
 	if o.RingBytes != 0 && o.RingBytes < 1<<20 {
-		return fmt.Errorf("--ring-size %d: want at least 1 MiB", o.RingBytes)
+		return fmt.Errorf("--ring-size %s: want at least 1MiB", &o.RingBytes)
 	}
 	if o.SpoolBytes != 0 && o.SpoolBytes < 4<<20 {
-		return fmt.Errorf("--spool-size %d: want at least 4 MiB", o.SpoolBytes)
+		return fmt.Errorf("--spool-size %s: want at least 4MiB", &o.SpoolBytes)
 	}
 	return nil
 }
@@ -105,9 +131,9 @@ func (o *traceOptions) run(ctx context.Context) error {
 	}
 	counters := newPointCounters(o.IO, o.Quiet, names)
 	doc, err := pipeline.Trace(ctx, pipeline.TraceOptions{
-		Path: path, Count: o.Count, Interval: o.Interval, Timeout: o.Timeout,
+		Path: path, Count: o.Count, Size: o.Size, Interval: o.Interval, Timeout: o.Timeout,
 		Passive: o.Passive, Duration: o.Duration, Window: o.Window,
-		RingBytes: o.RingBytes, SpoolBytes: o.SpoolBytes,
+		RingBytes: int(o.RingBytes), SpoolBytes: int(o.SpoolBytes),
 		Evidence: ev, Sink: out.sink(), Limit: o.Limit, Captured: counters.frame,
 	})
 	counters.done()
@@ -115,14 +141,21 @@ func (o *traceOptions) run(ctx context.Context) error {
 		return usageError(err)
 	}
 	// The report goes out before the evidence is written, so a full disk
-	// cannot hide what was captured.
+	// cannot hide what was captured; a closed pipe does not stop the
+	// evidence either.
+	doc.Tool = buildTool()
+	status := findings(doc.Live.Interrupted, doc.Result.Summary.Clean)
 	if err := out.finish(doc); err != nil {
-		return outputError(err)
+		status = reportError(err, doc.Live.Interrupted, doc.Result.Summary.Clean)
+		var ee *exitError
+		if errors.As(status, &ee) && ee.code == exitOutput {
+			return status
+		}
 	}
 	if err := ev.Finish(doc); err != nil {
 		return outputError(err)
 	}
-	return findings(doc.Live.Interrupted, doc.Result.Summary.Clean)
+	return status
 }
 
 // discover resolves both endpoints and finds the path between them. A
@@ -144,6 +177,10 @@ func (o *traceOptions) discover(ctx context.Context) (*discover.Path, error) {
 			return nil, fmt.Errorf("--dst %s: %w", o.Dst, err)
 		}
 		dst = discover.Remote(ip)
+	}
+	if dst.Inode != 0 && dst.Inode == src.Inode {
+		return nil, fmt.Errorf("--src %s and --dst %s are the same endpoint (network namespace %s): give two different ones",
+			o.Src, o.Dst, src.Label)
 	}
 	path, err := discover.Discover(ctx, src, dst)
 	if err != nil {
