@@ -94,6 +94,7 @@ type coverage struct {
 	frames      int
 	decoded     int
 	truncated   int
+	cutTo       int        // the longest frame cut to a snaplen, as captured
 	early       bool       // ended before the others: coverage stops at last
 	cut         string     // why the source ended early, when it was cut short (CutShort)
 	macs        []macCount // at most maxMACsSeen, most frequent first
@@ -293,6 +294,7 @@ func (e *Engine) Add(f *Frame) {
 	e.sum.Frames++
 	if f.CapLen < f.WireLen {
 		c.truncated++
+		c.cutTo = max(c.cutTo, f.CapLen)
 	}
 	if f.Time > e.mark {
 		e.mark = f.Time

@@ -203,6 +203,11 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		// loss on the path may be the capture's own.
 		cuts = append(cuts, fmt.Sprintf("the kernel dropped %d frames before pathtrace saw them, so losses below may be the capture's own", dropped))
 	}
+	if len(parts) > 0 {
+		// A frame cut short by a snaplen keys on less of its payload than
+		// its copies at other points: it may not match them.
+		cuts = append(cuts, e.snaplenCuts()...)
+	}
 	if len(cuts) == 0 {
 		return "PROBLEM: " + strings.Join(parts, "; "), false
 	}
@@ -227,6 +232,22 @@ func (e *Engine) cutCaptures() []string {
 			after = "after its frame at " + Timestamp(c.last).String()
 		}
 		out = append(out, fmt.Sprintf("%s's capture was cut %s (%s)", e.cfg.Points[p].Name, after, c.cut))
+	}
+	return out
+}
+
+// snaplenCuts names the points whose capture cut frames to a snaplen:
+// "pod2's capture cut 6 frames to 60 bytes or less (its snaplen), so they
+// may not match their copies at other points".
+func (e *Engine) snaplenCuts() []string {
+	var out []string
+	for p := range e.cov {
+		n := e.cov[p].truncated
+		if n == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s's capture cut %s to %d bytes or less (its snaplen), so they may not match their copies at other points",
+			e.cfg.Points[p].Name, plural(n, "frame"), e.cov[p].cutTo))
 	}
 	return out
 }

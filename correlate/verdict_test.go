@@ -98,3 +98,38 @@ func TestCutCaptureVerdict(t *testing.T) {
 		t.Errorf("pod2-veth coverage.cut %q, want none", r.Points[3].Coverage.Cut)
 	}
 }
+
+// Frames cut to a snaplen at one point key on less payload than their
+// copies elsewhere: when they then look lost, the verdict says the capture
+// may be the cause; when nothing looks wrong, it stays OK.
+func TestSnaplenVerdict(t *testing.T) {
+	t0 := int64(1e18)
+	fs := append(pingFrames(t0, 1), pingFrames(t0+200e6, 2)...)
+	r := analyze(t, cfgFor(seedPath...), cutAt(fs, 4, 60, false))
+	if !r.Summary.Clean || !strings.HasPrefix(r.Summary.Verdict, "OK") {
+		t.Errorf("cut frames that still match: verdict %q", r.Summary.Verdict)
+	}
+	r = analyze(t, cfgFor(seedPath...), cutAt(fs, 4, 60, true))
+	want := "CAPTURE INCOMPLETE: pod2's capture cut 4 frames to 60 bytes or less (its snaplen), so they may not match their copies at other points; "
+	if r.Summary.Clean || !strings.HasPrefix(r.Summary.Verdict, want) {
+		t.Errorf("verdict %q\nwant %s…", r.Summary.Verdict, want)
+	}
+	if r.Points[4].Coverage.Truncated != 4 {
+		t.Errorf("pod2 truncated = %d, want 4", r.Points[4].Coverage.Truncated)
+	}
+}
+
+// cutAt cuts point p's frames to capLen bytes; rehash changes their
+// payload hash as a shorter payload does.
+func cutAt(fs []Frame, p, capLen int, rehash bool) []Frame {
+	out := slices.Clone(fs)
+	for i := range out {
+		if out[i].Point == p {
+			out[i].CapLen = capLen
+			if rehash {
+				out[i].Key.Hash ^= 0xdead
+			}
+		}
+	}
+	return out
+}

@@ -531,6 +531,9 @@ func pointCells(o owners, p correlate.PointRep, macs func(owners, correlate.Poin
 	if c := p.Coverage; c.First != nil && c.Last != nil {
 		cov = clock(*c.First, 6) + "–" + clock(*c.Last, 6)
 	}
+	if p.Coverage.Cut != "" {
+		cov += " cut" // the file ends early: the verdict says where
+	}
 	return []string{p.Name, ifaceCell(p), macs(o, p), cov,
 		fmt.Sprint(p.Coverage.Frames), drops(p.Coverage.KernelDrops), fmt.Sprint(p.Coverage.Truncated)}
 }

@@ -162,3 +162,16 @@ func TestLabHelp(t *testing.T) {
 		t.Errorf("labName: %q %q", labName(""), labName("t1-"))
 	}
 }
+
+// The demo's lab is its own: "demo-" names, apart from 'lab up's default.
+func TestDemoPrefix(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	var got *demoOptions
+	cmd := newDemoCmd(ios, func(_ context.Context, o *demoOptions) error { got = o; return nil })
+	if err := execute(t, cmd); err != nil {
+		t.Fatal(err)
+	}
+	if got.lab.Prefix != DemoPrefix || DemoPrefix == "" {
+		t.Errorf("demo prefix %q, want %q", got.lab.Prefix, DemoPrefix)
+	}
+}
