@@ -46,11 +46,11 @@ func newLabCmd(ios *iostreams.IOStreams) *cobra.Command {
 		Short: "Build a Flannel node in network namespaces",
 		Long: `The lab is a Flannel node built in network namespaces: a node namespace
 "node1" with the bridge cni0 (10.244.1.1/24, MTU 1450, hairpin on its ports),
-pods "pod1" (10.244.1.2) and "pod2" (10.244.1.3) with eth0 and the seed's
-routes (default and 10.244.0.0/16 via cni0), host veths named as the CNI
-bridge plugin names them. Nothing is
-created in the namespace pathtrace runs in. 'up' is idempotent; 'down'
-removes everything a lab made, also after pathtrace was killed.`,
+pods "pod1" (10.244.1.2) and "pod2" (10.244.1.3) with eth0 and a pod's
+routes (default and 10.244.0.0/16 via 10.244.1.1), host veths named as the
+CNI bridge plugin names them. Nothing is created in the namespace pathtrace
+runs in. 'up' is idempotent; 'down' removes everything a lab made, also
+after pathtrace was killed.`,
 		Example: `  sudo pathtrace lab up
   sudo pathtrace --src pod1 --dst pod2
   sudo pathtrace lab down

@@ -21,7 +21,7 @@ TTL and IP rewrites, and where a frame was lost.
 An endpoint is a network namespace name (as 'ip netns' lists it), a
 namespace path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an IP address
 held by exactly one namespace on the node.`,
-		Example: `  # the seed's question, answered in one command
+		Example: `  # where do pod1's packets to pod2 go, and how long does each step take?
   sudo pathtrace --src pod1 --dst pod2
 
   # by IP, ten probes, evidence for the ticket
@@ -33,7 +33,7 @@ held by exactly one namespace on the node.`,
   # saved captures
   pathtrace analyze pod1.cap pod1-veth.cap cni0.cap pod2-veth.cap pod2.cap
 
-  # try it on a lab of the seed's node
+  # try it on a Flannel node built in network namespaces
   sudo pathtrace demo`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
