@@ -77,8 +77,8 @@ func fitColumns(header []string, rows [][]string, width int, wrap []wrapCol) [][
 	return out
 }
 
-// wrapCell breaks each line of s into lines of at most w runes: at the last
-// space that fits, else after the last separator that fits ("-", ",", "@",
+// wrapCell breaks each line of s into lines of at most w runes: before a
+// parenthesis, else at the last space that fits, else after the last separator that fits ("-", ",", "@",
 // "/", "–", "_"; never inside a time or a MAC), else at w.
 func wrapCell(s string, w int) []string {
 	var out []string
@@ -86,7 +86,15 @@ func wrapCell(s string, w int) []string {
 		r := []rune(line)
 		for len(r) > w {
 			cut, next := w, w
-			if i := lastIndex(r[:w+1], func(c rune) bool { return c == ' ' }); i > 0 {
+			paren := -1 // a parenthesis stays whole: "eth0@pod1" / "(ifindex 2)"
+			for i := 1; i < w && i+1 < len(r); i++ {
+				if r[i] == ' ' && r[i+1] == '(' {
+					paren = i
+				}
+			}
+			if paren > 0 {
+				cut, next = paren, paren+1
+			} else if i := lastIndex(r[:w+1], func(c rune) bool { return c == ' ' }); i > 0 {
 				cut, next = i, i+1
 			} else if i := lastIndex(r[:w], func(c rune) bool { return strings.ContainsRune("-,@/–_", c) }); i > 0 {
 				cut, next = i+1, i+1

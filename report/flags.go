@@ -38,13 +38,8 @@ func traceFlags(tr *correlate.Trace) []trFlag {
 	for _, fl := range tr.Flags {
 		switch fl {
 		case correlate.FlagReflection, correlate.FlagLost, correlate.FlagGap, correlate.FlagNegativeDelta:
-		case correlate.FlagDuplicate:
-			f = append(f, trFlag{"dup", "dup"})
-		case correlate.FlagFragment:
-			f = append(f, trFlag{"frag", "frag"})
-		case correlate.FlagOverMTU:
-			f = append(f, trFlag{">mtu", ">mtu"})
 		default:
+			// The JSON's word, one form: "duplicate", "fragment", "over-mtu".
 			f = append(f, trFlag{fl.String(), fl.String()})
 		}
 	}
