@@ -41,8 +41,9 @@ func TestTraceMTU(t *testing.T) {
 		t.Fatalf("56-byte probes: exit %d, want 0\n%s", r.Code, r.describe())
 	}
 	before := txDropped(t, l.Pods[0].Netns, "eth0")
+	ev := filepath.Join(t.TempDir(), "ev")
 	r = runTrace(t, ctx, "--src", pod1, "--dst", l.Pods[1].Name, "-c", "3", "-i", "50ms", "--timeout", "300ms",
-		"--size", "1472", "-f", "json")
+		"--size", "1472", "-f", "json", "--out", ev)
 	dropped := txDropped(t, l.Pods[0].Netns, "eth0") - before
 	if r.Code != exitFindings || r.Doc == nil {
 		t.Fatalf("1472-byte probes: exit %d, want 1\n%s", r.Code, r.describe())
@@ -66,6 +67,12 @@ func TestTraceMTU(t *testing.T) {
 	}
 	if d.Live == nil || d.Live.Sent != 3 || d.Live.Replies != 0 {
 		t.Errorf("live %+v, want 3 sent, none answered", d.Live)
+	}
+	// Offline, the evidence's path.pcapng records each point's MTU: the
+	// same finding from the file.
+	code, out, _ := runCLI(t, "analyze", "-q", "-f", "json", filepath.Join(ev, "path.pcapng"))
+	if res := decodeResult(t, out); code != exitFindings || res.Summary.Verdict != d.Summary.Verdict {
+		t.Errorf("analyze path.pcapng: exit %d, verdict %q; live said %q", code, res.Summary.Verdict, d.Summary.Verdict)
 	}
 	// The table says it too, with the probe size.
 	r = runTrace(t, ctx, "--src", pod1, "--dst", l.Pods[1].Name, "-c", "1", "--timeout", "300ms", "--size", "1472")

@@ -252,3 +252,39 @@ func TestUsageMessages(t *testing.T) {
 	}
 	t.Logf("%v: %s", time.Since(start).Round(time.Millisecond), line)
 }
+
+// The Markdown of the real nft-drop and routed captures, analysed from the
+// files, is report/testdata's golden Markdown (rendered there from these
+// captures' JSON), footer aside: the build that ran differs.
+func TestMarkdownOfRealCaptures(t *testing.T) {
+	for _, tc := range []struct{ scenario, points string }{
+		{"nft-drop", "pod1 pod1-veth cni0 pod2-veth pod2"},
+		{"routed", "pod1 pod1-veth cni0 cni1 pod3-veth pod3"},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			args := []string{"analyze", "-q", "-f", "markdown"}
+			for _, p := range strings.Fields(tc.points) {
+				args = append(args, filepath.Join(capturesDir, tc.scenario, p+".cap"))
+			}
+			_, got, errs := runCLI(t, args...)
+			want, err := os.ReadFile(filepath.Join("..", "report", "testdata", "markdown_"+tc.scenario+".golden"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := withoutFooter(got), withoutFooter(string(want)); g != w {
+				t.Errorf("markdown of %s differs from the golden (stderr %q)\n--- got\n%s\n--- want\n%s", tc.scenario, errs, g, w)
+			}
+			if !regexp.MustCompile(`\n---\n\npathtrace \S+.*\n$`).MatchString(got) {
+				t.Errorf("no footer naming the build:\n%s", got)
+			}
+		})
+	}
+}
+
+// withoutFooter drops the closing rule and the build line.
+func withoutFooter(s string) string {
+	if i := strings.LastIndex(s, "\n---\n\npathtrace "); i >= 0 {
+		return s[:i+1]
+	}
+	return s
+}

@@ -1,10 +1,13 @@
 package pipeline
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pathtrace/pathtrace/capture"
@@ -334,12 +337,25 @@ func (b *Bundle) Specs() []correlate.PointSpec {
 	for i, p := range b.Points {
 		specs[i] = correlate.PointSpec{
 			Name: p.Name, Interface: p.Iface.Name, IfIndex: p.Iface.IfIndex, Source: p.File,
-			MTU: p.Iface.MTU, Snaplen: p.Iface.Snaplen, Drops: p.Iface.Drops, HasDrops: p.Iface.HasDrops,
+			MTU: cmp.Or(p.Iface.MTU, describedMTU(p.Iface.Description)), Snaplen: p.Iface.Snaplen, Drops: p.Iface.Drops, HasDrops: p.Iface.HasDrops,
 			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End,
 		}
 	}
 	return specs
 }
+
+// describedMTU is the MTU an interface description ends with (", MTU
+// 1450", as pathtrace's evidence writes it: pcapng has no MTU option), or 0.
+func describedMTU(d string) int {
+	m := mtuSuffix.FindStringSubmatch(d)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+var mtuSuffix = regexp.MustCompile(`, MTU (\d{2,5})$`)
 
 // Open opens every file of the bundle into a Merger feeding frames in stamp
 // order with Point set to the path position. Interfaces a file reveals

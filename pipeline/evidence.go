@@ -136,7 +136,7 @@ func (e *Evidence) plan(path *discover.Path) error {
 		}
 		ep.w = w
 		ifaces = append(ifaces, capture.Interface{
-			Name: p.Name, Description: fmt.Sprintf("netns %s, %s (ifindex %d)", p.Netns, p.Interface, p.IfIndex),
+			Name: p.Name, Description: evidenceDescription(p),
 			IfIndex: p.IfIndex, LinkType: capture.LinkTypeEthernet, Snaplen: afpacket.FilterSnaplen, MTU: p.MTU,
 		})
 		order = append(order, p.Name)
@@ -163,6 +163,17 @@ func (e *Evidence) plan(path *discover.Path) error {
 	e.report = report.NewJSONStream(e.reportFile)
 	e.unregister = interrupt.AtExit(func() { e.close() })
 	return nil
+}
+
+// evidenceDescription describes a point's interface in path.pcapng: where
+// it is, and its MTU, which pcapng has no option for ("netns node1,
+// veth9903a3d4 (ifindex 7), MTU 1450"); analysing the file reads it back.
+func evidenceDescription(p discover.Point) string {
+	d := fmt.Sprintf("netns %s, %s (ifindex %d)", p.Netns, p.Interface, p.IfIndex)
+	if p.MTU > 0 {
+		d += fmt.Sprintf(", MTU %d", p.MTU)
+	}
+	return d
 }
 
 // trace adds one trace to report.json; the correlator calls it serialized.
