@@ -28,23 +28,6 @@ type Document struct {
 	Tool   Tool
 }
 
-// Tool is the pathtrace that made the report, for the footer and the JSON
-// "pathtrace" object: the module version and the VCS revision where the
-// build recorded them ("" when unknown).
-type Tool struct {
-	Version, Revision string
-}
-
-// String is "pathtrace v1.2.0", with the revision when the version does
-// not already carry it (a pseudo-version does).
-func (t Tool) String() string {
-	s := "pathtrace " + t.Version
-	if t.Revision != "" && !strings.Contains(t.Version, t.Revision[:min(len(t.Revision), 12)]) {
-		s += " (revision " + t.Revision + ")"
-	}
-	return s
-}
-
 // LiveInfo is what a live run adds: probe counters and the files it wrote.
 type LiveInfo struct {
 	Passive     bool      // no probes: the endpoints' own traffic
@@ -99,65 +82,6 @@ func write(w io.Writer, d Document, o Options, format string, fn func(*writer)) 
 		return fmt.Errorf("write %s: %w", format, err)
 	}
 	return nil
-}
-
-// owners maps a lower-case MAC to who owns it. Discovery knows owners from
-// netlink; an offline analysis only has what the correlator attached to the
-// points, so both are merged (discovery wins: it read the kernel).
-type owners map[string]string
-
-func ownersOf(d Document) owners {
-	o := owners{}
-	if d.Result != nil {
-		for _, p := range d.Result.Points {
-			for _, m := range p.MACs {
-				if m.Owner != "" {
-					o[m.MAC.String()] = m.Owner
-				}
-			}
-		}
-	}
-	if d.Path != nil {
-		for mac, who := range d.Path.Owners {
-			if who != "" {
-				o[strings.ToLower(mac)] = who
-			}
-		}
-	}
-	return o
-}
-
-// short keeps an owner's leading name: "pod1-veth (node1 veth9903a3d4)" →
-// "pod1-veth", so hop rows stay within one screen; the Points and Path
-// sections show the full owner.
-func short(owner string) string {
-	if i := strings.Index(owner, " ("); i > 0 {
-		return owner[:i]
-	}
-	return owner
-}
-
-// label is "mac (owner)" with the short owner, or the bare MAC.
-func (o owners) label(mac string) string {
-	if who := o[strings.ToLower(mac)]; who != "" {
-		return mac + " (" + short(who) + ")"
-	}
-	return mac
-}
-
-// full is "mac (owner)" with the whole owner string.
-func (o owners) full(mac string) string {
-	if who := o[strings.ToLower(mac)]; who != "" {
-		return mac + " (" + who + ")"
-	}
-	return mac
-}
-
-func (o owners) optMAC(m correlate.OptMAC) string {
-	if !m.Valid {
-		return "-"
-	}
-	return o.label(m.V.String())
 }
 
 // clock is the time of day in UTC with digits fractional digits (6 or 9).
