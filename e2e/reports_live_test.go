@@ -218,3 +218,37 @@ func TestPassiveLine(t *testing.T) {
 		t.Errorf("passive run: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// A live run between namespaces named like a container runtime names them
+// (cni-<uuid>): the default table still fits 120 columns, and no two trace
+// columns are headed alike.
+func TestTraceContainerNames(t *testing.T) {
+	testenv.RequireRoot(t)
+	cfg := reportsConfig(t)
+	cfg.Prefix += "cni-3f2c5e1a-7b9c-4d1e-9a2b-"
+	l := e2eUp(t, cfg)
+	r := runTrace(t, traceCtx(t), "--src", l.Pods[0].Name, "--dst", l.Pods[1].Name, "-c", "2", "-i", "50ms", "--timeout", "300ms")
+	if r.Code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	var header string
+	for _, line := range strings.Split(strings.TrimRight(r.Stdout, "\n"), "\n") {
+		if n := len([]rune(line)); n > 120 {
+			t.Errorf("line of %d columns: %q", n, line)
+		}
+		if strings.Contains(line, "START (UTC)") {
+			header = line
+		}
+	}
+	cols := strings.Fields(header[strings.Index(header, "START (UTC)")+len("START (UTC)"):])
+	seen := map[string]bool{}
+	for _, c := range cols[:min(5, len(cols))] {
+		seen[c] = true
+	}
+	if len(seen) != 5 || !strings.Contains(header, "TOTAL µs") {
+		t.Errorf("trace columns %q: want five distinct point headers, then TOTAL µs", cols)
+	}
+	if !strings.Contains(r.Stdout, "columns: ") || !strings.Contains(r.Stdout, "= "+l.Pods[0].Name+"-veth") {
+		t.Errorf("no legend for the abbreviated columns:\n%s", r.Stdout)
+	}
+}

@@ -140,11 +140,16 @@ func labName(prefix string) string {
 }
 
 func (o *labOptions) print(l *lab.Lab) error {
+	var err error
 	if o.JSON {
 		enc := json.NewEncoder(o.IO.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(l)
+		err = enc.Encode(l)
+	} else {
+		_, err = fmt.Fprintln(o.IO.Out, l.String())
 	}
-	_, err := fmt.Fprintln(o.IO.Out, l.String())
-	return err
+	if err != nil {
+		return reportError(err, false, true)
+	}
+	return nil
 }
