@@ -52,7 +52,10 @@ func (o *demoOptions) run(ctx context.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	if err := checkLabPrivileges(); err != nil {
+	if err := checkDemoPrivileges(); err != nil {
+		return usageError(err)
+	}
+	if _, err := o.trace.evidence(); err != nil { // a refused folder must not cost a lab
 		return usageError(err)
 	}
 	// A forced exit (second Ctrl-C) removes the lab too. Up itself stops

@@ -26,6 +26,7 @@ type traceOptions struct {
 	Duration   time.Duration
 	OutDir     string
 	Force      bool
+	SharedOut  bool
 	RingBytes  int
 	SpoolBytes int
 
@@ -42,6 +43,8 @@ func (o *traceOptions) addProbeFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.Timeout, "timeout", time.Second, "how long to wait for the last reply")
 	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR: one pcap per point, path.pcapng, report.json, report.md, report.html")
 	f.BoolVar(&o.Force, "force", false, "overwrite existing evidence files")
+	f.BoolVar(&o.SharedOut, "allow-shared-out", false,
+		"write evidence into a folder others can write or another user owns (refused by default: they could swap the files)")
 }
 
 func (o *traceOptions) addFlags(cmd *cobra.Command) {
@@ -90,13 +93,13 @@ func (o *traceOptions) run(ctx context.Context) error {
 	if err := checkPrivileges(); err != nil {
 		return usageError(err)
 	}
-	path, err := o.discover(ctx)
+	ev, err := o.evidence()
 	if err != nil {
 		return usageError(err)
 	}
-	var ev *pipeline.Evidence
-	if o.OutDir != "" {
-		ev = pipeline.NewEvidence(o.OutDir, o.Force)
+	path, err := o.discover(ctx)
+	if err != nil {
+		return usageError(err)
 	}
 	out := o.start(o.IO.Out)
 	names := make([]string, len(path.Points))
@@ -123,6 +126,15 @@ func (o *traceOptions) run(ctx context.Context) error {
 		return outputError(err)
 	}
 	return findings(doc.Live.Interrupted, doc.Result.Summary.Clean)
+}
+
+// evidence checks the --out folder (nil without --out); nothing is created
+// before the path is known.
+func (o *traceOptions) evidence() (*pipeline.Evidence, error) {
+	if o.OutDir == "" {
+		return nil, nil
+	}
+	return pipeline.NewEvidence(o.OutDir, o.Force, o.SharedOut)
 }
 
 // discover resolves both endpoints and finds the path between them. A
