@@ -96,8 +96,8 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 		if h.hasTTL {
 			hop.TTL = someU(uint64(h.ttl))
 		}
-		if h.encap.Type != EncapNone {
-			hop.Encap = encapRep(&h.encap)
+		if h.encap > 0 {
+			hop.Encap = encapRep(&t.encaps[h.encap-1])
 		}
 		out.Hops = append(out.Hops, hop)
 	}

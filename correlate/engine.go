@@ -76,13 +76,14 @@ type hop struct {
 	wireLen  int32
 	frag     bool
 	refl     bool
-	encap    Encap
+	encap    uint8 // 1 + index into trace.encaps; 0: not encapsulated
 }
 
 type trace struct {
 	n        int
 	key      Key
 	hops     []hop
+	encaps   []Encap // outer headers of the hops seen in a tunnel (few: the hop stays small)
 	seen     uint64 // points with a non-reflection hop
 	last     int64
 	nextSame *trace // next active trace with the same key

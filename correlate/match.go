@@ -122,8 +122,8 @@ func (e *Engine) newTrace(f *Frame) *trace {
 	if n := len(e.free); n > 0 {
 		t = e.free[n-1]
 		e.free = e.free[:n-1]
-		hops := t.hops[:0]
-		*t = trace{hops: hops}
+		hops, encaps := t.hops[:0], t.encaps[:0]
+		*t = trace{hops: hops, encaps: encaps}
 	} else {
 		t = &trace{hops: make([]hop, 0, len(e.cfg.Points)+2)}
 	}
@@ -144,8 +144,13 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 	if stamp == 0 { // a frame no decoder stamped (tests): no clock correction
 		stamp = f.Time
 	}
+	var encap uint8
+	if f.Encap.Type != EncapNone && len(t.encaps) < 255 {
+		t.encaps = append(t.encaps, f.Encap)
+		encap = uint8(len(t.encaps))
+	}
 	t.hops = append(t.hops, hop{
-		point: f.Point, time: f.Time, stamp: stamp, num: int32(f.Num), dir: f.Dir, encap: f.Encap,
+		point: f.Point, time: f.Time, stamp: stamp, num: int32(f.Num), dir: f.Dir, encap: encap,
 		src: f.SrcMAC, dst: f.DstMAC, hasSrc: f.HasSrcMAC, hasDst: f.HasDstMAC,
 		ttl: f.TTL, hasTTL: f.HasTTL, srcIP: f.SrcIP, dstIP: f.DstIP,
 		sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,

@@ -62,7 +62,7 @@ func (f *feed) flush() { f.release(1<<63 - 1) }
 func (f *feed) release(before int64) {
 	for {
 		p := f.queued.earliest()
-		if p < 0 || f.queued.front(p).t >= before {
+		if p < 0 || f.queued.frontTime(p) >= before {
 			return
 		}
 		f.eng.Add(&f.queued.front(p).v)

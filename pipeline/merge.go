@@ -201,7 +201,7 @@ func (m *Merger) Next() *correlate.Frame {
 		// plus the reorder span, so nothing earlier can still arrive.
 		progressed := false
 		for i, in := range m.inputs {
-			if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.front(best).t+m.reorder) {
+			if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.frontTime(best)+m.reorder) {
 				continue
 			}
 			m.read(i)
