@@ -106,7 +106,17 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 
 // lossFindings judges loss and gaps against each point's coverage.
 func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) {
-	lostAt := e.lossAndGaps(t, out, forward)
+	lostAt, offPath := e.lossAndGaps(t, out, forward)
+	if offPath {
+		e.sum.OffPath++
+		if t.flow != nil && !t.flow.offPath {
+			t.flow.offPath = true
+			e.sum.OffPathFlows++
+		}
+		if t.seen&(t.seen-1) == 0 {
+			e.offPathOnePoint++
+		}
+	}
 	if lostAt >= 0 {
 		out.LostAfter = e.cfg.Points[lostAt].Name
 		e.sum.Lost++
@@ -124,7 +134,7 @@ func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) {
 			})
 		}
 	}
-	if lostAt < 0 && len(out.Missing) == 0 {
+	if lostAt < 0 && !offPath && len(out.Missing) == 0 {
 		e.sum.Complete++
 	}
 }

@@ -46,6 +46,11 @@ type Config struct {
 	// discovery). Offline, owners are learned from where frames originate.
 	MACOwners map[MAC]Owner
 	IPOwners  map[netip.Addr]Owner
+	// OnePath: the points are one discovered path, so a frame that entered
+	// it goes on to its end (or its destination) — a live run. Offline the
+	// points are whatever files were given: a frame's way is only what its
+	// destination or its flow is known to reach.
+	OnePath bool
 }
 
 // Sink receives each finished trace, in trace-number order. The Trace is
@@ -80,11 +85,12 @@ type hop struct {
 }
 
 type trace struct {
+	flow     *flow // nil: the frame has no addresses, or the flow table is full
 	n        int
 	key      Key
 	hops     []hop
 	encaps   []Encap // outer headers of the hops seen in a tunnel (few: the hop stays small)
-	seen     uint64 // points with a non-reflection hop
+	seen     uint64  // points with a non-reflection hop
 	last     int64
 	nextSame *trace // next active trace with the same key
 	dup      bool
@@ -148,6 +154,10 @@ type Engine struct {
 	echoQ   ring.Ring[pending]
 	arpReq  map[arpKey]arpInfo
 	arpQ    ring.Ring[arpKey]
+
+	flows           map[flowKey]*flow
+	offPathOnePoint int               // off-path traces seen at a single point
+	shared          [MaxPoints]uint64 // bit q of shared[p]: p saw a frame q had seen before it
 
 	stats       map[[2]int]*latency
 	anomalies   map[anomalyKey]*Anomaly
@@ -225,6 +235,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		ipOrigin:  make(map[netip.Addr]*[MaxPoints]int32),
 		echoReq:   make(map[uint64]echoInfo),
 		arpReq:    make(map[arpKey]arpInfo),
+		flows:     make(map[flowKey]*flow),
 		stats:     make(map[[2]int]*latency),
 		anomalies: make(map[anomalyKey]*Anomaly),
 	}

@@ -75,10 +75,11 @@ const (
 	KindUnansweredEcho
 	KindNegativeDelta
 	KindKernelDrops
+	KindNoSharedFrames
 )
 
 var kindNames = names{"loss", "gap", "reflection", "flooding", "duplicate", "fragmentation", "over-mtu",
-	"unanswered-arp", "unanswered-echo", "negative-delta", "kernel-drops"}
+	"unanswered-arp", "unanswered-echo", "negative-delta", "kernel-drops", "no-shared-frames"}
 
 // Severity is what a finding of this kind means: expected behaviour worth
 // knowing (Info) or a problem (Warning).

@@ -274,13 +274,18 @@ type Anomaly struct {
 
 // Summary counts and the one-line verdict.
 type Summary struct {
-	Frames   int            `json:"frames"`  // frames read at all points
-	Decoded  int            `json:"decoded"` // frames with a key
-	Traces   int            `json:"traces"`
-	Complete int            `json:"complete"` // traces with no loss and no missing point
-	Lost     int            `json:"lost"`
-	WithGaps int            `json:"with_gaps"`
-	ByProto  map[string]int `json:"by_protocol"`
-	Verdict  string         `json:"verdict"`
-	Clean    bool           `json:"clean"` // exit status 0
+	Frames   int `json:"frames"`  // frames read at all points
+	Decoded  int `json:"decoded"` // frames with a key
+	Traces   int `json:"traces"`
+	Complete int `json:"complete"` // traces with no loss, no missing point, not off-path
+	Lost     int `json:"lost"`
+	WithGaps int `json:"with_gaps"`
+	// OffPath traces stopped short of capturing points their flow was never
+	// seen at: traffic that does not take the path between the points
+	// (health checks, API server on one node's NIC), not loss.
+	OffPath      int            `json:"off_path"`
+	OffPathFlows int            `json:"off_path_flows"`
+	ByProto      map[string]int `json:"by_protocol"`
+	Verdict      string         `json:"verdict"`
+	Clean        bool           `json:"clean"` // exit status 0
 }

@@ -101,9 +101,10 @@ func (e *Engine) result() *Result {
 			Exact: l.hist == nil,
 		})
 	}
+	e.unshared()
 	for _, k := range e.anomOrder {
 		a := *e.anomalies[k]
-		if a.Kind == KindKernelDrops {
+		if a.Kind == KindKernelDrops || a.Kind == KindNoSharedFrames {
 			a.Traces = []int{}
 		}
 		r.Anomalies = append(r.Anomalies, a)
@@ -155,6 +156,10 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		parts = append(parts, fmt.Sprintf("%d traces not seen at a point they crossed (%s)", s.WithGaps, countList("", where)))
 	}
 	for _, a := range r.Anomalies {
+		if a.Kind == KindNoSharedFrames {
+			parts = append(parts, a.Message)
+			continue
+		}
 		if a.Severity == Warning && a.Kind != KindLoss && a.Kind != KindGap {
 			where := a.Kind.String()
 			if a.Point != "" {
@@ -164,8 +169,15 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		}
 	}
 	if len(parts) == 0 {
-		return fmt.Sprintf("OK: all %d traces crossed every capturing point on their way (%d points, %d frames)",
-			s.Traces, len(e.cfg.Points), s.Decoded), true
+		ok := fmt.Sprintf("OK: all %d traces crossed every capturing point on their way (%d points, %d frames)",
+			s.Traces-s.OffPath, len(e.cfg.Points), s.Decoded)
+		if s.OffPath > 0 {
+			ok += "; " + e.offPathLine(s)
+		}
+		return ok, true
+	}
+	if s.OffPath > 0 {
+		parts = append(parts, e.offPathLine(s))
 	}
 	var dropped uint64
 	for _, p := range e.cfg.Points {
@@ -178,6 +190,69 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 			dropped, strings.Join(parts, "; ")), false
 	}
 	return "PROBLEM: " + strings.Join(parts, "; "), false
+}
+
+// offPathLine counts the traffic that did not take the path between the
+// points, so a verdict about the path is not read as one about everything
+// captured.
+func (e *Engine) offPathLine(s *Summary) string {
+	flows := ""
+	if s.OffPathFlows > 0 {
+		flows = fmt.Sprintf(" of %d flows", s.OffPathFlows)
+	}
+	where := "seen at some points only"
+	if e.offPathOnePoint == s.OffPath {
+		where = "seen at one point only"
+	}
+	return fmt.Sprintf("%d traces%s %s, not on the path between the points (off-path, not lost)", s.OffPath, flows, where)
+}
+
+// unshared reports points whose captures share no frame with the others':
+// taken at different times (another run), or not on one path. No loss is
+// reported between them (see wayEnd).
+func (e *Engine) unshared() {
+	n := len(e.cfg.Points)
+	comp := make([]int, n)
+	for p := range comp {
+		comp[p] = -1
+	}
+	var groups [][]int
+	for p := range n {
+		if comp[p] >= 0 || e.cov[p].decoded == 0 {
+			continue
+		}
+		g := len(groups)
+		groups = append(groups, nil)
+		stack := []int{p}
+		comp[p] = g
+		for len(stack) > 0 {
+			q := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			groups[g] = append(groups[g], q)
+			for r := range n {
+				if comp[r] < 0 && e.cov[r].decoded > 0 && e.linked(q, r) {
+					comp[r] = g
+					stack = append(stack, r)
+				}
+			}
+		}
+	}
+	if len(groups) < 2 {
+		return
+	}
+	var names []string
+	for _, g := range groups {
+		slices.Sort(g)
+		var ns []string
+		for _, p := range g {
+			ns = append(ns, e.cfg.Points[p].Name)
+		}
+		names = append(names, strings.Join(ns, ","))
+	}
+	who := strings.Join(names, " and ")
+	e.anomaly(KindNoSharedFrames, who, 0, func() string {
+		return who + " share no frame: not captured at the same time, or not on one path"
+	})
 }
 
 func countList(prefix string, m map[string]int) string {
