@@ -67,11 +67,18 @@ func (e *Engine) describe(t *trace, out *Trace) {
 func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 	for i, hi := range order {
 		h := &t.hops[hi]
-		var d int64
+		var d, unc int64
 		if prev[i] >= 0 {
 			p := &t.hops[prev[i]]
 			d = h.time - p.time
-			if d < 0 {
+			a, b := &e.cfg.Points[p.point], &e.cfg.Points[h.point]
+			if a.Clock != b.Clock {
+				unc = a.ClockUncertainty + b.ClockUncertainty
+			}
+			switch {
+			case d < 0 && a.Clock != b.Clock && -d > max(ClockMinOffset, unc) && !h.refl:
+				e.clockSkew(t.n, a.Name, b.Name, d)
+			case d < 0:
 				negative = true
 			}
 			e.rewrites(out, p, h)
@@ -80,12 +87,14 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 			}
 		}
 		hop := Hop{
-			Point:      e.cfg.Points[h.point].Name,
-			Time:       Timestamp(h.stamp),
-			DeltaNs:    d,
-			Dir:        h.dir,
-			Frame:      int(h.num),
-			Reflection: h.refl,
+			Point:         e.cfg.Points[h.point].Name,
+			Time:          Timestamp(h.stamp),
+			DeltaNs:       d,
+			UncertaintyNs: unc,
+			ClockOffsetNs: h.stamp - h.time,
+			Dir:           h.dir,
+			Frame:         int(h.num),
+			Reflection:    h.refl,
 		}
 		if h.hasSrc {
 			hop.SrcMAC = someMAC(h.src)
@@ -184,6 +193,16 @@ func (e *Engine) hopFindings(t *trace, out *Trace, order []int, negative bool) {
 			break
 		}
 	}
+}
+
+// clockSkew: a frame reached b before it left a by more than the clocks'
+// known difference: their offset is off, or was never estimated.
+func (e *Engine) clockSkew(n int, a, b string, d int64) {
+	at := a + "→" + b
+	e.anomaly(KindClock, at, n, func() string {
+		return fmt.Sprintf("%s stamped frames %.1f µs before %s sent them: the two captures' clocks differ by more than was corrected (see clock_offsets; --clock-offset declares one)",
+			b, float64(-d)/1e3, a)
+	})
 }
 
 func (e *Engine) flag(out *Trace, f Flag) {

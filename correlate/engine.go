@@ -30,6 +30,12 @@ type PointSpec struct {
 	// CoverFrom/CoverTo, when set (live capture, pcapng statistics), bound
 	// the time the point was capturing more precisely than its frames do.
 	CoverFrom, CoverTo int64
+	// Clock is the point's clock group: points of one host share one
+	// (a multi-interface file, a live run). Frames reach the engine on the
+	// reference clock already; ClockUncertainty is how far the correction
+	// that put them there may be off (0: none was applied).
+	Clock            int
+	ClockUncertainty int64
 }
 
 // Owner names what a MAC or IP address belongs to, and where on the path.
@@ -51,6 +57,11 @@ type Config struct {
 	// points are whatever files were given: a frame's way is only what its
 	// destination or its flow is known to reach.
 	OnePath bool
+	// ClockOffsets are the corrections the frames' times already carry
+	// (estimated or declared), for the report; ClockProblems the pairs of
+	// clocks that could not be compared.
+	ClockOffsets  []ClockOffset
+	ClockProblems []ClockProblem
 }
 
 // Sink receives each finished trace, in trace-number order. The Trace is
@@ -97,7 +108,8 @@ type trace struct {
 }
 
 type coverage struct {
-	first, last int64
+	first, last int64    // on the reference clock: what loss is judged by
+	stamps      [2]int64 // first and last as captured: what the report shows
 	frames      int
 	decoded     int
 	truncated   int
@@ -283,10 +295,10 @@ func (e *Engine) Add(f *Frame) {
 	}
 	c := &e.cov[p]
 	if c.frames == 0 || f.Time < c.first {
-		c.first = f.Time
+		c.first, c.stamps[0] = f.Time, f.stamp()
 	}
 	if c.frames == 0 || f.Time > c.last {
-		c.last = f.Time
+		c.last, c.stamps[1] = f.Time, f.stamp()
 	}
 	c.frames++
 	e.sum.Frames++

@@ -76,10 +76,11 @@ const (
 	KindNegativeDelta
 	KindKernelDrops
 	KindNoSharedFrames
+	KindClock
 )
 
 var kindNames = names{"loss", "gap", "reflection", "flooding", "duplicate", "fragmentation", "over-mtu",
-	"unanswered-arp", "unanswered-echo", "negative-delta", "kernel-drops", "no-shared-frames"}
+	"unanswered-arp", "unanswered-echo", "negative-delta", "kernel-drops", "no-shared-frames", "clock"}
 
 // Severity is what a finding of this kind means: expected behaviour worth
 // knowing (Info) or a problem (Warning).

@@ -166,10 +166,7 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 	if len(t.hops) >= maxHops {
 		return
 	}
-	stamp := f.Stamp
-	if stamp == 0 { // a frame no decoder stamped (tests): no clock correction
-		stamp = f.Time
-	}
+	stamp := f.stamp()
 	var encap uint8
 	if f.Encap.Type != EncapNone && len(t.encaps) < 255 {
 		t.encaps = append(t.encaps, f.Encap)

@@ -10,11 +10,12 @@ import (
 // result assembles everything but the traces, which went to the sink.
 func (e *Engine) result() *Result {
 	r := &Result{
-		Version:    SchemaVersion,
-		Traces:     []Trace{},
-		HopLatency: []HopStat{},
-		Anomalies:  []Anomaly{},
-		Warnings:   append([]string{}, e.warnings...),
+		Version:      SchemaVersion,
+		ClockOffsets: append([]ClockOffset{}, e.cfg.ClockOffsets...),
+		Traces:       []Trace{},
+		HopLatency:   []HopStat{},
+		Anomalies:    []Anomaly{},
+		Warnings:     append([]string{}, e.warnings...),
 	}
 	var end int64
 	for p := range e.cov {
@@ -25,7 +26,7 @@ func (e *Engine) result() *Result {
 		if c.frames > 0 && !c.early && spec.CoverTo == 0 && end-c.last > e.window {
 			r.Warnings = append(r.Warnings, fmt.Sprintf(
 				"%s: last frame %s, %.1f s before the other captures ended; it counts as capturing until the end (a pcap records no stop time): if it stopped early, loss reported after it is not real",
-				spec.Name, Timestamp(c.last), float64(end-c.last)/1e9))
+				spec.Name, Timestamp(c.stamps[1]), float64(end-c.last)/1e9))
 		}
 		pr := PointRep{Name: spec.Name, Source: spec.Source, MACs: []MACSeen{}}
 		if spec.Interface != "" {
@@ -39,7 +40,7 @@ func (e *Engine) result() *Result {
 		}
 		pr.Coverage = Coverage{Frames: c.frames, Decoded: c.decoded, Truncated: c.truncated}
 		if c.frames > 0 {
-			pr.Coverage.First, pr.Coverage.Last = someT(c.first), someT(c.last)
+			pr.Coverage.First, pr.Coverage.Last = someT(c.stamps[0]), someT(c.stamps[1])
 		}
 		if spec.CoverTo != 0 {
 			pr.Coverage.First, pr.Coverage.Last = someT(spec.CoverFrom), someT(spec.CoverTo)
@@ -102,9 +103,12 @@ func (e *Engine) result() *Result {
 		})
 	}
 	e.unshared()
+	for _, p := range e.cfg.ClockProblems {
+		e.anomaly(KindClock, e.groupName(p.A)+","+e.groupName(p.B), 0, func() string { return p.Message })
+	}
 	for _, k := range e.anomOrder {
 		a := *e.anomalies[k]
-		if a.Kind == KindKernelDrops || a.Kind == KindNoSharedFrames {
+		if a.Kind == KindKernelDrops || a.Kind == KindNoSharedFrames || (a.Kind == KindClock && a.Count == 0) {
 			a.Traces = []int{}
 		}
 		r.Anomalies = append(r.Anomalies, a)
@@ -190,6 +194,16 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 			dropped, strings.Join(parts, "; ")), false
 	}
 	return "PROBLEM: " + strings.Join(parts, "; "), false
+}
+
+// groupName names a clock group by its first point.
+func (e *Engine) groupName(g int) string {
+	for _, p := range e.cfg.Points {
+		if p.Clock == g {
+			return p.Name
+		}
+	}
+	return fmt.Sprint(g)
 }
 
 // offPathLine counts the traffic that did not take the path between the

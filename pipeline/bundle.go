@@ -288,9 +288,14 @@ const sampleBudget = 200_000
 // sample decodes the first frames of every file, for order inference: at
 // most sampleBudget in all, split between the files.
 func (b *Bundle) sample() ([]correlate.Frame, error) {
+	return b.sampleFrames(min(SampleFrames, max(sampleBudget/len(b.files), 10_000)))
+}
+
+// sampleFrames decodes the first perFile frames of every file, with Point
+// set to the bundle's current point order.
+func (b *Bundle) sampleFrames(perFile int) ([]correlate.Frame, error) {
 	var frames []correlate.Frame
 	dec := decode.New()
-	perFile := min(SampleFrames, max(sampleBudget/len(b.files), 10_000))
 	for fi := range b.files {
 		src, err := pcapfile.Open(b.files[fi].path)
 		if err != nil {
@@ -335,7 +340,7 @@ func (b *Bundle) Specs() []correlate.PointSpec {
 		specs[i] = correlate.PointSpec{
 			Name: p.Name, Interface: p.Iface.Name, IfIndex: p.Iface.IfIndex, Source: p.File,
 			MTU: p.Iface.MTU, Snaplen: p.Iface.Snaplen, Drops: p.Iface.Drops, HasDrops: p.Iface.HasDrops,
-			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End,
+			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End, Clock: p.file,
 		}
 	}
 	return specs

@@ -34,6 +34,7 @@ type Merger struct {
 	wg      sync.WaitGroup
 	held    *batch // holds the frame Next returned last
 	closed  func(point int, ifc capture.Interface, early bool)
+	clocks  []correlate.ClockLine // per point: subtracted from its stamps (nil: none)
 	warn    []string
 }
 
@@ -58,6 +59,7 @@ type mergeInput struct {
 	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
 	// the per-point .cap files written beside them.
 	perIface []int
+	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
 }
 
 // batch is up to batchFrames decoded frames; the last batch of a source
@@ -154,6 +156,9 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			f := &b.frames[len(b.frames)-1]
 			in.dec.DecodeAny(&rf, f)
 			f.Point = point
+			if point < len(in.clocks) && !in.clocks[point].Zero() {
+				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
+			}
 			if in.perIface != nil {
 				for len(in.perIface) <= rf.Iface {
 					in.perIface = append(in.perIface, 0)
@@ -170,6 +175,15 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 		if b.eof {
 			return
 		}
+	}
+}
+
+// SetClocks sets the clock correction of each point (by index): frames
+// leave the merger with Time on the reference clock, Stamp as captured.
+// Call it before the first Next.
+func (m *Merger) SetClocks(lines []correlate.ClockLine) {
+	for _, in := range m.inputs {
+		in.clocks = lines
 	}
 }
 

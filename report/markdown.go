@@ -63,6 +63,10 @@ func (m *mdWriter) render(d Document) {
 		m.path(d)
 	}
 	m.points(r)
+	for _, l := range clockLines(r) {
+		m.line("Clocks: %s", mdEscape(l))
+		m.line("")
+	}
 	m.traces(r)
 	if len(r.HopLatency) > 0 {
 		m.line("## Hop latency")

@@ -146,6 +146,7 @@ func (t *textWriter) render(d Document) {
 		}
 		t.points(r, macList)
 		t.line("")
+		t.clocks(r)
 		t.traces(r)
 	} else {
 		if d.Path != nil {
@@ -154,6 +155,7 @@ func (t *textWriter) render(d Document) {
 		}
 		t.points(r, macSenders)
 		t.line("")
+		t.clocks(r)
 		t.timeline(d)
 	}
 	if len(r.HopLatency) > 0 {
@@ -233,6 +235,18 @@ func (t *textWriter) pathPoints(p *discover.Path) {
 		rows[i] = pathCells(pt)
 	}
 	t.table(pathHeader, rows, 3, 5)
+}
+
+// clocks says which captures' clocks were corrected, before the deltas
+// that rely on it.
+func (t *textWriter) clocks(r *correlate.Result) {
+	lines := clockLines(r)
+	for _, l := range lines {
+		t.wrapped("Clocks: "+l, "", "  ")
+	}
+	if len(lines) > 0 {
+		t.line("")
+	}
 }
 
 // pathEnds is "pod1 10.244.1.2 (eth0 3a:…) → pod2 10.244.1.3 (eth0 d2:…)",
