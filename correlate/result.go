@@ -292,6 +292,7 @@ type Summary struct {
 	// (health checks, API server on one node's NIC), not loss.
 	OffPath      int            `json:"off_path"`
 	OffPathFlows int            `json:"off_path_flows"`
+	FilteredOut  int            `json:"filtered_out,omitempty"` // frames --filter left out: read, not correlated
 	ByProto      map[string]int `json:"by_protocol"`
 	Verdict      string         `json:"verdict"`
 	Clean        bool           `json:"clean"` // exit status 0

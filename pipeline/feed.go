@@ -22,6 +22,7 @@ const DefaultLag = 100 * time.Millisecond
 type feed struct {
 	eng    *correlate.Engine
 	dec    *decode.Decoder
+	filter *frameFilter
 	queued *stampMerge[correlate.Frame]
 	newest int64
 	lag    int64
@@ -51,6 +52,7 @@ func (f *feed) addRaw(sl *slab) {
 func (f *feed) queueFrame(point int, rf *capture.RawFrame) {
 	fr := f.queued.push(point, rf.Time)
 	f.dec.DecodeAny(rf, fr)
+	f.filter.apply(f.dec, rf, fr)
 	fr.Point = point
 	f.newest = max(f.newest, rf.Time)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/capture/decode"
+	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
@@ -60,6 +61,7 @@ type mergeInput struct {
 	// the per-point .cap files written beside them.
 	perIface []int
 	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
+	filter   *frameFilter          // the reader goroutine's
 }
 
 // batch is up to batchFrames decoded frames; the last batch of a source
@@ -155,6 +157,7 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			b.frames = append(b.frames, correlate.Frame{})
 			f := &b.frames[len(b.frames)-1]
 			in.dec.DecodeAny(&rf, f)
+			in.filter.apply(in.dec, &rf, f)
 			f.Point = point
 			if point < len(in.clocks) && !in.clocks[point].Zero() {
 				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
@@ -185,6 +188,23 @@ func (m *Merger) SetClocks(lines []correlate.ClockLine) {
 	for _, in := range m.inputs {
 		in.clocks = lines
 	}
+}
+
+// SetFilter keeps only frames matching f (nil: all); call it before the
+// first Next.
+func (m *Merger) SetFilter(f *filter.Filter) {
+	for _, in := range m.inputs {
+		in.filter = newFrameFilter(f)
+	}
+}
+
+// FilteredOut is how many frames the filter left out so far.
+func (m *Merger) FilteredOut() int {
+	n := 0
+	for _, in := range m.inputs {
+		n += in.filter.filteredOut()
+	}
+	return n
 }
 
 // NumberPerInterface makes the most recently added source number its

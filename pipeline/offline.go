@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
@@ -22,6 +23,7 @@ type Options struct {
 	Window  time.Duration // match window; 0: correlate.DefaultWindow
 	Reorder time.Duration // reorder span; 0: DefaultReorder
 	Clocks  ClockOptions
+	Filter  *filter.Filter // keep only matching frames (nil: all)
 	// Sink, if set, receives every trace as the correlator emits it (the
 	// Trace is reused afterwards), and the result keeps none, so memory
 	// does not grow with the input. Otherwise the first Limit traces are
@@ -83,6 +85,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 		return nil, err
 	}
 	m.SetClocks(clocks.lines)
+	m.SetFilter(o.Filter)
 	defer files.Close()
 	defer m.Close() // before the files: its readers may still be reading them
 	progress := func(n int) {
@@ -121,6 +124,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	}
 	res := eng.Finish()
 	res.Traces = keep.kept
+	res.Summary.FilteredOut = m.FilteredOut()
 	return res, stopped
 }
 

@@ -424,6 +424,12 @@ func summaryLine(s correlate.Summary) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d traces: %d complete, %d lost, %d with gaps; %d frames read, %d decoded",
 		s.Traces, s.Complete, s.Lost, s.WithGaps, s.Frames, s.Decoded)
+	if s.FilteredOut > 0 {
+		fmt.Fprintf(&b, ", %d left out by --filter", s.FilteredOut)
+	}
+	if s.OffPath > 0 {
+		fmt.Fprintf(&b, "; %d off-path", s.OffPath)
+	}
 	if len(s.ByProto) > 0 {
 		keys := sortedKeys(s.ByProto)
 		parts := make([]string, len(keys))

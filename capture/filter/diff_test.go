@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/internal/testenv"
 )
 
@@ -131,7 +132,7 @@ func loadGroups(t *testing.T, tcpdump string, srcs []source, tmp string) ([]*gro
 			if err != nil {
 				continue // tcpdump cannot read it: nothing to compare
 			}
-			if _, ok := linkFields(&Fields{}, link, nil); !ok {
+			if _, ok := linkFields(&Fields{}, capture.LinkType(link), nil); !ok {
 				continue // a link type the product does not decode
 			}
 			g := groups[link]

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/internal/iostreams"
 	"github.com/pathtrace/pathtrace/pipeline"
 	"github.com/pathtrace/pathtrace/report"
@@ -24,6 +25,7 @@ type analyzeOptions struct {
 	Reorder      time.Duration
 	ClockOffsets []string
 	ClockGroups  []string
+	Filter       string
 	Args         []string
 }
 
@@ -67,6 +69,7 @@ are placed by the traffic; --order overrides.`,
 	f.IntVar(&o.MTU, "mtu", 0, "link MTU to check frame sizes against (0: unknown)")
 	f.DurationVar(&o.Reorder, "reorder", time.Duration(pipeline.DefaultReorder), "how far back in time a capture may jump and still be merged in order")
 	f.StringArrayVar(&o.ClockOffsets, "clock-offset", nil, "POINT=DURATION: POINT's clock is DURATION ahead of the first point's (repeatable); 'off': no clock correction")
+	f.StringVar(&o.Filter, "filter", "", "keep only frames matching this tcpdump expression (host, net, port, portrange, icmp, tcp, udp, arp, ip, ip6, vlan, and/or/not); tunnelled frames match on their inner frame too")
 	f.StringArrayVar(&o.ClockGroups, "clock-group", nil, "NAME=POINT,POINT...: these points' captures share one clock (one host); repeatable")
 	return cmd
 }
@@ -137,10 +140,14 @@ func (o *analyzeOptions) run(ctx context.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
+	filt, err := filter.Compile(o.Filter)
+	if err != nil {
+		return usageError(err)
+	}
 	out := o.start(o.IO.Out)
 	var rp *readProgress
 	res, err := pipeline.Run(ctx, pipeline.Options{
-		Inputs: inputs, Order: o.Order, MTU: o.MTU, Window: o.Window, Reorder: o.Reorder, Clocks: clocks,
+		Inputs: inputs, Order: o.Order, MTU: o.MTU, Window: o.Window, Reorder: o.Reorder, Clocks: clocks, Filter: filt,
 		Sink: out.sink(), Limit: o.Limit,
 		Progress: func(read, total int64, frames int) {
 			if rp == nil {

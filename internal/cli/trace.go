@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/discover"
 	"github.com/pathtrace/pathtrace/internal/iostreams"
 	"github.com/pathtrace/pathtrace/pipeline"
@@ -29,6 +30,7 @@ type traceOptions struct {
 	SharedOut  bool
 	RingBytes  int
 	SpoolBytes int
+	Filter     string
 
 	Resolver discover.Resolver
 }
@@ -54,6 +56,7 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Dst, "dst", "", "destination endpoint: netns name, namespace path, PID or IP address")
 	f.BoolVar(&o.Passive, "passive", false, "send nothing: correlate the endpoints' own traffic for --duration or until Ctrl-C")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "capture time in --passive mode")
+	f.StringVar(&o.Filter, "filter", "", "with --passive: keep only frames matching this tcpdump expression (inner frames of tunnels too), e.g. 'icmp and host 10.244.1.3'")
 	f.IntVar(&o.RingBytes, "ring-size", 0, "capture ring per point, bytes (default 4 MiB with probes, 32 MiB with --passive)")
 	f.IntVar(&o.SpoolBytes, "spool-size", pipeline.DefaultSpoolBytes, "frames captured but not yet correlated, bytes: what a flood may get ahead of the correlator before the rings fill")
 }
@@ -77,6 +80,9 @@ func (o *traceOptions) validate() error {
 	if o.RingBytes != 0 && o.RingBytes < 1<<20 {
 		return fmt.Errorf("--ring-size %d: want at least 1 MiB", o.RingBytes)
 	}
+	if o.Filter != "" && !o.Passive {
+		return errors.New("--filter goes with --passive: pathtrace's own probes are filtered already")
+	}
 	if o.SpoolBytes != 0 && o.SpoolBytes < 4<<20 {
 		return fmt.Errorf("--spool-size %d: want at least 4 MiB", o.SpoolBytes)
 	}
@@ -91,6 +97,10 @@ func (o *traceOptions) run(ctx context.Context) error {
 		return usageError(err)
 	}
 	if err := checkPrivileges(); err != nil {
+		return usageError(err)
+	}
+	filt, err := filter.Compile(o.Filter)
+	if err != nil {
 		return usageError(err)
 	}
 	ev, err := o.evidence()
@@ -111,7 +121,7 @@ func (o *traceOptions) run(ctx context.Context) error {
 		Path: path, Count: o.Count, Interval: o.Interval, Timeout: o.Timeout,
 		Passive: o.Passive, Duration: o.Duration, Window: o.Window,
 		RingBytes: o.RingBytes, SpoolBytes: o.SpoolBytes,
-		Evidence: ev, Sink: out.sink(), Limit: o.Limit, Captured: counters.frame,
+		Evidence: ev, Sink: out.sink(), Limit: o.Limit, Captured: counters.frame, Filter: filt,
 	})
 	counters.done()
 	if err != nil {
