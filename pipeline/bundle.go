@@ -38,6 +38,7 @@ func ParseInput(arg string) Input {
 // Point is one capture point of a bundle.
 type Point struct {
 	Name  string
+	base  string // the file's base name the name was made of ("" when named otherwise)
 	Iface capture.Interface
 	File  string
 	file  int // index into Bundle.files
@@ -116,6 +117,7 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 	if len(b.Points) > correlate.MaxPoints {
 		return nil, fmt.Errorf("%d capture points: at most %d are supported", len(b.Points), correlate.MaxPoints)
 	}
+	b.shortenNames()
 	seen := map[string]string{}
 	for _, p := range b.Points {
 		if prev, dup := seen[p.Name]; dup {
@@ -178,6 +180,24 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 	}
 	b.Points = pts
 	return b, nil
+}
+
+// shortenNames drops from the names made of file names what those files'
+// names all share (shortNames); Source keeps the whole file name.
+func (b *Bundle) shortenNames() {
+	var bases []string
+	for _, p := range b.Points {
+		if p.base != "" && !slices.Contains(bases, p.base) {
+			bases = append(bases, p.base)
+		}
+	}
+	short := shortNames(bases)
+	for i := range b.Points {
+		p := &b.Points[i]
+		if k := slices.Index(bases, p.base); p.base != "" && k >= 0 {
+			p.Name = short[k] + strings.TrimPrefix(p.Name, p.base)
+		}
+	}
 }
 
 func (b *Bundle) names() []string {
@@ -253,10 +273,10 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 	var out []int
 	for _, i := range keep {
 		ifc := ifaces[i]
-		pn := name
+		pn, fromBase := name, false
 		switch {
 		case len(keep) == 1 && pn == "":
-			pn = base
+			pn, fromBase = base, true
 		case len(keep) > 1:
 			prefix := base
 			if name != "" {
@@ -268,12 +288,16 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 			case ifc.Name != "":
 				pn = ifc.Name
 			case ifc.IfIndex >= 0:
-				pn = fmt.Sprintf("%s:if%d", prefix, ifc.IfIndex)
+				pn, fromBase = fmt.Sprintf("%s:if%d", prefix, ifc.IfIndex), name == ""
 			default:
-				pn = fmt.Sprintf("%s:if%d", prefix, i)
+				pn, fromBase = fmt.Sprintf("%s:if%d", prefix, i), name == ""
 			}
 		}
-		b.Points = append(b.Points, Point{Name: pn, Iface: ifc, File: path, file: fi, iface: i})
+		p := Point{Name: pn, Iface: ifc, File: path, file: fi, iface: i}
+		if fromBase {
+			p.base = base
+		}
+		b.Points = append(b.Points, p)
 		out = append(out, len(b.Points)-1)
 	}
 	if len(keep) == 0 {
