@@ -68,11 +68,18 @@ func (e *Engine) describe(t *trace, out *Trace) {
 func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 	for i, hi := range order {
 		h := &t.hops[hi]
-		var d int64
+		var d, unc int64
 		if prev[i] >= 0 {
 			p := &t.hops[prev[i]]
 			d = h.time - p.time
-			if d < 0 {
+			a, b := &e.cfg.Points[p.point], &e.cfg.Points[h.point]
+			if a.Clock != b.Clock {
+				unc = a.ClockUncertainty + b.ClockUncertainty
+			}
+			switch {
+			case d < 0 && a.Clock != b.Clock && -d > max(ClockMinOffset, unc) && !h.refl:
+				e.clockSkew(t.n, a.Name, b.Name, d)
+			case d < 0:
 				negative = true
 			}
 			e.rewrites(out, p, h)
@@ -81,12 +88,14 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 			}
 		}
 		hop := Hop{
-			Point:      e.cfg.Points[h.point].Name,
-			Time:       Timestamp(h.stamp),
-			DeltaNs:    d,
-			Dir:        h.dir,
-			Frame:      int(h.num),
-			Reflection: h.refl,
+			Point:         e.cfg.Points[h.point].Name,
+			Time:          Timestamp(h.stamp),
+			DeltaNs:       d,
+			UncertaintyNs: unc,
+			ClockOffsetNs: h.stamp - h.time,
+			Dir:           h.dir,
+			Frame:         int(h.num),
+			Reflection:    h.refl,
 		}
 		if h.hasSrc {
 			hop.SrcMAC = someMAC(h.src)
@@ -97,8 +106,8 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 		if h.hasTTL {
 			hop.TTL = someU(uint64(h.ttl))
 		}
-		if h.encap.Type != EncapNone {
-			hop.Encap = encapRep(&h.encap)
+		if h.encap > 0 {
+			hop.Encap = encapRep(&t.encaps[h.encap-1])
 		}
 		out.Hops = append(out.Hops, hop)
 	}
@@ -108,7 +117,17 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 // lossFindings judges loss and gaps against each point's coverage; it
 // returns the position the frame was lost after, or -1.
 func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) int {
-	lostAt := e.lossAndGaps(t, out, forward)
+	lostAt, offPath := e.lossAndGaps(t, out, forward)
+	if offPath {
+		e.sum.OffPath++
+		if t.flow != nil && !t.flow.offPath {
+			t.flow.offPath = true
+			e.sum.OffPathFlows++
+		}
+		if t.seen&(t.seen-1) == 0 {
+			e.offPathOnePoint++
+		}
+	}
 	if lostAt >= 0 {
 		out.LostAfter = e.cfg.Points[lostAt].Name
 		e.sum.Lost++
@@ -126,7 +145,7 @@ func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) int {
 			})
 		}
 	}
-	if lostAt < 0 && len(out.Missing) == 0 {
+	if lostAt < 0 && !offPath && len(out.Missing) == 0 {
 		e.sum.Complete++
 	}
 	return lostAt
@@ -217,6 +236,16 @@ func (e *Engine) overMTUAt(t *trace, out *Trace, p int, ipLen int32) bool {
 	}
 	e.overMTU[p] = [2]int32{min(r[0], ipLen), max(r[1], ipLen)}
 	return true
+}
+
+// clockSkew: a frame reached b before it left a by more than the clocks'
+// known difference: their offset is off, or was never estimated.
+func (e *Engine) clockSkew(n int, a, b string, d int64) {
+	at := a + "→" + b
+	e.anomaly(KindClock, at, n, func() string {
+		return fmt.Sprintf("%s stamped frames %.1f µs before %s sent them: the two captures' clocks differ by more than was corrected (see clock_offsets; --clock-offset declares one)",
+			b, float64(-d)/1e3, a)
+	})
 }
 
 func (e *Engine) flag(out *Trace, f Flag) {

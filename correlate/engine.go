@@ -30,6 +30,12 @@ type PointSpec struct {
 	// CoverFrom/CoverTo, when set (live capture, pcapng statistics), bound
 	// the time the point was capturing more precisely than its frames do.
 	CoverFrom, CoverTo int64
+	// Clock is the point's clock group: points of one host share one
+	// (a multi-interface file, a live run). Frames reach the engine on the
+	// reference clock already; ClockUncertainty is how far the correction
+	// that put them there may be off (0: none was applied).
+	Clock            int
+	ClockUncertainty int64
 }
 
 // Owner names what a MAC or IP address belongs to, and where on the path.
@@ -46,6 +52,16 @@ type Config struct {
 	// discovery). Offline, owners are learned from where frames originate.
 	MACOwners map[MAC]Owner
 	IPOwners  map[netip.Addr]Owner
+	// OnePath: the points are one discovered path, so a frame that entered
+	// it goes on to its end (or its destination) — a live run. Offline the
+	// points are whatever files were given: a frame's way is only what its
+	// destination or its flow is known to reach.
+	OnePath bool
+	// ClockOffsets are the corrections the frames' times already carry
+	// (estimated or declared), for the report; ClockProblems the pairs of
+	// clocks that could not be compared.
+	ClockOffsets  []ClockOffset
+	ClockProblems []ClockProblem
 }
 
 // Sink receives each finished trace, in trace-number order. The Trace is
@@ -76,21 +92,24 @@ type hop struct {
 	wireLen  int32
 	frag     bool
 	refl     bool
-	encap    Encap
+	encap    uint8 // 1 + index into trace.encaps; 0: not encapsulated
 }
 
 type trace struct {
+	flow     *flow // nil: the frame has no addresses, or the flow table is full
 	n        int
 	key      Key
 	hops     []hop
-	seen     uint64 // points with a non-reflection hop
+	encaps   []Encap // outer headers of the hops seen in a tunnel (few: the hop stays small)
+	seen     uint64  // points with a non-reflection hop
 	last     int64
 	nextSame *trace // next active trace with the same key
 	dup      bool
 }
 
 type coverage struct {
-	first, last int64
+	first, last int64    // on the reference clock: what loss is judged by
+	stamps      [2]int64 // first and last as captured: what the report shows
 	frames      int
 	decoded     int
 	truncated   int
@@ -149,6 +168,10 @@ type Engine struct {
 	echoQ   ring.Ring[pending]
 	arpReq  map[arpKey]arpInfo
 	arpQ    ring.Ring[arpKey]
+
+	flows           map[flowKey]*flow
+	offPathOnePoint int               // off-path traces seen at a single point
+	shared          [MaxPoints]uint64 // bit q of shared[p]: p saw a frame q had seen before it
 
 	stats       map[[2]int]*latency
 	anomalies   map[anomalyKey]*Anomaly
@@ -227,6 +250,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		ipOrigin:  make(map[netip.Addr]*[MaxPoints]int32),
 		echoReq:   make(map[uint64]echoInfo),
 		arpReq:    make(map[arpKey]arpInfo),
+		flows:     make(map[flowKey]*flow),
 		stats:     make(map[[2]int]*latency),
 		anomalies: make(map[anomalyKey]*Anomaly),
 		overMTU:   make(map[int][2]int32),
@@ -285,10 +309,10 @@ func (e *Engine) Add(f *Frame) {
 	}
 	c := &e.cov[p]
 	if c.frames == 0 || f.Time < c.first {
-		c.first = f.Time
+		c.first, c.stamps[0] = f.Time, f.stamp()
 	}
 	if c.frames == 0 || f.Time > c.last {
-		c.last = f.Time
+		c.last, c.stamps[1] = f.Time, f.stamp()
 	}
 	c.frames++
 	e.sum.Frames++

@@ -151,6 +151,15 @@ type Frame struct {
 	Encap Encap
 }
 
+// stamp is the capture's own stamp; a frame no decoder stamped (tests)
+// carries its time only.
+func (f *Frame) stamp() int64 {
+	if f.Stamp == 0 {
+		return f.Time
+	}
+	return f.Stamp
+}
+
 // EncapType is the tunnel a frame was seen in.
 type EncapType uint8
 

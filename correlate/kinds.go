@@ -75,10 +75,12 @@ const (
 	KindUnansweredEcho
 	KindNegativeDelta
 	KindKernelDrops
+	KindNoSharedFrames
+	KindClock
 )
 
 var kindNames = names{"loss", "gap", "reflection", "flooding", "duplicate", "fragmentation", "over-mtu",
-	"unanswered-arp", "unanswered-echo", "negative-delta", "kernel-drops"}
+	"unanswered-arp", "unanswered-echo", "negative-delta", "kernel-drops", "no-shared-frames", "clock"}
 
 // Severity is what a finding of this kind means: expected behaviour worth
 // knowing (Info) or a problem (Warning).

@@ -11,13 +11,20 @@ func (e *Engine) covers(p int, ts int64) bool {
 	return c.frames > 0 && c.first <= ts && (!c.early || c.last >= ts)
 }
 
-// lossAndGaps fills out.Missing and returns the position the frame was lost
-// after, or -1.
+// lossAndGaps fills out.Missing and judges what became of the frame after
+// its last point: lost after a position (lostAt >= 0), gone off the path
+// the points cover (offPath), or neither.
 //
 // A gap is a point between two hops that was capturing but did not see the
 // frame, which provably crossed it. Loss is a later point on the frame's way
-// that was capturing and never saw it.
-func (e *Engine) lossAndGaps(t *trace, out *Trace, forward bool) int {
+// that was capturing and never saw it. The way ends at the destination, at
+// a routing boundary for frames a router does not forward (ARP, ND), and
+// otherwise at the path's end for a discovered path (OnePath); for points
+// that are just files, at the farthest point the frame's flow was seen at,
+// and only between points that have seen a frame in common at all. A frame
+// whose way beyond its last point is unknown did not take the rest of the
+// path: off-path, not lost.
+func (e *Engine) lossAndGaps(t *trace, out *Trace, forward bool) (lostAt int, offPath bool) {
 	n := len(e.cfg.Points)
 	lo, hi := n, -1
 	var loT, hiT int64
@@ -38,38 +45,60 @@ func (e *Engine) lossAndGaps(t *trace, out *Trace, forward bool) int {
 			out.Missing = append(out.Missing, e.cfg.Points[p].Name)
 		}
 	}
-	// The way ends at the destination, at a routing boundary for frames a
-	// router does not forward (ARP, ND, link-local), else at the path's end.
 	dest := e.destination(t)
 	l2only := t.key.neighbour()
-	if forward {
-		end := n - 1
-		if dest >= hi {
-			end = dest
+	last, lastT, step := hi, hiT, 1
+	if !forward {
+		last, lastT, step = lo, loT, -1
+	}
+	end := e.wayEnd(t, last, dest, step)
+	for p := last + step; p >= 0 && p < n; p += step {
+		if l2only && e.routedBefore(max(p, p-step)) {
+			break
 		}
-		for p := hi + 1; p <= end; p++ {
-			if l2only && e.routedBefore(p) {
-				break
-			}
-			if e.covers(p, hiT) {
-				return hi
-			}
+		if !e.covers(p, lastT) {
+			continue
 		}
-	} else {
-		end := 0
-		if dest >= 0 && dest <= lo {
-			end = dest
+		// A later point was capturing and did not see the frame: lost if
+		// its way goes there; else its way ended before it (at its
+		// destination, or nothing says it goes on), so it did not take
+		// the rest of the points — off-path, where the points are just
+		// files (on a discovered path, its destination is where it goes).
+		if end >= 0 && (p-end)*step <= 0 {
+			return last, false
 		}
-		for p := lo - 1; p >= end; p-- {
-			if l2only && e.routedBefore(p+1) {
-				break
-			}
-			if e.covers(p, loT) {
-				return lo
-			}
+		return -1, !e.cfg.OnePath
+	}
+	return -1, false
+}
+
+// wayEnd is the farthest position, from last in direction step, the frame
+// is known to be going to; -1 when nothing says it goes on (see
+// lossAndGaps).
+func (e *Engine) wayEnd(t *trace, last, dest, step int) int {
+	n := len(e.cfg.Points)
+	if dest >= 0 && (dest-last)*step >= 0 {
+		return dest
+	}
+	if e.cfg.OnePath {
+		if step > 0 {
+			return n - 1
+		}
+		return 0
+	}
+	if t.flow == nil {
+		return -1
+	}
+	end := -1
+	for p := last + step; p >= 0 && p < n; p += step {
+		if t.flow.seen&(1<<uint(p)) != 0 {
+			end = p
 		}
 	}
-	return -1
+	if end >= 0 && !e.linkedBeyond(last, last+step, end) {
+		return -1 // no frame in common: the captures do not overlap or share no path
+	}
+	return end
 }
 
 // routedBefore reports a routing hop between positions p-1 and p, learned

@@ -10,13 +10,25 @@ func (e *Engine) match(f *Frame) {
 	// retransmission 200 ms later does not join a lost original; among
 	// traces within dupWindow of that nearest distance, the oldest (frames
 	// on one path keep their order). Two passes keep the choice independent
-	// of the chain's order.
+	// of the chain's order. Parallel pings can carry the same seq and
+	// payload under different echo ids: where a trace with f's own id is a
+	// candidate, only such traces are (masquerade rewrites the id, so a
+	// different one is still allowed when nothing else matches).
 	nearest := int64(-1)
+	ownID := false
 	for t := head; t != nil; t = t.nextSame {
 		if t.key != f.Key || t.seen&(1<<uint(f.Point)) != 0 {
 			continue
 		}
-		if d, ok := e.distance(t, f.Time); ok && (nearest < 0 || d < nearest) {
+		d, ok := e.distance(t, f.Time)
+		if !ok {
+			continue
+		}
+		same := sameEchoID(t, f)
+		if same && !ownID {
+			ownID, nearest = true, -1
+		}
+		if (same || !ownID) && (nearest < 0 || d < nearest) {
 			nearest = d
 		}
 	}
@@ -30,12 +42,12 @@ func (e *Engine) match(f *Frame) {
 			continue
 		}
 		if t.seen&(1<<uint(f.Point)) == 0 {
-			if d <= nearest+dupWindow && (join == nil || t.n < join.n) {
+			if d <= nearest+dupWindow && (!ownID || sameEchoID(t, f)) && (join == nil || t.n < join.n) {
 				join = t
 			}
 			continue
 		}
-		if refl == nil && e.isReflection(t, f) {
+		if refl == nil && echoCompatible(t, f) && e.isReflection(t, f) {
 			refl = t
 		}
 	}
@@ -47,7 +59,7 @@ func (e *Engine) match(f *Frame) {
 	default:
 		t := e.newTrace(f)
 		for o := head; o != nil; o = o.nextSame {
-			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
+			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && echoCompatible(o, f) && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
 				o.dup, t.dup = true, true
 			}
 		}
@@ -55,6 +67,19 @@ func (e *Engine) match(f *Frame) {
 		e.active[kh] = t
 		e.addHop(t, f, false)
 	}
+}
+
+// sameEchoID: f and t's first hop carry the same echo id.
+func sameEchoID(t *trace, f *Frame) bool {
+	h := &t.hops[0]
+	return f.HasEchoID && h.hasEcho && h.echoID == f.EchoID
+}
+
+// echoCompatible: f may be the very frame t is (a duplicate, a reflection):
+// frames with different echo ids at one point are different frames.
+func echoCompatible(t *trace, f *Frame) bool {
+	h := &t.hops[0]
+	return !f.HasEchoID || !h.hasEcho || h.echoID == f.EchoID
 }
 
 // timeAt is the stamp of t's (first) hop at point p.
@@ -122,14 +147,15 @@ func (e *Engine) newTrace(f *Frame) *trace {
 	if n := len(e.free); n > 0 {
 		t = e.free[n-1]
 		e.free = e.free[:n-1]
-		hops := t.hops[:0]
-		*t = trace{hops: hops}
+		hops, encaps := t.hops[:0], t.encaps[:0]
+		*t = trace{hops: hops, encaps: encaps}
 	} else {
 		t = &trace{hops: make([]hop, 0, len(e.cfg.Points)+2)}
 	}
 	t.n = e.next
 	e.next++
 	t.key = f.Key
+	t.flow = e.flowOf(f)
 	t.last = f.Time
 	e.queue.Push(t)
 	e.learnOrigin(f)
@@ -140,12 +166,14 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 	if len(t.hops) >= maxHops {
 		return
 	}
-	stamp := f.Stamp
-	if stamp == 0 { // a frame no decoder stamped (tests): no clock correction
-		stamp = f.Time
+	stamp := f.stamp()
+	var encap uint8
+	if f.Encap.Type != EncapNone && len(t.encaps) < 255 {
+		t.encaps = append(t.encaps, f.Encap)
+		encap = uint8(len(t.encaps))
 	}
 	t.hops = append(t.hops, hop{
-		point: f.Point, time: f.Time, stamp: stamp, num: int32(f.Num), dir: f.Dir, encap: f.Encap,
+		point: f.Point, time: f.Time, stamp: stamp, num: int32(f.Num), dir: f.Dir, encap: encap,
 		src: f.SrcMAC, dst: f.DstMAC, hasSrc: f.HasSrcMAC, hasDst: f.HasDstMAC,
 		ttl: f.TTL, hasTTL: f.HasTTL, srcIP: f.SrcIP, dstIP: f.DstIP,
 		sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,
@@ -153,7 +181,11 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 		ipLen: int32(f.IPLen), wireLen: int32(f.WireLen), frag: f.Fragment, refl: refl,
 	})
 	if !refl {
+		e.link(f.Point, t.seen)
 		t.seen |= 1 << uint(f.Point)
+		if t.flow != nil {
+			t.flow.seen |= 1 << uint(f.Point)
+		}
 		if f.HasTTL {
 			for i := range t.hops {
 				h := &t.hops[i]

@@ -122,13 +122,14 @@ func someT(v int64) *Timestamp  { t := Timestamp(v); return &t }
 // Result is everything an analysis found. The JSON schema is documented in
 // the README; Version changes when a field changes meaning.
 type Result struct {
-	Version    int        `json:"version"`
-	Points     []PointRep `json:"points"`
-	Traces     []Trace    `json:"traces"`
-	HopLatency []HopStat  `json:"hop_latency"`
-	Anomalies  []Anomaly  `json:"anomalies"`
-	Warnings   []string   `json:"warnings"`
-	Summary    Summary    `json:"summary"`
+	Version      int           `json:"version"`
+	Points       []PointRep    `json:"points"`
+	ClockOffsets []ClockOffset `json:"clock_offsets"`
+	Traces       []Trace       `json:"traces"`
+	HopLatency   []HopStat     `json:"hop_latency"`
+	Anomalies    []Anomaly     `json:"anomalies"`
+	Warnings     []string      `json:"warnings"`
+	Summary      Summary       `json:"summary"`
 }
 
 // PointRep describes one capture point and what it covered.
@@ -196,7 +197,13 @@ type Hop struct {
 	Dir        LinkDir   `json:"dir,omitempty"` // "in" | "out" where the capture records it
 	Frame      int       `json:"frame"`         // record number in the point's source
 	Reflection bool      `json:"reflection,omitempty"`
-	Encap      HopEncap  `json:"encap,omitzero"` // only on a hop seen encapsulated
+	// UncertaintyNs: the previous hop was seen on another clock, whose
+	// offset was corrected only to within this. ClockOffsetNs: what was
+	// subtracted from Time to read it on the reference clock (deltas use
+	// that).
+	UncertaintyNs int64    `json:"uncertainty_ns,omitempty"`
+	ClockOffsetNs int64    `json:"clock_offset_ns,omitempty"`
+	Encap         HopEncap `json:"encap,omitzero"` // only on a hop seen encapsulated
 }
 
 // HopEncap is the tunnel a hop saw the frame in: the outer headers. A
@@ -275,13 +282,19 @@ type Anomaly struct {
 
 // Summary counts and the one-line verdict.
 type Summary struct {
-	Frames   int            `json:"frames"`  // frames read at all points
-	Decoded  int            `json:"decoded"` // frames with a key
-	Traces   int            `json:"traces"`
-	Complete int            `json:"complete"` // traces with no loss and no missing point
-	Lost     int            `json:"lost"`
-	WithGaps int            `json:"with_gaps"`
-	ByProto  map[string]int `json:"by_protocol"`
-	Verdict  string         `json:"verdict"`
-	Clean    bool           `json:"clean"` // exit status 0
+	Frames   int `json:"frames"`  // frames read at all points
+	Decoded  int `json:"decoded"` // frames with a key
+	Traces   int `json:"traces"`
+	Complete int `json:"complete"` // traces with no loss, no missing point, not off-path
+	Lost     int `json:"lost"`
+	WithGaps int `json:"with_gaps"`
+	// OffPath traces stopped short of capturing points their flow was never
+	// seen at: traffic that does not take the path between the points
+	// (health checks, API server on one node's NIC), not loss.
+	OffPath      int            `json:"off_path"`
+	OffPathFlows int            `json:"off_path_flows"`
+	FilteredOut  int            `json:"filtered_out,omitempty"` // frames --filter left out: read, not correlated
+	ByProto      map[string]int `json:"by_protocol"`
+	Verdict      string         `json:"verdict"`
+	Clean        bool           `json:"clean"` // exit status 0
 }

@@ -10,11 +10,12 @@ import (
 // result assembles everything but the traces, which went to the sink.
 func (e *Engine) result() *Result {
 	r := &Result{
-		Version:    SchemaVersion,
-		Traces:     []Trace{},
-		HopLatency: []HopStat{},
-		Anomalies:  []Anomaly{},
-		Warnings:   append([]string{}, e.warnings...),
+		Version:      SchemaVersion,
+		ClockOffsets: append([]ClockOffset{}, e.cfg.ClockOffsets...),
+		Traces:       []Trace{},
+		HopLatency:   []HopStat{},
+		Anomalies:    []Anomaly{},
+		Warnings:     append([]string{}, e.warnings...),
 	}
 	var end int64
 	for p := range e.cov {
@@ -25,7 +26,7 @@ func (e *Engine) result() *Result {
 		if c.frames > 0 && !c.early && spec.CoverTo == 0 && end-c.last > e.window {
 			r.Warnings = append(r.Warnings, fmt.Sprintf(
 				"%s: last frame %s, %.1f s before the other captures ended; it counts as capturing until the end (a pcap records no stop time): if it stopped early, loss reported after it is not real",
-				spec.Name, Timestamp(c.last), float64(end-c.last)/1e9))
+				spec.Name, Timestamp(c.stamps[1]), float64(end-c.last)/1e9))
 		}
 		pr := PointRep{Name: spec.Name, Source: spec.Source, MACs: []MACSeen{}}
 		if spec.Interface != "" {
@@ -39,7 +40,7 @@ func (e *Engine) result() *Result {
 		}
 		pr.Coverage = Coverage{Frames: c.frames, Decoded: c.decoded, Truncated: c.truncated, Cut: c.cut}
 		if c.frames > 0 {
-			pr.Coverage.First, pr.Coverage.Last = someT(c.first), someT(c.last)
+			pr.Coverage.First, pr.Coverage.Last = someT(c.stamps[0]), someT(c.stamps[1])
 		}
 		if spec.CoverTo != 0 {
 			pr.Coverage.First, pr.Coverage.Last = someT(spec.CoverFrom), someT(spec.CoverTo)
@@ -101,12 +102,16 @@ func (e *Engine) result() *Result {
 			Exact: l.hist == nil,
 		})
 	}
+	e.unshared()
+	for _, p := range e.cfg.ClockProblems {
+		e.anomaly(KindClock, e.groupName(p.A)+","+e.groupName(p.B), 0, func() string { return p.Message })
+	}
 	for _, k := range e.anomOrder {
 		a := *e.anomalies[k]
-		switch a.Kind {
-		case KindKernelDrops:
+		switch {
+		case a.Kind == KindKernelDrops || a.Kind == KindNoSharedFrames || (a.Kind == KindClock && a.Count == 0):
 			a.Traces = []int{}
-		case KindOverMTU:
+		case a.Kind == KindOverMTU:
 			a.Message = e.overMTUMessage(a.Point)
 		}
 		r.Anomalies = append(r.Anomalies, a)
@@ -181,6 +186,10 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		parts = append(parts, fmt.Sprintf("%d traces not seen at a point they crossed (%s)", s.WithGaps, countList("", where)))
 	}
 	for _, a := range r.Anomalies {
+		if a.Kind == KindNoSharedFrames {
+			parts = append(parts, a.Message)
+			continue
+		}
 		if a.Severity == Warning && a.Kind != KindLoss && a.Kind != KindGap && a.Kind != KindOverMTU {
 			where := a.Kind.String()
 			if a.Point != "" {
@@ -191,8 +200,15 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 	}
 	cuts := e.cutCaptures()
 	if len(parts) == 0 && len(cuts) == 0 {
-		return fmt.Sprintf("OK: all %d traces crossed every capturing point on their way (%d points, %d frames)",
-			s.Traces, len(e.cfg.Points), s.Decoded), true
+		ok := fmt.Sprintf("OK: all %d traces crossed every capturing point on their way (%d points, %d frames)",
+			s.Traces-s.OffPath, len(e.cfg.Points), s.Decoded)
+		if s.OffPath > 0 {
+			ok += "; " + e.offPathLine(s)
+		}
+		return ok, true
+	}
+	if s.OffPath > 0 && len(parts) > 0 {
+		parts = append(parts, e.offPathLine(s))
 	}
 	var dropped uint64
 	for _, p := range e.cfg.Points {
@@ -213,7 +229,10 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 	}
 	if len(parts) == 0 {
 		// Nothing wrong up to where a capture was cut; after it, unknown.
-		parts = []string{fmt.Sprintf("up to there all %d traces crossed every capturing point on their way", s.Traces)}
+		parts = []string{fmt.Sprintf("up to there all %d traces crossed every capturing point on their way", s.Traces-s.OffPath)}
+		if s.OffPath > 0 {
+			parts = append(parts, e.offPathLine(s))
+		}
 	}
 	return "CAPTURE INCOMPLETE: " + strings.Join(cuts, "; ") + "; " + strings.Join(parts, "; "), false
 }
@@ -229,7 +248,7 @@ func (e *Engine) cutCaptures() []string {
 		}
 		after := "before its first frame"
 		if c.frames > 0 {
-			after = "after its frame at " + Timestamp(c.last).String()
+			after = "after its frame at " + Timestamp(c.stamps[1]).String()
 		}
 		out = append(out, fmt.Sprintf("%s's capture was cut %s (%s)", e.cfg.Points[p].Name, after, c.cut))
 	}
@@ -257,6 +276,79 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// groupName names a clock group by its first point.
+func (e *Engine) groupName(g int) string {
+	for _, p := range e.cfg.Points {
+		if p.Clock == g {
+			return p.Name
+		}
+	}
+	return fmt.Sprint(g)
+}
+
+// offPathLine counts the traffic that did not take the path between the
+// points, so a verdict about the path is not read as one about everything
+// captured.
+func (e *Engine) offPathLine(s *Summary) string {
+	flows := ""
+	if s.OffPathFlows > 0 {
+		flows = fmt.Sprintf(" of %d flows", s.OffPathFlows)
+	}
+	where := "seen at some points only"
+	if e.offPathOnePoint == s.OffPath {
+		where = "seen at one point only"
+	}
+	return fmt.Sprintf("%d traces%s %s, not on the path between the points (off-path, not lost)", s.OffPath, flows, where)
+}
+
+// unshared reports points whose captures share no frame with the others':
+// taken at different times (another run), or not on one path. No loss is
+// reported between them (see wayEnd).
+func (e *Engine) unshared() {
+	n := len(e.cfg.Points)
+	comp := make([]int, n)
+	for p := range comp {
+		comp[p] = -1
+	}
+	var groups [][]int
+	for p := range n {
+		if comp[p] >= 0 || e.cov[p].decoded == 0 {
+			continue
+		}
+		g := len(groups)
+		groups = append(groups, nil)
+		stack := []int{p}
+		comp[p] = g
+		for len(stack) > 0 {
+			q := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			groups[g] = append(groups[g], q)
+			for r := range n {
+				if comp[r] < 0 && e.cov[r].decoded > 0 && e.linked(q, r) {
+					comp[r] = g
+					stack = append(stack, r)
+				}
+			}
+		}
+	}
+	if len(groups) < 2 {
+		return
+	}
+	var names []string
+	for _, g := range groups {
+		slices.Sort(g)
+		var ns []string
+		for _, p := range g {
+			ns = append(ns, e.cfg.Points[p].Name)
+		}
+		names = append(names, strings.Join(ns, ","))
+	}
+	who := strings.Join(names, " and ")
+	e.anomaly(KindNoSharedFrames, who, 0, func() string {
+		return who + " share no frame: not captured at the same time, or not on one path"
+	})
 }
 
 func countList(prefix string, m map[string]int) string {

@@ -91,6 +91,17 @@ type ptProc struct {
 // the process is killed when the test ends, also on failure.
 func startPT(t *testing.T, dir string, cred *syscall.Credential, args ...string) *ptProc {
 	t.Helper()
+	var attr *syscall.SysProcAttr
+	if cred != nil {
+		attr = &syscall.SysProcAttr{Credential: cred}
+	}
+	return startPTAttr(t, dir, attr, nil, args...)
+}
+
+// startPTAttr is startPT with process attributes (credentials, ambient
+// capabilities) and extra environment variables.
+func startPTAttr(t *testing.T, dir string, attr *syscall.SysProcAttr, env []string, args ...string) *ptProc {
+	t.Helper()
 	p := &ptProc{out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan struct{}),
 		description: "pathtrace " + strings.Join(args, " ")}
 	p.cmd = exec.Command(ptBinary(t), args...)
@@ -99,8 +110,9 @@ func startPT(t *testing.T, dir string, cred *syscall.Credential, args ...string)
 		p.cmd.Dir = t.TempDir()
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errb
-	if cred != nil {
-		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	p.cmd.SysProcAttr = attr
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
 	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", p.description, err)

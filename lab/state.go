@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pathtrace/pathtrace/internal/safefile"
 )
 
 // StateDir holds one state file per lab so Down can undo what Up made even
@@ -29,8 +31,25 @@ func statePath(prefix string) string {
 	return filepath.Join(StateDir, "lab-"+prefix+".json")
 }
 
+// stateDir opens StateDir, creating it 0700: root's (or the effective
+// user's), never through a link, never one others can write.
+func stateDir() (*safefile.Dir, error) {
+	d, err := safefile.MkdirAll(StateDir, safefile.SystemPolicy())
+	if err != nil {
+		return nil, fmt.Errorf("lab state folder: %w", err)
+	}
+	return d, nil
+}
+
+func stateName(prefix string) string { return "lab-" + prefix + ".json" }
+
 func readState(prefix string) (*state, error) {
-	b, err := os.ReadFile(statePath(prefix))
+	d, err := safefile.OpenDir(StateDir, safefile.SystemPolicy())
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	b, err := d.ReadFile(stateName(prefix))
 	if err != nil {
 		return nil, err
 	}
@@ -41,28 +60,34 @@ func readState(prefix string) (*state, error) {
 	return &st, nil
 }
 
-// writeState replaces the state file atomically (rename) so a crash never
-// leaves a half-written file that Down cannot read.
+// writeState replaces the state file atomically (temporary file, fsync,
+// rename) so a crash never leaves a half-written file that Down cannot read.
 func writeState(prefix string, st *state) error {
-	if err := os.MkdirAll(StateDir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", StateDir, err)
-	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode lab state: %w", err)
 	}
-	tmp := statePath(prefix) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
+	d, err := stateDir()
+	if err != nil {
+		return err
 	}
-	if err := os.Rename(tmp, statePath(prefix)); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
+	defer d.Close()
+	if err := d.WriteFile(stateName(prefix), b, true); err != nil {
+		return fmt.Errorf("write lab state: %w", err)
 	}
 	return nil
 }
 
 func removeState(prefix string) error {
-	if err := os.Remove(statePath(prefix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	d, err := safefile.OpenDir(StateDir, safefile.SystemPolicy())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove lab state: %w", err)
+	}
+	defer d.Close()
+	if err := d.Remove(stateName(prefix)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove lab state: %w", err)
 	}
 	return nil
@@ -70,17 +95,18 @@ func removeState(prefix string) error {
 
 // lock serialises Up/Down of one lab across processes.
 func lock(prefix string) (func(), error) {
-	if err := os.MkdirAll(StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", StateDir, err)
-	}
-	path := filepath.Join(StateDir, "lab-"+prefix+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	d, err := stateDir()
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
+	}
+	defer d.Close()
+	f, err := d.OpenLock("lab-" + prefix + ".lock")
+	if err != nil {
+		return nil, err
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return func() { f.Close() }, nil
 }

@@ -41,6 +41,7 @@ func ParseInput(arg string) Input {
 // Point is one capture point of a bundle.
 type Point struct {
 	Name  string
+	base  string // the file's base name the name was made of ("" when named otherwise)
 	Iface capture.Interface
 	File  string
 	file  int // index into Bundle.files
@@ -119,6 +120,7 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 	if len(b.Points) > correlate.MaxPoints {
 		return nil, fmt.Errorf("%d capture points: at most %d are supported", len(b.Points), correlate.MaxPoints)
 	}
+	b.shortenNames()
 	seen := map[string]string{}
 	for _, p := range b.Points {
 		if prev, dup := seen[p.Name]; dup {
@@ -181,6 +183,24 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 	}
 	b.Points = pts
 	return b, nil
+}
+
+// shortenNames drops from the names made of file names what those files'
+// names all share (shortNames); Source keeps the whole file name.
+func (b *Bundle) shortenNames() {
+	var bases []string
+	for _, p := range b.Points {
+		if p.base != "" && !slices.Contains(bases, p.base) {
+			bases = append(bases, p.base)
+		}
+	}
+	short := shortNames(bases)
+	for i := range b.Points {
+		p := &b.Points[i]
+		if k := slices.Index(bases, p.base); p.base != "" && k >= 0 {
+			p.Name = short[k] + strings.TrimPrefix(p.Name, p.base)
+		}
+	}
 }
 
 func (b *Bundle) names() []string {
@@ -256,10 +276,10 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 	var out []int
 	for _, i := range keep {
 		ifc := ifaces[i]
-		pn := name
+		pn, fromBase := name, false
 		switch {
 		case len(keep) == 1 && pn == "":
-			pn = base
+			pn, fromBase = base, true
 		case len(keep) > 1:
 			prefix := base
 			if name != "" {
@@ -271,12 +291,16 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 			case ifc.Name != "":
 				pn = ifc.Name
 			case ifc.IfIndex >= 0:
-				pn = fmt.Sprintf("%s:if%d", prefix, ifc.IfIndex)
+				pn, fromBase = fmt.Sprintf("%s:if%d", prefix, ifc.IfIndex), name == ""
 			default:
-				pn = fmt.Sprintf("%s:if%d", prefix, i)
+				pn, fromBase = fmt.Sprintf("%s:if%d", prefix, i), name == ""
 			}
 		}
-		b.Points = append(b.Points, Point{Name: pn, Iface: ifc, File: path, file: fi, iface: i})
+		p := Point{Name: pn, Iface: ifc, File: path, file: fi, iface: i}
+		if fromBase {
+			p.base = base
+		}
+		b.Points = append(b.Points, p)
 		out = append(out, len(b.Points)-1)
 	}
 	if len(keep) == 0 {
@@ -291,9 +315,14 @@ const sampleBudget = 200_000
 // sample decodes the first frames of every file, for order inference: at
 // most sampleBudget in all, split between the files.
 func (b *Bundle) sample() ([]correlate.Frame, error) {
+	return b.sampleFrames(min(SampleFrames, max(sampleBudget/len(b.files), 10_000)))
+}
+
+// sampleFrames decodes the first perFile frames of every file, with Point
+// set to the bundle's current point order.
+func (b *Bundle) sampleFrames(perFile int) ([]correlate.Frame, error) {
 	var frames []correlate.Frame
 	dec := decode.New()
-	perFile := min(SampleFrames, max(sampleBudget/len(b.files), 10_000))
 	for fi := range b.files {
 		src, err := pcapfile.Open(b.files[fi].path)
 		if err != nil {
@@ -338,7 +367,7 @@ func (b *Bundle) Specs() []correlate.PointSpec {
 		specs[i] = correlate.PointSpec{
 			Name: p.Name, Interface: p.Iface.Name, IfIndex: p.Iface.IfIndex, Source: p.File,
 			MTU: cmp.Or(p.Iface.MTU, describedMTU(p.Iface.Description)), Snaplen: p.Iface.Snaplen, Drops: p.Iface.Drops, HasDrops: p.Iface.HasDrops,
-			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End,
+			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End, Clock: p.file,
 		}
 	}
 	return specs

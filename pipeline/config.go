@@ -14,7 +14,8 @@ import (
 // and who owns which MAC and IP, so the report names owners and directions
 // come from the topology.
 func liveConfig(path *discover.Path, window time.Duration) correlate.Config {
-	cfg := correlate.Config{Window: int64(window), MACOwners: map[correlate.MAC]correlate.Owner{}, IPOwners: map[netip.Addr]correlate.Owner{}}
+	cfg := correlate.Config{Window: int64(window), OnePath: true,
+		MACOwners: map[correlate.MAC]correlate.Owner{}, IPOwners: map[netip.Addr]correlate.Owner{}}
 	for i, p := range path.Points {
 		cfg.Points = append(cfg.Points, correlate.PointSpec{
 			Name: p.Name, Interface: p.Interface, IfIndex: p.IfIndex, MTU: p.MTU,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -16,24 +15,28 @@ import (
 	"github.com/pathtrace/pathtrace/correlate"
 	"github.com/pathtrace/pathtrace/discover"
 	"github.com/pathtrace/pathtrace/internal/interrupt"
+	"github.com/pathtrace/pathtrace/internal/safefile"
 	"github.com/pathtrace/pathtrace/report"
 )
 
 // Evidence writes what a live run saw, for a ticket: one nanosecond pcap per
 // point named as the seed names its files, one pcapng with an interface per
 // point in path order, and the report as JSON, Markdown and HTML. Files are 0600
-// in a 0700 directory and never replace existing ones without force.
+// in a 0700 directory and never replace existing ones without force; they
+// are created through safefile, so no link, FIFO or folder someone planted
+// under their names, and no folder others can write, redirects them.
 //
 // Every method is safe on a nil *Evidence (no evidence asked for), so the
 // live loop calls them unconditionally.
 type Evidence struct {
 	dir     string
 	force   bool
-	written []string
+	pol     safefile.Policy
+	d       *safefile.Dir
+	written []*safefile.File
 
 	unregister func() // the forced-exit cleanup, once files are closed
-	madeDir    bool   // plan created the directory
-	reportFile *os.File
+	reportFile *safefile.File
 	report     *report.JSONStream
 	keep       report.Keeper // the traces report.html draws
 
@@ -43,7 +46,7 @@ type Evidence struct {
 	// (a signal handler).
 	points []*evPoint
 	mu     sync.Mutex
-	ngFile *os.File
+	ngFile *safefile.File
 	ng     *pcapfile.NgWriter
 	ngDone bool // path.pcapng holds every frame of the pcaps
 	err    error
@@ -56,7 +59,7 @@ type Evidence struct {
 
 type evPoint struct {
 	mu     sync.Mutex
-	f      *os.File
+	f      *safefile.File
 	w      *pcapfile.Writer
 	err    error
 	frames int
@@ -65,34 +68,42 @@ type evPoint struct {
 	out []uint64
 }
 
-// NewEvidence only records where evidence goes: nothing is created before
-// the path is known, so a run that fails early leaves no trace.
-func NewEvidence(dir string, force bool) *Evidence {
-	return &Evidence{dir: dir, force: force}
+// NewEvidence checks where evidence goes (an existing folder: its owner
+// and mode; allowShared accepts one others can write) but creates nothing
+// before the path is known, so a run that fails early leaves no trace.
+func NewEvidence(dir string, force, allowShared bool) (*Evidence, error) {
+	e := &Evidence{dir: dir, force: force, pol: safefile.UserPolicy(allowShared, "--allow-shared-out")}
+	if err := safefile.Check(dir, e.pol); err != nil {
+		return nil, folderError(err)
+	}
+	return e, nil
 }
 
-func (e *Evidence) create(name string) (*os.File, error) {
-	p := filepath.Join(e.dir, name)
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if e.force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+func folderError(err error) error {
+	var re *safefile.RefusedError
+	if errors.As(err, &re) {
+		return fmt.Errorf("evidence folder %w", err)
 	}
-	f, err := os.OpenFile(p, flags, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("evidence file %s exists (use --force to overwrite)", p)
-	}
+	return fmt.Errorf("evidence folder: %w", err)
+}
+
+// create places a streamed file under its name at once (a run killed
+// midway leaves valid captures under their names); force replaces what
+// has the name, never what a link there points to.
+func (e *Evidence) create(name string) (*safefile.File, error) {
+	f, err := e.d.Place(name, e.force)
 	if err != nil {
-		return nil, fmt.Errorf("evidence file: %w", err)
+		return nil, e.fileError(name, err)
 	}
-	if e.force {
-		// O_TRUNC keeps an existing file's mode: evidence is always 0600.
-		if err := f.Chmod(0o600); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("evidence file: %w", err)
-		}
-	}
-	e.written = append(e.written, p)
+	e.written = append(e.written, f)
 	return f, nil
+}
+
+func (e *Evidence) fileError(name string, err error) error {
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("evidence file %s exists (use --force to overwrite)", filepath.Join(e.dir, name))
+	}
+	return fmt.Errorf("evidence file: %w", err)
 }
 
 // plan creates every capture file before capturing starts, so a name clash
@@ -106,23 +117,24 @@ func (e *Evidence) plan(path *discover.Path) error {
 	for _, p := range path.Points {
 		names = append(names, p.Name+".cap")
 	}
+	d, err := safefile.MkdirAll(e.dir, e.pol)
+	if err != nil {
+		return folderError(err)
+	}
+	e.d = d
 	if !e.force {
 		for _, name := range names {
-			if _, err := os.Lstat(filepath.Join(e.dir, name)); err == nil {
-				return fmt.Errorf("evidence file %s exists (use --force to overwrite)", filepath.Join(e.dir, name))
+			if ok, err := d.Exists(name); ok || err != nil {
+				e.abort()
+				return e.fileError(name, cmp.Or(err, fs.ErrExist))
 			}
 		}
 	}
-	if _, err := os.Stat(e.dir); errors.Is(err, fs.ErrNotExist) {
-		e.madeDir = true
-	}
-	if err := os.MkdirAll(e.dir, 0o700); err != nil {
-		return fmt.Errorf("evidence directory: %w", err)
-	}
 	var ifaces []capture.Interface
 	var order []string
+	var f *safefile.File
 	for _, p := range path.Points {
-		f, err := e.create(p.Name + ".cap")
+		f, err = e.create(p.Name + ".cap")
 		if err != nil {
 			e.abort()
 			return err
@@ -141,7 +153,7 @@ func (e *Evidence) plan(path *discover.Path) error {
 		})
 		order = append(order, p.Name)
 	}
-	f, err := e.create("path.pcapng")
+	f, err = e.create("path.pcapng")
 	if err != nil {
 		e.abort()
 		return err
@@ -194,7 +206,11 @@ func (e *Evidence) paths() []string {
 	if e == nil {
 		return nil
 	}
-	return append(append([]string{}, e.written...), filepath.Join(e.dir, "report.md"), filepath.Join(e.dir, "report.html"))
+	var ps []string
+	for _, f := range e.written {
+		ps = append(ps, f.Name())
+	}
+	return append(ps, filepath.Join(e.dir, "report.md"), filepath.Join(e.dir, "report.html"))
 }
 
 // abort closes and removes what this run created: a run that captured
@@ -207,12 +223,13 @@ func (e *Evidence) abort() {
 		e.unregister()
 	}
 	e.close()
-	for _, p := range e.written {
-		os.Remove(p)
+	for _, f := range e.written {
+		f.Remove() // only while the name is still this run's file
 	}
 	e.written = nil
-	if e.madeDir {
-		os.Remove(e.dir) // only if empty: nothing of anyone else's is touched
+	if e.d != nil {
+		e.d.RemoveIfEmpty() // only if this run made it
+		e.d = nil
 	}
 }
 
@@ -269,12 +286,18 @@ func (e *Evidence) assemble() error {
 			ep.mu.Unlock()
 			return nil
 		}
-		err, name := ep.w.Flush(), ep.f.Name()
+		err, f := ep.w.Flush(), ep.f
 		ep.mu.Unlock()
 		if err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
+			return fmt.Errorf("write %s: %w", f.Name(), err)
 		}
-		if srcs[i], err = pcapfile.Open(name); err != nil {
+		// Read back through this run's own descriptor, never by name: the
+		// name could have been swapped for a link in a shared folder.
+		size, err := f.Size()
+		if err == nil {
+			srcs[i], err = pcapfile.NewReader(f.Name(), io.NewSectionReader(f, 0, size), size)
+		}
+		if err != nil {
 			return fmt.Errorf("assemble path.pcapng: %w", err)
 		}
 	}
@@ -336,6 +359,7 @@ func (e *Evidence) Finish(doc report.Document) error {
 	if e == nil {
 		return nil
 	}
+	defer e.d.Close()
 	if err := e.assemble(); err != nil && e.err == nil {
 		e.err = err
 	}
@@ -387,17 +411,18 @@ func (e *Evidence) Finish(doc report.Document) error {
 	return e.writeReport("report.html", func(w io.Writer) error { return report.HTML(w, page, report.Options{}) })
 }
 
+// writeReport writes a report whole, then renames it into place.
 func (e *Evidence) writeReport(name string, render func(io.Writer) error) error {
-	f, err := e.create(name)
+	f, err := e.d.Create(name)
 	if err != nil {
-		return err
+		return e.fileError(name, err)
 	}
 	if err := render(f); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+	if err := f.Commit(e.force); err != nil {
+		return e.fileError(name, err)
 	}
 	return nil
 }
@@ -414,7 +439,7 @@ func (e *Evidence) close() error {
 		if !e.ngDone {
 			// Cut short before it held every frame: a pcapng missing frames
 			// would show losses that did not happen. The pcaps are complete.
-			os.Remove(e.ngFile.Name())
+			e.ngFile.Remove()
 		}
 	}
 	for _, ep := range e.points {
@@ -431,8 +456,8 @@ func (e *Evidence) close() error {
 	}
 	if e.reportFile != nil {
 		// Unfinished: the run was cut short. Half a JSON document helps no one.
+		e.reportFile.Remove()
 		e.reportFile.Close()
-		os.Remove(e.reportFile.Name())
 		e.reportFile, e.report = nil, nil
 	}
 	if err := errors.Join(errs...); err != nil {

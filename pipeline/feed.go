@@ -22,6 +22,7 @@ const DefaultLag = 100 * time.Millisecond
 type feed struct {
 	eng    *correlate.Engine
 	dec    *decode.Decoder
+	filter *frameFilter
 	queued *stampMerge[correlate.Frame]
 	newest int64
 	lag    int64
@@ -51,6 +52,7 @@ func (f *feed) addRaw(sl *slab) {
 func (f *feed) queueFrame(point int, rf *capture.RawFrame) {
 	fr := f.queued.push(point, rf.Time)
 	f.dec.DecodeAny(rf, fr)
+	f.filter.apply(f.dec, rf, fr)
 	fr.Point = point
 	f.newest = max(f.newest, rf.Time)
 }
@@ -62,7 +64,7 @@ func (f *feed) flush() { f.release(1<<63 - 1) }
 func (f *feed) release(before int64) {
 	for {
 		p := f.queued.earliest()
-		if p < 0 || f.queued.front(p).t >= before {
+		if p < 0 || f.queued.frontTime(p) >= before {
 			return
 		}
 		f.eng.Add(&f.queued.front(p).v)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/capture/afpacket"
+	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/capture/probe"
 	"github.com/pathtrace/pathtrace/correlate"
 	"github.com/pathtrace/pathtrace/discover"
@@ -59,6 +60,9 @@ type TraceOptions struct {
 	// Captured is called for every frame, on its point's capture goroutine
 	// (live counters).
 	Captured func(point int)
+	// Filter keeps only matching frames (Passive: the endpoints' own
+	// traffic, narrowed further); nil keeps all.
+	Filter *filter.Filter
 }
 
 // Trace arms every point of the path, probes (or waits, Passive), stops,
@@ -93,6 +97,7 @@ func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 	}
 	result := lt.finish()
 	result.Traces = lt.keep.kept
+	result.Summary.FilteredOut = lt.filteredOut
 	lt.info.Evidence = o.Evidence.paths()
 	return report.Document{Result: result, Path: path, Live: &lt.info}, nil
 }
@@ -110,6 +115,7 @@ type liveTrace struct {
 	info        report.LiveInfo
 	sendErr     error // first probe that could not be sent
 	spoolFilled bool
+	filteredOut int
 }
 
 // capture arms every point, probes (or waits), stops and drains, feeding
@@ -155,6 +161,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	spool.feed.filter = newFrameFilter(o.Filter)
 	spoolOpen := true
 	defer func() {
 		if spoolOpen { // error paths: stop the correlator too
@@ -213,7 +220,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 	}
 	spool.close()
 	spoolOpen = false
-	lt.spoolFilled = spool.filled()
+	lt.spoolFilled, lt.filteredOut = spool.filled(), spool.feed.filter.filteredOut()
 	if runErr != nil {
 		return runErr
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/capture/decode"
+	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
@@ -36,6 +37,7 @@ type Merger struct {
 	held    *batch // holds the frame Next returned last
 	closed  func(point int, ifc capture.Interface, early bool)
 	cut     func(point int, why string)
+	clocks  []correlate.ClockLine // per point: subtracted from its stamps (nil: none)
 	warn    []string
 }
 
@@ -60,6 +62,8 @@ type mergeInput struct {
 	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
 	// the per-point .cap files written beside them.
 	perIface []int
+	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
+	filter   *frameFilter          // the reader goroutine's
 }
 
 // batch is up to batchFrames decoded frames; the last batch of a source
@@ -160,7 +164,11 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			b.frames = append(b.frames, correlate.Frame{})
 			f := &b.frames[len(b.frames)-1]
 			in.dec.DecodeAny(&rf, f)
+			in.filter.apply(in.dec, &rf, f)
 			f.Point = point
+			if point < len(in.clocks) && !in.clocks[point].Zero() {
+				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
+			}
 			if in.perIface != nil {
 				for len(in.perIface) <= rf.Iface {
 					in.perIface = append(in.perIface, 0)
@@ -178,6 +186,32 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// SetClocks sets the clock correction of each point (by index): frames
+// leave the merger with Time on the reference clock, Stamp as captured.
+// Call it before the first Next.
+func (m *Merger) SetClocks(lines []correlate.ClockLine) {
+	for _, in := range m.inputs {
+		in.clocks = lines
+	}
+}
+
+// SetFilter keeps only frames matching f (nil: all); call it before the
+// first Next.
+func (m *Merger) SetFilter(f *filter.Filter) {
+	for _, in := range m.inputs {
+		in.filter = newFrameFilter(f)
+	}
+}
+
+// FilteredOut is how many frames the filter left out so far.
+func (m *Merger) FilteredOut() int {
+	n := 0
+	for _, in := range m.inputs {
+		n += in.filter.filteredOut()
+	}
+	return n
 }
 
 // NumberPerInterface makes the most recently added source number its
@@ -208,7 +242,7 @@ func (m *Merger) Next() *correlate.Frame {
 		// plus the reorder span, so nothing earlier can still arrive.
 		progressed := false
 		for i, in := range m.inputs {
-			if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.front(best).t+m.reorder) {
+			if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.frontTime(best)+m.reorder) {
 				continue
 			}
 			m.read(i)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
@@ -21,6 +22,8 @@ type Options struct {
 	MTU     int           // link MTU for points whose capture records none
 	Window  time.Duration // match window; 0: correlate.DefaultWindow
 	Reorder time.Duration // reorder span; 0: DefaultReorder
+	Clocks  ClockOptions
+	Filter  *filter.Filter // keep only matching frames (nil: all)
 	// Sink, if set, receives every trace as the correlator emits it (the
 	// Trace is reused afterwards), and the result keeps none, so memory
 	// does not grow with the input. Otherwise the first Limit traces are
@@ -54,11 +57,16 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 			specs[i].MTU = o.MTU
 		}
 	}
+	clocks, err := planClocks(b, specs, o.Clocks, window)
+	if err != nil {
+		return nil, err
+	}
 	keep := &keeper{limit: o.Limit}
 	if o.Sink != nil {
 		keep.sinks, keep.limit = append(keep.sinks, o.Sink), -1
 	}
-	eng, err := correlate.New(correlate.Config{Points: specs, Window: window}, keep.add)
+	eng, err := correlate.New(correlate.Config{Points: specs, Window: window,
+		ClockOffsets: clocks.offsets, ClockProblems: clocks.problems}, keep.add)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +85,8 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 		return nil, err
 	}
 	m.OnCut(eng.CutShort)
+	m.SetClocks(clocks.lines)
+	m.SetFilter(o.Filter)
 	defer files.Close()
 	defer m.Close() // before the files: its readers may still be reading them
 	progress := func(n int) {
@@ -115,6 +125,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	}
 	res := eng.Finish()
 	res.Traces = keep.kept
+	res.Summary.FilteredOut = m.FilteredOut()
 	return res, stopped
 }
 

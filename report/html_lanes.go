@@ -269,9 +269,10 @@ func (ld *laneDiagram) trace(tr *correlate.Trace, top float64) {
 	}
 	s.title(tip)
 	pos := make([][2]float64, len(tr.Hops))
-	t0 := tr.Hops[0].Time
-	for j, h := range tr.Hops {
-		pos[j] = [2]float64{ld.x[ld.colOf[h.Point]], top + ld.scale.at(int64(h.Time-t0))}
+	t0 := refTime(&tr.Hops[0])
+	for j := range tr.Hops {
+		h := &tr.Hops[j]
+		pos[j] = [2]float64{ld.x[ld.colOf[h.Point]], top + ld.scale.at(refTime(h)-t0)}
 	}
 	main := mainHops(tr)
 	line := make([][2]float64, len(main))
@@ -295,7 +296,7 @@ func (ld *laneDiagram) trace(tr *correlate.Trace, top float64) {
 		ld.lost(tr, pos[lastAt(tr, main, tr.LostAfter)])
 	}
 	ld.labels(top, "#"+strconv.Itoa(tr.N), arrowOf(tr)+" "+traceLabel(tr, ld.pair, ld.hasPair),
-		clock(t0, 6), rowNotes(tr), tr.LostAfter != "" || len(tr.Missing) > 0)
+		clock(tr.Hops[0].Time, 6), rowNotes(tr), tr.LostAfter != "" || len(tr.Missing) > 0)
 	s.close("g")
 }
 
@@ -358,9 +359,9 @@ func (ld *laneDiagram) arrowhead(a, b [2]float64) {
 // prevHop is the hop a reflection's Δ is measured from: the latest earlier
 // hop stamped Δ before it (the bridge that sent it back), else the one before.
 func prevHop(tr *correlate.Trace, j int) int {
-	want := tr.Hops[j].Time - correlate.Timestamp(tr.Hops[j].DeltaNs)
+	want := refTime(&tr.Hops[j]) - tr.Hops[j].DeltaNs
 	for k := j - 1; k >= 0; k-- {
-		if tr.Hops[k].Time == want {
+		if refTime(&tr.Hops[k]) == want {
 			return k
 		}
 	}

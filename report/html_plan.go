@@ -118,8 +118,8 @@ func planLanes(r *correlate.Result) *lanePlan {
 
 func (p *lanePlan) add(tr *correlate.Trace) {
 	p.items = append(p.items, laneItem{tr: tr})
-	for _, h := range tr.Hops {
-		p.maxSpan = max(p.maxSpan, int64(h.Time-tr.Hops[0].Time))
+	for j := range tr.Hops {
+		p.maxSpan = max(p.maxSpan, refTime(&tr.Hops[j])-refTime(&tr.Hops[0]))
 	}
 }
 
@@ -149,7 +149,7 @@ func (a *aggLine) addTrace(tr *correlate.Trace) {
 		a.offs, a.deltas = make([][]int64, len(m)), make([][]int64, len(m))
 	}
 	for k, j := range m {
-		a.offs[k] = append(a.offs[k], int64(tr.Hops[j].Time-tr.Hops[m[0]].Time))
+		a.offs[k] = append(a.offs[k], refTime(&tr.Hops[j])-refTime(&tr.Hops[m[0]]))
 		a.deltas[k] = append(a.deltas[k], tr.Hops[j].DeltaNs)
 	}
 	a.count++

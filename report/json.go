@@ -75,6 +75,7 @@ func (s *JSONStream) Finish(d Document) error {
 		j.raw("],\n")
 	}
 	j.field("points", normPoints(r.Points), false)
+	j.field("clock_offsets", nonNil(r.ClockOffsets), false)
 	j.field("hop_latency", nonNil(r.HopLatency), false)
 	j.field("anomalies", normAnomalies(r.Anomalies), false)
 	j.field("warnings", nonNil(r.Warnings), false)

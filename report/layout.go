@@ -195,7 +195,7 @@ func (l *matrixLayout) cells(r *matrixRow) ([]string, string) {
 	}
 	total := "-"
 	if len(tr.Hops) > 0 {
-		total = fmtMicros(int64(tr.Hops[last].Time-tr.Hops[0].Time), l.dec)
+		total = fmtMicros(refTime(&tr.Hops[last])-refTime(&tr.Hops[0]), l.dec)
 	}
 	return cells, total
 }

@@ -38,6 +38,10 @@ func (m *mdWriter) render(d Document) {
 	m.line("%s", mdEscape(summaryLine(r.Summary)))
 	m.line("")
 	m.path(d)
+	for _, l := range clockLines(r) {
+		m.line("Clocks: %s", mdEscape(l))
+		m.line("")
+	}
 	m.traces(d)
 	if len(r.HopLatency) > 0 {
 		m.line("## Hop latency")

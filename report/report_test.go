@@ -95,7 +95,7 @@ func TestJSONOffline(t *testing.T) {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	want := []string{"anomalies", "hop_latency", "points", "summary", "traces", "version", "warnings"}
+	want := []string{"anomalies", "clock_offsets", "hop_latency", "points", "summary", "traces", "version", "warnings"}
 	if !sameSet(keys, want) {
 		t.Errorf("top-level keys %v, want %v (no discovery/live offline)", keys, want)
 	}
@@ -148,6 +148,7 @@ func TestJSONOffline(t *testing.T) {
 	for i := range r.Traces {
 		r.Traces[i] = normTrace(r.Traces[i])
 	}
+	r.ClockOffsets = nonNil(r.ClockOffsets)
 	ref, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)

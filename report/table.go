@@ -122,6 +122,7 @@ func (t *textWriter) render(d Document) {
 		}
 		t.points(r, macList)
 		t.line("")
+		t.clocks(r)
 		t.traces(d)
 	} else {
 		if d.Path != nil {
@@ -130,6 +131,7 @@ func (t *textWriter) render(d Document) {
 		}
 		t.points(r, macSenders)
 		t.line("")
+		t.clocks(r)
 		t.timeline(d)
 	}
 	if len(r.HopLatency) > 0 {
@@ -222,6 +224,18 @@ func (t *textWriter) pathPoints(p *discover.Path) {
 		rows[i] = pathCells(pt)
 	}
 	t.tableFit(pathHeader, rows, []int{3, 5}, pathWrap)
+}
+
+// clocks says which captures' clocks were corrected, before the deltas
+// that rely on it.
+func (t *textWriter) clocks(r *correlate.Result) {
+	lines := clockLines(r)
+	for _, l := range lines {
+		t.wrapped("Clocks: "+l, "", "  ")
+	}
+	if len(lines) > 0 {
+		t.line("")
+	}
 }
 
 // pathEnds is "pod1 10.244.1.2 (eth0 3a:…) → pod2 10.244.1.3 (eth0 d2:…)",

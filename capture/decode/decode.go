@@ -30,7 +30,16 @@ type Decoder struct {
 	// wireLen is the frame's original length: where an IP packet whose
 	// header gives no length (TSO) ends.
 	wireLen int
+	// tunnelOff and tunnelLink say where the last decoded frame's inner
+	// frame starts and what it starts with (0: not tunnelled).
+	tunnelOff  int
+	tunnelLink capture.LinkType
 }
+
+// Tunnel says where the inner frame of the last frame Decode decoded
+// starts within its data, and its link type (Ethernet for VXLAN); off is 0
+// when the frame was not tunnelled. A filter's inner view reads it there.
+func (d *Decoder) Tunnel() (off int, link capture.LinkType) { return d.tunnelOff, d.tunnelLink }
 
 // New returns a Decoder ready for use.
 func New() *Decoder {
@@ -56,6 +65,7 @@ func (d *Decoder) Decode(rf *capture.RawFrame, f *correlate.Frame) bool {
 		CapLen:  len(rf.Data),
 	}
 	d.wireLen = rf.WireLen
+	d.tunnelOff = 0
 	data := rf.Data
 	var first gopacket.LayerType
 	switch rf.LinkType {

@@ -8,6 +8,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
@@ -240,6 +241,7 @@ func (d *Decoder) decodeFrom(ls *layerSet, base, data []byte, first gopacket.Lay
 				SrcPort: uint16(ls.udp.SrcPort), DstPort: uint16(ls.udp.DstPort),
 			},
 		}
+		d.tunnelOff, d.tunnelLink = cap(base)-cap(ls.vxlan.Payload), capture.LinkTypeEthernet
 		return d.decodeFrom(&d.inner, base, ls.vxlan.Payload, layers.LayerTypeEthernet, f, false)
 	}
 	return ls.keyIP(f, &st, base)

@@ -204,14 +204,10 @@ func (s *input) err0() error {
 	return nil
 }
 
-// advance reads one frame with next, keeping the first error for good:
-// io.EOF at the end (Warnings say why it ended early), another error when
-// the file is unreadable from the start.
-func (s *input) advance(next func() (capture.RawFrame, error)) (capture.RawFrame, error) {
-	if s.err != nil {
-		return capture.RawFrame{}, s.err
-	}
-	rf, err := next()
+// done ends a Next: the first error is kept for good (io.EOF at the end,
+// Warnings say why it ended early; another error when the file is
+// unreadable from the start).
+func (s *input) done(rf capture.RawFrame, err error) (capture.RawFrame, error) {
 	if err != nil {
 		s.err = err
 		return capture.RawFrame{}, err

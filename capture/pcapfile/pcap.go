@@ -18,8 +18,13 @@ type Reader struct {
 // Sections is nil: a pcap file has none.
 func (s *Reader) Sections() []SectionInfo { return nil }
 
-// Next returns the next frame; see input.advance.
-func (s *Reader) Next() (capture.RawFrame, error) { return s.advance(s.next) }
+// Next returns the next frame, or io.EOF at the end.
+func (s *Reader) Next() (capture.RawFrame, error) {
+	if s.err != nil {
+		return capture.RawFrame{}, s.err
+	}
+	return s.done(s.next())
+}
 
 type pcapState struct {
 	order    binary.ByteOrder

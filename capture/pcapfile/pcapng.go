@@ -49,8 +49,13 @@ type NgReader struct {
 // Sections lists the sections seen so far.
 func (s *NgReader) Sections() []SectionInfo { return append([]SectionInfo(nil), s.sections...) }
 
-// Next returns the next frame; see input.advance.
-func (s *NgReader) Next() (capture.RawFrame, error) { return s.advance(s.next) }
+// Next returns the next frame, or io.EOF at the end.
+func (s *NgReader) Next() (capture.RawFrame, error) {
+	if s.err != nil {
+		return capture.RawFrame{}, s.err
+	}
+	return s.done(s.next())
+}
 
 type ngState struct {
 	order     binary.ByteOrder

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/internal/iostreams"
 	"github.com/pathtrace/pathtrace/pipeline"
 	"github.com/pathtrace/pathtrace/report"
@@ -17,11 +19,14 @@ import (
 type analyzeOptions struct {
 	IO *iostreams.IOStreams
 	outputOptions
-	Points  []string
-	Order   []string
-	MTU     int
-	Reorder time.Duration
-	Args    []string
+	Points       []string
+	Order        []string
+	MTU          int
+	Reorder      time.Duration
+	ClockOffsets []string
+	ClockGroups  []string
+	Filter       string
+	Args         []string
 }
 
 func newAnalyzeCmd(ios *iostreams.IOStreams, runF func(context.Context, *analyzeOptions) error) *cobra.Command {
@@ -63,6 +68,9 @@ are placed by the traffic; --order overrides.`,
 	f.StringSliceVar(&o.Order, "order", nil, "path order as point names a,b,c (overrides the argument order and inference)")
 	f.IntVar(&o.MTU, "mtu", 0, "link MTU to check frame sizes against (0: unknown)")
 	f.DurationVar(&o.Reorder, "reorder", time.Duration(pipeline.DefaultReorder), "how far back in time a capture may jump and still be merged in order")
+	f.StringArrayVar(&o.ClockOffsets, "clock-offset", nil, "POINT=DURATION: POINT's clock is DURATION ahead of the first point's (repeatable); 'off': no clock correction")
+	f.StringVar(&o.Filter, "filter", "", "keep only frames matching this tcpdump expression (host, net, port, portrange, icmp, tcp, udp, arp, ip, ip6, vlan, and/or/not); tunnelled frames match on their inner frame too")
+	f.StringArrayVar(&o.ClockGroups, "clock-group", nil, "NAME=POINT,POINT...: these points' captures share one clock (one host); repeatable")
 	return cmd
 }
 
@@ -88,6 +96,38 @@ func (o *analyzeOptions) inputs() ([]pipeline.Input, error) {
 	return inputs, nil
 }
 
+// clocks are the clock flags as the pipeline takes them.
+func (o *analyzeOptions) clocks() (pipeline.ClockOptions, error) {
+	var c pipeline.ClockOptions
+	for _, v := range o.ClockOffsets {
+		if v == "off" {
+			c.Off = true
+			continue
+		}
+		name, d, ok := strings.Cut(v, "=")
+		dur, err := time.ParseDuration(d)
+		if !ok || name == "" || err != nil {
+			return c, fmt.Errorf("--clock-offset %q: want POINT=DURATION (e.g. node2-eth0=16ms, -3ms) or off", v)
+		}
+		if c.Declared == nil {
+			c.Declared = map[string]time.Duration{}
+		}
+		c.Declared[name] = dur
+	}
+	for _, v := range o.ClockGroups {
+		_, list, ok := strings.Cut(v, "=")
+		names := strings.Split(list, ",")
+		if !ok || len(names) < 2 || slices.Contains(names, "") {
+			return c, fmt.Errorf("--clock-group %q: want NAME=POINT,POINT...", v)
+		}
+		c.Groups = append(c.Groups, names)
+	}
+	if c.Off && (len(c.Declared) > 0) {
+		return c, errors.New("--clock-offset off and a declared offset contradict each other")
+	}
+	return c, nil
+}
+
 func (o *analyzeOptions) run(ctx context.Context) error {
 	if err := o.validate(); err != nil {
 		return usageError(err)
@@ -96,10 +136,18 @@ func (o *analyzeOptions) run(ctx context.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
+	clocks, err := o.clocks()
+	if err != nil {
+		return usageError(err)
+	}
+	filt, err := filter.Compile(o.Filter)
+	if err != nil {
+		return usageError(err)
+	}
 	out := o.start(o.IO.Out)
 	var rp *readProgress
 	res, err := pipeline.Run(ctx, pipeline.Options{
-		Inputs: inputs, Order: o.Order, MTU: o.MTU, Window: o.Window, Reorder: o.Reorder,
+		Inputs: inputs, Order: o.Order, MTU: o.MTU, Window: o.Window, Reorder: o.Reorder, Clocks: clocks, Filter: filt,
 		Sink: out.sink(), Limit: o.Limit,
 		Progress: func(read, total int64, frames int) {
 			if rp == nil {

@@ -54,7 +54,10 @@ func (o *demoOptions) run(ctx context.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	if err := checkLabPrivileges(); err != nil {
+	if err := checkDemoPrivileges(); err != nil {
+		return usageError(err)
+	}
+	if _, err := o.trace.evidence(); err != nil { // a refused folder must not cost a lab
 		return usageError(err)
 	}
 	// Its own lab or none: the demo removes its lab at the end.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/discover"
 	"github.com/pathtrace/pathtrace/internal/iostreams"
 	"github.com/pathtrace/pathtrace/pipeline"
@@ -28,8 +29,10 @@ type traceOptions struct {
 	Duration   time.Duration
 	OutDir     string
 	Force      bool
+	SharedOut  bool
 	RingBytes  byteSize
 	SpoolBytes byteSize
+	Filter     string
 	// probeFlags are the probe flags given on the command line, which a
 	// --passive run (no probes) refuses rather than ignores.
 	probeFlags []string
@@ -48,6 +51,8 @@ func (o *traceOptions) addProbeFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Size, "size", pipeline.DefaultProbeSize, fmt.Sprintf("echo payload bytes, like ping -s (%d to %d; IP packet: 28 more)", pipeline.MinProbeSize, pipeline.MaxProbeSize))
 	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR: one pcap per point, path.pcapng, report.json, report.md, report.html")
 	f.BoolVar(&o.Force, "force", false, "overwrite existing evidence files")
+	f.BoolVar(&o.SharedOut, "allow-shared-out", false,
+		"write evidence into a folder others can write or another user owns (refused by default: they could swap the files)")
 }
 
 func (o *traceOptions) addFlags(cmd *cobra.Command) {
@@ -57,6 +62,7 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Dst, "dst", "", "destination endpoint: netns name, namespace path, PID or IP address")
 	f.BoolVar(&o.Passive, "passive", false, "send nothing: correlate the endpoints' own traffic for --duration or until Ctrl-C")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "capture time in --passive mode")
+	f.StringVar(&o.Filter, "filter", "", "with --passive: keep only frames matching this tcpdump expression (inner frames of tunnels too), e.g. 'icmp and host 10.244.1.3'")
 	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 32M, 1G... (default 4MiB with probes, 32MiB with --passive)")
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
 	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...; what a flood may get ahead of the correlator before the rings fill")
@@ -100,6 +106,9 @@ func (o *traceOptions) validate() error {
 	if o.RingBytes != 0 && o.RingBytes < 1<<20 {
 		return fmt.Errorf("--ring-size %s: want at least 1MiB", &o.RingBytes)
 	}
+	if o.Filter != "" && !o.Passive {
+		return errors.New("--filter goes with --passive: pathtrace's own probes are filtered already")
+	}
 	if o.SpoolBytes != 0 && o.SpoolBytes < 4<<20 {
 		return fmt.Errorf("--spool-size %s: want at least 4MiB", &o.SpoolBytes)
 	}
@@ -116,13 +125,17 @@ func (o *traceOptions) run(ctx context.Context) error {
 	if err := checkPrivileges(); err != nil {
 		return usageError(err)
 	}
-	path, err := o.discover(ctx)
+	filt, err := filter.Compile(o.Filter)
 	if err != nil {
 		return usageError(err)
 	}
-	var ev *pipeline.Evidence
-	if o.OutDir != "" {
-		ev = pipeline.NewEvidence(o.OutDir, o.Force)
+	ev, err := o.evidence()
+	if err != nil {
+		return usageError(err)
+	}
+	path, err := o.discover(ctx)
+	if err != nil {
+		return usageError(err)
 	}
 	out := o.start(o.IO.Out)
 	names := make([]string, len(path.Points))
@@ -134,7 +147,7 @@ func (o *traceOptions) run(ctx context.Context) error {
 		Path: path, Count: o.Count, Size: o.Size, Interval: o.Interval, Timeout: o.Timeout,
 		Passive: o.Passive, Duration: o.Duration, Window: o.Window,
 		RingBytes: int(o.RingBytes), SpoolBytes: int(o.SpoolBytes),
-		Evidence: ev, Sink: out.sink(), Limit: o.Limit, Captured: counters.frame,
+		Evidence: ev, Sink: out.sink(), Limit: o.Limit, Captured: counters.frame, Filter: filt,
 	})
 	counters.done()
 	if err != nil {
@@ -156,6 +169,15 @@ func (o *traceOptions) run(ctx context.Context) error {
 		return outputError(err)
 	}
 	return status
+}
+
+// evidence checks the --out folder (nil without --out); nothing is created
+// before the path is known.
+func (o *traceOptions) evidence() (*pipeline.Evidence, error) {
+	if o.OutDir == "" {
+		return nil, nil
+	}
+	return pipeline.NewEvidence(o.OutDir, o.Force, o.SharedOut)
 }
 
 // discover resolves both endpoints and finds the path between them. A

@@ -1,0 +1,521 @@
+package correlate
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Clocks. Captures from several hosts carry several clocks: between two
+// points on different clocks only the sum of the two one-way delays is
+// measurable. A frame cannot arrive before it left, so the frames seen on
+// both sides bound the offset from both directions (the NTP view of
+// request/response pairs, RFC 5905; Paxson, SIGMETRICS '98): a frame going
+// A → B bounds θ = θB − θA from above by its delta, one going B → A from
+// below by minus its delta. Over a long capture the offset drifts: the
+// tightest bounds then lie on two lines, the lower convex hull of the upper
+// bounds and the upper hull of the lower bounds (Moon, Skelly and Towsley,
+// INFOCOM '99; Zhang, Liu and Xia, INFOCOM '02), and the estimate is the
+// line midway between them.
+
+// ClockMinOffset is how far the bounds must exclude 0 before an offset is
+// applied: captures on one host invert stamps by a few µs (a bridge and its
+// ingress port, sockets woken in another order), which is not a clock.
+const ClockMinOffset int64 = 50e3
+
+// ClockLine is a clock's offset over time: Offset at Ref plus Drift per ns
+// elapsed since Ref. It is what is subtracted from a point's stamps to read
+// them on the reference clock.
+type ClockLine struct {
+	Ref    int64   // ns since the Unix epoch
+	Offset float64 // ns at Ref
+	Drift  float64 // ns per ns (50 ppm = 50e-6)
+}
+
+// At is the offset at t.
+func (l ClockLine) At(t int64) int64 { return int64(math.Round(l.Offset + l.Drift*float64(t-l.Ref))) }
+
+// Zero reports a line that changes nothing.
+func (l ClockLine) Zero() bool { return l.Offset == 0 && l.Drift == 0 }
+
+// ClockSource says where an offset came from.
+type ClockSource uint8
+
+const (
+	ClockEstimated ClockSource = iota
+	ClockDeclared              // --clock-offset
+)
+
+var clockSourceNames = names{"estimated", "declared"}
+
+func (s ClockSource) String() string               { return clockSourceNames.text(uint8(s), "source") }
+func (s ClockSource) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+func (s *ClockSource) UnmarshalText(b []byte) error {
+	return parseInto(s, clockSourceNames, b, "clock source")
+}
+
+// ClockOffset is one point's clock as the report gives it: OffsetNs is
+// what is subtracted from Point's stamps to read them on Reference's clock
+// (at the middle of the frames it was estimated from; DriftPPM per second
+// after that).
+type ClockOffset struct {
+	Point         string      `json:"point"`
+	Reference     string      `json:"reference"`
+	OffsetNs      int64       `json:"offset_ns"`
+	UncertaintyNs int64       `json:"uncertainty_ns"`
+	DriftPPM      float64     `json:"drift_ppm,omitzero"`
+	Samples       int         `json:"samples"`
+	Source        ClockSource `json:"source"`
+}
+
+// clockSample is one frame crossing from clock group a to clock group b:
+// at a's stamp t it took d ns as the two clocks tell it.
+type clockSample struct {
+	a, b int
+	t, d int64
+}
+
+// ClockEstimate is the offset of one clock group to the reference group.
+type ClockEstimate struct {
+	Group       int
+	Line        ClockLine
+	Uncertainty int64 // ns, accumulated along the groups it was estimated through
+	Samples     int
+	Via         int // the group it was estimated against (-1: the reference)
+}
+
+// ClockProblem is a pair of clock groups whose offset could not be bounded.
+type ClockProblem struct {
+	A, B    int    // groups
+	Message string // says which points and why
+}
+
+// ClockSampler collects, from the traces of a first pass (hops in
+// crossing order, stamps on their own clocks), every frame that crossed
+// from one clock group to another; Estimate then bounds the offsets. Add
+// serves as the correlator's sink: nothing per trace is kept but its
+// crossings.
+type ClockSampler struct {
+	points []PointSpec
+	idx    map[string]int
+	groups int
+	pairs  map[[2]int][]clockSample // by unordered pair of groups
+}
+
+// NewClockSampler samples for points (their Clock fields are the groups).
+func NewClockSampler(points []PointSpec) *ClockSampler {
+	c := &ClockSampler{points: points, idx: map[string]int{}, pairs: map[[2]int][]clockSample{}}
+	for i, p := range points {
+		c.idx[p.Name] = i
+		c.groups = max(c.groups, p.Clock+1)
+	}
+	return c
+}
+
+// Add takes the crossings of one trace.
+func (c *ClockSampler) Add(t *Trace) {
+	prev := -1
+	for j := range t.Hops {
+		if t.Hops[j].Reflection {
+			continue
+		}
+		if prev >= 0 {
+			a, b := c.points[c.idx[t.Hops[prev].Point]].Clock, c.points[c.idx[t.Hops[j].Point]].Clock
+			if a != b {
+				k := [2]int{min(a, b), max(a, b)}
+				c.pairs[k] = append(c.pairs[k], clockSample{a, b, int64(t.Hops[prev].Time), int64(t.Hops[j].Time - t.Hops[prev].Time)})
+			}
+		}
+		prev = j
+	}
+}
+
+// EstimateClocks bounds the offset of every clock group to the group of
+// the first point from the traces of a first pass.
+func EstimateClocks(points []PointSpec, traces []Trace) ([]ClockEstimate, []ClockProblem) {
+	c := NewClockSampler(points)
+	for i := range traces {
+		c.Add(&traces[i])
+	}
+	return c.Estimate()
+}
+
+// Estimate bounds every group's offset to the first point's group. The
+// constant bounds come from every chain of frames at once: "θj − θi ≤ d"
+// for each crossing is a system of difference constraints, whose tightest
+// bounds are shortest paths (so a clock seen one way only, as a bridge
+// capture without promiscuous mode sees only broadcasts, is still bounded
+// through the points around it). Groups whose bounds include 0 within
+// ClockMinOffset keep a zero line; the others get the midpoint, or, where
+// a neighbour saw frames both ways, the line fitted to that pair, drift
+// included.
+func (c *ClockSampler) Estimate() ([]ClockEstimate, []ClockProblem) {
+	n := c.groups
+	if n < 2 {
+		return nil, nil
+	}
+	ref := c.points[0].Clock
+	lo, hi := c.bounds(ref)
+	parent := c.tree(ref)
+	est := make([]*ClockEstimate, n)
+	est[ref] = &ClockEstimate{Group: ref, Via: -1}
+	var resolve func(g int) *ClockEstimate
+	resolve = func(g int) *ClockEstimate {
+		if est[g] != nil {
+			return est[g]
+		}
+		e := &ClockEstimate{Group: g, Via: ref}
+		est[g] = e
+		if math.IsInf(hi[g], 1) || math.IsInf(lo[g], -1) {
+			return e // unbounded: reported by the caller, not corrected
+		}
+		if lo[g] <= float64(ClockMinOffset) && hi[g] >= -float64(ClockMinOffset) {
+			return e // the same clock, as far as frames can tell
+		}
+		e.Line = ClockLine{Ref: c.midTime(), Offset: (hi[g] + lo[g]) / 2}
+		e.Uncertainty = int64(math.Ceil(math.Abs(hi[g]-lo[g]) / 2))
+		if p := parent[g]; p >= 0 {
+			// Through the neighbour it saw frames both ways with: its
+			// line (drift included), or the neighbour's own clock where
+			// the two agree (points of one host captured apart).
+			k := [2]int{min(p, g), max(p, g)}
+			if line, w, ok := fitPair(c.pairs[k], p, g); ok {
+				pe := resolve(p)
+				e.Via = p
+				if pairSignificant(c.pairs[k], p) {
+					e.Line, e.Uncertainty = addLines(pe.Line, line), pe.Uncertainty+w
+				} else {
+					e.Line, e.Uncertainty = pe.Line, pe.Uncertainty
+				}
+			}
+		}
+		return e
+	}
+	var out []ClockEstimate
+	var problems []ClockProblem
+	for g := range n {
+		if g == ref || !c.used(g) {
+			continue
+		}
+		e := resolve(g)
+		if math.IsInf(hi[g], 1) || math.IsInf(lo[g], -1) {
+			problems = append(problems, c.unbounded(g, ref, hi[g]))
+			continue
+		}
+		for k, ss := range c.pairs {
+			if k[0] == g || k[1] == g {
+				e.Samples += len(ss)
+			}
+		}
+		out = append(out, *e)
+	}
+	return out, problems
+}
+
+// bounds is every group's constant offset interval to ref: shortest paths
+// over "θj − θi ≤ min delta i → j" (Floyd–Warshall: groups are few).
+func (c *ClockSampler) bounds(ref int) (lo, hi []float64) {
+	n := c.groups
+	inf := math.Inf(1)
+	d := make([][]float64, n)
+	for i := range d {
+		d[i] = make([]float64, n)
+		for j := range d[i] {
+			if i != j {
+				d[i][j] = inf
+			}
+		}
+	}
+	for _, ss := range c.pairs {
+		for _, s := range ss {
+			d[s.a][s.b] = math.Min(d[s.a][s.b], float64(s.d))
+		}
+	}
+	for k := range n {
+		for i := range n {
+			for j := range n {
+				if d[i][k]+d[k][j] < d[i][j] {
+					d[i][j] = d[i][k] + d[k][j]
+				}
+			}
+		}
+	}
+	lo, hi = make([]float64, n), make([]float64, n)
+	for g := range n {
+		hi[g], lo[g] = d[ref][g], -d[g][ref]
+	}
+	return lo, hi
+}
+
+// tree links each group to a neighbour nearer the reference that saw
+// frames both ways with it (-1: none), the best-sampled pairs first.
+func (c *ClockSampler) tree(ref int) []int {
+	parent := make([]int, c.groups)
+	for i := range parent {
+		parent[i] = -1
+	}
+	seen := make([]bool, c.groups)
+	seen[ref] = true
+	keys := make([][2]int, 0, len(c.pairs))
+	for k, ss := range c.pairs {
+		fwd, rev := false, false
+		for _, s := range ss {
+			fwd, rev = fwd || s.a == k[0], rev || s.a == k[1]
+		}
+		if fwd && rev {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if len(c.pairs[keys[i]]) != len(c.pairs[keys[j]]) {
+			return len(c.pairs[keys[i]]) > len(c.pairs[keys[j]])
+		}
+		return keys[i][0] < keys[j][0] || (keys[i][0] == keys[j][0] && keys[i][1] < keys[j][1])
+	})
+	for grew := true; grew; {
+		grew = false
+		for _, k := range keys {
+			a, b := k[0], k[1]
+			if seen[a] == seen[b] {
+				continue
+			}
+			if seen[b] {
+				a, b = b, a
+			}
+			parent[b], seen[b], grew = a, true, true
+		}
+	}
+	return parent
+}
+
+// used reports a group some frame crossed into or out of.
+func (c *ClockSampler) used(g int) bool {
+	for k := range c.pairs {
+		if k[0] == g || k[1] == g {
+			return true
+		}
+	}
+	return false
+}
+
+// midTime is the middle of the sampled crossings.
+func (c *ClockSampler) midTime() int64 {
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, ss := range c.pairs {
+		for _, s := range ss {
+			lo, hi = min(lo, s.t), max(hi, s.t)
+		}
+	}
+	return lo + (hi-lo)/2
+}
+
+// unbounded says which way frames crossed between g and the points it
+// shares frames with.
+func (c *ClockSampler) unbounded(g, ref int, hi float64) ClockProblem {
+	name := func(g int) string {
+		for _, p := range c.points {
+			if p.Clock == g {
+				return p.Name
+			}
+		}
+		return fmt.Sprint(g)
+	}
+	var peers []string
+	for k := range c.pairs {
+		if k[0] == g || k[1] == g {
+			peers = append(peers, name(k[0]+k[1]-g))
+		}
+	}
+	slices.Sort(peers)
+	others := strings.Join(peers, ", ")
+	dir := name(g) + " → " + others
+	if !math.IsInf(hi, 1) {
+		dir = others + " → " + name(g)
+	}
+	return ClockProblem{A: ref, B: g, Message: fmt.Sprintf(
+		"the clocks of %s and %s cannot be compared: frames crossed only %s, so hop latencies there include any difference of the clocks (--clock-group or --clock-offset says how they relate)",
+		name(g), others, dir)}
+}
+
+// pairSignificant: the constant bounds of one pair exclude 0 by more than
+// ClockMinOffset.
+func pairSignificant(ss []clockSample, from int) bool {
+	up, lo := math.Inf(1), math.Inf(-1)
+	for _, s := range ss {
+		if s.a == from {
+			up = math.Min(up, float64(s.d))
+		} else {
+			lo = math.Max(lo, float64(-s.d))
+		}
+	}
+	return lo > float64(ClockMinOffset) || up < -float64(ClockMinOffset)
+}
+
+// addLines composes offsets along a chain of groups.
+func addLines(a, b ClockLine) ClockLine {
+	if a.Zero() {
+		return b
+	}
+	if b.Zero() {
+		return a
+	}
+	// a's offset read at b's reference time, then both drifts.
+	return ClockLine{Ref: b.Ref, Offset: a.Offset + a.Drift*float64(b.Ref-a.Ref) + b.Offset, Drift: a.Drift + b.Drift}
+}
+
+// fitPair estimates θ(to) − θ(from) from the samples of one pair: the line
+// that leaves the widest band between the upper bounds (frames from → to)
+// above it and the lower bounds (to → from) below it, and half that band
+// (the uncertainty). The band's height as a function of the slope is
+// concave, so its maximum lies at a slope of one of the two hulls' edges;
+// over spans too short for drift to show, the slope is 0. ok is false when
+// frames crossed one way only: then nothing bounds the other side.
+func fitPair(ss []clockSample, from, to int) (ClockLine, int64, bool) {
+	var up, lo []pt // upper bounds on θ, lower bounds on θ
+	for _, s := range ss {
+		if s.a == from {
+			up = append(up, pt{s.t, float64(s.d)})
+		} else {
+			// to → from: d = δ − θ, so θ ≥ −d. Time on from's clock: the
+			// arrival, s.t + s.d (≈ s.t; the offset is small against it).
+			lo = append(lo, pt{s.t + s.d, float64(-s.d)})
+		}
+	}
+	if len(up) == 0 || len(lo) == 0 {
+		return ClockLine{}, 0, false
+	}
+	first, last := minT(up, lo), maxT(up, lo)
+	mid := first + (last-first)/2
+	band := func(slope float64) (u, l, spread float64) {
+		u, l = math.Inf(1), math.Inf(-1)
+		for _, p := range up {
+			u = math.Min(u, p.v-slope*float64(p.t-mid))
+		}
+		for _, p := range lo {
+			l = math.Max(l, p.v-slope*float64(p.t-mid))
+		}
+		// How far the bounds lie from the band's edges on average: the
+		// line nearest the data (Moon et al.'s objective) among equally
+		// wide bands; few samples leave a range of slopes as wide.
+		var su, sl float64
+		for _, p := range up {
+			su += p.v - slope*float64(p.t-mid) - u
+		}
+		for _, p := range lo {
+			sl += l - (p.v - slope*float64(p.t-mid))
+		}
+		return u, l, su/float64(len(up)) + sl/float64(len(lo))
+	}
+	best := 0.0
+	bu, bl, bs := band(0)
+	if last-first >= minDriftSpan {
+		type cand struct{ slope, u, l, spread float64 }
+		var cands []cand
+		widest := bu - bl
+		for _, slope := range append(hullSlopes(up, true), hullSlopes(lo, false)...) {
+			if math.Abs(slope) > maxDrift {
+				continue
+			}
+			u, l, sp := band(slope)
+			cands = append(cands, cand{slope, u, l, sp})
+			widest = math.Max(widest, u-l)
+		}
+		// A drift must widen the band by more than the delays' own jitter
+		// could, or the constant stays.
+		if widest > bu-bl+float64(minDriftGain) {
+			bs = math.Inf(1)
+			for _, c := range cands {
+				if c.u-c.l >= widest-float64(minDriftGain)/10 && c.spread < bs {
+					best, bu, bl, bs = c.slope, c.u, c.l, c.spread
+				}
+			}
+		}
+	}
+	line := ClockLine{Ref: mid, Offset: (bu + bl) / 2, Drift: best}
+	return line, int64(math.Ceil(math.Abs(bu-bl) / 2)), true
+}
+
+// maxDrift bounds a believable drift (clocks run within ±100 ppm); a
+// steeper slope is noise. minDriftGain is how much wider a drift must make
+// the band to be taken.
+const (
+	maxDrift     = 500e-6
+	minDriftGain = 1e3
+)
+
+// hullSlopes are the slopes of the edges of the lower convex hull of ps
+// (under: the tightest line below upper bounds bends there) or its upper
+// hull.
+func hullSlopes(ps []pt, under bool) []float64 {
+	s := slices.Clone(ps)
+	slices.SortFunc(s, func(a, b pt) int {
+		if a.t != b.t {
+			return cmp.Compare(a.t, b.t)
+		}
+		if under {
+			return cmp.Compare(a.v, b.v)
+		}
+		return cmp.Compare(b.v, a.v)
+	})
+	u := s[:0]
+	for _, p := range s {
+		if len(u) > 0 && u[len(u)-1].t == p.t {
+			continue // one point per time: the tightest
+		}
+		u = append(u, p)
+	}
+	var h []pt // monotone chain over time
+	for _, p := range u {
+		for len(h) >= 2 && !convex(h[len(h)-2], h[len(h)-1], p, under) {
+			h = h[:len(h)-1]
+		}
+		h = append(h, p)
+	}
+	var slopes []float64
+	for i := 1; i < len(h); i++ {
+		slopes = append(slopes, (h[i].v-h[i-1].v)/float64(h[i].t-h[i-1].t))
+	}
+	return slopes
+}
+
+// minDriftSpan: shorter captures give no drift worth estimating (50 ppm
+// over 200 ms is 10 µs, the order of the delays' own spread).
+const minDriftSpan = 200e6
+
+type pt struct {
+	t int64
+	v float64
+}
+
+func minT(a, b []pt) int64 {
+	m := a[0].t
+	for _, s := range [][]pt{a, b} {
+		for _, p := range s {
+			m = min(m, p.t)
+		}
+	}
+	return m
+}
+
+func maxT(a, b []pt) int64 {
+	m := a[0].t
+	for _, s := range [][]pt{a, b} {
+		for _, p := range s {
+			m = max(m, p.t)
+		}
+	}
+	return m
+}
+
+// convex: a, b, c turn the way the lower hull (under) or the upper hull
+// does.
+func convex(a, b, c pt, under bool) bool {
+	cross := float64(b.t-a.t)*(c.v-a.v) - (b.v-a.v)*float64(c.t-a.t)
+	if under {
+		return cross > 0
+	}
+	return cross < 0
+}
