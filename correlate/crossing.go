@@ -11,7 +11,13 @@ func isFlood(t *trace) bool {
 	}
 	// No destination MAC recorded (SLL): requests of ARP and ND are broadcast
 	// or multicast by nature.
-	return (t.key.Proto == ProtoARP && t.key.Kind == ARPRequest) || (t.key.Proto == ProtoND && t.key.Kind != NDNeighborAdvert)
+	return floodKey(&t.key)
+}
+
+// floodKey: frames of this key are broadcast or multicast by nature (ARP
+// and ND requests).
+func floodKey(k *Key) bool {
+	return (k.Proto == ProtoARP && k.Kind == ARPRequest) || (k.Proto == ProtoND && k.Kind != NDNeighborAdvert)
 }
 
 // crossing returns the hop indices in crossing order, for each the index of

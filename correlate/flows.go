@@ -34,8 +34,8 @@ func (e *Engine) flowOf(f *Frame) *flow {
 	if f.Key.Proto == ProtoARP {
 		a, b = f.Key.Addr1, f.Key.Addr2
 	}
-	if !a.IsValid() || !b.IsValid() {
-		return nil
+	if !conversant(a) || !conversant(b) {
+		return nil // no conversation to follow: DAD from ::, multicast, broadcast
 	}
 	if b.Less(a) {
 		a, b = b, a
@@ -47,6 +47,11 @@ func (e *Engine) flowOf(f *Frame) *flow {
 		e.flows[k] = fl
 	}
 	return fl
+}
+
+// conversant: an address that names one host.
+func conversant(a netip.Addr) bool {
+	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
 // link records that point p saw a frame the points in seen saw too: the

@@ -139,7 +139,10 @@ func (e *Engine) isReflection(t *trace, f *Frame) bool {
 			return true
 		}
 	}
-	return false
+	// A flooded frame (broadcast, multicast) seen again where it was: the
+	// bridge's hairpin sent it back; nothing else returns it unchanged so
+	// soon. (Captures that share no neighbour still tell it this way.)
+	return f.HasDstMAC && f.DstMAC.IsMulticast() || !f.HasDstMAC && floodKey(&f.Key)
 }
 
 func (e *Engine) newTrace(f *Frame) *trace {

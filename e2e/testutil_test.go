@@ -136,15 +136,17 @@ type jAnomaly struct {
 }
 
 type jSummary struct {
-	Frames   int            `json:"frames"`
-	Decoded  int            `json:"decoded"`
-	Traces   int            `json:"traces"`
-	Complete int            `json:"complete"`
-	Lost     int            `json:"lost"`
-	WithGaps int            `json:"with_gaps"`
-	ByProto  map[string]int `json:"by_protocol"`
-	Verdict  string         `json:"verdict"`
-	Clean    bool           `json:"clean"`
+	Frames       int            `json:"frames"`
+	Decoded      int            `json:"decoded"`
+	Traces       int            `json:"traces"`
+	Complete     int            `json:"complete"`
+	Lost         int            `json:"lost"`
+	WithGaps     int            `json:"with_gaps"`
+	OffPath      int            `json:"off_path"`
+	OffPathFlows int            `json:"off_path_flows"`
+	ByProto      map[string]int `json:"by_protocol"`
+	Verdict      string         `json:"verdict"`
+	Clean        bool           `json:"clean"`
 }
 
 func decodeResult(t *testing.T, out string) *jResult {
