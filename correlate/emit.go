@@ -41,6 +41,7 @@ func (e *Engine) emit(t *trace) {
 func (e *Engine) describe(t *trace, out *Trace) {
 	h0 := &t.hops[0]
 	out.N = t.n
+	out.key = t.key
 	out.Protocol = t.key.Proto
 	out.Type = typeName(t.key)
 	if h0.hasEcho {

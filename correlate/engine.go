@@ -158,7 +158,9 @@ type Engine struct {
 	queue  ring.Ring[*trace] // active traces in creation (= trace number) order
 	free   []*trace
 	next   int // next trace number
-	mark   int64
+	// probes no point saw, emitted last by Finish
+	lostProbes []lostProbe
+	mark       int64
 
 	// learned owners: MAC/IP → per-point origin counts
 	macOrigin map[MAC]*[MaxPoints]int32
@@ -408,14 +410,24 @@ func (e *Engine) pop() {
 	e.free = append(e.free, t)
 }
 
-// Finish emits every remaining trace and returns the result without traces
-// (they went to the sink).
-func (e *Engine) Finish() *Result {
+// Flush emits every trace still open: no more frames will come. Finish
+// calls it; a caller that must see every trace before adding lost probes
+// calls it first.
+func (e *Engine) Flush() {
 	for e.queue.Len() > 0 {
 		e.pop()
 	}
 	e.mark = 1<<63 - 1
 	e.expireRequests()
+}
+
+// Finish emits every remaining trace and returns the result without traces
+// (they went to the sink).
+func (e *Engine) Finish() *Result {
+	e.Flush()
+	for i := range e.lostProbes {
+		e.emitLostProbe(&e.lostProbes[i])
+	}
 	return e.result()
 }
 

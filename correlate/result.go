@@ -165,25 +165,28 @@ type Coverage struct {
 // Trace is one frame followed across the points that saw it. A Trace passed
 // to a Sink is reused after the call returns: keep a Clone.
 type Trace struct {
-	N         int       `json:"n"` // 1-based, in order of first sighting
-	Protocol  Proto     `json:"protocol"`
-	Type      string    `json:"type"`
-	ID        OptUint   `json:"id"`    // ICMP echo id at the first hop (rewrites list changes)
-	Seq       OptUint   `json:"seq"`   // ICMP echo seq, TCP seq
-	IPID      OptUint   `json:"ip_id"` // IPv4 identification at the first hop
-	SrcIP     OptAddr   `json:"src_ip"`
-	DstIP     OptAddr   `json:"dst_ip"`
-	SrcPort   OptUint   `json:"src_port"`
-	DstPort   OptUint   `json:"dst_port"`
-	Length    int       `json:"length"` // frame length on the wire at the first hop
-	Direction Direction `json:"direction"`
-	Hops      []Hop     `json:"hops"`
-	LostAfter string    `json:"lost_after,omitempty"`
-	Missing   []string  `json:"missing"`
-	Rewrites  []Rewrite `json:"rewrites"`
-	ReplyTo   OptInt    `json:"reply_to"` // N of the request an echo reply answers
-	RTT       *RTT      `json:"rtt,omitempty"`
-	Flags     []Flag    `json:"flags"`
+	N         int        `json:"n"` // 1-based, in order of first sighting
+	Protocol  Proto      `json:"protocol"`
+	Type      string     `json:"type"`
+	ID        OptUint    `json:"id"`    // ICMP echo id at the first hop (rewrites list changes)
+	Seq       OptUint    `json:"seq"`   // ICMP echo seq, TCP seq
+	IPID      OptUint    `json:"ip_id"` // IPv4 identification at the first hop
+	SrcIP     OptAddr    `json:"src_ip"`
+	DstIP     OptAddr    `json:"dst_ip"`
+	SrcPort   OptUint    `json:"src_port"`
+	DstPort   OptUint    `json:"dst_port"`
+	Length    int        `json:"length"` // frame length on the wire at the first hop
+	Direction Direction  `json:"direction"`
+	Hops      []Hop      `json:"hops"`
+	LostAfter string     `json:"lost_after,omitempty"`
+	Missing   []string   `json:"missing"`
+	Rewrites  []Rewrite  `json:"rewrites"`
+	ReplyTo   OptInt     `json:"reply_to"` // N of the request an echo reply answers
+	RTT       *RTT       `json:"rtt,omitempty"`
+	Flags     []Flag     `json:"flags"`
+	Drop      *TraceDrop `json:"drop,omitempty"` // why the kernel freed it (live runs watching drops)
+
+	key Key // what its frames were matched by (drops join by it)
 }
 
 // Hop is the frame at one point.

@@ -171,10 +171,15 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		where := map[string]int{}
 		for _, a := range r.Anomalies {
 			if a.Kind == KindLoss {
-				where[a.Point] += a.Count
+				// A probe no point saw was lost before the first one.
+				at := "after " + a.Point
+				if a.Point == "" {
+					at = "before " + e.cfg.Points[0].Name
+				}
+				where[at] += a.Count
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%d of %d traces lost (%s)", s.Lost, s.Traces, countList("after ", where)))
+		parts = append(parts, fmt.Sprintf("%d of %d traces lost (%s)", s.Lost, s.Traces, countList("", where)))
 	}
 	if s.WithGaps > 0 {
 		where := map[string]int{}
@@ -374,6 +379,10 @@ func (t *Trace) Clone() Trace {
 	if t.RTT != nil {
 		r := *t.RTT
 		c.RTT = &r
+	}
+	if t.Drop != nil {
+		d := *t.Drop
+		c.Drop = &d
 	}
 	return c
 }

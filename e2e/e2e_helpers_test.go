@@ -75,6 +75,22 @@ func e2eUp(t *testing.T, cfg lab.Config) *lab.Lab {
 	return l
 }
 
+// cniUp builds a node whose pods the real CNI bridge plugin wires, and
+// removes it at cleanup.
+func cniUp(t *testing.T, cfg lab.Config, pods int) *lab.Lab {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := lab.Down(lab.Config{Prefix: cfg.Prefix}); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	l, err := lab.CNINode(context.Background(), lab.CNIConfig{Prefix: cfg.Prefix, Subnet: cfg.Subnet, Pods: pods, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // liveDoc is `pathtrace --src --dst -f json` as a consumer reads it: the
 // analysis result, plus what only a live run has.
 type liveDoc struct {
@@ -90,6 +106,7 @@ type liveInfoReport struct {
 	Probes      int      `json:"probes"`
 	Sent        int      `json:"sent"`
 	Replies     int      `json:"replies"`
+	EchoID      *uint64  `json:"echo_id"`
 	Interrupted bool     `json:"interrupted"`
 	Evidence    []string `json:"evidence"`
 }

@@ -87,6 +87,16 @@ type jTrace struct {
 	ReplyTo   *int       `json:"reply_to"`
 	RTT       *jRTT      `json:"rtt"`
 	Flags     []string   `json:"flags"`
+	Drop      *jDrop     `json:"drop"`
+}
+
+type jDrop struct {
+	Reason    string `json:"reason"`
+	Location  string `json:"location"`
+	Netns     string `json:"netns"`
+	Interface string `json:"interface"`
+	Time      string `json:"time"`
+	Rule      string `json:"rule"`
 }
 
 type jHop struct {

@@ -68,15 +68,7 @@ func TestTraceCNINode(t *testing.T) {
 		testenv.SkipOrFail(t, "no CNI bridge plugin: %v", err)
 	}
 	cfg := e2eConfig(t)
-	t.Cleanup(func() {
-		if err := lab.Down(lab.Config{Prefix: cfg.Prefix}); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	l, err := lab.CNINode(context.Background(), lab.CNIConfig{Prefix: cfg.Prefix, Subnet: cfg.Subnet, Pods: 3, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := cniUp(t, cfg, 3)
 	if len(l.Pods) != 3 {
 		t.Fatalf("CNI node has %d pods, want 3: %v", len(l.Pods), l)
 	}

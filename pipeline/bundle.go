@@ -62,6 +62,9 @@ type Bundle struct {
 	files    []bundleFile
 	// OrderInferred names the groups whose order came from the traffic.
 	OrderInferred []string
+	// notes are the section comments of files pathtrace wrote (the live
+	// run's drops and lost probes among them).
+	notes []string
 }
 
 // OpenBundle resolves inputs to points: a single-interface file is one point
@@ -254,6 +257,9 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 	own := false
 	for _, s := range src.Sections() {
 		own = own || s.UserAppl == "pathtrace"
+		if s.UserAppl == "pathtrace" {
+			b.notes = append(b.notes, s.Comments...)
+		}
 	}
 	// An SLL2 file's container interface carries no frames of its own: each
 	// ifindex became an interface. Keep only interfaces that can hold frames.

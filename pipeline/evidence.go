@@ -47,9 +47,14 @@ type Evidence struct {
 	points []*evPoint
 	mu     sync.Mutex
 	ngFile *safefile.File
-	ng     *pcapfile.NgWriter
-	ngDone bool // path.pcapng holds every frame of the pcaps
-	err    error
+	ng     *pcapfile.NgWriter // made when the capture is over, with the notes
+	// path.pcapng's interfaces and point order, and its section notes (the
+	// kernel's drops: analyze reads them back)
+	ngIfaces []capture.Interface
+	ngOrder  []string
+	ngNotes  []string
+	ngDone   bool // path.pcapng holds every frame of the pcaps
+	err      error
 
 	// Per-point kernel counters and capture windows, for path.pcapng's
 	// statistics (set once the capture ended).
@@ -159,13 +164,12 @@ func (e *Evidence) plan(path *discover.Path) error {
 		return err
 	}
 	e.ngFile = f
-	e.ng, err = pcapfile.NewNgWriter(f, ifaces, order)
-	if err != nil {
-		f.Close()
-		e.ngFile = nil
+	// Checked now, written once the drops are known too.
+	if _, err = pcapfile.NewNgWriter(io.Discard, ifaces, order); err != nil {
 		e.abort()
 		return err
 	}
+	e.ngIfaces, e.ngOrder = ifaces, order
 	// report.json is written as traces come (a long capture need not keep
 	// them); a run cut short removes it, as it would be incomplete.
 	if e.reportFile, err = e.create("report.json"); err != nil {
@@ -323,6 +327,14 @@ func (e *Evidence) assemble() error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.ngFile == nil { // closed by a signal
+		return nil
+	}
+	ng, err := pcapfile.NewNgWriter(e.ngFile, e.ngIfaces, e.ngOrder, e.ngNotes...)
+	if err != nil {
+		return fmt.Errorf("assemble path.pcapng: %w", err)
+	}
+	e.ng = ng
 	for written := 1; ; written++ {
 		best := heads.earliest()
 		if best < 0 {
@@ -433,14 +445,18 @@ func (e *Evidence) close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error
-	if e.ng != nil {
-		errs = append(errs, e.ng.Close(), e.ngFile.Close())
-		e.ng = nil
+	if e.ngFile != nil {
+		if e.ng != nil {
+			errs = append(errs, e.ng.Close())
+			e.ng = nil
+		}
+		errs = append(errs, e.ngFile.Close())
 		if !e.ngDone {
 			// Cut short before it held every frame: a pcapng missing frames
 			// would show losses that did not happen. The pcaps are complete.
 			e.ngFile.Remove()
 		}
+		e.ngFile = nil
 	}
 	for _, ep := range e.points {
 		ep.mu.Lock()

@@ -63,6 +63,10 @@ type TraceOptions struct {
 	// Filter keeps only matching frames (Passive: the endpoints' own
 	// traffic, narrowed further); nil keeps all.
 	Filter *filter.Filter
+	// Why watches the kernel's drops of the run's packets (eBPF on
+	// skb:kfree_skb) and traces nftables rules for them, so a lost trace
+	// says why; what this host cannot do becomes a warning.
+	Why bool
 }
 
 // Trace arms every point of the path, probes (or waits, Passive), stops,
@@ -75,7 +79,8 @@ func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 	if err := o.Evidence.plan(path); err != nil {
 		return report.Document{}, err
 	}
-	lt := &liveTrace{o: o, path: path, keep: keeper{limit: o.Limit}}
+	lt := &liveTrace{o: o, path: path, keep: keeper{limit: o.Limit, hold: o.Why}}
+	lt.keep.seen = lt.seeProbe
 	if o.Sink != nil {
 		lt.keep.sinks = append(lt.keep.sinks, o.Sink)
 	}
@@ -96,6 +101,7 @@ func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 		path.Notes = append(path.Notes, fmt.Sprintf("bridge forwarding entries after the trace could not be read: %v", err))
 	}
 	result := lt.finish()
+	lt.attachDrops(result)
 	result.Traces = lt.keep.kept
 	result.Summary.FilteredOut = lt.filteredOut
 	lt.info.Evidence = o.Evidence.paths()
@@ -114,6 +120,13 @@ type liveTrace struct {
 	start, end  time.Time
 	info        report.LiveInfo
 	sendErr     error // first probe that could not be sent
+	echoID      uint16
+	tag         []byte          // the probes' payload tag
+	seen        map[uint16]bool // probe seqs some point saw
+	watch       *dropWatch
+	drops       []dropRecord
+	lost        []lostNote // probes sent that no point saw
+	whyNotes    []string
 	spoolFilled bool
 	filteredOut int
 }
@@ -148,6 +161,20 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 			return err
 		}
 		defer prober.Close()
+	}
+	// The drop watcher gets ready (BTF, program, kallsyms, trace tables)
+	// while the points arm; probes wait for both.
+	var watchReady chan struct{}
+	if o.Why {
+		watchReady = make(chan struct{})
+		go func() {
+			defer close(watchReady)
+			lt.watch = openDropWatch(lt.path, lt.whyMatch())
+		}()
+		defer func() { // error paths; the normal one closes it after the capture
+			<-watchReady
+			lt.closeWatch()
+		}()
 	}
 
 	// Each point's goroutine only copies its frames out (and writes its
@@ -200,6 +227,9 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 			return runErr
 		}
 	}
+	if watchReady != nil {
+		<-watchReady
+	}
 	interrupted := false
 	lt.info.Passive = o.Passive
 	if o.Passive {
@@ -209,7 +239,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 		case <-time.After(o.Duration):
 		}
 	} else {
-		lt.info.Probes, lt.info.Size = o.Count, o.Size
+		lt.info.Probes, lt.info.Size, lt.info.EchoID = o.Count, o.Size, lt.echoID
 		interrupted = lt.probe(ctx, prober)
 	}
 	lt.end = time.Now()
@@ -218,6 +248,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 	if !lt.stats.Stopped.IsZero() {
 		lt.end = lt.stats.Stopped // the points kept no frame stamped later
 	}
+	lt.closeWatch()
 	spool.close()
 	spoolOpen = false
 	lt.spoolFilled, lt.filteredOut = spool.filled(), spool.feed.filter.filteredOut()
@@ -259,8 +290,8 @@ func (lt *liveTrace) newProber() (*probe.Prober, error) {
 	tag := make([]byte, size-10)
 	copy(tag, probeTagText)
 	rand.Read(tag[n : n+8])
-	id := binary.BigEndian.Uint16(tag[n : n+2])
-	return probe.New(srcNS, lt.path.Dst.IP, id, tag)
+	lt.echoID, lt.tag = binary.BigEndian.Uint16(tag[n:n+2]), tag
+	return probe.New(srcNS, lt.path.Dst.IP, lt.echoID, tag)
 }
 
 // probe sends the echo requests and waits for the replies; true when
@@ -284,13 +315,15 @@ func (lt *liveTrace) probe(ctx context.Context, p *probe.Prober) bool {
 		return ctx.Err() != nil
 	}
 	defer func() { info.Replies = len(replies) }()
+	sent := map[uint16]time.Time{}
 	for i := 0; i < lt.o.Count; i++ {
-		if _, err := p.Send(uint16(i + 1)); err != nil {
+		if at, err := p.Send(uint16(i + 1)); err != nil {
 			if lt.sendErr == nil {
 				lt.sendErr = err
 			}
 		} else {
 			info.Sent++
+			sent[uint16(i+1)] = at
 		}
 		last := i == lt.o.Count-1
 		until := time.Now().Add(lt.o.Interval)
@@ -298,6 +331,35 @@ func (lt *liveTrace) probe(ctx context.Context, p *probe.Prober) bool {
 			until = time.Now().Add(lt.o.Timeout)
 		}
 		if wait(until, last) {
+			return true
+		}
+	}
+	if !lt.watch.active() {
+		return false
+	}
+	// The kernel may drop an unanswered probe late: one queued behind a
+	// neighbour resolution dies when that fails. Wait for it, unless every
+	// unanswered probe's drop is in already.
+	var first time.Time
+	for seq, at := range sent {
+		if !replies[seq] && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	for deadline := first.Add(neighGrace); !first.IsZero() && time.Now().Before(deadline); {
+		dropped := lt.watch.droppedSeqs(lt.echoID)
+		pending := false
+		for seq := range sent {
+			pending = pending || !replies[seq] && !dropped[seq]
+		}
+		if !pending {
+			break
+		}
+		step := time.Now().Add(100 * time.Millisecond)
+		if step.After(deadline) {
+			step = deadline
+		}
+		if wait(step, true) {
 			return true
 		}
 	}
@@ -340,6 +402,8 @@ func (lt *liveTrace) finish() *correlate.Result {
 		eng.Warn(fmt.Sprintf("%d of %d probes could not be sent: %v", lt.info.Probes-lt.info.Sent, lt.info.Probes, lt.sendErr))
 	}
 	lt.o.Evidence.setCounters(lt.stats.Points, lt.start.UnixNano(), lt.end.UnixNano())
+	eng.Flush() // every trace out: which probes no point saw is known
+	lt.lostProbes()
 	return eng.Finish()
 }
 

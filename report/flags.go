@@ -35,6 +35,9 @@ func traceFlags(tr *correlate.Trace) []trFlag {
 		}
 		f = append(f, trFlag{word, word})
 	}
+	if unseen(tr) {
+		f = append(f, trFlag{"lost before the first point", "lost"})
+	}
 	for _, fl := range tr.Flags {
 		switch fl {
 		case correlate.FlagReflection, correlate.FlagLost, correlate.FlagGap, correlate.FlagNegativeDelta:

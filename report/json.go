@@ -218,6 +218,7 @@ type liveJSONT struct {
 	Probes      int                  `json:"probes"`
 	Sent        int                  `json:"sent"`
 	Replies     int                  `json:"replies"`
+	EchoID      *uint16              `json:"echo_id"` // the probes' ICMP id (icmp.ident in Wireshark); null when passive
 	Interrupted bool                 `json:"interrupted"`
 	Started     *correlate.Timestamp `json:"started"`
 	Ended       *correlate.Timestamp `json:"ended"`
@@ -232,7 +233,12 @@ func liveJSON(l *LiveInfo) liveJSONT {
 		ts := correlate.Timestamp(t.UnixNano())
 		return &ts
 	}
+	var id *uint16
+	if !l.Passive && l.Sent > 0 {
+		id = &l.EchoID
+	}
 	return liveJSONT{
+		EchoID: id,
 		Probes: l.Probes, Sent: l.Sent, Replies: l.Replies, Interrupted: l.Interrupted,
 		Started: stamp(l.Started), Ended: stamp(l.Ended), Evidence: nonNil(l.Evidence),
 	}

@@ -35,6 +35,7 @@ type LiveInfo struct {
 	Size        int       // probe payload bytes (0: ping's 56)
 	Sent        int       // probes the kernel accepted
 	Replies     int       // echo replies received by the prober
+	EchoID      uint16    // the probes' ICMP echo id
 	Interrupted bool      // stopped early (signal) — coverage ends there
 	Started     time.Time // capture start
 	Ended       time.Time // capture end
@@ -212,8 +213,14 @@ func traceNotes(o owners, t *correlate.Trace) []string {
 	if t.LostAfter != "" {
 		n = append(n, "lost after "+t.LostAfter)
 	}
+	if unseen(t) {
+		n = append(n, unseenNote)
+	}
 	if len(t.Missing) > 0 {
 		n = append(n, "missing: "+strings.Join(t.Missing, ", "))
+	}
+	if d := dropNote(t); d != "" {
+		n = append(n, d)
 	}
 	if word := reflectionWord(t); word != "" {
 		var at []string
@@ -244,7 +251,7 @@ func traceNotes(o owners, t *correlate.Trace) []string {
 		// Flags already spelled out above from the fields they summarise.
 		switch {
 		case f == correlate.FlagReflection,
-			f == correlate.FlagLost && t.LostAfter != "",
+			f == correlate.FlagLost && (t.LostAfter != "" || unseen(t)),
 			f == correlate.FlagGap && len(t.Missing) > 0:
 			continue
 		}

@@ -159,6 +159,9 @@ func matrixNotes(own owners, row *matrixRow, overflow []string, macPairs map[str
 	if len(tr.Missing) > 0 && withLoss {
 		n = append(n, "missing: "+strings.Join(tr.Missing, ", "))
 	}
+	if d := dropNote(tr); d != "" {
+		n = append(n, d)
+	}
 	src, dst, ok := firstMACs(tr)
 	pair := src + ">" + dst
 	for _, rn := range rewriteNotes(own, tr.Rewrites) {

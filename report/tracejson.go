@@ -99,6 +99,25 @@ func appendTrace(b []byte, t *correlate.Trace, depth int) []byte {
 	}
 	w.key("flags")
 	w.flags(t.Flags)
+	if d := t.Drop; d != nil {
+		w.key("drop")
+		w.open('{')
+		w.key("reason")
+		w.str(d.Reason)
+		w.key("location")
+		w.str(d.Location)
+		w.key("netns")
+		w.str(d.Netns)
+		w.key("interface")
+		w.str(d.Interface)
+		w.key("time")
+		w.stamp(d.Time)
+		if d.Rule != "" {
+			w.key("rule")
+			w.str(d.Rule)
+		}
+		w.close('}')
+	}
 	w.close('}')
 	return w.b
 }
@@ -108,9 +127,7 @@ func (w *objWriter) hop(h *correlate.Hop) {
 	w.key("point")
 	w.str(h.Point)
 	w.key("time")
-	w.b = append(w.b, '"')
-	w.b = time.Unix(0, int64(h.Time)).UTC().AppendFormat(w.b, "2006-01-02T15:04:05.000000000Z07:00")
-	w.b = append(w.b, '"')
+	w.stamp(h.Time)
 	w.key("delta_ns")
 	w.b = strconv.AppendInt(w.b, h.DeltaNs, 10)
 	w.key("src_mac")
@@ -212,6 +229,12 @@ func (w *objWriter) newline(level int) {
 	for range w.depth + level {
 		w.b = append(w.b, ' ', ' ')
 	}
+}
+
+func (w *objWriter) stamp(t correlate.Timestamp) {
+	w.b = append(w.b, '"')
+	w.b = time.Unix(0, int64(t)).UTC().AppendFormat(w.b, "2006-01-02T15:04:05.000000000Z07:00")
+	w.b = append(w.b, '"')
 }
 
 func (w *objWriter) optU(o correlate.OptUint) {

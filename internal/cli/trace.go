@@ -33,6 +33,7 @@ type traceOptions struct {
 	RingBytes  byteSize
 	SpoolBytes byteSize
 	Filter     string
+	Why, NoWhy bool
 	// probeFlags are the probe flags given on the command line, which a
 	// --passive run (no probes) refuses rather than ignores.
 	probeFlags []string
@@ -47,12 +48,14 @@ func (o *traceOptions) addProbeFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.IntVarP(&o.Count, "count", "c", 3, "echo probes to send")
 	f.DurationVarP(&o.Interval, "interval", "i", 200*time.Millisecond, "time between probes")
-	f.DurationVar(&o.Timeout, "timeout", time.Second, "how long to wait for the last reply")
+	f.DurationVar(&o.Timeout, "timeout", time.Second, "how long to wait for the last reply (a probe the kernel may still drop, e.g. behind an ARP nobody answers, is waited for up to 3.5s after it was sent)")
 	f.IntVar(&o.Size, "size", pipeline.DefaultProbeSize, fmt.Sprintf("echo payload bytes, like ping -s (%d to %d; IP packet: 28 more)", pipeline.MinProbeSize, pipeline.MaxProbeSize))
 	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR: one pcap per point, path.pcapng, report.json, report.md, report.html")
 	f.BoolVar(&o.Force, "force", false, "overwrite existing evidence files")
 	f.BoolVar(&o.SharedOut, "allow-shared-out", false,
 		"write evidence into a folder others can write or another user owns (refused by default: they could swap the files)")
+	f.BoolVar(&o.NoWhy, "no-why", false,
+		"do not ask the kernel why frames were dropped (no eBPF program, no nftables trace table for the run)")
 }
 
 func (o *traceOptions) addFlags(cmd *cobra.Command) {
@@ -62,6 +65,8 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Dst, "dst", "", "destination endpoint: netns name, namespace path, PID or IP address")
 	f.BoolVar(&o.Passive, "passive", false, "send nothing: correlate the endpoints' own traffic for --duration or until Ctrl-C")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "capture time in --passive mode")
+	f.BoolVar(&o.Why, "why", false,
+		"with --passive: say why the endpoints' echoes were dropped (the kernel's drop reason, the nftables rule); on by default with probes")
 	f.StringVar(&o.Filter, "filter", "", "with --passive: keep only frames matching this tcpdump expression (inner frames of tunnels too), e.g. 'icmp and host 10.244.1.3'")
 	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 32M, 1G... (default 4MiB with probes, 32MiB with --passive)")
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
@@ -109,6 +114,9 @@ func (o *traceOptions) validate() error {
 	if o.Filter != "" && !o.Passive {
 		return errors.New("--filter goes with --passive: pathtrace's own probes are filtered already")
 	}
+	if o.Why && o.NoWhy {
+		return errors.New("--why and --no-why: give one")
+	}
 	if o.SpoolBytes != 0 && o.SpoolBytes < 4<<20 {
 		return fmt.Errorf("--spool-size %s: want at least 4MiB", &o.SpoolBytes)
 	}
@@ -148,6 +156,7 @@ func (o *traceOptions) run(ctx context.Context) error {
 		Passive: o.Passive, Duration: o.Duration, Window: o.Window,
 		RingBytes: int(o.RingBytes), SpoolBytes: int(o.SpoolBytes),
 		Evidence: ev, Sink: out.sink(), Limit: o.Limit, Captured: counters.frame, Filter: filt,
+		Why: !o.NoWhy && (!o.Passive || o.Why),
 	})
 	counters.done()
 	if err != nil {
