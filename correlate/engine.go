@@ -84,7 +84,7 @@ type trace struct {
 	key      Key
 	hops     []hop
 	encaps   []Encap // outer headers of the hops seen in a tunnel (few: the hop stays small)
-	seen     uint64 // points with a non-reflection hop
+	seen     uint64  // points with a non-reflection hop
 	last     int64
 	nextSame *trace // next active trace with the same key
 	dup      bool
@@ -95,6 +95,7 @@ type coverage struct {
 	frames      int
 	decoded     int
 	truncated   int
+	esp, wg     int        // frames of encrypted tunnels, whose inner packets cannot be matched
 	early       bool       // ended before the others: coverage stops at last
 	macs        []macCount // at most maxMACsSeen, most frequent first
 }
@@ -291,6 +292,12 @@ func (e *Engine) Add(f *Frame) {
 	}
 	c.decoded++
 	e.sum.Decoded++
+	switch f.Encap.Type {
+	case EncapESP:
+		c.esp++
+	case EncapWireGuard:
+		c.wg++
+	}
 	if f.HasSrcMAC {
 		c.countMAC(f.SrcMAC)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -73,15 +74,71 @@ func readCapture(t testing.TB, path string) []capture.RawFrame {
 
 // tsharkFields are compared with what Decode says.
 var tsharkFields = []string{
-	"frame.number", "eth.src", "eth.dst", "sll.src.eth", "ip.src", "ip.dst", "ip.ttl", "ip.id", "ip.len",
+	"frame.number", "frame.protocols", "eth.src", "eth.dst", "sll.src.eth", "ip.src", "ip.dst", "ip.ttl", "ip.id", "ip.len",
 	"ipv6.src", "ipv6.dst", "ipv6.hlim", "icmp.type", "icmp.seq", "icmp.ident",
 	"icmpv6.type", "icmpv6.echo.sequence_number", "icmpv6.echo.identifier",
 	"tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.srcport", "tcp.dstport", "tcp.len", "tcp.payload",
 	"udp.srcport", "udp.dstport", "arp.opcode", "arp.src.hw_mac", "arp.src.proto_ipv4", "arp.dst.proto_ipv4",
-	"vxlan.vni", "ip.hdr_len", "ipv6.plen", "tcp.hdr_len",
+	"vxlan.vni", "ip.hdr_len", "ipv6.plen", "tcp.hdr_len", "geneve.vni", "gre.key",
 }
 
-func tshark(t *testing.T, path string) []map[string]string {
+// tsRow is one frame as tshark dissects it: the fields of the frame the
+// decoder keys (inside a tunnel: the inner one), the outer headers of a
+// tunnel, and the tunnel tshark found.
+type tsRow struct {
+	inner, outer map[string]string
+	encap        correlate.EncapType
+}
+
+// tsharkTunnel reads frame.protocols (without "ethertype" and IPv6
+// extension headers) as the decoder reads frames: the tunnel right after
+// the first IP header, one level deep, and where its inner frame starts
+// (-1: none, or an encrypted tunnel, whose frame is the outer packet).
+func tsharkTunnel(protos []string) (correlate.EncapType, int) {
+	i := slices.IndexFunc(protos, func(p string) bool { return p == "ip" || p == "ipv6" })
+	if i < 0 {
+		return correlate.EncapNone, -1
+	}
+	at := func(k int) string {
+		if i+k < len(protos) {
+			return protos[i+k]
+		}
+		return ""
+	}
+	innerIP := func(p string) bool { return p == "ip" || p == "ipv6" }
+	innerAny := func(p string) bool { return p == "eth" || innerIP(p) }
+	switch {
+	case innerIP(at(1)):
+		return correlate.EncapIPIP, i + 1
+	case at(1) == "gre" && innerAny(at(2)):
+		return correlate.EncapGRE, i + 2
+	case at(1) == "udp" && at(2) == "vxlan" && at(3) == "eth":
+		return correlate.EncapVXLAN, i + 3
+	case at(1) == "udp" && at(2) == "geneve" && innerAny(at(3)):
+		return correlate.EncapGENEVE, i + 3
+	case at(1) == "udp" && innerIP(at(2)): // -d udp.port==8285,ip
+		return correlate.EncapUDP, i + 2
+	case at(1) == "esp", at(1) == "udp" && at(2) == "udpencap" && at(3) == "esp":
+		return correlate.EncapESP, -1
+	case at(1) == "udp" && at(2) == "wg":
+		return correlate.EncapWireGuard, -1
+	}
+	return correlate.EncapNone, -1
+}
+
+// viewEnd is where the headers the decoder reads of a frame starting at lo
+// end: after the first IP header's next header (or the whole frame, for
+// one without IP).
+func viewEnd(protos []string, lo int) int {
+	for j := lo; j < len(protos); j++ {
+		if protos[j] == "ip" || protos[j] == "ipv6" {
+			return min(j+2, len(protos))
+		}
+	}
+	return len(protos)
+}
+
+func tshark(t *testing.T, path string) []tsRow {
 	t.Helper()
 	if _, err := exec.LookPath("tshark"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -89,8 +146,8 @@ func tshark(t *testing.T, path string) []map[string]string {
 		}
 		t.Skip("tshark not installed")
 	}
-	args := []string{"-r", path, "-n", "-d", "udp.port==8472,vxlan", "-T", "fields", "-E", "occurrence=a",
-		"-E", "aggregator=;", "-E", "separator=/t"}
+	args := []string{"-r", path, "-n", "-d", "udp.port==8472,vxlan", "-d", "udp.port==8285,ip",
+		"-T", "fields", "-E", "occurrence=a", "-E", "aggregator=;", "-E", "separator=/t"}
 	for _, f := range tsharkFields {
 		args = append(args, "-e", f)
 	}
@@ -98,32 +155,67 @@ func tshark(t *testing.T, path string) []map[string]string {
 	if err != nil {
 		t.Fatalf("tshark %s: %v", path, err)
 	}
-	var rows []map[string]string
+	var rows []tsRow
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		vals := strings.Split(sc.Text(), "\t")
-		// A VXLAN frame's fields are its inner frame's: the second
-		// occurrence of each, absent when only the outer frame has it. In
-		// other frames the first occurrence is the packet's own (a later
-		// one is a header quoted by an ICMP error).
-		occ := 0
-		if vni := slices.Index(tsharkFields, "vxlan.vni"); len(vals) > vni && vals[vni] != "" {
-			occ = 1
+		var protos []string
+		if len(vals) > 1 {
+			for _, p := range strings.Split(vals[1], ":") {
+				if p != "ethertype" && !strings.HasPrefix(p, "ipv6.") {
+					protos = append(protos, p)
+				}
+			}
 		}
-		row := map[string]string{}
+		// A view is the headers the decoder reads of one frame: from its
+		// link layer (lo) through the first IP header and the one after
+		// it (hi); inside a tunnel the inner frame's, one level deep. A
+		// field is its protocol's occurrence there, absent when the
+		// protocol is not in the view (the header quoted by an ICMP
+		// error, a tunnel the decoder does not enter).
+		typ, start := tsharkTunnel(protos)
+		row := tsRow{inner: map[string]string{}, outer: map[string]string{}, encap: typ}
+		view := func(lo, hi int, proto string, all []string) string {
+			if !slices.Contains(protos[lo:hi], proto) {
+				return ""
+			}
+			o := 0
+			for _, p := range protos[:lo] {
+				if p == proto {
+					o++
+				}
+			}
+			if o < len(all) {
+				return all[o]
+			}
+			return ""
+		}
+		lo, hi := 0, viewEnd(protos, 0)
+		if start >= 0 {
+			lo, hi = start, viewEnd(protos, start)
+		}
 		for i, v := range vals {
 			if i >= len(tsharkFields) {
 				break
 			}
+			field := tsharkFields[i]
 			all := strings.Split(v, ";")
-			o := occ
-			if tsharkFields[i] == "vxlan.vni" || tsharkFields[i] == "frame.number" {
-				o = 0
+			proto, _, _ := strings.Cut(field, ".")
+			if proto == "frame" || proto == "vxlan" || proto == "geneve" || proto == "gre" {
+				row.inner[field] = all[0]
+				continue
 			}
-			if o < len(all) && all[o] != "" {
-				row[tsharkFields[i]] = all[o]
+			row.inner[field] = view(lo, hi, proto, all)
+			switch {
+			case start >= 0:
+				row.outer[field] = view(0, start, proto, all)
+			case typ != correlate.EncapNone: // encrypted: the frame is the outer packet
+				row.outer[field] = row.inner[field]
 			}
+		}
+		for _, m := range []map[string]string{row.inner, row.outer} {
+			maps.DeleteFunc(m, func(_, v string) bool { return v == "" })
 		}
 		rows = append(rows, row)
 	}
@@ -152,6 +244,14 @@ func TestDecodeCapturesMatchTshark(t *testing.T) {
 		"zeek/raw_packets.pcap",                                    // mixed
 		"zeek/trunc__icmp-payload-trunc.pcap",                      // ICMP cut by the snaplen
 		"zeek/tcp__truncated-header.pcap",                          // TCP cut by the snaplen
+		"zeek/tunnels__4in4.pcap",                                  // IP-in-IP
+		"tcpdump/geneve.pcap",                                      // GENEVE, inner Ethernet, options
+		"tcpdump/geneve-gcp.pcap",                                  // GENEVE, inner IPv4
+		"zeek/tunnels__geneve.pcap",                                // GENEVE ICMP
+		"zeek/tunnels__geneve-truncated.pcapng",                    // GENEVE, inner frame cut
+		"zeek/tunnels__geneve-vxlan-dns-truncated.pcap",            // VXLAN in GENEVE: one level
+		"tcpdump/various_gre.pcap",                                 // GRE carrying Cisco metadata (not entered), over 802.1Q
+		"tcpdump/esp_truncated.pcap",                               // ESP in UDP 4500
 	}
 	for _, name := range files {
 		t.Run(name, func(t *testing.T) {
@@ -169,10 +269,12 @@ func TestDecodeCapturesMatchTshark(t *testing.T) {
 				if d.Decode(&frames[i], &f) {
 					keyed++
 				}
-				compareTshark(t, &frames[i], &f, rows[i])
+				compareTshark(t, &frames[i], &f, rows[i].inner)
+				compareOuter(t, &frames[i], &f, rows[i])
 			}
-			if keyed == 0 {
-				t.Errorf("no frame keyed")
+			// The one frame of geneve-truncated ends in its GENEVE options.
+			if none := name == "zeek/tunnels__geneve-truncated.pcapng"; (keyed == 0) != none {
+				t.Errorf("%d frames keyed", keyed)
 			}
 			t.Logf("%d frames, %d keyed", len(frames), keyed)
 		})
@@ -248,7 +350,6 @@ func compareTshark(t *testing.T, rf *capture.RawFrame, f *correlate.Frame, row m
 	eqAddr("ipv6.src", f.SrcIP)
 	eqAddr("ipv6.dst", f.DstIP)
 	eqNum("ipv6.hlim", uint64(f.TTL), f.HasTTL)
-	eqNum("vxlan.vni", uint64(f.Encap.VNI), f.Encap.HasVNI)
 
 	k := f.Key
 	if typ, ok := num("icmp.type"); ok && (typ == 0 || typ == 8) {
@@ -357,5 +458,65 @@ func TestDecodeKeyStableAcrossPoints(t *testing.T) {
 		if keyed == 0 {
 			t.Errorf("%s: no Ethernet frame keyed", name)
 		}
+	}
+}
+
+// compareOuter checks the tunnel Decode found, and the outer headers it
+// kept, against tshark's dissection: the same tunnel type, and each outer
+// field tshark shows equal to Encap's.
+func compareOuter(t *testing.T, rf *capture.RawFrame, f *correlate.Frame, row tsRow) {
+	t.Helper()
+	e := &f.Encap
+	if e.Type != row.encap {
+		t.Errorf("frame %d: encap %v, tshark %v (%s)", rf.Num, e.Type, row.encap, row.inner["frame.protocols"])
+		return
+	}
+	if e.Type == correlate.EncapNone {
+		return
+	}
+	o := row.outer
+	eq := func(field, got string, has bool) {
+		t.Helper()
+		v, ok := o[field]
+		if ok != has || ok && v != got {
+			t.Errorf("frame %d: outer %s: tshark %q, decoded %q (has %v)", rf.Num, field, v, got, has)
+		}
+	}
+	eqNum := func(field string, got uint64) {
+		t.Helper()
+		v, ok := o[field]
+		if !ok {
+			v, ok = row.inner[field] // tunnel header fields
+		}
+		n, err := strconv.ParseUint(v, 0, 64)
+		if !ok || err != nil || n != got {
+			t.Errorf("frame %d: %s: tshark %q, decoded %d", rf.Num, field, v, got)
+		}
+	}
+	if rf.LinkType == capture.LinkTypeEthernet {
+		eq("eth.src", e.SrcMAC.String(), e.HasSrcMAC)
+		eq("eth.dst", e.DstMAC.String(), e.HasDstMAC)
+	}
+	if e.SrcIP.Is4() {
+		eq("ip.src", e.SrcIP.String(), true)
+		eq("ip.dst", e.DstIP.String(), true)
+		eqNum("ip.ttl", uint64(e.TTL))
+	} else {
+		eq("ipv6.src", e.SrcIP.String(), true)
+		eq("ipv6.dst", e.DstIP.String(), true)
+		eqNum("ipv6.hlim", uint64(e.TTL))
+	}
+	if _, udp := o["udp.srcport"]; udp {
+		eqNum("udp.srcport", uint64(e.SrcPort))
+		eqNum("udp.dstport", uint64(e.DstPort))
+	} else if e.SrcPort != 0 || e.DstPort != 0 {
+		t.Errorf("frame %d: outer ports %d > %d without UDP", rf.Num, e.SrcPort, e.DstPort)
+	}
+	vni := map[correlate.EncapType]string{correlate.EncapVXLAN: "vxlan.vni", correlate.EncapGENEVE: "geneve.vni", correlate.EncapGRE: "gre.key"}[e.Type]
+	_, tsHas := row.inner[vni]
+	if vni != "" && tsHas != e.HasVNI || vni == "" && e.HasVNI {
+		t.Errorf("frame %d: VNI %d (has %v), tshark %s=%q", rf.Num, e.VNI, e.HasVNI, vni, row.inner[vni])
+	} else if e.HasVNI {
+		eqNum(vni, uint64(e.VNI))
 	}
 }
