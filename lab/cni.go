@@ -76,7 +76,10 @@ func buildCNI(ctx context.Context, cfg CNIConfig, lc Config, st *state) error {
 		return err
 	}
 	for i := 1; i <= lc.Pods; i++ {
-		p, err := cniAdd(ctx, node, cfg.PluginDir, netconf, lc.Prefix, lc.podName(i))
+		if err := createNamed(lc.podName(i), mark(lc.Prefix)); err != nil {
+			return err
+		}
+		p, err := cniAdd(ctx, node, cfg.PluginDir, netconf, lc.podName(i))
 		if err != nil {
 			return err
 		}
@@ -113,12 +116,9 @@ func flannelNetconf(sn netip.Prefix, mtu int, dataDir string) ([]byte, error) {
 	return netconf, nil
 }
 
-// cniAdd creates the pod namespace name and runs the bridge plugin's ADD
-// for it inside node.
-func cniAdd(ctx context.Context, node *netns.Handle, pluginDir string, netconf []byte, prefix, name string) (Pod, error) {
-	if err := createNamed(name, mark(prefix)); err != nil {
-		return Pod{}, err
-	}
+// cniAdd runs the bridge plugin's ADD inside node for the pod namespace
+// name (made by the caller).
+func cniAdd(ctx context.Context, node *netns.Handle, pluginDir string, netconf []byte, name string) (Pod, error) {
 	out, err := runPlugin(ctx, node, pluginDir, netconf, []string{
 		"CNI_COMMAND=ADD",
 		"CNI_CONTAINERID=" + name,

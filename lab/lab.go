@@ -301,15 +301,20 @@ func addBridge(h *netlink.Handle, name string, addr netip.Prefix, mtu int) (netl
 // addPod creates the pod namespace and wires it to bridge the way the CNI
 // bridge plugin does.
 func addPod(nh *netlink.Handle, prefix, name string, bridge netlink.Link, addr netip.Prefix, gw netip.Addr, cluster netip.Prefix, mtu int) (Pod, error) {
-	p := Pod{Name: name, Netns: filepath.Join(RunDir, name), IP: addr.Addr(), Bridge: bridge.Attrs().Name}
 	if err := createNamed(name, mark(prefix)); err != nil {
-		return p, err
+		return Pod{}, err
 	}
-	pns, err := netns.Open(p.Netns)
+	pns, err := netns.Open(filepath.Join(RunDir, name))
 	if err != nil {
-		return p, err
+		return Pod{}, err
 	}
 	defer pns.Close()
+	return addPodIn(nh, pns, name, bridge, addr, gw, cluster, mtu)
+}
+
+// addPodIn wires the existing pod namespace pns to bridge.
+func addPodIn(nh *netlink.Handle, pns *netns.Handle, name string, bridge netlink.Link, addr netip.Prefix, gw netip.Addr, cluster netip.Prefix, mtu int) (Pod, error) {
+	p := Pod{Name: name, Netns: filepath.Join(RunDir, name), IP: addr.Addr(), Bridge: bridge.Attrs().Name}
 	ph, err := handleAt(pns)
 	if err != nil {
 		return p, err

@@ -31,9 +31,10 @@ const (
 	BackendIPIP                  // tunl0: IPv4 in IPv4 as Calico's IP-in-IP (userspace here)
 	BackendUDP                   // flannel0: Flannel's udp backend, a TUN device and UDP 8285 (userspace, as flanneld is)
 	BackendGENEVE                // genev_sys_6081: GENEVE on UDP 6081 as OVN-Kubernetes sends it (userspace here)
+	BackendIPsec                 // ipsec0: IPsec ESP in tunnel mode between the nodes (userspace here, esp.go)
 )
 
-var backendNames = []string{"none", "vxlan", "host-gw", "ipip", "udp", "geneve"}
+var backendNames = []string{"none", "vxlan", "host-gw", "ipip", "udp", "geneve", "ipsec"}
 
 func (b Backend) String() string {
 	if int(b) < len(backendNames) {
@@ -47,7 +48,7 @@ func (b Backend) MarshalText() ([]byte, error) { return []byte(b.String()), nil 
 func (b *Backend) UnmarshalText(t []byte) error {
 	i := slices.Index(backendNames, string(t))
 	if i <= 0 {
-		return fmt.Errorf("unknown backend %q (want vxlan, host-gw, ipip, udp or geneve)", t)
+		return fmt.Errorf("unknown backend %q (want vxlan, host-gw, ipip, udp, geneve or ipsec)", t)
 	}
 	*b = Backend(i)
 	return nil
@@ -56,16 +57,19 @@ func (b *Backend) UnmarshalText(t []byte) error {
 // Device is the tunnel device on each node, named as the real systems name
 // it ("" for host-gw).
 func (b Backend) Device() string {
-	return [...]string{"", "flannel.1", "", "tunl0", "flannel0", "genev_sys_6081"}[b]
+	return [...]string{"", "flannel.1", "", "tunl0", "flannel0", "genev_sys_6081", "ipsec0"}[b]
 }
 
 // MTU of the pods, cni0 and the tunnel device: the node's 1500 less the
 // encapsulation (Flannel's subnet.env values for vxlan, udp and host-gw;
-// IP-in-IP's 20 bytes; OVN-Kubernetes' default for GENEVE).
-func (b Backend) MTU() int { return [...]int{MTU, 1450, 1500, 1480, 1472, 1400}[b] }
+// IP-in-IP's 20 bytes; OVN-Kubernetes' default for GENEVE; ESP's up to 73
+// bytes rounded down).
+func (b Backend) MTU() int { return [...]int{MTU, 1450, 1500, 1480, 1472, 1400, 1400}[b] }
 
 // Userspace reports a backend whose tunnel is a process of the lab's own.
-func (b Backend) Userspace() bool { return b == BackendIPIP || b == BackendUDP || b == BackendGENEVE }
+func (b Backend) Userspace() bool {
+	return b == BackendIPIP || b == BackendUDP || b == BackendGENEVE || b == BackendIPsec
+}
 
 // NodesConfig says which two-node lab to build.
 type NodesConfig struct {
@@ -174,8 +178,13 @@ func (n *labNode) close() {
 }
 
 func buildNodes(ctx context.Context, cfg NodesConfig, st *state) error {
-	for _, name := range []string{cfg.wireName(), cfg.extName(), cfg.nodeName(0), cfg.nodeName(1)} {
+	// IPv6 off everywhere (an IPv4 cluster): no router solicitations or
+	// MLD reports on the wire, only the traffic that is run there.
+	for _, name := range []string{cfg.wireName(), cfg.extName(), cfg.nodeName(0), cfg.nodeName(1), cfg.podName(0), cfg.podName(1)} {
 		if err := createNamed(name, mark(cfg.Prefix)); err != nil {
+			return err
+		}
+		if err := ipv6Off(name); err != nil {
 			return err
 		}
 	}
@@ -296,7 +305,7 @@ func cniPodOnNode(ctx context.Context, cfg NodesConfig, n *labNode, i int) (Pod,
 	if err != nil {
 		return Pod{}, err
 	}
-	return cniAdd(ctx, n.ns, cfg.PluginDir, netconf, cfg.Prefix, cfg.podName(i))
+	return cniAdd(ctx, n.ns, cfg.PluginDir, netconf, cfg.podName(i))
 }
 
 // netlinkPodOnNode makes node i's cni0 and pod as the plugin would.
@@ -306,8 +315,30 @@ func netlinkPodOnNode(cfg NodesConfig, n *labNode, i int) (Pod, error) {
 	if err != nil {
 		return Pod{}, err
 	}
-	return addPod(n.h, cfg.Prefix, cfg.podName(i), br, netip.PrefixFrom(hostAddr(sn, 2), sn.Bits()),
+	pns, err := netns.Open(filepath.Join(RunDir, cfg.podName(i)))
+	if err != nil {
+		return Pod{}, err
+	}
+	defer pns.Close()
+	return addPodIn(n.h, pns, cfg.podName(i), br, netip.PrefixFrom(hostAddr(sn, 2), sn.Bits()),
 		hostAddr(sn, 1), clusterNet, cfg.Backend.MTU())
+}
+
+// ipv6Off disables IPv6 in the namespace name for the interfaces made after.
+func ipv6Off(name string) error {
+	ns, err := netns.Open(filepath.Join(RunDir, name))
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return netns.Do(ns, func() error {
+		for _, c := range []string{"all", "default"} {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+c+"/disable_ipv6", []byte("1"), 0o644); err != nil {
+				return fmt.Errorf("disable IPv6 in %s: %w", name, err)
+			}
+		}
+		return nil
+	})
 }
 
 // macOf is a link's MAC as text.

@@ -1,8 +1,10 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -140,6 +142,7 @@ func TestNodesBackends(t *testing.T) {
 		{BackendIPIP, correlate.EncapIPIP, 63, 0, 0, true},
 		{BackendUDP, correlate.EncapUDP, 62, 8285, 0, false},
 		{BackendGENEVE, correlate.EncapGENEVE, 63, 6081, 1, false},
+		{BackendIPsec, correlate.EncapESP, 0, 0, 0, false},
 	} {
 		t.Run(c.backend.String(), func(t *testing.T) {
 			t.Parallel()
@@ -164,7 +167,20 @@ func TestNodesBackends(t *testing.T) {
 			var req, rep int
 			for i := range frames {
 				var f correlate.Frame
-				if !d.Decode(&frames[i], &f) || f.Key.Proto != correlate.ProtoICMP {
+				if !d.Decode(&frames[i], &f) {
+					continue
+				}
+				if c.encap == correlate.EncapESP && f.Encap.Type == c.encap {
+					// Encrypted: the outer packet is the frame.
+					switch {
+					case f.SrcIP == l.Nodes[0].IP && f.DstIP == l.Nodes[1].IP:
+						req++
+					case f.SrcIP == l.Nodes[1].IP && f.DstIP == l.Nodes[0].IP:
+						rep++
+					}
+					continue
+				}
+				if f.Key.Proto != correlate.ProtoICMP {
 					continue
 				}
 				e := f.Encap
@@ -266,7 +282,7 @@ func TestNodesNetlinkIdempotent(t *testing.T) {
 
 func TestTunnelArgs(t *testing.T) {
 	s := TunnelSpec{Backend: BackendGENEVE, Dev: "genev_sys_6081", Local: netip.MustParseAddr("192.168.56.1"),
-		Peer: netip.MustParseAddr("192.168.56.2"), PeerSubnet: netip.MustParsePrefix("10.244.2.0/24"), VNI: 7}
+		Peer: netip.MustParseAddr("192.168.56.2"), PeerSubnet: netip.MustParsePrefix("10.244.2.0/24"), VNI: 7, SPI: 9, PeerSPI: 10}
 	got, err := parseTunnelArgs(s.args())
 	if err != nil || got != s {
 		t.Errorf("round trip: %+v, %v", got, err)
@@ -313,5 +329,38 @@ func TestDecrementTTL(t *testing.T) {
 	}
 	if decrementTTL(h) {
 		t.Error("TTL 1 forwarded")
+	}
+}
+
+// An ESP packet sealed by one SA opens with the same SPI and keys, and not
+// once a bit of it changed or with another SPI.
+func TestESPSealOpen(t *testing.T) {
+	out, err := newESPSA(0x1001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := newESPSA(0x1001)
+	other, _ := newESPSA(0x1002)
+	for n := 20; n < 120; n += 7 {
+		p := bytes.Repeat([]byte{byte(n)}, n)
+		esp, err := out.seal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (len(esp)-8-espIV-espICV)%16 != 0 || binary.BigEndian.Uint32(esp[4:]) != out.seq {
+			t.Fatalf("%d bytes: ESP payload of %d bytes, seq %d", n, len(esp), binary.BigEndian.Uint32(esp[4:]))
+		}
+		if _, ok := other.open(bytes.Clone(esp)); ok {
+			t.Errorf("%d bytes: opened with another SPI", n)
+		}
+		bad := bytes.Clone(esp)
+		bad[len(bad)/2] ^= 1
+		if _, ok := in.open(bad); ok {
+			t.Errorf("%d bytes: opened with a flipped bit", n)
+		}
+		got, ok := in.open(esp)
+		if !ok || !bytes.Equal(got, p) {
+			t.Errorf("%d bytes: open = %x, %v", n, got, ok)
+		}
 	}
 }

@@ -56,7 +56,7 @@ func overlay(cfg NodesConfig, st *state, nodes []*labNode) error {
 		if b.Userspace() {
 			peer := 1 - i
 			p, err := startTunnel(n.ns, TunnelSpec{Backend: b, Dev: b.Device(), Local: nodeIP(i), Peer: nodeIP(peer),
-				PeerSubnet: nodeSubnet(peer), VNI: 1})
+				PeerSubnet: nodeSubnet(peer), VNI: 1, SPI: espSPIBase + uint32(i) + 1, PeerSPI: espSPIBase + uint32(peer) + 1})
 			if err != nil {
 				return fmt.Errorf("%s: %w", cfg.nodeName(i), err)
 			}
@@ -141,7 +141,8 @@ func addTunDevice(n *labNode, b Backend, i int) error {
 //     process sends every frame to the peer node);
 //   - ipip (Calico): 10.244.p.0/24 via the peer node dev tunl0 onlink;
 //   - udp (flanneld): 10.244.0.0/16 dev flannel0 (flanneld's proxy picks
-//     the peer by destination).
+//     the peer by destination);
+//   - ipsec: 10.244.p.0/24 dev ipsec0 (the process's one SA pair).
 func tunnelRoutes(n *labNode, b Backend, i int, peerMAC string) error {
 	peer := 1 - i
 	dev, err := n.h.LinkByName(b.Device())
@@ -156,6 +157,8 @@ func tunnelRoutes(n *labNode, b Backend, i int, peerMAC string) error {
 		r.Gw = ip(nodeIP(peer))
 	case BackendUDP:
 		r = &netlink.Route{LinkIndex: idx, Dst: ipNet(clusterNet), Scope: netlink.SCOPE_UNIVERSE}
+	case BackendIPsec:
+		r = &netlink.Route{LinkIndex: idx, Dst: ipNet(nodeSubnet(peer)), Scope: netlink.SCOPE_LINK}
 	}
 	if err := n.h.RouteAdd(r); err != nil {
 		return fmt.Errorf("route %s via %s dev %s: %w", r.Dst, r.Gw, b.Device(), err)

@@ -43,30 +43,35 @@ type TunnelSpec struct {
 	Peer       netip.Addr   // the other node's
 	PeerSubnet netip.Prefix // pod subnet behind Peer: flanneld's route table
 	VNI        uint32       // geneve
+	SPI        uint32       // ipsec: the outbound SA's
+	PeerSPI    uint32       // ipsec: the inbound SA's (the peer's outbound)
 }
 
 // args is the spec as "lab tunnel" flags.
 func (s TunnelSpec) args() []string {
 	return []string{"--backend", s.Backend.String(), "--dev", s.Dev, "--local", s.Local.String(),
-		"--peer", s.Peer.String(), "--peer-subnet", s.PeerSubnet.String(), "--vni", fmt.Sprint(s.VNI)}
+		"--peer", s.Peer.String(), "--peer-subnet", s.PeerSubnet.String(), "--vni", fmt.Sprint(s.VNI),
+		"--spi", fmt.Sprint(s.SPI), "--peer-spi", fmt.Sprint(s.PeerSPI)}
 }
 
 func parseTunnelArgs(args []string) (TunnelSpec, error) {
 	var s TunnelSpec
 	fs := flag.NewFlagSet("lab tunnel", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.TextVar(&s.Backend, "backend", BackendIPIP, "ipip, udp or geneve")
+	fs.TextVar(&s.Backend, "backend", BackendIPIP, "ipip, udp, geneve or ipsec")
 	fs.StringVar(&s.Dev, "dev", "", "TUN/TAP device")
 	fs.TextVar(&s.Local, "local", netip.Addr{}, "this node's address")
 	fs.TextVar(&s.Peer, "peer", netip.Addr{}, "the other node's address")
 	fs.TextVar(&s.PeerSubnet, "peer-subnet", netip.Prefix{}, "pod subnet behind the peer")
 	vni := fs.Uint("vni", 1, "GENEVE VNI")
+	spi := fs.Uint("spi", espSPIBase+1, "ESP SPI out")
+	peerSPI := fs.Uint("peer-spi", espSPIBase+2, "ESP SPI in")
 	if err := fs.Parse(args); err != nil {
 		return s, fmt.Errorf("lab tunnel: %w", err)
 	}
-	s.VNI = uint32(*vni)
+	s.VNI, s.SPI, s.PeerSPI = uint32(*vni), uint32(*spi), uint32(*peerSPI)
 	if !s.Backend.Userspace() || s.Dev == "" || !s.Local.Is4() || !s.Peer.Is4() || !s.PeerSubnet.IsValid() || fs.NArg() > 0 {
-		return s, fmt.Errorf("lab tunnel: need --backend ipip|udp|geneve, --dev, --local, --peer, --peer-subnet (got %q)", strings.Join(args, " "))
+		return s, fmt.Errorf("lab tunnel: need --backend ipip|udp|geneve|ipsec, --dev, --local, --peer, --peer-subnet (got %q)", strings.Join(args, " "))
 	}
 	return s, nil
 }
@@ -111,6 +116,8 @@ type tunnel struct {
 	sock int
 	peer unix.SockaddrInet4
 	id   uint16 // next outer IPv4 id (ipip), used by up only
+	out  *espSA // ipsec: used by up only
+	in   *espSA // ipsec: used by down only
 }
 
 // runTunnel attaches to the device, opens the socket, calls ready and moves
@@ -182,6 +189,17 @@ func (t *tunnel) openSocket() error {
 				return fmt.Errorf("IP_MTU_DISCOVER: %w", err)
 			}
 		}
+	case BackendIPsec:
+		// The kernel builds the outer header (protocol 50, TTL 64).
+		if t.sock, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ESP); err != nil {
+			return fmt.Errorf("raw IPPROTO_ESP socket: %w", err)
+		}
+		if t.out, err = newESPSA(t.SPI); err != nil {
+			return err
+		}
+		if t.in, err = newESPSA(t.PeerSPI); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("backend %v has no userspace tunnel", t.Backend)
 	}
@@ -219,6 +237,13 @@ func (t *tunnel) up() error {
 		case BackendGENEVE:
 			out = buf[hdr-16 : hdr+n]
 			t.geneveHeader(out[:16])
+		case BackendIPsec:
+			if !isIPv4(p) {
+				continue
+			}
+			if out, err = t.out.seal(p); err != nil {
+				return fmt.Errorf("ESP: %w", err)
+			}
 		}
 		if err := unix.Sendto(t.sock, out, 0, &t.peer); err != nil && !transient(err) {
 			return fmt.Errorf("send to %s: %w", t.Peer, err)
@@ -239,13 +264,19 @@ func (t *tunnel) down() error {
 		}
 		p := buf[:n]
 		switch t.Backend {
-		case BackendIPIP:
+		case BackendIPIP, BackendIPsec:
 			// A raw IPv4 socket receives the whole packet, outer header
 			// included. Only the peer's packets are this tunnel's.
 			if !isIPv4(p) || netip.AddrFrom4([4]byte(p[12:16])) != t.Peer {
 				continue
 			}
 			p = p[int(p[0]&0x0f)*4:]
+			if t.Backend == BackendIPsec {
+				var ok bool
+				if p, ok = t.in.open(p); !ok {
+					continue
+				}
+			}
 			if !isIPv4(p) {
 				continue
 			}

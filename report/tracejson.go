@@ -129,6 +129,35 @@ func (w *objWriter) hop(h *correlate.Hop) {
 		w.key("reflection")
 		w.b = append(w.b, "true"...)
 	}
+	if h.Encap != (correlate.HopEncap{}) {
+		w.key("encap")
+		w.encap(&h.Encap)
+	}
+	w.close('}')
+}
+
+func (w *objWriter) encap(e *correlate.HopEncap) {
+	w.open('{')
+	w.key("type")
+	w.str(e.Type.String())
+	if e.VNI.Valid {
+		w.key("vni")
+		w.optU(e.VNI)
+	}
+	w.key("outer_src_ip")
+	w.addr(e.OuterSrcIP)
+	w.key("outer_dst_ip")
+	w.addr(e.OuterDstIP)
+	w.key("outer_src_mac")
+	w.mac(e.OuterSrcMAC)
+	w.key("outer_dst_mac")
+	w.mac(e.OuterDstMAC)
+	w.key("outer_ttl")
+	w.optU(e.OuterTTL)
+	w.key("src_port")
+	w.optU(e.SrcPort)
+	w.key("dst_port")
+	w.optU(e.DstPort)
 	w.close('}')
 }
 

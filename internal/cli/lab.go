@@ -59,8 +59,9 @@ the cluster), each with cni0 and one pod made by the CNI bridge plugin with
 Flannel's configuration (pod1 10.244.1.2 on nodeA, pod2 10.244.2.2 on nodeB),
 joined by --backend: vxlan (flannel.1 as flanneld sets it up), host-gw (a
 route via the peer node), ipip (tunl0, Calico's IP-in-IP), udp (flannel0,
-Flannel's UDP 8285) or geneve (genev_sys_6081, UDP 6081). This kernel has no
-ipip or geneve devices: those tunnels, and Flannel's udp one (a userspace
+Flannel's UDP 8285), geneve (genev_sys_6081, UDP 6081) or ipsec (ipsec0, ESP
+in tunnel mode with the lab's published keys). This kernel has no ipip or
+geneve devices and no ESP: those tunnels, and Flannel's udp one (a userspace
 tunnel in flanneld too), run as a pathtrace process per node that lives
 until 'down'.`,
 		Example: `  sudo pathtrace lab up
@@ -112,7 +113,7 @@ until 'down'.`,
 	up.Flags().BoolVar(&o.JSON, "json", false, "print the lab as JSON")
 	up.Flags().IntVar(&o.Nodes, "nodes", 1, `1: one node (the seed's); 2: nodes "nodeA" and "nodeB" on a wire with pod1 (10.244.1.2) and pod2 (10.244.2.2)`)
 	o.Backend = lab.BackendVXLAN
-	up.Flags().TextVar(&o.Backend, "backend", lab.BackendVXLAN, "with --nodes 2, how pods cross between the nodes: vxlan (flannel.1), host-gw, ipip (tunl0), udp (flannel0), geneve (genev_sys_6081)")
+	up.Flags().TextVar(&o.Backend, "backend", lab.BackendVXLAN, "with --nodes 2, how pods cross between the nodes: vxlan (flannel.1), host-gw, ipip (tunl0), udp (flannel0), geneve (genev_sys_6081), ipsec (ipsec0, ESP)")
 	up.PreRunE = func(c *cobra.Command, _ []string) error {
 		if o.Nodes != 1 && o.Nodes != 2 {
 			return usageError(fmt.Errorf("--nodes %d: 1 or 2", o.Nodes))
