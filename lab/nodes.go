@@ -66,6 +66,10 @@ func (b Backend) Device() string {
 // bytes rounded down).
 func (b Backend) MTU() int { return [...]int{MTU, 1450, 1500, 1480, 1472, 1400, 1400}[b] }
 
+// RawSockets reports a backend whose tunnel process needs raw IP sockets
+// (CAP_NET_RAW): ipip and ipsec.
+func (b Backend) RawSockets() bool { return b == BackendIPIP || b == BackendIPsec }
+
 // Userspace reports a backend whose tunnel is a process of the lab's own.
 func (b Backend) Userspace() bool {
 	return b == BackendIPIP || b == BackendUDP || b == BackendGENEVE || b == BackendIPsec

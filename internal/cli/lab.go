@@ -78,6 +78,11 @@ until 'down'.`,
 		var l *lab.Lab
 		var err error
 		if o.Nodes == 2 {
+			if o.Backend.RawSockets() {
+				if err := checkLabRawPrivileges(); err != nil {
+					return usageError(err)
+				}
+			}
 			l, err = lab.UpNodes(ctx, lab.NodesConfig{Prefix: cfg.Prefix, Backend: o.Backend})
 		} else {
 			l, err = lab.Up(ctx, cfg)
