@@ -114,6 +114,7 @@ type coverage struct {
 	decoded     int
 	truncated   int
 	cutTo       int        // the longest frame cut to a snaplen, as captured
+	esp, wg     int        // frames of encrypted tunnels, whose inner packets cannot be matched
 	early       bool       // ended before the others: coverage stops at last
 	cut         string     // why the source ended early, when it was cut short (CutShort)
 	macs        []macCount // at most maxMACsSeen, most frequent first
@@ -331,6 +332,12 @@ func (e *Engine) Add(f *Frame) {
 	}
 	c.decoded++
 	e.sum.Decoded++
+	switch f.Encap.Type {
+	case EncapESP:
+		c.esp++
+	case EncapWireGuard:
+		c.wg++
+	}
 	if f.HasSrcMAC {
 		c.countMAC(f.SrcMAC)
 	}

@@ -238,8 +238,12 @@ func encapRep(e *Encap) HopEncap {
 		r.OuterTTL = someU(uint64(e.TTL))
 	}
 	switch e.Type {
-	case EncapVXLAN, EncapGENEVE, EncapUDP:
+	case EncapVXLAN, EncapGENEVE, EncapUDP, EncapWireGuard:
 		r.SrcPort, r.DstPort = someU(uint64(e.SrcPort)), someU(uint64(e.DstPort))
+	case EncapESP:
+		if e.DstPort != 0 { // ESP in UDP
+			r.SrcPort, r.DstPort = someU(uint64(e.SrcPort)), someU(uint64(e.DstPort))
+		}
 	}
 	return r
 }

@@ -69,6 +69,9 @@ func (e *Engine) result() *Result {
 				return fmt.Sprintf("the kernel dropped %d frames at %s: losses there may be the capture's own", spec.Drops, spec.Name)
 			})
 		}
+		if w := encryptedWarning(spec.Name, c); w != "" {
+			r.Warnings = append(r.Warnings, w)
+		}
 		if c.truncated > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %d frames cut by the snaplen", spec.Name, c.truncated))
 		}
@@ -119,6 +122,23 @@ func (e *Engine) result() *Result {
 	r.Summary = e.sum
 	r.Summary.Verdict, r.Summary.Clean = e.verdict(r)
 	return r
+}
+
+// encryptedWarning says once per point that its encrypted tunnel frames
+// are matched as the outer packets they are, never with the pods' frames.
+func encryptedWarning(point string, c *coverage) string {
+	var what string
+	switch {
+	case c.esp > 0 && c.wg > 0:
+		what = "IPsec ESP or WireGuard"
+	case c.esp > 0:
+		what = "IPsec ESP"
+	case c.wg > 0:
+		what = "WireGuard"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("%s: %d frames are %s: encrypted, their inner packets cannot be matched across the tunnel", point, c.esp+c.wg, what)
 }
 
 func (e *Engine) ownerLabel(mac MAC) string {

@@ -22,6 +22,9 @@ func Status(cfg Config) (*Lab, error) {
 }
 
 func status(st *state) (*Lab, error) {
+	if st.Kind == kindNodes {
+		return statusNodes(st)
+	}
 	l := &Lab{Prefix: st.Config.Prefix, Bridges: slices.Clone(st.Bridges)}
 	var node *netns.Handle
 	var err error

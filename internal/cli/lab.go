@@ -15,12 +15,14 @@ import (
 )
 
 type labOptions struct {
-	Prefix string
-	Subnet string
-	Pods   int
-	Routed bool
-	JSON   bool
-	IO     *iostreams.IOStreams
+	Prefix  string
+	Subnet  string
+	Pods    int
+	Routed  bool
+	Nodes   int
+	Backend lab.Backend
+	JSON    bool
+	IO      *iostreams.IOStreams
 }
 
 func (o *labOptions) addFlags(cmd *cobra.Command) {
@@ -50,16 +52,42 @@ pods "pod1" (10.244.1.2) and "pod2" (10.244.1.3) with eth0 and a pod's
 routes (default and 10.244.0.0/16 via 10.244.1.1), host veths named as the
 CNI bridge plugin names them. Nothing is created in the namespace pathtrace
 runs in. 'up' is idempotent; 'down' removes everything a lab made, also
-after pathtrace was killed.`,
+after pathtrace was killed.
+
+With --nodes 2: nodes "nodeA" and "nodeB" whose eth0 (192.168.56.1 and .2)
+hang off a switch namespace "wire" (with "ext", 192.168.56.3, a host outside
+the cluster), each with cni0 and one pod made by the CNI bridge plugin with
+Flannel's configuration (pod1 10.244.1.2 on nodeA, pod2 10.244.2.2 on nodeB),
+joined by --backend: vxlan (flannel.1 as flanneld sets it up), host-gw (a
+route via the peer node), ipip (tunl0, Calico's IP-in-IP), udp (flannel0,
+Flannel's UDP 8285), geneve (genev_sys_6081, UDP 6081) or ipsec (ipsec0, ESP
+in tunnel mode with the lab's published keys). This kernel has no ipip or
+geneve devices and no ESP: those tunnels, and Flannel's udp one (a userspace
+tunnel in flanneld too), run as a pathtrace process per node that lives
+until 'down'.`,
 		Example: `  sudo pathtrace lab up
   sudo pathtrace --src pod1 --dst pod2
   sudo pathtrace lab down
 
   # a second lab beside the first
-  sudo pathtrace lab up --prefix t1- --subnet 10.99.1.0/24`,
+  sudo pathtrace lab up --prefix t1- --subnet 10.99.1.0/24
+
+  # two nodes joined by a wire, pod1 on nodeA, pod2 on nodeB, Flannel's VXLAN between them
+  sudo pathtrace lab up --nodes 2 --backend vxlan`,
 	}
 	up := o.sub("up", "Create the lab (or show the existing one)", true, func(ctx context.Context, cfg lab.Config) error {
-		l, err := lab.Up(ctx, cfg)
+		var l *lab.Lab
+		var err error
+		if o.Nodes == 2 {
+			if o.Backend.RawSockets() {
+				if err := checkLabRawPrivileges(); err != nil {
+					return usageError(err)
+				}
+			}
+			l, err = lab.UpNodes(ctx, lab.NodesConfig{Prefix: cfg.Prefix, Backend: o.Backend})
+		} else {
+			l, err = lab.Up(ctx, cfg)
+		}
 		if err != nil {
 			return usageError(fmt.Errorf("lab up: %w", err))
 		}
@@ -105,7 +133,42 @@ after pathtrace was killed.`,
 	}
 	status.Flags().BoolVar(&o.JSON, "json", false, "print the lab as JSON")
 	up.Flags().BoolVar(&o.JSON, "json", false, "print the lab as JSON")
+	up.Flags().IntVar(&o.Nodes, "nodes", 1, `1: one node (the seed's); 2: nodes "nodeA" and "nodeB" on a wire with pod1 (10.244.1.2) and pod2 (10.244.2.2)`)
+	o.Backend = lab.BackendVXLAN
+	up.Flags().TextVar(&o.Backend, "backend", lab.BackendVXLAN, "with --nodes 2, how pods cross between the nodes: vxlan (flannel.1), host-gw, ipip (tunl0), udp (flannel0), geneve (genev_sys_6081), ipsec (ipsec0, ESP)")
+	up.PreRunE = func(c *cobra.Command, _ []string) error {
+		if o.Nodes != 1 && o.Nodes != 2 {
+			return usageError(fmt.Errorf("--nodes %d: 1 or 2", o.Nodes))
+		}
+		for _, f := range []string{"subnet", "pods", "routed"} {
+			if o.Nodes == 2 && c.Flags().Changed(f) {
+				return usageError(fmt.Errorf("--%s applies to a one-node lab, not with --nodes 2", f))
+			}
+		}
+		if o.Nodes == 1 && c.Flags().Changed("backend") {
+			return usageError(errors.New("--backend needs --nodes 2"))
+		}
+		return nil
+	}
+	cmd.AddCommand(newLabTunnelCmd())
 	return cmd
+}
+
+// newLabTunnelCmd is the hidden "lab tunnel": the userspace tunnel process
+// a two-node lab starts on each node for its ipip, udp and geneve backends
+// (lab.TunnelMain; it runs until "lab down" kills it).
+func newLabTunnelCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "tunnel",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if code := lab.TunnelMain(args); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
 }
 
 // sub builds a lab subcommand: flags to config, then (if priv) the
