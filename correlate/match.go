@@ -102,6 +102,10 @@ const dupWindow int64 = 1e6
 // retransmit) to seconds later.
 const reflectWindow int64 = 10e6
 
+// reflectEntry: a hairpin copy comes back to the point the frame entered
+// by within this (the bridge floods it in the same softirq).
+const reflectEntry int64 = 1e6
+
 // distance from ts to the span of t's hops, and whether it is within the window.
 func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
 	first := t.hops[0].time
@@ -133,6 +137,13 @@ func (e *Engine) isReflection(t *trace, f *Frame) bool {
 		if h.dir != DirUnknown && f.Dir != DirUnknown {
 			return h.dir != f.Dir
 		}
+	}
+	// A copy returns through the points it crossed last first, within
+	// microseconds: seen again first at the point it entered by, and
+	// milliseconds later, it is a new transmission of the same bytes
+	// (arping's identical requests), not a reflection.
+	if f.Point == t.hops[0].point && f.Time-t.last > reflectEntry && !t.hops[len(t.hops)-1].refl {
+		return false
 	}
 	for i := range t.hops {
 		if d := t.hops[i].point - f.Point; (d == 1 || d == -1) && t.hops[i].time <= f.Time {
