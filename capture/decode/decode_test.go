@@ -199,7 +199,7 @@ func TestDecodeProtocols(t *testing.T) {
 				if !bytes.Equal(msg[8:], unreachQuote) || msg[0] != 3 {
 					t.Fatalf("bad test frame %x", msg)
 				}
-				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 1, IPID: 0x1234, Hash: sum(msg), Len: uint32(len(msg))}
+				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 1, Seq: 3<<8 | 4, IPID: 0x1234, Hash: sum(msg), Len: uint32(len(msg))}
 				return f
 			}},
 		{"arp request", raw(capture.LinkTypeEthernet, serialize(t, ether(layers.EthernetTypeARP), &layers.ARP{
@@ -291,7 +291,7 @@ func TestDecodeProtocols(t *testing.T) {
 			func(f correlate.Frame) correlate.Frame {
 				f = ip6Fields(withL2(f), 40+4+52)
 				fr := serialize(t, ipv6(layers.IPProtocolICMPv6), &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(3, 0)}, gopacket.Payload(data[:52]))
-				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 58, Hash: sum(fr[40:]), Len: 56}
+				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 58, Seq: 3 << 8, Hash: sum(fr[40:]), Len: 56}
 				return f
 			}},
 		{"ipv6 udp behind destination options", raw(capture.LinkTypeEthernet,

@@ -329,6 +329,7 @@ func (ls *layerSet) keyIP(f *correlate.Frame, st *ipState, base []byte) bool {
 			payloadKey(k, base, st.payOff+8, st.end)
 		default:
 			keyOther(k, st, base, st.payOff)
+			k.Seq = uint32(ls.icmp4.TypeCode) // names it: port-unreachable, frag-needed, ...
 		}
 		return true
 	case protoICMPv6:
@@ -370,6 +371,7 @@ func (ls *layerSet) keyIP(f *correlate.Frame, st *ipState, base []byte) bool {
 			payloadKey(k, base, st.payOff+opts, st.end)
 		default:
 			keyOther(k, st, base, st.payOff)
+			k.Seq = uint32(ls.icmp6.TypeCode) // names it: packet-too-big, ...
 		}
 		return true
 	}
