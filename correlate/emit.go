@@ -20,6 +20,7 @@ func (e *Engine) emit(t *trace) {
 	}
 	e.describe(t, out)
 	order, prev, forward := e.crossing(t)
+	out.dirCertain = e.dirCertain
 	out.Direction = Forward
 	if !forward {
 		out.Direction = Reverse

@@ -161,6 +161,9 @@ type Engine struct {
 	next   int // next trace number
 	// probes no point saw, emitted last by Finish
 	lostProbes []lostProbe
+	// dirCertain: the trace being emitted got its direction from its TTL
+	// or from configured owners (crossing sets it)
+	dirCertain bool
 	mark       int64
 
 	// learned owners: MAC/IP → per-point origin counts

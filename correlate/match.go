@@ -1,5 +1,7 @@
 package correlate
 
+import "net/netip"
+
 // match puts f into the trace it belongs to: an active one with its key
 // that has not crossed f's point yet, one it is a reflection of, or a new
 // one.
@@ -17,7 +19,7 @@ func (e *Engine) match(f *Frame) {
 	nearest := int64(-1)
 	ownID := false
 	for t := head; t != nil; t = t.nextSame {
-		if t.key != f.Key || t.seen&(1<<uint(f.Point)) != 0 {
+		if t.key != f.Key || t.seen&(1<<uint(f.Point)) != 0 || !addrCompatible(t, f) {
 			continue
 		}
 		d, ok := e.distance(t, f.Time)
@@ -34,7 +36,7 @@ func (e *Engine) match(f *Frame) {
 	}
 	var join, refl *trace
 	for t := head; t != nil; t = t.nextSame {
-		if t.key != f.Key {
+		if t.key != f.Key || !addrCompatible(t, f) {
 			continue
 		}
 		d, ok := e.distance(t, f.Time)
@@ -59,7 +61,7 @@ func (e *Engine) match(f *Frame) {
 	default:
 		t := e.newTrace(f)
 		for o := head; o != nil; o = o.nextSame {
-			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && echoCompatible(o, f) && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
+			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && echoCompatible(o, f) && addrCompatible(o, f) && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
 				o.dup, t.dup = true, true
 			}
 		}
@@ -73,6 +75,17 @@ func (e *Engine) match(f *Frame) {
 func sameEchoID(t *trace, f *Frame) bool {
 	h := &t.hops[0]
 	return f.HasEchoID && h.hasEcho && h.echoID == f.EchoID
+}
+
+// addrCompatible: a frame to a multicast or broadcast address is one no
+// NAT rewrites: from another source it is another frame, however alike
+// (two nodes' bridges send the same IGMP report).
+func addrCompatible(t *trace, f *Frame) bool {
+	d := f.DstIP
+	if !d.IsValid() || !(d.IsMulticast() || d == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
+		return true
+	}
+	return t.hops[0].srcIP == f.SrcIP
 }
 
 // echoCompatible: f may be the very frame t is (a duplicate, a reflection):

@@ -187,6 +187,9 @@ type Trace struct {
 	Drop      *TraceDrop `json:"drop,omitempty"` // why the kernel freed it (live runs watching drops)
 
 	key Key // what its frames were matched by (drops join by it)
+	// dirCertain: its direction came from its TTL or configured owners,
+	// not from stamps (clock estimation trusts only such crossings)
+	dirCertain bool
 }
 
 // Hop is the frame at one point.

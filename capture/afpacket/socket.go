@@ -225,7 +225,10 @@ func (s *Socket) Next() (capture.RawFrame, error) {
 			return s.frame(), nil
 		}
 		if s.inBlock {
-			// Hand the block back to the kernel (TP_STATUS_KERNEL).
+			// Hand the block back to the kernel (TP_STATUS_KERNEL), its
+			// count cleared so Pending never reads a stale one (the kernel
+			// resets it only when it opens the block again).
+			atomic.StoreUint32((*uint32)(unsafe.Pointer(&s.ring[s.block*s.bsize+bdNumPkts])), 0)
 			atomic.StoreUint32(s.blockStatus(s.block), 0)
 			s.inBlock = false
 			s.block = (s.block + 1) % s.nblocks
@@ -255,11 +258,27 @@ func (s *Socket) Ready() bool {
 	if s.inBlock && s.left > 0 {
 		return true
 	}
-	next := s.block
+	return atomic.LoadUint32(s.blockStatus(s.nextBlock()))&unix.TP_STATUS_USER != 0
+}
+
+// nextBlock is the block Next reads after the current one.
+func (s *Socket) nextBlock() int {
 	if s.inBlock {
-		next = (s.block + 1) % s.nblocks
+		return (s.block + 1) % s.nblocks
 	}
-	return atomic.LoadUint32(s.blockStatus(next))&unix.TP_STATUS_USER != 0
+	return s.block
+}
+
+// Pending reports whether the kernel holds frames in the block it is
+// filling, which it hands over only when the block's retire timer fires
+// (late on a loaded machine): a drain must wait for them.
+func (s *Socket) Pending() bool {
+	if s.ring == nil || s.Ready() {
+		return false
+	}
+	b := s.nextBlock()
+	// The kernel counts packets into the block header as it fills it.
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&s.ring[b*s.bsize+bdNumPkts]))) > 0
 }
 
 // poll waits for a block or a socket error.
