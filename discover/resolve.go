@@ -23,6 +23,13 @@ type Resolver interface {
 	Resolve(arg string) (Endpoint, error)
 }
 
+// Namer is a Resolver that knows better names for the namespaces it
+// resolved (pods, the node's own) than /run/netns and /proc give; see
+// NetnsNames.
+type Namer interface {
+	NetnsNames() map[uint64]string
+}
+
 // ErrNoMatch is wrapped by Resolve when an argument matches no namespace
 // (an IP that is on no namespace of this node may still be a destination
 // that leaves the node: see Remote).
@@ -82,6 +89,31 @@ func (r *resolver) Resolve(arg string) (Endpoint, error) {
 		return ep, fmt.Errorf("endpoint %s: %w", arg, err)
 	}
 	fillLink(h, &ep, link)
+	return ep, nil
+}
+
+// InNamespace is the endpoint in the namespace at path that holds ip (its
+// interface, MAC); without a valid ip, the namespace's main interface and
+// its first IPv4 address. Label is the namespace's path until the caller
+// names it.
+func InNamespace(path string, ip netip.Addr) (Endpoint, error) {
+	h, inode, err := openHandle(path)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	h.Close()
+	c := candidate{label: path, path: path, inode: inode}
+	if !ip.IsValid() {
+		ep, err := NewResolver().Resolve(path)
+		return ep, err
+	}
+	ep, ok, err := findIP(c, ip.Unmap())
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("addresses in %s: %w", path, err)
+	}
+	if !ok {
+		return Endpoint{}, fmt.Errorf("%w: no interface in %s holds %s", ErrNoMatch, path, ip)
+	}
 	return ep, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
@@ -34,6 +35,10 @@ type TraceOptions struct {
 	Interval time.Duration // between probes
 	Timeout  time.Duration // wait for the last reply
 	Passive  bool          // send nothing: correlate the endpoints' own traffic
+	// TCP, if set, makes the probes TCP SYNs to this address and port (a
+	// Service's ClusterIP, which kube-proxy rewrites for TCP but never for
+	// ICMP echo) instead of echo requests to the destination.
+	TCP      netip.AddrPort
 	Duration time.Duration // capture time with Passive
 	Window   time.Duration // match window
 	// RingBytes per point (<= 0: afpacket.DefaultRingBytes, or
@@ -124,11 +129,15 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 			Name: p.Name, NetnsLabel: p.Netns, Netns: h, Ifname: p.Interface, IfIndex: p.IfIndex, Promisc: p.Promisc,
 		})
 	}
-	filter, err := afpacket.Filter(lt.path.Src.IP, lt.path.Dst.IP)
+	addrs := []netip.Addr{lt.path.Src.IP, lt.path.Dst.IP}
+	if o.TCP.IsValid() {
+		addrs = append(addrs, o.TCP.Addr())
+	}
+	filter, err := afpacket.FilterFor(addrs, o.TCP.IsValid())
 	if err != nil {
 		return fmt.Errorf("build capture filter: %w", err)
 	}
-	var prober *probe.Prober
+	var prober prober
 	if !o.Passive {
 		if prober, err = lt.newProber(); err != nil {
 			return err
@@ -223,10 +232,18 @@ func (lt *liveTrace) ringBytes() int {
 	return afpacket.DefaultRingBytes
 }
 
-// newProber opens the raw ICMP socket in the source's namespace, with an
+// prober is what the run needs of probe.Prober (ICMP echo) and
+// probe.TCPProber (SYN).
+type prober interface {
+	Send(seq uint16) (time.Time, error)
+	Recv(deadline time.Time) (probe.Reply, error)
+	Close() error
+}
+
+// newProber opens the raw socket in the source's namespace: ICMP with an
 // echo id and a payload tag unique to the run, padded so probes carry
-// ping's 56 bytes.
-func (lt *liveTrace) newProber() (*probe.Prober, error) {
+// ping's 56 bytes; or TCP SYNs with a sequence base unique to the run.
+func (lt *liveTrace) newProber() (prober, error) {
 	srcNS, err := netns.Open(lt.path.Src.NetnsPath)
 	if err != nil {
 		return nil, fmt.Errorf("source namespace: %w", err)
@@ -235,6 +252,9 @@ func (lt *liveTrace) newProber() (*probe.Prober, error) {
 	tag := make([]byte, probeTagLen)
 	copy(tag, "pathtrace")
 	rand.Read(tag[9:17])
+	if lt.o.TCP.IsValid() {
+		return probe.NewTCP(srcNS, lt.path.Src.IP, lt.o.TCP, binary.BigEndian.Uint32(tag[9:13]))
+	}
 	id := binary.BigEndian.Uint16(tag[9:11])
 	return probe.New(srcNS, lt.path.Dst.IP, id, tag)
 }
@@ -242,7 +262,7 @@ func (lt *liveTrace) newProber() (*probe.Prober, error) {
 // probe sends the echo requests and waits for the replies; true when
 // interrupted. Replies are counted from the prober's socket; the report's
 // traces come from the captures.
-func (lt *liveTrace) probe(ctx context.Context, p *probe.Prober) bool {
+func (lt *liveTrace) probe(ctx context.Context, p prober) bool {
 	replies := map[uint16]bool{}
 	info := &lt.info
 	// wait reads replies until `until`, or (last) until every probe sent is
