@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -117,24 +118,23 @@ func (r *Resolver) Resolve(arg string) (discover.Endpoint, error) {
 // bare is NAME: a network namespace on the node stays one; otherwise a pod
 // in the current namespace. Both: ambiguous.
 func (r *Resolver) bare(ctx context.Context, name string) (discover.Endpoint, error) {
-	local, lerr := r.local.Resolve(name)
+	netnsFile := filepath.Join("/run/netns", name)
+	_, serr := os.Stat(netnsFile)
+	isNetns := serr == nil
 	c, err := r.client()
 	if err != nil {
-		if lerr == nil {
-			return local, nil // no Kubernetes here: a netns name, as before
-		}
-		if errors.Is(err, errNoConfig) {
-			return discover.Endpoint{}, fmt.Errorf("%w; and no pod can be looked up: %w", lerr, err)
+		if isNetns || errors.Is(err, errNoConfig) {
+			return r.local.Resolve(name) // no Kubernetes here: a netns name, as before
 		}
 		return discover.Endpoint{}, err
 	}
-	if lerr == nil {
+	if isNetns {
 		// A netns of that name: only a pod of the same name makes it ambiguous.
 		if _, perr := c.cs.CoreV1().Pods(c.namespace).Get(ctx, name, getOpts); perr == nil {
-			return discover.Endpoint{}, ambiguous("%q is both network namespace %s and pod %s/%s (context %s): write /run/netns/%s for the namespace or pod/%s for the pod",
-				name, local.NetnsPath, c.namespace, name, c.context, name, name)
+			return discover.Endpoint{}, ambiguous("%q is both network namespace %s and pod %s/%s (context %s): write %s for the namespace or pod/%s for the pod",
+				name, netnsFile, c.namespace, name, c.context, netnsFile, name)
 		}
-		return local, nil
+		return r.local.Resolve(name)
 	}
 	return r.podByName(ctx, "", name, ", and no network namespace of that name on this node")
 }

@@ -167,6 +167,9 @@ func (o *traceOptions) discover(ctx context.Context) (*discover.Path, error) {
 		}
 		dst = discover.Remote(ip)
 	}
+	if src.NetnsPath != "" && src.Inode == dst.Inode && src.IfIndex == dst.IfIndex {
+		return nil, fmt.Errorf("--src %s and --dst %s are the same endpoint (%s %s): nothing between them to trace", o.Src, o.Dst, src.Label, src.Interface)
+	}
 	var opts []discover.Option
 	if n, ok := res.(discover.Namer); ok {
 		opts = append(opts, discover.NetnsNames(n.NetnsNames()))
