@@ -313,7 +313,9 @@ spec:
     - name: NODE_NAME
       valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
     securityContext: {privileged: true}
-    volumeMounts: [{name: cri, mountPath: /run/containerd}]
-  volumes: [{name: cri, hostPath: {path: /run/containerd}}]
+    volumeMounts: [{name: cri, mountPath: /run/containerd/containerd.sock}]
+  # The socket alone: a mount of /run/containerd would hold copies of the
+  # other containers' rootfs mounts, and the runtime could not remove them.
+  volumes: [{name: cri, hostPath: {path: /run/containerd/containerd.sock, type: Socket}}]
 `
 }

@@ -59,6 +59,7 @@ func startK8s(t *testing.T) *kcluster {
 		if pods, err := c.run(time.Minute, "kubectl", "get", "pods", "-A", "-o", "wide"); err == nil {
 			t.Logf("pods before down:\n%s", pods)
 		}
+
 		start := time.Now()
 		out, err := c.run(3*time.Minute, "down")
 		if err != nil {

@@ -129,9 +129,11 @@ spec:
 	})
 	t.Run("bad token, forbidden, unreachable", func(t *testing.T) { k8sAuth(t, c) })
 	t.Run("netns and pod of one name", func(t *testing.T) {
-		c.must(t, time.Minute, "exec", "node1", "--", "ip", "netns", "add", "web-1")
-		defer c.run(time.Minute, "exec", "node1", "--", "ip", "netns", "del", "web-1")
-		r := c.pt(t, nil, "--src", "web-1", "--dst", "db-0", "-n", "shop")
+		// In a private copy of the node's mounts: `ip netns add` remounts
+		// /run/netns, which would hide the runtime's pod netns mounts
+		// from containerd, and the pods could not be torn down.
+		r := c.onNode(t, nil, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+			`ip netns add web-1 && exec "$0" "$@"`, c.bin, "--src", "web-1", "--dst", "db-0", "-n", "shop")()
 		wantUsage(t, r, "both network namespace /run/netns/web-1 and pod shop/web-1", "pod/web-1")
 	})
 	t.Run("completion of pod names", func(t *testing.T) {
