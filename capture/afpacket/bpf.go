@@ -34,8 +34,11 @@ func Filter(a, b netip.Addr) ([]bpf.RawInstruction, error) {
 }
 
 // FilterFor is Filter for any number of addresses (a TCP probe through a
-// Service adds its ClusterIP), keeping TCP to or from them too when tcp is
-// set (IPv4; IPv6 without extension headers).
+// Service adds its ClusterIP). With tcp set it keeps TCP and ICMP/ICMPv6 to
+// or from them (IPv6 without extension headers) and no ARP or neighbour
+// discovery: a TCP probe's trace is its segments, and on a Service's path
+// the bridge that resolves neighbours is not captured, so its ARP would only
+// show half a conversation.
 func FilterFor(addrs []netip.Addr, tcp bool) ([]bpf.RawInstruction, error) {
 	var v4, v6 []netip.Addr
 	for _, ad := range addrs {
@@ -64,7 +67,11 @@ func FilterFor(addrs []netip.Addr, tcp bool) ([]bpf.RawInstruction, error) {
 	p.label("notag")
 	p.ins(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
 	p.label("type")
-	p.jeq(0x0806, "arp", "")
+	if tcp {
+		p.jeq(0x0806, "reject", "")
+	} else {
+		p.jeq(0x0806, "arp", "")
+	}
 	p.jeq(0x0800, "ip4", "")
 	p.jeq(0x86dd, "ip6", "reject")
 
@@ -109,7 +116,12 @@ func FilterFor(addrs []netip.Addr, tcp bool) ([]bpf.RawInstruction, error) {
 	for _, ad := range v6 {
 		p.match16(22, ad, "accept")
 		p.match16(38, ad, "accept")
-		p.match16(38, solicitedNode(ad), "accept")
+		if !tcp {
+			p.match16(38, solicitedNode(ad), "accept")
+		}
+	}
+	if tcp {
+		p.ja("reject")
 	}
 	p.ins(bpf.LoadIndirect{Off: 54, Size: 1})
 	p.jeq(135, "nd", "")

@@ -154,6 +154,8 @@ func TestFilterVM(t *testing.T) {
 		{"tcp: dnat'd syn x->b", withTCP, pkt(t, layers.EthernetTypeIPv4, false, ip4("10.9.9.9", b, layers.IPProtocolTCP), tcp), true},
 		{"tcp: unrelated", withTCP, pkt(t, layers.EthernetTypeIPv4, false, ip4("10.9.9.9", "10.9.9.8", layers.IPProtocolTCP), tcp), false},
 		{"tcp: echo a->b still", withTCP, pkt(t, layers.EthernetTypeIPv4, false, echo4(a, b)...), true},
+		{"tcp: no arp a asks b", withTCP, pkt(t, layers.EthernetTypeARP, false, arp(a, b)), false},
+		{"tcp6: no ns for b", withTCP6, pkt(t, layers.EthernetTypeIPv6, false, icmp6("fe80::1", solB, 135, ns(b6))...), false},
 		{"tcp: udp a->b", withTCP, pkt(t, layers.EthernetTypeIPv4, false, ip4(a, b, layers.IPProtocolUDP), udp, gopacket.Payload("x")), false},
 		{"tcp6: syn a->b", withTCP6, pkt(t, layers.EthernetTypeIPv6, false, ip6(a6, b6, layers.IPProtocolTCP), tcp), true},
 		{"tcp6: unrelated", withTCP6, pkt(t, layers.EthernetTypeIPv6, false, ip6("fd00::1", "fd00::2", layers.IPProtocolTCP), tcp), false},
