@@ -50,6 +50,28 @@ func TestKubernetes(t *testing.T) {
 			}
 		}
 	})
+	t.Run("pod IPs are named after the pods; another node's pod to the egress", func(t *testing.T) {
+		r := c.pt(t, nil, "--src", ip["web-1"].String(), "--dst", ip["db-0"].String(), "-c", "1", "-q", "-f", "json")
+		if r.Code != exitOK {
+			t.Fatalf("%s", r)
+		}
+		if got := r.Doc.pointNames(); !slices.Equal(got, pods) {
+			t.Errorf("points %v, want %v", got, pods)
+		}
+		if r.Doc.Discovery.Src.Pod == nil || r.Doc.Discovery.Dst.Pod == nil {
+			t.Errorf("no pods in discovery: %+v", r.Doc.Discovery)
+		}
+		r = c.pt(t, nil, "--src", "web-1", "-n", "shop", "--dst", ip["far-0"].String(), "-c", "2", "-i", "50ms", "-q", "-f", "json")
+		if r.Code != exitOK {
+			t.Fatalf("%s", r)
+		}
+		if got, want := r.Doc.pointNames(), []string{"web-1", "web-1-veth", "cni0", "flannel.1"}; !slices.Equal(got, want) {
+			t.Errorf("points %v, want %v", got, want)
+		}
+		if p := r.Doc.Discovery.Dst.Pod; p == nil || p.Name != "far-0" || p.Node != c.node(2) {
+			t.Errorf("discovery.dst.pod = %+v, want far-0 on %s", p, c.node(2))
+		}
+	})
 	t.Run("KUBECONFIG, --kubeconfig and --context (namespace from the context)", func(t *testing.T) {
 		kc := contextsKubeconfig(t, c)
 		r := c.pt(t, []string{"KUBECONFIG=" + kc}, "--context", "shop-ctx", "--src", "web-1", "--dst", "db-0", "-c", "1", "-q", "-f", "json")

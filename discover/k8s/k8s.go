@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -53,8 +54,9 @@ type Resolver struct {
 	cri     *cri
 	criErr  error
 
-	self  nsID              // this process's network namespace: the node's
-	names map[uint64]string // netns inode → pod name, the node's → "host"
+	selfOnce sync.Once
+	self     nsID              // this process's network namespace: the node's
+	names    map[uint64]string // netns inode → pod name, the node's → "host"
 	used  map[string]string // point labels given out → who has it (collisions)
 }
 
@@ -63,8 +65,7 @@ func New(o Options) *Resolver {
 	if o.Config == nil {
 		o.Config = genericclioptions.NewConfigFlags(false)
 	}
-	return &Resolver{o: o, local: discover.NewResolver(), self: ownNetns(),
-		names: map[uint64]string{}, used: map[string]string{}}
+	return &Resolver{o: o, local: discover.NewResolver(), names: map[uint64]string{}, used: map[string]string{}}
 }
 
 // NetnsNames is every namespace the resolver named (pods, "host"), by
@@ -91,6 +92,16 @@ func (r *Resolver) Resolve(arg string) (discover.Endpoint, error) {
 	var ep discover.Endpoint
 	switch ref.kind {
 	case kindLocal:
+		if ip, err := netip.ParseAddr(arg); err == nil {
+			if ep, ok := r.podByIP(ctx, ip.Unmap()); ok {
+				ep.Arg = arg
+				if ep.NetnsPath != "" {
+					r.unique(&ep)
+				}
+				r.names[r.hostNS().inode] = "host"
+				return ep, nil
+			}
+		}
 		return r.local.Resolve(arg)
 	case kindBare:
 		ep, err = r.bare(ctx, arg)
@@ -110,7 +121,7 @@ func (r *Resolver) Resolve(arg string) (discover.Endpoint, error) {
 	r.unique(&ep)
 	if ep.Pod != nil || ref.kind == kindNode {
 		// Kubernetes names in the report: the node's namespace is "host".
-		r.names[r.self.inode] = "host"
+		r.names[r.hostNS().inode] = "host"
 	}
 	return ep, nil
 }
@@ -129,8 +140,12 @@ func (r *Resolver) bare(ctx context.Context, name string) (discover.Endpoint, er
 		return discover.Endpoint{}, err
 	}
 	if isNetns {
-		// A netns of that name: only a pod of the same name makes it ambiguous.
-		if _, perr := c.cs.CoreV1().Pods(c.namespace).Get(ctx, name, getOpts); perr == nil {
+		// A netns of that name: only a pod of the same name makes it
+		// ambiguous. A quick look: an API server that does not answer
+		// must not hold up a trace of a plain netns.
+		qctx, cancel := context.WithTimeout(ctx, quickLook)
+		defer cancel()
+		if _, perr := c.cs.CoreV1().Pods(c.namespace).Get(qctx, name, getOpts); perr == nil {
 			return discover.Endpoint{}, ambiguous("%q is both network namespace %s and pod %s/%s (context %s): write %s for the namespace or pod/%s for the pod",
 				name, netnsFile, c.namespace, name, c.context, netnsFile, name)
 		}
@@ -190,6 +205,12 @@ func ownNetns() nsID {
 	return nsID{path: fmt.Sprintf("/proc/%d/ns/net", self), inode: st.Ino}
 }
 
+// hostNS is the node's own namespace, found once.
+func (r *Resolver) hostNS() nsID {
+	r.selfOnce.Do(func() { r.self = ownNetns() })
+	return r.self
+}
+
 // client connects to the API once.
 func (r *Resolver) client() (*client, error) {
 	r.apiOnce.Do(func() { r.api, r.apiErr = connect(r.o.Config) })
@@ -202,6 +223,10 @@ func (r *Resolver) runtimeClient() (*cri, error) {
 	r.criOnce.Do(func() { r.cri, r.criErr = dialCRI(r.o.CRIEndpoint) })
 	return r.cri, r.criErr
 }
+
+// quickLook bounds an API request whose answer only refines a name that
+// resolves without it (a netns that might also be a pod, a pod IP).
+const quickLook = 2 * time.Second
 
 // criTimeout bounds a CRI call: the runtime is local.
 const criTimeout = 5 * time.Second

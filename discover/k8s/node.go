@@ -116,7 +116,7 @@ func (r *Resolver) nodeEndpoint(ctx context.Context, name string) (discover.Endp
 		}
 		label = name
 	}
-	ep, err := discover.InNamespace(r.self.path, netip.Addr{})
+	ep, err := discover.InNamespace(r.hostNS().path, netip.Addr{})
 	if err != nil {
 		return ep, fmt.Errorf("the node's namespace: %w", err)
 	}

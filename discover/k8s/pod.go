@@ -37,6 +37,44 @@ func (r *Resolver) podByName(ctx context.Context, ns, name, also string) (discov
 	return r.pod(ctx, pod)
 }
 
+// podByIP is the pod on this node that has ip (an IP given as the
+// endpoint names the pod in the report), where the API answers quickly;
+// false otherwise, and the IP is resolved as before.
+func (r *Resolver) podByIP(ctx context.Context, ip netip.Addr) (discover.Endpoint, bool) {
+	c, err := r.client()
+	if err != nil {
+		return discover.Endpoint{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, quickLook)
+	defer cancel()
+	list, err := c.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "status.podIP=" + ip.String()})
+	if err != nil {
+		return discover.Endpoint{}, false
+	}
+	var found []*corev1.Pod
+	for i := range list.Items {
+		if p := &list.Items[i]; !p.Spec.HostNetwork && p.Status.Phase == corev1.PodRunning {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 {
+		return discover.Endpoint{}, false
+	}
+	pod := found[0]
+	if self := r.thisNode(ctx); self.err == nil && pod.Spec.NodeName != self.name {
+		// Another node's pod, given by IP: traced to this node's egress
+		// as any IP off the node is, but named.
+		info := podInfo(pod)
+		ep := discover.Remote(ip)
+		ep.Label, ep.Pod = pod.Name, info
+		ep.Notes = append(ep.Notes, fmt.Sprintf("%s is pod %s/%s on node %s: traced as far as it leaves this node %s",
+			ip, pod.Namespace, pod.Name, pod.Spec.NodeName, self.name))
+		return ep, true
+	}
+	ep, err := r.pod(ctx, pod)
+	return ep, err == nil
+}
+
 // pod resolves a pod object to its endpoint on this node: the namespace of
 // its sandbox (the CRI's answer, cross-checked with the namespace that
 // holds the pod IP), or the node's own for a host-network pod.
@@ -93,7 +131,7 @@ func podInfo(pod *corev1.Pod) *discover.Pod {
 // hostNetwork: the pod shares the node's namespace, so its endpoint is the
 // node's interface holding the pod IP (the node's own address).
 func (r *Resolver) hostNetwork(info *discover.Pod) (discover.Endpoint, error) {
-	ep, err := discover.InNamespace(r.self.path, info.IP)
+	ep, err := discover.InNamespace(r.hostNS().path, info.IP)
 	if err != nil {
 		return ep, fmt.Errorf("host-network pod: %w", err)
 	}
