@@ -57,7 +57,7 @@ type Resolver struct {
 	selfOnce sync.Once
 	self     nsID              // this process's network namespace: the node's
 	names    map[uint64]string // netns inode → pod name, the node's → "host"
-	used  map[string]string // point labels given out → who has it (collisions)
+	used     map[string]string // point labels given out → who has it (collisions)
 }
 
 // New returns a resolver; nothing is contacted until an endpoint needs it.
