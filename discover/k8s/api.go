@@ -33,6 +33,12 @@ const defaultRequestTimeout = 10 * time.Second
 // flag, KUBECONFIG, ~/.kube/config, then in-cluster).
 func connect(cf *genericclioptions.ConfigFlags) (*client, error) {
 	loader := cf.ToRawKubeConfigLoader()
+	// Without any configuration client-go falls back to kubectl's
+	// http://localhost:8080; pathtrace takes that as "no Kubernetes here".
+	if raw, err := loader.RawConfig(); err == nil && len(raw.Clusters) == 0 && !inCluster() &&
+		(cf.APIServer == nil || *cf.APIServer == "") {
+		return nil, errNoConfig
+	}
 	rc, err := cf.ToRESTConfig()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {

@@ -134,8 +134,15 @@ func (r *Resolver) bare(ctx context.Context, name string) (discover.Endpoint, er
 	isNetns := serr == nil
 	c, err := r.client()
 	if err != nil {
-		if isNetns || errors.Is(err, errNoConfig) {
+		if isNetns {
 			return r.local.Resolve(name) // no Kubernetes here: a netns name, as before
+		}
+		if errors.Is(err, errNoConfig) {
+			ep, lerr := r.local.Resolve(name)
+			if lerr != nil {
+				lerr = fmt.Errorf("%w; and no pod of that name can be looked up: %v", lerr, err)
+			}
+			return ep, lerr
 		}
 		return discover.Endpoint{}, err
 	}

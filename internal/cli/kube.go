@@ -33,6 +33,12 @@ func (k *kubeOptions) addFlags(cmd *cobra.Command) {
 	cf.Impersonate, cf.ImpersonateUID, cf.ImpersonateGroup, cf.ImpersonateUserExtra = nil, nil, nil, nil
 	cf.Username, cf.Password = nil, nil
 	cf.AddFlags(cmd.Flags())
+	// Its default stays kubectl's "0" (a changed default would make
+	// client-go take the flags for a configuration and skip in-cluster);
+	// pathtrace reads 0 as 10 s.
+	if f := cmd.Flags().Lookup("request-timeout"); f != nil {
+		f.Usage = "how long to wait for each API server request, e.g. 5s (0: 10s; an unreachable API server must not hold up a trace)"
+	}
 	k.config = cf
 	f := cmd.Flags()
 	f.StringVar(&k.node, "node", "", "this node's Kubernetes name (default: $NODE_NAME, else the Node with this host's address or hostname)")
