@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -159,6 +160,9 @@ func (r *Resolver) sandboxEndpoint(ctx context.Context, info *discover.Pod) (dis
 	}
 	if sb.hostNetwork {
 		return discover.Endpoint{}, fmt.Errorf("the runtime runs its sandbox %s in the host network, the API server says it has its own", sb.id)
+	}
+	if len(sb.ips) > 0 && !slices.Contains(sb.ips, info.IP) {
+		return discover.Endpoint{}, fmt.Errorf("the runtime's sandbox %s has IPs %v, the API server says %s: a stale pod status?", sb.id, sb.ips, info.IP)
 	}
 	path, inode, err := openFirst(sb.netnsPaths())
 	if err != nil {

@@ -96,45 +96,42 @@ func (k *kubeOptions) completeAPI(toComplete string) []string {
 	defer cancel()
 	prefix, _, hasSlash := strings.Cut(toComplete, "/")
 	var out []string
-	names := func(list []string, pre string) {
-		for _, n := range list {
-			out = append(out, pre+n)
-		}
-	}
+	add := func(pre, name string) { out = append(out, pre+name) }
+	opts := metav1.ListOptions{}
 	switch {
 	case !hasSlash:
-		if pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
-			for _, p := range pods.Items {
-				out = append(out, p.Name)
+		if l, err := cs.CoreV1().Pods(ns).List(ctx, opts); err == nil {
+			for _, p := range l.Items {
+				add("", p.Name)
 			}
 		}
 		out = append(out, "pod/", "svc/", "deploy/", "node/")
 	case prefix == "svc" || prefix == "service":
-		if l, err := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		if l, err := cs.CoreV1().Services(ns).List(ctx, opts); err == nil {
 			for _, s := range l.Items {
-				names([]string{s.Name}, prefix+"/")
+				add(prefix+"/", s.Name)
 			}
 		}
 	case prefix == "deploy" || prefix == "deployment":
-		if l, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		if l, err := cs.AppsV1().Deployments(ns).List(ctx, opts); err == nil {
 			for _, d := range l.Items {
-				names([]string{d.Name}, prefix+"/")
+				add(prefix+"/", d.Name)
 			}
 		}
 	case prefix == "node":
-		if l, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+		if l, err := cs.CoreV1().Nodes().List(ctx, opts); err == nil {
 			for _, n := range l.Items {
-				names([]string{n.Name}, "node/")
+				add("node/", n.Name)
 			}
 		}
 	default: // pod/NAME or NAMESPACE/NAME
-		podNS, pre := prefix, prefix+"/"
+		podNS := prefix
 		if prefix == "pod" || prefix == "po" || prefix == "pods" {
 			podNS = ns
 		}
-		if pods, err := cs.CoreV1().Pods(podNS).List(ctx, metav1.ListOptions{}); err == nil {
-			for _, p := range pods.Items {
-				out = append(out, pre+p.Name)
+		if l, err := cs.CoreV1().Pods(podNS).List(ctx, opts); err == nil {
+			for _, p := range l.Items {
+				add(prefix+"/", p.Name)
 			}
 		}
 	}
