@@ -532,6 +532,12 @@ func (s *syncBuffer) String() string {
 // 16 MiB buffer keeps tcpdump from dropping on a busy machine.
 func startTcpdump(t *testing.T, dir string, points []pointSpec) []*tcpdumpAt {
 	t.Helper()
+	return startTcpdumpFilter(t, dir, points, "icmp")
+}
+
+// startTcpdumpFilter is startTcpdump with another capture filter.
+func startTcpdumpFilter(t *testing.T, dir string, points []pointSpec, filter string) []*tcpdumpAt {
+	t.Helper()
 	var tds []*tcpdumpAt
 	t.Cleanup(func() {
 		for _, td := range tds {
@@ -544,7 +550,7 @@ func startTcpdump(t *testing.T, dir string, points []pointSpec) []*tcpdumpAt {
 	for _, p := range points {
 		td := &tcpdumpAt{point: p, file: filepath.Join(dir, p.Name+".tcpdump.pcap"), errb: &syncBuffer{}}
 		td.cmd = inNetns(context.Background(), p.Netns, "tcpdump", "--time-stamp-precision=nano", "-U", "--immediate-mode",
-			"-B", "16384", "-n", "-i", p.Ifname, "-w", td.file, "icmp")
+			"-B", "16384", "-n", "-i", p.Ifname, "-w", td.file, filter)
 		td.cmd.Stderr = td.errb
 		if err := td.cmd.Start(); err != nil {
 			t.Fatalf("start tcpdump at %s: %v", p.Name, err)

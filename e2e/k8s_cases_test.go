@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -144,15 +143,13 @@ func k8sService(t *testing.T, c *kcluster, ip map[string]netip.Addr, clusterIP n
 	if syns != 3 || len(r.Doc.ofType("syn-ack")) != 3 {
 		t.Errorf("%d complete SYNs and %d SYN-ACKs, want 3 and 3\n%s", syns, len(r.Doc.ofType("syn-ack")), r)
 	}
-	out, err := exec.Command("tshark", "-r", filepath.Join(dir, "db-0.pcap"), "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "tcp.seq_raw").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen []string
+	var seen, got []uint64
 	for _, tr := range r.Doc.ofType("syn") {
-		seen = append(seen, fmt.Sprint(*tr.Seq))
+		seen = append(seen, *tr.Seq)
 	}
-	got := strings.Fields(string(out))
+	for seq := range tsharkSyns(t, filepath.Join(dir, "db-0.pcap")) {
+		got = append(got, seq)
+	}
 	slices.Sort(got)
 	slices.Sort(seen)
 	if !slices.Equal(got, seen) {
