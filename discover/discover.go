@@ -22,16 +22,37 @@ type side struct {
 	node   candidate // namespace holding the veth's host end (the endpoint's own without a veth)
 }
 
+// Option changes how Discover names what it finds.
+type Option func(*options)
+
+type options struct{ names map[uint64]string }
+
+// NetnsNames names network namespaces by inode where the caller knows
+// better than /run/netns and /proc do: pods after the pod, the node's own
+// namespace "host" rather than "pid 2".
+func NetnsNames(names map[uint64]string) Option {
+	return func(o *options) { o.names = names }
+}
+
 // Discover finds every capture point between src and dst. A dst with no
 // namespace (see Remote) or in another node's namespace is followed up to
 // the node's egress interface, and a note says so.
-func Discover(ctx context.Context, src, dst Endpoint) (*Path, error) {
+func Discover(ctx context.Context, src, dst Endpoint, opts ...Option) (*Path, error) {
 	if src.NetnsPath == "" {
 		return nil, fmt.Errorf("source %s: not in a network namespace of this node", src.Arg)
+	}
+	var o options
+	for _, f := range opts {
+		f(&o)
 	}
 	cands, err := candidates("/run/netns", "/proc")
 	if err != nil {
 		return nil, err
+	}
+	for i := range cands {
+		if name, ok := o.names[cands[i].inode]; ok {
+			cands[i].label = name
+		}
 	}
 	s, err := walk(cands, src)
 	if err != nil {
@@ -48,8 +69,20 @@ func Discover(ctx context.Context, src, dst Endpoint) (*Path, error) {
 		}
 		p.Dst = d.ep
 	}
+	if src.Host && dst.Host {
+		return nil, fmt.Errorf("source %s and destination %s are both the node's own namespace: no path between pods to trace", src.Label, dst.Label)
+	}
 	if d != nil && d.node.inode == s.node.inode {
 		p.Points = joinSides(s.points, d.points)
+		if len(p.Points) == 0 {
+			return nil, fmt.Errorf("no capture point between %s and %s", src.Label, dst.Label)
+		}
+		for _, ep := range []Endpoint{src, dst} {
+			if ep.Host {
+				p.Notes = append(p.Notes, fmt.Sprintf("%s is the node's own namespace (%s): its frames leave and arrive through the point next to it, not through %s",
+					ep.Label, s.node.label, ep.Interface))
+			}
+		}
 		if err := checkRoute(s, d, p); err != nil {
 			return nil, err
 		}
@@ -76,8 +109,7 @@ func Discover(ctx context.Context, src, dst Endpoint) (*Path, error) {
 func joinSides(a, b []Point) []Point {
 	out := append([]Point{}, a...)
 	for i := len(b) - 1; i >= 0; i-- {
-		last := out[len(out)-1]
-		if last.Inode == b[i].Inode && last.IfIndex == b[i].IfIndex {
+		if n := len(out); n > 0 && out[n-1].Inode == b[i].Inode && out[n-1].IfIndex == b[i].IfIndex {
 			continue
 		}
 		out = append(out, b[i])
@@ -111,6 +143,13 @@ func walk(cands []candidate, ep Endpoint) (*side, error) {
 	}
 	fillLink(h, &ep, link)
 	s := &side{ep: ep, node: self}
+	if ep.Host {
+		// The node itself (a host-network pod): frames between it and a
+		// pod cross the node's stack, not its main interface, so the
+		// side has no point of its own; the other side's bridge or veth
+		// is where the node sends and takes them.
+		return s, nil
+	}
 	epPoint := point(h, self, link, ep.Label, RoleEndpoint)
 	veth, ok := link.(*netlink.Veth)
 	if !ok {
@@ -266,6 +305,9 @@ func egress(s *side, dst Endpoint) ([]Point, string, error) {
 		return nil, "", fmt.Errorf("egress ifindex %d in %s: %w", rs[0].LinkIndex, s.node.label, err)
 	}
 	note := fmt.Sprintf("destination %s leaves node %s via %s: points stop there", dst.Label, s.node.label, l.Attrs().Name)
+	if len(s.points) == 0 {
+		return []Point{point(h, s.node, l, l.Attrs().Name, RoleEgress)}, note, nil
+	}
 	last := s.points[len(s.points)-1]
 	if last.Inode == s.node.inode && last.IfIndex == l.Attrs().Index {
 		return nil, note, nil // leaves through the bridge itself (e.g. a hairpin back out)

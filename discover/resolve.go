@@ -23,6 +23,13 @@ type Resolver interface {
 	Resolve(arg string) (Endpoint, error)
 }
 
+// Namer is a Resolver that knows better names for the namespaces it
+// resolved (pods, the node's own) than /run/netns and /proc give; see
+// NetnsNames.
+type Namer interface {
+	NetnsNames() map[uint64]string
+}
+
 // ErrNoMatch is wrapped by Resolve when an argument matches no namespace
 // (an IP that is on no namespace of this node may still be a destination
 // that leaves the node: see Remote).
@@ -37,7 +44,9 @@ func NewResolver() Resolver { return &resolver{runDir: "/run/netns", procDir: "/
 
 type resolver struct{ runDir, procDir string }
 
-const howToGive = "an endpoint is a netns name, a namespace path, a PID or an IP address"
+// HowToGive ends an error about an endpoint that matched nothing: the forms
+// an endpoint takes.
+const HowToGive = "an endpoint is a netns name, a namespace path, a PID or an IP address"
 
 // Remote is a destination outside this node: Discover follows the path up
 // to the node's egress interface.
@@ -46,7 +55,7 @@ func Remote(ip netip.Addr) Endpoint { return Endpoint{Arg: ip.String(), Label: i
 func (r *resolver) Resolve(arg string) (Endpoint, error) {
 	arg = strings.TrimSpace(arg)
 	if arg == "" {
-		return Endpoint{}, errors.New("empty endpoint: " + howToGive)
+		return Endpoint{}, errors.New("empty endpoint: " + HowToGive)
 	}
 	if ip, err := netip.ParseAddr(arg); err == nil {
 		return r.byIP(arg, ip.Unmap())
@@ -85,6 +94,31 @@ func (r *resolver) Resolve(arg string) (Endpoint, error) {
 		return ep, fmt.Errorf("endpoint %s: %w", arg, err)
 	}
 	fillLink(h, &ep, link)
+	return ep, nil
+}
+
+// InNamespace is the endpoint in the namespace at path that holds ip (its
+// interface, MAC); without a valid ip, the namespace's main interface and
+// its first IPv4 address. Label is the namespace's path until the caller
+// names it.
+func InNamespace(path string, ip netip.Addr) (Endpoint, error) {
+	h, inode, err := openHandle(path)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	h.Close()
+	c := candidate{label: path, path: path, inode: inode}
+	if !ip.IsValid() {
+		ep, err := NewResolver().Resolve(path)
+		return ep, err
+	}
+	ep, ok, _, err := findIP(c, ip.Unmap())
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("addresses in %s: %w", path, err)
+	}
+	if !ok {
+		return Endpoint{}, fmt.Errorf("%w: no interface in %s holds %s", ErrNoMatch, path, ip)
+	}
 	return ep, nil
 }
 
@@ -181,13 +215,13 @@ func (r *resolver) byIP(arg string, ip netip.Addr) (Endpoint, error) {
 		return found[0], nil
 	case 0:
 		return Endpoint{}, fmt.Errorf("%w %s: none of the %d namespaces on this node holds it%s (ip netns list); %s",
-			ErrNoMatch, arg, len(cands), closestAddrs(ip, near, 3), howToGive)
+			ErrNoMatch, arg, len(cands), closestAddrs(ip, near, 3), HowToGive)
 	}
 	var where []string
 	for _, ep := range found {
 		where = append(where, fmt.Sprintf("%s (%s, %s)", ep.Label, ep.NetnsPath, ep.Interface))
 	}
-	return Endpoint{}, fmt.Errorf("%w %s: %s; %s", ErrAmbiguous, arg, strings.Join(where, ", "), howToGive)
+	return Endpoint{}, fmt.Errorf("%w %s: %s; %s", ErrAmbiguous, arg, strings.Join(where, ", "), HowToGive)
 }
 
 // findIP looks for ip in the namespace c; it also returns every address
@@ -231,9 +265,9 @@ func findIP(c candidate, ip netip.Addr) (Endpoint, bool, []netip.Addr, error) {
 func (r *resolver) noMatch(arg, why string) error {
 	cands, cerr := candidates(r.runDir, r.procDir)
 	if cerr != nil {
-		return fmt.Errorf("%w %s: %s; %s", ErrNoMatch, arg, why, howToGive)
+		return fmt.Errorf("%w %s: %s; %s", ErrNoMatch, arg, why, HowToGive)
 	}
-	return fmt.Errorf("%w %s: %s; %s; %s", ErrNoMatch, arg, why, closestNames(arg, cands, 3), howToGive)
+	return fmt.Errorf("%w %s: %s; %s; %s", ErrNoMatch, arg, why, closestNames(arg, cands, 3), HowToGive)
 }
 
 // candidate is one network namespace on the node.

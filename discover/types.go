@@ -18,6 +18,41 @@ type Endpoint struct {
 	IfIndex   int        `json:"ifindex"`
 	MAC       MAC        `json:"mac"`
 	IP        netip.Addr `json:"ip"`
+	// Pod and Service are set by a resolver that found the endpoint through
+	// the Kubernetes API; reports name the pod, JSON writes them under
+	// discovery.src/dst.
+	Pod     *Pod     `json:"pod,omitempty"`
+	Service *Service `json:"service,omitempty"`
+	// Notes are the resolver's remarks for the report (which pod of a
+	// workload, a host-network pod); the caller adds them to Path.Notes.
+	Notes []string `json:"-"`
+	// Host marks the node's own namespace as the endpoint (host, node/NAME,
+	// a host-network pod): Discover does not follow its interface, which
+	// on nodes in containers (kind) is itself a veth.
+	Host bool `json:"host,omitempty"`
+}
+
+// Pod is the Kubernetes pod an endpoint is.
+type Pod struct {
+	Namespace    string       `json:"namespace"`
+	Name         string       `json:"name"`
+	UID          string       `json:"uid"`
+	Node         string       `json:"node"`
+	IP           netip.Addr   `json:"ip"`
+	IPs          []netip.Addr `json:"ips,omitempty"` // every pod IP when there are several (dual-stack)
+	ContainerIDs []string     `json:"container_ids"`
+	HostNetwork  bool         `json:"host_network"`
+}
+
+// Service is the Kubernetes Service an endpoint was reached through: the
+// pod is one of its ready endpoints, and probes go to ClusterIP:Port.
+type Service struct {
+	Namespace  string     `json:"namespace"`
+	Name       string     `json:"name"`
+	ClusterIP  netip.Addr `json:"cluster_ip"`
+	Port       uint16     `json:"port"`
+	TargetPort uint16     `json:"target_port"`
+	Protocol   string     `json:"protocol"`
 }
 
 // MAC is a hardware address as netlink reports it: a net.HardwareAddr that

@@ -408,6 +408,13 @@ func checkNoDrops(t *testing.T, d *liveDoc) {
 // RTT that adds up.
 func checkEchoes(t *testing.T, d *liveDoc, n int, fwd []string) {
 	t.Helper()
+	checkEchoesFrom(t, d, 1, n, fwd)
+}
+
+// checkEchoesFrom is checkEchoes for seqs first..first+n-1 (busybox's ping
+// starts at 0).
+func checkEchoesFrom(t *testing.T, d *liveDoc, first uint64, n int, fwd []string) {
+	t.Helper()
 	reqs, reps := d.ofType("echo-request"), d.ofType("echo-reply")
 	if len(reqs) != n || len(reps) != n {
 		t.Errorf("%d echo requests and %d echo replies, want %d each", len(reqs), len(reps), n)
@@ -440,7 +447,7 @@ func checkEchoes(t *testing.T, d *liveDoc, n int, fwd []string) {
 	}
 	want := make([]uint64, n)
 	for i := range want {
-		want[i] = uint64(i + 1)
+		want[i] = first + uint64(i)
 	}
 	for typ, s := range seqs {
 		slices.Sort(s)
@@ -484,8 +491,12 @@ func checkHopTimes(t *testing.T, tr *liveTrace) {
 	}
 }
 
-// inNetns runs argv in a named namespace the test made.
+// inNetns runs argv in a named namespace the test made, or in the
+// namespace at a path (/proc/PID/ns/net: a pod's).
 func inNetns(ctx context.Context, ns string, argv ...string) *exec.Cmd {
+	if strings.HasPrefix(ns, "/") {
+		return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + ns, "--"}, argv...)...)
+	}
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
 }
 

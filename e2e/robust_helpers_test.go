@@ -172,12 +172,12 @@ func waitArmed(t *testing.T, p *ptProc, points []pointSpec, timeout time.Duratio
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for _, pt := range points {
-		link, err := linkIn("/run/netns/"+pt.Netns, pt.Ifname)
+		link, err := linkIn(nsPath(pt.Netns), pt.Ifname)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for {
-			n, err := packetSocketsArmed("/run/netns/"+pt.Netns, link.Attrs().Index)
+			n, err := packetSocketsArmed(nsPath(pt.Netns), link.Attrs().Index)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,6 +194,15 @@ func waitArmed(t *testing.T, p *ptProc, points []pointSpec, timeout time.Duratio
 		}
 	}
 	return time.Since(start)
+}
+
+// nsPath is a point's namespace as a path: a name under /run/netns, or a
+// path already (/proc/PID/ns/net for a pod of the Kubernetes tests).
+func nsPath(ns string) string {
+	if strings.HasPrefix(ns, "/") {
+		return ns
+	}
+	return "/run/netns/" + ns
 }
 
 // promiscuity is the kernel's promiscuity count of an interface in a named

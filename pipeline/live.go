@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
@@ -43,6 +44,10 @@ type TraceOptions struct {
 	Interval time.Duration // between probes
 	Timeout  time.Duration // wait for the last reply
 	Passive  bool          // send nothing: correlate the endpoints' own traffic
+	// TCP, if set, makes the probes TCP SYNs to this address and port (a
+	// Service's ClusterIP, which kube-proxy rewrites for TCP but never for
+	// ICMP echo) instead of echo requests to the destination.
+	TCP      netip.AddrPort
 	Duration time.Duration // capture time with Passive
 	Window   time.Duration // match window
 	// RingBytes per point (<= 0: afpacket.DefaultRingBytes, or
@@ -78,6 +83,11 @@ func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 	path := o.Path
 	if err := o.Evidence.plan(path); err != nil {
 		return report.Document{}, err
+	}
+	if o.Why && o.TCP.IsValid() {
+		// The drop watcher matches ICMP echoes (the probes' id and tag).
+		o.Why = false
+		path.Notes = append(path.Notes, "drop reasons are asked of the kernel for ICMP probes only: this run's TCP SYNs carry none")
 	}
 	lt := &liveTrace{o: o, path: path, keep: keeper{limit: o.Limit, hold: o.Why}}
 	lt.keep.seen = lt.seeProbe
@@ -151,11 +161,15 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 			Name: p.Name, NetnsLabel: p.Netns, Netns: h, Ifname: p.Interface, IfIndex: p.IfIndex, Promisc: p.Promisc,
 		})
 	}
-	filter, err := afpacket.Filter(lt.path.Src.IP, lt.path.Dst.IP)
+	addrs := []netip.Addr{lt.path.Src.IP, lt.path.Dst.IP}
+	if o.TCP.IsValid() {
+		addrs = append(addrs, o.TCP.Addr())
+	}
+	filter, err := afpacket.FilterFor(addrs, o.TCP.IsValid())
 	if err != nil {
 		return fmt.Errorf("build capture filter: %w", err)
 	}
-	var prober *probe.Prober
+	var prober prober
 	if !o.Passive {
 		if prober, err = lt.newProber(); err != nil {
 			return err
@@ -270,10 +284,19 @@ func (lt *liveTrace) ringBytes() int {
 	return afpacket.DefaultRingBytes
 }
 
-// newProber opens the raw ICMP socket in the source's namespace, with an
+// prober is what the run needs of probe.Prober (ICMP echo) and
+// probe.TCPProber (SYN).
+type prober interface {
+	Send(seq uint16) (time.Time, error)
+	Recv(deadline time.Time) (probe.Reply, error)
+	Close() error
+}
+
+// newProber opens the raw socket in the source's namespace: ICMP with an
 // echo id and a payload tag unique to the run, padded with zeros so probes
-// carry Size bytes (ping's 56 by default).
-func (lt *liveTrace) newProber() (*probe.Prober, error) {
+// carry Size bytes (ping's 56 by default); or TCP SYNs with a sequence
+// base unique to the run.
+func (lt *liveTrace) newProber() (prober, error) {
 	size := lt.o.Size
 	if size == 0 {
 		size = DefaultProbeSize
@@ -290,6 +313,9 @@ func (lt *liveTrace) newProber() (*probe.Prober, error) {
 	tag := make([]byte, size-10)
 	copy(tag, probeTagText)
 	rand.Read(tag[n : n+8])
+	if lt.o.TCP.IsValid() {
+		return probe.NewTCP(srcNS, lt.path.Src.IP, lt.o.TCP, binary.BigEndian.Uint32(tag[n:n+4]))
+	}
 	lt.echoID, lt.tag = binary.BigEndian.Uint16(tag[n:n+2]), tag
 	return probe.New(srcNS, lt.path.Dst.IP, lt.echoID, tag)
 }
@@ -297,7 +323,7 @@ func (lt *liveTrace) newProber() (*probe.Prober, error) {
 // probe sends the echo requests and waits for the replies; true when
 // interrupted. Replies are counted from the prober's socket; the report's
 // traces come from the captures.
-func (lt *liveTrace) probe(ctx context.Context, p *probe.Prober) bool {
+func (lt *liveTrace) probe(ctx context.Context, p prober) bool {
 	replies := map[uint16]bool{}
 	info := &lt.info
 	// wait reads replies until `until`, or (last) until every probe sent is

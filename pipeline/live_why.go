@@ -50,7 +50,7 @@ func (lt *liveTrace) lostProbes() {
 	for _, n := range lt.whyNotes {
 		lt.eng.Warn(n)
 	}
-	if lt.o.Passive {
+	if lt.o.Passive || lt.o.TCP.IsValid() { // SYNs are told apart by sequence number, not echo id
 		return
 	}
 	for seq := uint16(1); int(seq) <= lt.info.Sent; seq++ {

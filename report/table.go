@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -245,6 +246,9 @@ func pathEnds(p *discover.Path) string {
 }
 
 func endpointLine(ep discover.Endpoint) string {
+	if ep.Pod != nil {
+		return podLine(ep)
+	}
 	s := ep.Label
 	if ep.IP.IsValid() {
 		s += " " + ep.IP.String()
@@ -258,6 +262,26 @@ func endpointLine(ep discover.Endpoint) string {
 	}
 	if len(in) > 0 {
 		s += " (" + strings.Join(in, " ") + ")"
+	}
+	return s
+}
+
+// podLine is "shop/web-1 (10.244.1.3, node1)", with "host network" for a
+// pod in the node's namespace, and "svc shop/db 10.96.0.10:80 → " before a
+// pod reached through its Service.
+func podLine(ep discover.Endpoint) string {
+	p := ep.Pod
+	in := []string{p.IP.String(), p.Node}
+	if p.HostNetwork {
+		in = append(in, "host network")
+	}
+	s := fmt.Sprintf("%s/%s (%s)", p.Namespace, p.Name, strings.Join(in, ", "))
+	if sv := ep.Service; sv != nil {
+		to := "headless"
+		if sv.ClusterIP.IsValid() {
+			to = netip.AddrPortFrom(sv.ClusterIP, sv.Port).String()
+		}
+		s = fmt.Sprintf("svc %s/%s %s → %s", sv.Namespace, sv.Name, to, s)
 	}
 	return s
 }

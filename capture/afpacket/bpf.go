@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"golang.org/x/net/bpf"
 )
@@ -29,8 +30,18 @@ const FilterSnaplen = 262144
 // Everything else is rejected. a and b may be of different families; a
 // family with no address accepts nothing.
 func Filter(a, b netip.Addr) ([]bpf.RawInstruction, error) {
+	return FilterFor([]netip.Addr{a, b}, false)
+}
+
+// FilterFor is Filter for any number of addresses (a TCP probe through a
+// Service adds its ClusterIP). With tcp set it keeps TCP and ICMP/ICMPv6 to
+// or from them (IPv6 without extension headers) and no ARP or neighbour
+// discovery: a TCP probe's trace is its segments, and on a Service's path
+// the bridge that resolves neighbours is not captured, so its ARP would only
+// show half a conversation.
+func FilterFor(addrs []netip.Addr, tcp bool) ([]bpf.RawInstruction, error) {
 	var v4, v6 []netip.Addr
-	for _, ad := range []netip.Addr{a, b} {
+	for _, ad := range addrs {
 		if !ad.IsValid() {
 			return nil, fmt.Errorf("bpf filter: invalid address %v", ad)
 		}
@@ -39,7 +50,7 @@ func Filter(a, b netip.Addr) ([]bpf.RawInstruction, error) {
 		if ad.Is4() {
 			set = &v4
 		}
-		if len(*set) == 0 || (*set)[0] != ad {
+		if !slices.Contains(*set, ad) {
 			*set = append(*set, ad)
 		}
 	}
@@ -56,7 +67,11 @@ func Filter(a, b netip.Addr) ([]bpf.RawInstruction, error) {
 	p.label("notag")
 	p.ins(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
 	p.label("type")
-	p.jeq(0x0806, "arp", "")
+	if tcp {
+		p.jeq(0x0806, "reject", "")
+	} else {
+		p.jeq(0x0806, "arp", "")
+	}
 	p.jeq(0x0800, "ip4", "")
 	p.jeq(0x86dd, "ip6", "reject")
 
@@ -73,7 +88,11 @@ func Filter(a, b netip.Addr) ([]bpf.RawInstruction, error) {
 	// IPv4: protocol at 23, source at 26, destination at 30.
 	p.label("ip4")
 	p.ins(bpf.LoadIndirect{Off: 23, Size: 1})
+	if tcp {
+		p.jeq(6, "ip4addr", "")
+	}
 	p.jeq(1, "", "reject")
+	p.label("ip4addr")
 	for _, ad := range v4 {
 		p.match4(26, ad, "accept")
 		p.match4(30, ad, "accept")
@@ -84,11 +103,25 @@ func Filter(a, b netip.Addr) ([]bpf.RawInstruction, error) {
 	// at 54, ND target at 62.
 	p.label("ip6")
 	p.ins(bpf.LoadIndirect{Off: 20, Size: 1})
+	if tcp {
+		p.jeq(6, "", "icmp6")
+		for _, ad := range v6 {
+			p.match16(22, ad, "accept")
+			p.match16(38, ad, "accept")
+		}
+		p.ja("reject")
+		p.label("icmp6")
+	}
 	p.jeq(58, "", "reject")
 	for _, ad := range v6 {
 		p.match16(22, ad, "accept")
 		p.match16(38, ad, "accept")
-		p.match16(38, solicitedNode(ad), "accept")
+		if !tcp {
+			p.match16(38, solicitedNode(ad), "accept")
+		}
+	}
+	if tcp {
+		p.ja("reject")
 	}
 	p.ins(bpf.LoadIndirect{Off: 54, Size: 1})
 	p.jeq(135, "nd", "")

@@ -9,8 +9,9 @@ import (
 func newRootCmd(ios *iostreams.IOStreams) *cobra.Command {
 	o := &traceOptions{IO: ios}
 	cmd := &cobra.Command{
-		Use:   "pathtrace --src ENDPOINT --dst ENDPOINT [flags]",
-		Short: "Show where a packet goes, and how long each step takes, between two pods on a node",
+		Use:         "pathtrace --src ENDPOINT --dst ENDPOINT [flags]",
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: commandName()},
+		Short:       "Show where a packet goes, and how long each step takes, between two pods on a node",
 		Long: `pathtrace finds the path between two endpoints on this node with netlink
 (pod eth0 → host veth → bridge → host veth → pod eth0), captures on every
 point at once with AF_PACKET inside the right network namespaces, sends its
@@ -18,10 +19,20 @@ own ICMP probes, matches each frame across the points and prints a
 hop-by-hop timeline: the time at each point, the latency of each hop, MAC,
 TTL and IP rewrites, and where a frame was lost.
 
-An endpoint is a network namespace name (as 'ip netns' lists it), a
-namespace path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an IP address
-held by exactly one namespace on the node.`,
-		Example: `  # where do pod1's packets to pod2 go, and how long does each step take?
+An endpoint is a pod as kubectl names it (NAME with -n NAMESPACE,
+NAMESPACE/NAME, pod/NAME), a Service (svc/NAME: one of its ready pods,
+probed through its ClusterIP with TCP SYNs), a workload (deploy/NAME, sts/,
+ds/, rs/, job/: one of its pods), the node itself (node/NAME or host), a
+network namespace name (as 'ip netns' lists it; a bare name that is one
+stays one), a namespace path (/run/netns/NAME, /proc/PID/ns/net), a PID, or
+an IP address held by exactly one namespace on the node. Kubernetes names
+use kubectl's configuration (--kubeconfig, KUBECONFIG, --context,
+in-cluster) and must be pods on this node.`,
+		Example: `  # two pods on this node, as kubectl names them
+  sudo pathtrace --src web-1 --dst db-0 -n shop
+  sudo pathtrace --src shop/web-1 --dst svc/db -n shop
+
+  # the lab: network namespace names
   sudo pathtrace --src pod1 --dst pod2
 
   # by IP, ten probes, evidence for the ticket

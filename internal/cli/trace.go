@@ -12,6 +12,7 @@ import (
 
 	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/discover"
+	"github.com/pathtrace/pathtrace/discover/k8s"
 	"github.com/pathtrace/pathtrace/internal/iostreams"
 	"github.com/pathtrace/pathtrace/pipeline"
 )
@@ -38,6 +39,11 @@ type traceOptions struct {
 	// --passive run (no probes) refuses rather than ignores.
 	probeFlags []string
 
+	TCPPort uint16
+	kube    kubeOptions
+
+	// Resolver, if set, replaces the Kubernetes-aware resolver (tests, the
+	// demo's lab).
 	Resolver discover.Resolver
 }
 
@@ -61,13 +67,15 @@ func (o *traceOptions) addProbeFlags(cmd *cobra.Command) {
 func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	o.addProbeFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.Src, "src", "", "source endpoint: netns name, namespace path, PID or IP address")
-	f.StringVar(&o.Dst, "dst", "", "destination endpoint: netns name, namespace path, PID or IP address")
+	f.StringVar(&o.Src, "src", "", "source endpoint: pod (NAME, NAMESPACE/NAME, pod/NAME), deploy/NAME, node/NAME or host, netns name, namespace path, PID or IP address")
+	f.StringVar(&o.Dst, "dst", "", "destination endpoint: as --src, or svc/NAME[:PORT] (a ready endpoint of the Service, probed with TCP SYNs to its ClusterIP)")
+	f.Uint16Var(&o.TCPPort, "tcp-port", 0, "probe with TCP SYNs to this port of the destination instead of ICMP echo requests")
 	f.BoolVar(&o.Passive, "passive", false, "send nothing: correlate the endpoints' own traffic for --duration or until Ctrl-C")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "capture time in --passive mode")
 	f.BoolVar(&o.Why, "why", false,
 		"with --passive: say why the endpoints' echoes were dropped (the kernel's drop reason, the nftables rule); on by default with probes")
 	f.StringVar(&o.Filter, "filter", "", "with --passive: keep only frames matching this tcpdump expression (inner frames of tunnels too), e.g. 'icmp and host 10.244.1.3'")
+	o.kube.addFlags(cmd)
 	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 32M, 1G... (default 4MiB with probes, 32MiB with --passive)")
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
 	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...; what a flood may get ahead of the correlator before the rings fill")
@@ -152,7 +160,7 @@ func (o *traceOptions) run(ctx context.Context) error {
 	}
 	counters := newPointCounters(o.IO, o.Quiet, names)
 	doc, err := pipeline.Trace(ctx, pipeline.TraceOptions{
-		Path: path, Count: o.Count, Size: o.Size, Interval: o.Interval, Timeout: o.Timeout,
+		Path: path, Count: o.Count, Size: o.Size, Interval: o.Interval, Timeout: o.Timeout, TCP: o.tcpProbe(path),
 		Passive: o.Passive, Duration: o.Duration, Window: o.Window,
 		RingBytes: int(o.RingBytes), SpoolBytes: int(o.SpoolBytes),
 		Evidence: ev, Sink: out.sink(), Limit: o.Limit, Captured: counters.frame, Filter: filt,
@@ -195,7 +203,9 @@ func (o *traceOptions) evidence() (*pipeline.Evidence, error) {
 func (o *traceOptions) discover(ctx context.Context) (*discover.Path, error) {
 	res := o.Resolver
 	if res == nil {
-		res = discover.NewResolver()
+		kr := o.kube.resolver()
+		defer kr.Close()
+		res = kr
 	}
 	src, err := res.Resolve(o.Src)
 	if err != nil {
@@ -209,13 +219,37 @@ func (o *traceOptions) discover(ctx context.Context) (*discover.Path, error) {
 		}
 		dst = discover.Remote(ip)
 	}
-	if dst.Inode != 0 && dst.Inode == src.Inode {
+	if dst.Inode != 0 && dst.Inode == src.Inode && src.IfIndex == dst.IfIndex {
 		return nil, fmt.Errorf("--src %s and --dst %s are the same endpoint (network namespace %s): give two different ones",
 			o.Src, o.Dst, src.Label)
 	}
-	path, err := discover.Discover(ctx, src, dst)
+	var opts []discover.Option
+	if n, ok := res.(discover.Namer); ok {
+		opts = append(opts, discover.NetnsNames(n.NetnsNames()))
+	}
+	path, err := discover.Discover(ctx, src, dst, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("discover path %s → %s: %w", src.Label, dst.Label, err)
 	}
+	path.Notes = append(append(path.Notes, src.Notes...), dst.Notes...)
+	if !o.Passive {
+		k8s.ServicePath(path)
+	}
 	return path, nil
+}
+
+// tcpProbe is where TCP SYN probes go: a Service's ClusterIP and port
+// (kube-proxy rewrites TCP to it, never ICMP echo), or the destination's
+// --tcp-port; zero for ICMP echo.
+func (o *traceOptions) tcpProbe(path *discover.Path) netip.AddrPort {
+	if o.Passive {
+		return netip.AddrPort{}
+	}
+	if o.TCPPort != 0 {
+		return netip.AddrPortFrom(path.Dst.IP, o.TCPPort)
+	}
+	if s := path.Dst.Service; s != nil && s.ClusterIP.IsValid() && s.Port != 0 && s.ClusterIP.Is4() == path.Src.IP.Is4() {
+		return netip.AddrPortFrom(s.ClusterIP, s.Port)
+	}
+	return netip.AddrPort{}
 }
