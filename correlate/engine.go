@@ -23,6 +23,7 @@ type PointSpec struct {
 	Interface string // "" when the capture records no name (reported as null)
 	IfIndex   int    // < 0 when unknown
 	Source    string // file name, or "netns NAME" for live points
+	Node      string // the node the point is on, where known (a path across nodes)
 	MTU       int    // 0 when unknown
 	Snaplen   int
 	Drops     uint64

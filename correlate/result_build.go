@@ -28,7 +28,7 @@ func (e *Engine) result() *Result {
 				"%s: last frame %s, %.1f s before the other captures ended; it counts as capturing until the end (a pcap records no stop time): if it stopped early, loss reported after it is not real",
 				spec.Name, Timestamp(c.stamps[1]), float64(end-c.last)/1e9))
 		}
-		pr := PointRep{Name: spec.Name, Source: spec.Source, MACs: []MACSeen{}}
+		pr := PointRep{Name: spec.Name, Source: spec.Source, Node: spec.Node, MACs: []MACSeen{}}
 		if spec.Interface != "" {
 			pr.Interface = someS(spec.Interface)
 		}

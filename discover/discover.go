@@ -22,22 +22,14 @@ type side struct {
 	node   candidate // namespace holding the veth's host end (the endpoint's own without a veth)
 }
 
-// Discover finds every capture point between src and dst. A dst with no
-// namespace (see Remote) or in another node's namespace is followed up to
-// the node's egress interface, and a note says so.
+// Discover finds every capture point between src and dst. A dst on another
+// node is followed through the tunnel device (or the route as is) to the
+// underlay device, and on that node, when it is visible here, back in to
+// dst; when it is not, the path stops at the underlay device and a note
+// says so (nodes.go).
 func Discover(ctx context.Context, src, dst Endpoint) (*Path, error) {
-	if src.NetnsPath == "" {
-		return nil, fmt.Errorf("source %s: not in a network namespace of this node", src.Arg)
-	}
-	cands, err := candidates("/run/netns", "/proc")
+	cands, s, err := begin(ctx, src, "source")
 	if err != nil {
-		return nil, err
-	}
-	s, err := walk(cands, src)
-	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", src.Label, err)
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	p := &Path{Src: s.ep, Dst: dst, Owners: map[string]string{}}
@@ -50,25 +42,34 @@ func Discover(ctx context.Context, src, dst Endpoint) (*Path, error) {
 	}
 	if d != nil && d.node.inode == s.node.inode {
 		p.Points = joinSides(s.points, d.points)
+		setNode(p.Points, s.node.label)
 		if err := checkRoute(s, d, p); err != nil {
 			return nil, err
 		}
-	} else {
-		eg, note, err := egress(s, p.Dst)
-		if err != nil {
-			return nil, err
-		}
-		p.Points = append(append([]Point{}, s.points...), eg...)
-		p.Notes = append(p.Notes, note)
+	} else if err := crossNodes(cands, s, d, p); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	owners(p)
-	if err := fillFDB(s.node, p); err != nil {
-		return nil, err
+	return finish(p)
+}
+
+// begin lists the node's namespaces and walks ep (what: how errors name
+// it) to its node.
+func begin(ctx context.Context, ep Endpoint, what string) ([]candidate, *side, error) {
+	if ep.NetnsPath == "" {
+		return nil, nil, fmt.Errorf("%s %s: not in a network namespace of this node", what, ep.Arg)
 	}
-	return p, nil
+	cands, err := candidates("/run/netns", "/proc")
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := walk(cands, ep)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", what, ep.Label, err)
+	}
+	return cands, s, ctx.Err()
 }
 
 // joinSides is src's points then dst's reversed, a point common to both
@@ -266,8 +267,7 @@ func egress(s *side, dst Endpoint) ([]Point, string, error) {
 		return nil, "", fmt.Errorf("egress ifindex %d in %s: %w", rs[0].LinkIndex, s.node.label, err)
 	}
 	note := fmt.Sprintf("destination %s leaves node %s via %s: points stop there", dst.Label, s.node.label, l.Attrs().Name)
-	last := s.points[len(s.points)-1]
-	if last.Inode == s.node.inode && last.IfIndex == l.Attrs().Index {
+	if n := len(s.points); n > 0 && s.points[n-1].Inode == s.node.inode && s.points[n-1].IfIndex == l.Attrs().Index {
 		return nil, note, nil // leaves through the bridge itself (e.g. a hairpin back out)
 	}
 	return []Point{point(h, s.node, l, l.Attrs().Name, RoleEgress)}, note, nil
@@ -275,16 +275,25 @@ func egress(s *side, dst Endpoint) ([]Point, string, error) {
 
 // owners names every MAC on the path. A bridge without a MAC of its own
 // uses its lowest port's: the bridge name wins then, since the bridge is
-// what sends frames from that MAC (ARP replies of the gateway).
+// what sends frames from that MAC (ARP replies of the gateway). Host veths
+// that share one MAC (Calico gives every cali* ee:ee:ee:ee:ee:ee) are named
+// together.
 func owners(p *Path) {
-	rank := map[Role]int{RoleBridge: 3, RoleEndpoint: 2, RoleEgress: 1, RoleVeth: 0}
+	rank := map[Role]int{RoleBridge: 3, RoleEndpoint: 2, RoleEgress: 1, RoleTunnel: 1, RoleUnderlay: 1, RoleVeth: 0}
 	best := map[string]int{}
+	veths := map[string][]string{}
 	for _, pt := range p.Points {
 		if len(pt.MAC) == 0 {
 			continue
 		}
 		mac := pt.MAC.String()
+		if pt.Role == RoleVeth {
+			veths[mac] = append(veths[mac], pt.Name)
+		}
 		if r, ok := best[mac]; ok && r >= rank[pt.Role] {
+			if pt.Role == RoleVeth && r == 0 {
+				p.Owners[mac] = "host veths " + strings.Join(veths[mac], ", ")
+			}
 			continue
 		}
 		best[mac] = rank[pt.Role]
@@ -293,8 +302,8 @@ func owners(p *Path) {
 			p.Owners[mac] = pt.Name + " " + pt.Interface
 		case RoleVeth:
 			p.Owners[mac] = fmt.Sprintf("%s (%s %s)", pt.Name, pt.Netns, pt.Interface)
-		case RoleBridge:
-			p.Owners[mac] = pt.Interface
+		case RoleBridge, RoleTunnel, RoleUnderlay:
+			p.Owners[mac] = pt.Name
 		default:
 			p.Owners[mac] = fmt.Sprintf("%s (%s)", pt.Interface, pt.Netns)
 		}

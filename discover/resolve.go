@@ -120,22 +120,32 @@ func mainLink(h *netlink.Handle) (netlink.Link, error) {
 			return h.LinkByIndex(r.LinkIndex)
 		}
 	}
+	l, names, err := onlyLink(h, func(l netlink.Link) bool { return l.Attrs().Flags&net.FlagLoopback == 0 })
+	if err != nil || l == nil {
+		return nil, fmt.Errorf("no default route and %d non-loopback interfaces %v: give the pod's IP instead", len(names), names)
+	}
+	return l, nil
+}
+
+// onlyLink is the one link keep accepts (nil if not exactly one), and the
+// names of all it accepts.
+func onlyLink(h *netlink.Handle, keep func(netlink.Link) bool) (netlink.Link, []string, error) {
 	var links []netlink.Link
 	if err := retryDump(func() (err error) { links, err = h.LinkList(); return err }); err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
+		return nil, nil, fmt.Errorf("list links: %w", err)
 	}
-	var cands []netlink.Link
+	var found []netlink.Link
 	var names []string
 	for _, l := range links {
-		if l.Attrs().Flags&net.FlagLoopback == 0 {
-			cands = append(cands, l)
+		if keep(l) {
+			found = append(found, l)
 			names = append(names, l.Attrs().Name)
 		}
 	}
-	if len(cands) != 1 {
-		return nil, fmt.Errorf("no default route and %d non-loopback interfaces %v: give the pod's IP instead", len(cands), names)
+	if len(found) != 1 {
+		return nil, names, nil
 	}
-	return cands[0], nil
+	return found[0], names, nil
 }
 
 func isZeroMask(m net.IPMask) bool {
