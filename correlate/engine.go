@@ -189,6 +189,8 @@ type Engine struct {
 	all         uint64           // seen-mask of a trace that crossed every point
 	routed      uint64           // bit p: a routing hop (TTL decrement) lies between p-1 and p
 	overMTU     map[int][2]int32 // point → smallest and largest IP length over its MTU
+	bypass      bypassCounts     // bypass.go
+	missed      uint64           // the points the trace being judged crossed unseen
 }
 
 type echoKey struct {

@@ -25,6 +25,7 @@ func (e *Engine) covers(p int, ts int64) bool {
 // whose way beyond its last point is unknown did not take the rest of the
 // path: off-path, not lost.
 func (e *Engine) lossAndGaps(t *trace, out *Trace, forward bool) (lostAt int, offPath bool) {
+	defer func() { e.countCrossings(t, forward, lostAt < 0 && !offPath) }()
 	n := len(e.cfg.Points)
 	lo, hi := n, -1
 	var loT, hiT int64
@@ -40,9 +41,11 @@ func (e *Engine) lossAndGaps(t *trace, out *Trace, forward bool) (lostAt int, of
 			hi, hiT = h.point, h.time
 		}
 	}
+	e.missed = 0
 	for p := lo + 1; p < hi; p++ {
 		if t.seen&(1<<uint(p)) == 0 && e.covers(p, loT) {
 			out.Missing = append(out.Missing, e.cfg.Points[p].Name)
+			e.missed |= 1 << uint(p)
 		}
 	}
 	dest := e.destination(t)

@@ -120,6 +120,7 @@ func (e *Engine) result() *Result {
 		r.Anomalies = append(r.Anomalies, a)
 	}
 	r.Summary = e.sum
+	e.bypassed(r)
 	r.Summary.Verdict, r.Summary.Clean = e.verdict(r)
 	return r
 }
@@ -229,6 +230,9 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 			s.Traces-s.OffPath, len(e.cfg.Points), s.Decoded)
 		if s.OffPath > 0 {
 			ok += "; " + e.offPathLine(s)
+		}
+		if b := bypassLine(r); b != "" {
+			ok += "; " + b
 		}
 		return ok, true
 	}
