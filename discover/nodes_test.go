@@ -2,8 +2,6 @@ package discover
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -21,22 +19,7 @@ import (
 // eight) points, their nodes, and each node's tunnel as its own tables
 // say, checked against what the lab built.
 
-func nodesUp(t *testing.T, cfg lab.NodesConfig) *lab.Lab {
-	t.Helper()
-	var b [3]byte
-	rand.Read(b[:])
-	cfg.Prefix = "ovd" + hex.EncodeToString(b[:]) + "-"
-	t.Cleanup(func() {
-		if err := lab.Down(lab.Config{Prefix: cfg.Prefix}); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	l, err := lab.UpNodes(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	return l
-}
+func nodesUp(t *testing.T, cfg lab.NodesConfig) *lab.Lab { return lab.UpNodesT(t, "ovd", cfg) }
 
 func names(p *Path) []string {
 	var s []string
