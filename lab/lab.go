@@ -144,13 +144,19 @@ func Taken(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(statePath(cfg.Prefix)); !errors.Is(err, os.ErrNotExist) {
+	return takenNames(cfg.Prefix, cfg.plan().Namespaces)
+}
+
+// takenNames reports, wrapping ErrTaken, a lab with the prefix or a
+// namespace with one of the names.
+func takenNames(prefix string, names []string) error {
+	if _, err := os.Stat(statePath(prefix)); !errors.Is(err, os.ErrNotExist) {
 		if err != nil {
-			return fmt.Errorf("lab %q: %w", cfg.Prefix, err)
+			return fmt.Errorf("lab %q: %w", prefix, err)
 		}
-		return fmt.Errorf("%w: a lab with prefix %q exists (%s)", ErrTaken, cfg.Prefix, statePath(cfg.Prefix))
+		return fmt.Errorf("%w: a lab with prefix %q exists (%s)", ErrTaken, prefix, statePath(prefix))
 	}
-	for _, n := range cfg.plan().Namespaces {
+	for _, n := range names {
 		if _, err := os.Lstat(filepath.Join(RunDir, n)); err == nil {
 			return fmt.Errorf("%w: network namespace %s exists", ErrTaken, n)
 		}

@@ -182,7 +182,23 @@ func (c NodesConfig) plan() *state {
 // UpNodes builds the two-node lab, or returns it unchanged if it already
 // exists with the same config. A half-built one left by a crash is torn
 // down and rebuilt. Remove it with Down(Config{Prefix: cfg.Prefix}).
-func UpNodes(ctx context.Context, cfg NodesConfig) (*Lab, error) {
+func UpNodes(ctx context.Context, cfg NodesConfig) (*Lab, error) { return upNodesLab(ctx, cfg, false) }
+
+// UpNodesNew builds the two-node lab only if nothing of its names exists
+// (see UpNew): the demo's.
+func UpNodesNew(ctx context.Context, cfg NodesConfig) (*Lab, error) { return upNodesLab(ctx, cfg, true) }
+
+// TakenNodes reports, wrapping ErrTaken, what of a two-node lab with cfg's
+// names exists.
+func TakenNodes(cfg NodesConfig) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	return takenNames(cfg.Prefix, cfg.plan().Namespaces)
+}
+
+func upNodesLab(ctx context.Context, cfg NodesConfig, fresh bool) (*Lab, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -191,7 +207,11 @@ func UpNodes(ctx context.Context, cfg NodesConfig) (*Lab, error) {
 		return old.Kind == kindNodes && old.NodesConfig != nil && *old.NodesConfig == cfg
 	}
 	plan := func() (*state, error) { return cfg.plan(), nil }
-	return upLocked(cfg.Prefix, nil, same, plan, func(st *state) error { return buildNodes(ctx, cfg, st) })
+	var taken func() error
+	if fresh {
+		taken = func() error { return takenNames(cfg.Prefix, cfg.plan().Namespaces) }
+	}
+	return upLocked(cfg.Prefix, taken, same, plan, func(st *state) error { return buildNodes(ctx, cfg, st) })
 }
 
 // labNode is a node being built: its namespace and a netlink handle there.
