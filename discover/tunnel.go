@@ -37,10 +37,10 @@ func (l *leg) notes() []string {
 	case l.unknown == "":
 		return nil
 	case t.RemoteFrom == FromPeerNode:
-		return []string{fmt.Sprintf("%s %s's far end %s is the other node's end: nothing in the kernel's tables names it (%s)",
+		return []string{fmt.Sprintf("%s %s's far end %s is the other node's end: discovery cannot read it from the device (%s)",
 			l.node, t.Device, t.Remote, l.unknown)}
 	}
-	return []string{fmt.Sprintf("%s %s's far end is not in the kernel's tables (%s): it is read from the probes' outer headers on %s",
+	return []string{fmt.Sprintf("%s %s's far end cannot be read from the device (%s): it is read from the probes' outer headers on %s",
 		l.node, t.Device, l.unknown, t.Underlay)}
 }
 
@@ -140,7 +140,7 @@ func leave(s *side, peer netip.Addr) (*leg, error) {
 		why := fmt.Sprintf("no neighbour and FDB entry for the route's gateway %s", gw)
 		switch {
 		case t.External:
-			why = "it is flow-based (external): each packet carries its own far end"
+			why = "it is flow-based (external): its far end is set per packet, by a route's encap or an eBPF program"
 		case t.Userspace:
 			why = fmt.Sprintf("%s is a %s device: the process behind it picks the far end", t.Device, tunMode(dev))
 		case !gw.IsValid():
