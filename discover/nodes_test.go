@@ -154,17 +154,7 @@ func TestAcrossNodesNotVisible(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "exec", a.Name, "ping", "-c", "1", "-W", "1", b.IP.String()).CombinedOutput(); err != nil {
 		t.Fatalf("ping: %v\n%s", err, out)
 	}
-	for _, name := range []string{b.Name, l.Pods[1].Name} {
-		unhide, err := lab.Hide(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := unhide(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	lab.HideT(t, b.Name, l.Pods[1].Name)
 	p, err := Discover(context.Background(), resolve(t, l.Pods[0].Name), Remote(l.Pods[1].IP))
 	if err != nil {
 		t.Fatal(err)

@@ -39,17 +39,7 @@ func TestTraceFlowBasedTunnel(t *testing.T) {
 			"via", gw, "dev", "ovx0", "onlink")
 	}
 	mustRun(t, inNetns(ctx, l.Pods[0].Name, "ping", "-c", "1", "-W", "1", l.Pods[1].IP.String()))
-	for _, name := range []string{b.Name, l.Pods[1].Name} {
-		unhide, err := lab.Hide(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := unhide(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	lab.HideT(t, b.Name, l.Pods[1].Name)
 	d := traceRemote(t, l.Pods[0].Name, l.Pods[1].IP)
 	want := []string{l.Pods[0].Name, l.Pods[0].Name + "-veth", "cni0", "ovx0", "eth0"}
 	if got := d.pointNames(); !slices.Equal(got, want) {

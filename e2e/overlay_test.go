@@ -229,19 +229,7 @@ func TestTraceAcrossNodesNotVisible(t *testing.T) {
 	l := nodesLab(t, lab.NodesConfig{Backend: lab.BackendVXLAN})
 	a, b := l.Nodes[0], l.Nodes[1]
 	mustRun(t, inNetns(context.Background(), a.Name, "ping", "-c", "1", "-W", "1", b.IP.String()))
-	hidden := map[string]func() error{}
-	for _, name := range []string{b.Name, l.Pods[1].Name} {
-		unhide, err := lab.Hide(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hidden[name] = unhide
-		t.Cleanup(func() {
-			if err := unhide(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	lab.HideT(t, b.Name, l.Pods[1].Name)
 	d := traceRemote(t, l.Pods[0].Name, l.Pods[1].IP)
 	want := []string{l.Pods[0].Name, l.Pods[0].Name + "-veth", "cni0", "flannel.1", "eth0"}
 	if got := d.pointNames(); !slices.Equal(got, want) {

@@ -33,3 +33,20 @@ func UpNodesT(t TB, tag string, cfg NodesConfig) *Lab {
 	}
 	return l
 }
+
+// HideT hides the named namespaces for the rest of a test (see Hide) and
+// puts them back when it ends, before the lab's own cleanup removes them.
+func HideT(t TB, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		unhide, err := Hide(name)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		t.Cleanup(func() {
+			if err := unhide(); err != nil {
+				t.Errorf("%v", err)
+			}
+		})
+	}
+}

@@ -186,7 +186,9 @@ func UpNodes(ctx context.Context, cfg NodesConfig) (*Lab, error) { return upNode
 
 // UpNodesNew builds the two-node lab only if nothing of its names exists
 // (see UpNew): the demo's.
-func UpNodesNew(ctx context.Context, cfg NodesConfig) (*Lab, error) { return upNodesLab(ctx, cfg, true) }
+func UpNodesNew(ctx context.Context, cfg NodesConfig) (*Lab, error) {
+	return upNodesLab(ctx, cfg, true)
+}
 
 // TakenNodes reports, wrapping ErrTaken, what of a two-node lab with cfg's
 // names exists.
