@@ -132,7 +132,7 @@ func endNote(p *Path, s *side, t *Tunnel) string {
 		return fmt.Sprintf("destination %s leaves node %s via %s: the other node is not visible here, so the points stop at %s; "+
 			"`pathtrace capture` on that node (agent mode) completes the path", p.Dst.Label, s.node.label, tunnelWords(t), t.Underlay)
 	}
-	return fmt.Sprintf("destination %s leaves node %s via %s: no network namespace here holds %s, so the points stop at %s; "+
+	return fmt.Sprintf("destination %s leaves node %s via %s: the node at %s is not visible here, so the points stop at %s; "+
 		"`pathtrace capture` on that node (agent mode) completes the path", p.Dst.Label, s.node.label, tunnelWords(t), far, t.Underlay)
 }
 

@@ -117,7 +117,7 @@ func nodeClockLines(r *correlate.Result, live bool) []string {
 		return nil
 	}
 	if live {
-		return []string{fmt.Sprintf("nodes' clocks: %s on one clock (this machine), offset 0", strings.Join(nodes, ", "))}
+		return []string{fmt.Sprintf("%s on one clock (this machine), offset 0", strings.Join(nodes, ", "))}
 	}
 	at := map[string]string{}
 	for _, p := range r.Points {
@@ -153,7 +153,7 @@ func nodeClockLines(r *correlate.Result, live bool) []string {
 		}
 		parts = append(parts, s+" ("+lo.Source.String()+")")
 	}
-	return []string{"nodes' clocks: " + strings.Join(parts, "; ")}
+	return []string{strings.Join(parts, "; ")}
 }
 
 // encapNote is what the outer headers of a trace's wire hops said: "on the
@@ -241,18 +241,23 @@ type segment struct {
 	dir  correlate.Direction
 }
 
-// nodeSegments is, for traces that crossed from one node to another, the
-// time from each node's first point to its last and across the wire, per
-// direction: rows of SEGMENT, DIR, COUNT, MIN µs, P50 µs, MAX µs.
+// nodeSegments is, for traces seen from one end of the path to the other,
+// the time from each node's first point to its last and across the wire,
+// per direction: rows of SEGMENT, DIR, COUNT, MIN µs, P50 µs, MAX µs.
 func nodeSegments(r *correlate.Result) [][]string {
 	nodes := pointNodes(r)
 	if nodes == nil {
 		return nil
 	}
+	ends := [2]string{r.Points[0].Name, r.Points[len(r.Points)-1].Name}
 	var order []segment
 	samples := map[segment][]int64{}
 	for i := range r.Traces {
 		tr := &r.Traces[i]
+		if !slices.ContainsFunc(tr.Hops, func(h correlate.Hop) bool { return h.Point == ends[0] }) ||
+			!slices.ContainsFunc(tr.Hops, func(h correlate.Hop) bool { return h.Point == ends[1] }) {
+			continue
+		}
 		var hops []*correlate.Hop
 		for j := range tr.Hops {
 			if !tr.Hops[j].Reflection {
