@@ -181,7 +181,7 @@ func peerNamespace(h *netlink.Handle, cands []candidate, nsid int, self uint64) 
 func point(h *netlink.Handle, ns candidate, l netlink.Link, name string, role Role) Point {
 	a := l.Attrs()
 	p := Point{Name: name, Role: role, Netns: ns.label, NetnsPath: ns.path, Inode: ns.inode,
-		Interface: a.Name, IfIndex: a.Index, MAC: MAC(a.HardwareAddr), MTU: a.MTU}
+		Interface: a.Name, IfIndex: a.Index, MAC: MAC(a.HardwareAddr), MTU: a.MTU, RawIP: rawIPTypes[a.EncapType]}
 	if addrs, err := h.AddrList(l, netlink.FAMILY_ALL); err == nil {
 		for _, ad := range addrs {
 			if ad.IP.IsLinkLocalUnicast() {
@@ -195,6 +195,10 @@ func point(h *netlink.Handle, ns candidate, l netlink.Link, name string, role Ro
 	}
 	return p
 }
+
+// rawIPTypes are the hardware types (as netlink names them) of devices
+// whose frames start with the IP header.
+var rawIPTypes = map[string]bool{"none": true, "ipip": true, "tunnel6": true, "sit": true, "gre": true}
 
 // checkRoute asks the node where it sends dst when the two sides hang off
 // different bridges (or none): the routed path only holds if the node's

@@ -68,6 +68,9 @@ type Point struct {
 	Hairpin   *bool          `json:"hairpin,omitempty"`
 	Promisc   bool           `json:"promisc"` // pathtrace captures it in promiscuous mode (bridges: bridged unicast is invisible otherwise)
 	Addrs     []netip.Prefix `json:"addrs,omitempty"`
+	// RawIP: the device has no link header (TUN, IP-in-IP and other IP
+	// tunnels): its frames are IP packets.
+	RawIP bool `json:"raw_ip,omitempty"`
 	// Node is the namespace label of the node the point belongs to: the
 	// node's own interfaces, and the pods hanging off it.
 	Node string `json:"node,omitempty"`

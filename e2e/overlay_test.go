@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -75,7 +76,9 @@ func TestTraceAcrossNodes(t *testing.T) {
 			l := nodesLab(t, c.cfg)
 			points := nodesPath(l)
 			tds := startTcpdumpFilter(t, t.TempDir(), points, "")
-			r := runTrace(t, traceCtx(t), "--src", l.Pods[0].Name, "--dst", l.Pods[1].Name, "-c", "5", "-i", "100ms", "--timeout", "1s", "-f", "json")
+			out := filepath.Join(t.TempDir(), "evidence")
+			r := runTrace(t, traceCtx(t), "--src", l.Pods[0].Name, "--dst", l.Pods[1].Name, "-c", "5", "-i", "100ms", "--timeout", "1s",
+				"-f", "json", "--out", out)
 			stopTcpdump(t, tds)
 			if r.Code != exitOK || r.Doc == nil {
 				t.Fatalf("exit %d, want 0\n%s", r.Code, r.describe())
@@ -92,7 +95,39 @@ func TestTraceAcrossNodes(t *testing.T) {
 			checkWire(t, d, l, c)
 			checkRouting(t, d, l, c)
 			compareWithTcpdump(t, d, tds)
+			compareWithEvidence(t, d, out)
 		})
+	}
+}
+
+// compareWithEvidence: analysing the run's path.pcapng (raw IP at TUN
+// points, Ethernet elsewhere) gives back the same echoes at the same points
+// and times.
+func compareWithEvidence(t *testing.T, d *liveDoc, dir string) {
+	t.Helper()
+	code, out, errb := runCLI(t, "analyze", "-f", "json", filepath.Join(dir, "path.pcapng"))
+	if code != exitOK {
+		t.Fatalf("analyze the evidence: exit %d: %s", code, errb)
+	}
+	var a jResult
+	if err := json.Unmarshal([]byte(out), &a); err != nil {
+		t.Fatal(err)
+	}
+	echoes := func(ts []jTrace) []string {
+		var s []string
+		for _, tr := range ts {
+			if tr.Type == "echo-request" || tr.Type == "echo-reply" {
+				e := fmt.Sprintf("%s %d:", tr.Type, *tr.Seq)
+				for _, h := range tr.Hops {
+					e += " " + h.Point + "@" + h.Time
+				}
+				s = append(s, e)
+			}
+		}
+		return s
+	}
+	if got, want := echoes(a.Traces), echoes(d.Traces); !slices.Equal(got, want) {
+		t.Errorf("the evidence's echoes differ from the live run's:\n%q\nwant\n%q", got, want)
 	}
 }
 
