@@ -3,6 +3,7 @@ package discover
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -42,6 +43,19 @@ func NodeSide(ctx context.Context, ep Endpoint, peer netip.Addr) (*Path, error) 
 // here).
 func crossNodes(cands []candidate, s, d *side, p *Path) error {
 	out, err := leave(s, p.Dst.IP)
+	var unfollowed *unfollowedError
+	if errors.As(err, &unfollowed) {
+		// A tunnel pathtrace cannot follow to the underlay: stop at its
+		// device, and say why.
+		eg, note, err := egress(s, p.Dst)
+		if err != nil {
+			return err
+		}
+		p.Points = appendPoints(s.points, eg)
+		setNode(p.Points, s.node.label)
+		p.Notes = append(p.Notes, note+" ("+unfollowed.Error()+")")
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("destination %s: %w", p.Dst.Label, err)
 	}

@@ -172,3 +172,25 @@ func TestAcrossNodesNotVisible(t *testing.T) {
 		t.Errorf("notes %q", p.Notes)
 	}
 }
+
+// A tunnel discovery cannot follow to the underlay (the lab's ipsec0, a
+// userspace ESP tunnel on a TUN device): the path stops at its device,
+// captured as it is, with a note saying why.
+func TestAcrossNodesUnfollowed(t *testing.T) {
+	testenv.RequireRoot(t)
+	l := nodesUp(t, lab.NodesConfig{Backend: lab.BackendIPsec})
+	p, err := Discover(context.Background(), resolve(t, l.Pods[0].Name), resolve(t, l.Pods[1].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{l.Pods[0].Name, l.Pods[0].Name + "-veth", "cni0", "ipsec0"}
+	if got := names(p); !slices.Equal(got, want) {
+		t.Fatalf("points %v, want %v\n%s", got, want, dump(p))
+	}
+	if last := p.Points[3]; last.Role != RoleEgress || !last.RawIP {
+		t.Errorf("ipsec0: %+v, want the egress, raw IP", last)
+	}
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "via ipsec0: points stop there (ipsec0 is a TUN device") {
+		t.Errorf("notes %q", p.Notes)
+	}
+}

@@ -44,6 +44,12 @@ func (l *leg) notes() []string {
 		l.node, t.Device, l.unknown, t.Underlay)}
 }
 
+// unfollowedError is a tunnel leave cannot follow to the underlay: the
+// path stops at its device.
+type unfollowedError struct{ why string }
+
+func (e *unfollowedError) Error() string { return e.why }
+
 // Default UDP ports of the kernel's and the CNIs' tunnels.
 const (
 	portVXLANLinux = 8472 // the kernel's default (no dstport given), Flannel's
@@ -109,11 +115,11 @@ func leave(s *side, peer netip.Addr) (*leg, error) {
 		underIdx = int(d.Link)
 	case *netlink.Tuntap:
 		if err := userspaceTunnel(dev.Attrs().Name, d, t, gw); err != nil {
-			return nil, fmt.Errorf("node %s routes %s via %s: %w", node.label, peer, dev.Attrs().Name, err)
+			return nil, &unfollowedError{fmt.Sprintf("%s is %s", dev.Attrs().Name, err)}
 		}
 	case *netlink.Gretun, *netlink.Gretap, *netlink.Ip6tnl, *netlink.Sittun, *netlink.Vti, *netlink.Wireguard:
-		return nil, fmt.Errorf("node %s routes %s via %s, a %s device: pathtrace cannot yet follow that tunnel to the underlay",
-			node.label, peer, dev.Attrs().Name, dev.Type())
+		return nil, &unfollowedError{fmt.Sprintf("%s is a %s device: pathtrace does not yet follow that tunnel to the underlay",
+			dev.Attrs().Name, dev.Type())}
 	default:
 		// Routed as it is (host-gw, Calico without encapsulation): the
 		// device is the underlay, the gateway the other node.
