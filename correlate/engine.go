@@ -23,6 +23,7 @@ type PointSpec struct {
 	Interface string // "" when the capture records no name (reported as null)
 	IfIndex   int    // < 0 when unknown
 	Source    string // file name, or "netns NAME" for live points
+	Node      string // the node the point is on, where known (a path across nodes)
 	MTU       int    // 0 when unknown
 	Snaplen   int
 	Drops     uint64
@@ -36,6 +37,10 @@ type PointSpec struct {
 	// that put them there may be off (0: none was applied).
 	Clock            int
 	ClockUncertainty int64
+	// OwnFramesOnly: a bridge captured without promiscuous mode, which sees
+	// only the frames to and from its own MAC and floods: a unicast frame
+	// bridged between two of its ports is not expected there.
+	OwnFramesOnly bool
 }
 
 // Owner names what a MAC or IP address belongs to, and where on the path.
@@ -191,6 +196,8 @@ type Engine struct {
 	all         uint64           // seen-mask of a trace that crossed every point
 	routed      uint64           // bit p: a routing hop (TTL decrement) lies between p-1 and p
 	overMTU     map[int][2]int32 // point → smallest and largest IP length over its MTU
+	bypass      bypassCounts     // bypass.go
+	missed      uint64           // the points the trace being judged crossed unseen
 }
 
 type echoKey struct {

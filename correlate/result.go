@@ -137,7 +137,8 @@ type PointRep struct {
 	Name      string    `json:"name"`
 	Interface OptString `json:"interface"` // as the capture records it; null when it does not (SLL2 keeps only an ifindex)
 	IfIndex   OptInt    `json:"ifindex"`
-	Source    string    `json:"source"` // file, or namespace for a live point
+	Source    string    `json:"source"`         // file, or namespace for a live point
+	Node      string    `json:"node,omitempty"` // the node the point is on, where known
 	MTU       OptInt    `json:"mtu"`
 	MACs      []MACSeen `json:"macs"` // source MACs seen at this point, with owners where known
 	Coverage  Coverage  `json:"coverage"`

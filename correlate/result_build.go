@@ -28,7 +28,7 @@ func (e *Engine) result() *Result {
 				"%s: last frame %s, %.1f s before the other captures ended; it counts as capturing until the end (a pcap records no stop time): if it stopped early, loss reported after it is not real",
 				spec.Name, Timestamp(c.stamps[1]), float64(end-c.last)/1e9))
 		}
-		pr := PointRep{Name: spec.Name, Source: spec.Source, MACs: []MACSeen{}}
+		pr := PointRep{Name: spec.Name, Source: spec.Source, Node: spec.Node, MACs: []MACSeen{}}
 		if spec.Interface != "" {
 			pr.Interface = someS(spec.Interface)
 		}
@@ -120,6 +120,7 @@ func (e *Engine) result() *Result {
 		r.Anomalies = append(r.Anomalies, a)
 	}
 	r.Summary = e.sum
+	e.bypassed(r)
 	r.Summary.Verdict, r.Summary.Clean = e.verdict(r)
 	return r
 }
@@ -229,6 +230,9 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 			s.Traces-s.OffPath, len(e.cfg.Points), s.Decoded)
 		if s.OffPath > 0 {
 			ok += "; " + e.offPathLine(s)
+		}
+		if b := bypassLine(r); b != "" {
+			ok += "; " + b
 		}
 		return ok, true
 	}

@@ -30,6 +30,13 @@ type Namer interface {
 	NetnsNames() map[uint64]string
 }
 
+// NodeNamer is a Resolver that knows the cluster's nodes by address (a
+// path that crosses into another node's namespace, visible here, is named
+// after that node); see NodeNames.
+type NodeNamer interface {
+	NodeNames() map[netip.Addr]string
+}
+
 // ErrNoMatch is wrapped by Resolve when an argument matches no namespace
 // (an IP that is on no namespace of this node may still be a destination
 // that leaves the node: see Remote).
@@ -72,7 +79,7 @@ func (r *resolver) Resolve(arg string) (Endpoint, error) {
 	default:
 		path = filepath.Join(r.runDir, arg)
 		if _, err := os.Stat(path); err != nil {
-			return Endpoint{}, r.noMatch(arg, "no "+path)
+			return Endpoint{}, r.noMatch(arg, "") // "no /run/netns/NAME" says nothing more
 		}
 	}
 	ns, err := netns.Open(path)
@@ -154,22 +161,32 @@ func mainLink(h *netlink.Handle) (netlink.Link, error) {
 			return h.LinkByIndex(r.LinkIndex)
 		}
 	}
+	l, names, err := onlyLink(h, func(l netlink.Link) bool { return l.Attrs().Flags&net.FlagLoopback == 0 })
+	if err != nil || l == nil {
+		return nil, fmt.Errorf("no default route and %d non-loopback interfaces %v: give the pod's IP instead", len(names), names)
+	}
+	return l, nil
+}
+
+// onlyLink is the one link keep accepts (nil if not exactly one), and the
+// names of all it accepts.
+func onlyLink(h *netlink.Handle, keep func(netlink.Link) bool) (netlink.Link, []string, error) {
 	var links []netlink.Link
 	if err := retryDump(func() (err error) { links, err = h.LinkList(); return err }); err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
+		return nil, nil, fmt.Errorf("list links: %w", err)
 	}
-	var cands []netlink.Link
+	var found []netlink.Link
 	var names []string
 	for _, l := range links {
-		if l.Attrs().Flags&net.FlagLoopback == 0 {
-			cands = append(cands, l)
+		if keep(l) {
+			found = append(found, l)
 			names = append(names, l.Attrs().Name)
 		}
 	}
-	if len(cands) != 1 {
-		return nil, fmt.Errorf("no default route and %d non-loopback interfaces %v: give the pod's IP instead", len(cands), names)
+	if len(found) != 1 {
+		return nil, names, nil
 	}
-	return cands[0], nil
+	return found[0], names, nil
 }
 
 func isZeroMask(m net.IPMask) bool {
@@ -263,11 +280,14 @@ func findIP(c candidate, ip netip.Addr) (Endpoint, bool, []netip.Addr, error) {
 // noMatch says that arg matched nothing (why: what was looked for), how
 // many namespaces the node has and the named ones closest to arg.
 func (r *resolver) noMatch(arg, why string) error {
+	if why != "" {
+		why = ": " + why
+	}
 	cands, cerr := candidates(r.runDir, r.procDir)
 	if cerr != nil {
-		return fmt.Errorf("%w %s: %s; %s", ErrNoMatch, arg, why, HowToGive)
+		return fmt.Errorf("%w %s%s; %s", ErrNoMatch, arg, why, HowToGive)
 	}
-	return fmt.Errorf("%w %s: %s; %s; %s", ErrNoMatch, arg, why, closestNames(arg, cands, 3), HowToGive)
+	return fmt.Errorf("%w %s%s; %s; %s", ErrNoMatch, arg, why, closestNames(arg, cands, 3), HowToGive)
 }
 
 // candidate is one network namespace on the node.

@@ -6,6 +6,8 @@ package discover
 import (
 	"net"
 	"net/netip"
+
+	"github.com/pathtrace/pathtrace/correlate"
 )
 
 // Endpoint is one end of the path.
@@ -80,7 +82,9 @@ const (
 	RoleEndpoint Role = "endpoint" // a pod's (or the node's) own interface
 	RoleVeth     Role = "veth"     // the host end of an endpoint's veth pair
 	RoleBridge   Role = "bridge"
-	RoleEgress   Role = "egress" // where a destination off the node leaves it
+	RoleEgress   Role = "egress"   // where a destination off the node leaves it
+	RoleTunnel   Role = "tunnel"   // the overlay's tunnel device (flannel.1, tunl0...)
+	RoleUnderlay Role = "underlay" // the node's NIC that carries the path to the other node
 )
 
 // Point is one place to capture, in path order.
@@ -99,7 +103,52 @@ type Point struct {
 	Hairpin   *bool          `json:"hairpin,omitempty"`
 	Promisc   bool           `json:"promisc"` // pathtrace captures it in promiscuous mode (bridges: bridged unicast is invisible otherwise)
 	Addrs     []netip.Prefix `json:"addrs,omitempty"`
+	// RawIP: the device has no link header (TUN, IP-in-IP and other IP
+	// tunnels): its frames are IP packets.
+	RawIP bool `json:"raw_ip,omitempty"`
+	// Node is the namespace label of the node the point belongs to: the
+	// node's own interfaces, and the pods hanging off it.
+	Node string `json:"node,omitempty"`
+	// Tunnel, on a tunnel device and on the underlay device carrying it
+	// (or the underlay of a route as is), is how the node reaches the
+	// other node.
+	Tunnel *Tunnel `json:"tunnel,omitempty"`
 }
+
+// Tunnel is how a node sends the path's traffic to the other node: through
+// a tunnel device (Encap set), or routed as it is (host-gw, Calico without
+// encapsulation: Encap none, Device ""), over the underlay device.
+type Tunnel struct {
+	Encap  correlate.EncapType `json:"encap,omitempty"`
+	Device string              `json:"device,omitempty"` // flannel.1, tunl0, vxlan.calico...
+	// Local is this node's end (the address the tunnel sends from),
+	// Remote the other node's: for a tunnel its far end, for a route as
+	// is the gateway. Remote is invalid while it is not known (a
+	// flow-based or userspace tunnel, until the probes' outer headers say).
+	Local      netip.Addr `json:"local"`
+	Remote     netip.Addr `json:"remote,omitzero"`
+	RemoteFrom Source     `json:"remote_from,omitempty"`
+	Port       uint16     `json:"port,omitempty"` // UDP destination port
+	VNI        uint32     `json:"vni,omitempty"`
+	HasVNI     bool       `json:"-"`
+	External   bool       `json:"external,omitempty"`  // flow-based (collect_md): the far end is set per packet
+	Userspace  bool       `json:"userspace,omitempty"` // a TUN/TAP device: a process does the encapsulation
+	Underlay   string     `json:"underlay"`            // the device that reaches Remote
+	// NextHop is where the underlay sends it: Remote, or a router on the way.
+	NextHop netip.Addr `json:"next_hop,omitzero"`
+}
+
+// Source says where discovery read a tunnel's far end.
+type Source string
+
+const (
+	FromFDB      Source = "fdb"    // the VXLAN FDB entry for the neighbour's MAC (flanneld, felix)
+	FromDevice   Source = "device" // the tunnel device's own remote address
+	FromRoute    Source = "route"  // the gateway of the route (IP-in-IP onlink, host-gw)
+	FromPeerNode Source = "node"   // the other node, visible here: its tunnel's local end
+	FromProbes   Source = "probes" // the outer headers of the run's probes
+	FromNowhere  Source = ""       // not known
+)
 
 // FDBEntry is a bridge forwarding entry for one of the endpoints' MACs (what
 // `brctl showmacs` shows).
@@ -119,4 +168,7 @@ type Path struct {
 	FDB    []FDBEntry        `json:"fdb"`
 	Owners map[string]string `json:"mac_owners"`      // MAC (as net.HardwareAddr.String writes it) → "pod2 eth0", "cni0", "pod1-veth (node1 veth9903a3d4)"
 	Notes  []string          `json:"notes,omitempty"` // e.g. the destination leaves the node via eth0
+	// Nodes are the nodes the points belong to, in path order (one for a
+	// path inside a node).
+	Nodes []string `json:"nodes,omitempty"`
 }

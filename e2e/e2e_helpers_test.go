@@ -617,7 +617,8 @@ type icmpKey struct {
 // tsharkEchoes reads the ICMP echoes of one echo id from a capture file:
 // (type, seq) → stamp in ns. A second sighting of the same key is an error.
 func tsharkEchoes(file string, id uint64) (map[icmpKey]int64, error) {
-	out, err := exec.Command("tshark", "-r", file, "-T", "fields", "-Y", "icmp.type == 0 || icmp.type == 8",
+	// Flannel's VXLAN port is not VXLAN's: decode it as such.
+	out, err := exec.Command("tshark", "-d", "udp.port==8472,vxlan", "-r", file, "-T", "fields", "-Y", "icmp.type == 0 || icmp.type == 8",
 		"-e", "frame.time_epoch", "-e", "icmp.type", "-e", "icmp.ident", "-e", "icmp.seq").Output()
 	if err != nil {
 		return nil, fmt.Errorf("tshark -r %s: %w", file, err)

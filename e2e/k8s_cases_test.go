@@ -202,7 +202,10 @@ func k8sPlugin(t *testing.T, c *kcluster) {
 	if r.Code != exitOK || r.Doc == nil {
 		t.Fatalf("%s", r)
 	}
-	checkEchoes(t, r.Doc, 2, []string{"web-1", "web-1-veth", "cni0", "db-0-veth", "db-0"})
+	checkEchoes(t, r.Doc, 2, []string{"web-1", "web-1-veth", "db-0-veth", "db-0"})
+	if !slices.ContainsFunc(r.Doc.Warnings, func(w string) bool { return strings.HasPrefix(w, "cni0 captured without promiscuous mode") }) {
+		t.Errorf("no note that cni0 is not promiscuous: %q", r.Doc.Warnings)
+	}
 }
 
 // k8sAuth: a kubeconfig with a bad token, a service account without any

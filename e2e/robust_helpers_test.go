@@ -22,8 +22,12 @@ import (
 // pathtrace binary run as a real process, so signals, SIGKILL and dropped
 // privileges act on pathtrace alone and not on the test binary.
 
-// TestMain removes the binary built for the process tests.
+// TestMain removes the binary built for the process tests (and runs a
+// two-node lab's userspace tunnel when the lab starts this binary as one).
 func TestMain(m *testing.M) {
+	if lab.IsTunnelCommand(os.Args) { // the two-node labs' userspace tunnels run this binary
+		os.Exit(lab.TunnelMain(os.Args[3:]))
+	}
 	code := m.Run()
 	if ptBuild.dir != "" {
 		os.RemoveAll(ptBuild.dir)

@@ -55,6 +55,7 @@ func down(prefix string, st *state) error {
 		}
 	}
 	nameRE := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `(node1|nodeA|nodeB|wire|ext|pod[0-9]+)$`)
+	errs = append(errs, unhideAll(nameRE)...)
 	entries, err := os.ReadDir(RunDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("list %s: %w", RunDir, err))

@@ -48,6 +48,7 @@ type Lab struct {
 	Pods      []Pod    `json:"pods"`
 
 	Backend Backend `json:"backend,omitzero"` // multi-node: how pods on two nodes talk
+	CNI     CNI     `json:"cni"`              // multi-node: what wires the pods (Flannel's bridge, Calico's routed veths)
 	Nodes   []Node  `json:"nodes,omitempty"`  // multi-node: the nodes, in order (A, B)
 	Wire    string  `json:"wire,omitempty"`   // multi-node: the switch namespace joining the nodes' eth0
 	Ext     string  `json:"ext,omitempty"`    // multi-node: a host on the wire outside the cluster (192.168.56.3)
@@ -143,13 +144,19 @@ func Taken(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(statePath(cfg.Prefix)); !errors.Is(err, os.ErrNotExist) {
+	return takenNames(cfg.Prefix, cfg.plan().Namespaces)
+}
+
+// takenNames reports, wrapping ErrTaken, a lab with the prefix or a
+// namespace with one of the names.
+func takenNames(prefix string, names []string) error {
+	if _, err := os.Stat(statePath(prefix)); !errors.Is(err, os.ErrNotExist) {
 		if err != nil {
-			return fmt.Errorf("lab %q: %w", cfg.Prefix, err)
+			return fmt.Errorf("lab %q: %w", prefix, err)
 		}
-		return fmt.Errorf("%w: a lab with prefix %q exists (%s)", ErrTaken, cfg.Prefix, statePath(cfg.Prefix))
+		return fmt.Errorf("%w: a lab with prefix %q exists (%s)", ErrTaken, prefix, statePath(prefix))
 	}
-	for _, n := range cfg.plan().Namespaces {
+	for _, n := range names {
 		if _, err := os.Lstat(filepath.Join(RunDir, n)); err == nil {
 			return fmt.Errorf("%w: network namespace %s exists", ErrTaken, n)
 		}
@@ -430,9 +437,17 @@ func (l *Lab) String() string {
 		}
 		return b.String()
 	}
-	fmt.Fprintf(&b, "%d nodes, backend %s, wire %s, outside host %s", len(l.Nodes), l.Backend, l.Wire, l.Ext)
+	fmt.Fprintf(&b, "%d nodes, ", len(l.Nodes))
+	if l.CNI != CNIFlannel {
+		fmt.Fprintf(&b, "%s, ", l.CNI)
+	}
+	fmt.Fprintf(&b, "backend %s, wire %s, outside host %s", l.Backend, l.Wire, l.Ext)
 	for _, n := range l.Nodes {
-		fmt.Fprintf(&b, "\nnode %s (%s): eth0 %s %s, pods %s on %s", n.Name, n.Path, n.IP, n.MAC, n.Subnet, n.Bridge)
+		on := "on " + n.Bridge
+		if n.Bridge == "" {
+			on = "routed (a /32 per pod, proxy ARP for 169.254.1.1)"
+		}
+		fmt.Fprintf(&b, "\nnode %s (%s): eth0 %s %s, pods %s %s", n.Name, n.Path, n.IP, n.MAC, n.Subnet, on)
 		if n.Tunnel != "" {
 			fmt.Fprintf(&b, ", tunnel %s", n.Tunnel)
 			if n.TunnelMAC != "" {
@@ -444,7 +459,10 @@ func (l *Lab) String() string {
 		}
 		for _, p := range l.Pods {
 			if p.Node == n.Name {
-				fmt.Fprintf(&b, "; %s %s %s via %s@%s", p.Name, p.IP, p.MAC, p.HostVeth, p.Bridge)
+				fmt.Fprintf(&b, "; %s %s %s via %s", p.Name, p.IP, p.MAC, p.HostVeth)
+				if p.Bridge != "" {
+					fmt.Fprintf(&b, "@%s", p.Bridge)
+				}
 			}
 		}
 	}

@@ -78,9 +78,10 @@ func (b Backend) Userspace() bool {
 // NodesConfig says which two-node lab to build.
 type NodesConfig struct {
 	Prefix    string  `json:"prefix"`
-	Backend   Backend `json:"backend"`    // default vxlan
-	PluginDir string  `json:"plugin_dir"` // CNI plugins; default /usr/lib/cni; netlink where its bridge plugin is missing
-	NoCNI     bool    `json:"no_cni"`     // wire the pods with netlink even where the plugin is installed
+	Backend   Backend `json:"backend"`      // default vxlan
+	PluginDir string  `json:"plugin_dir"`   // CNI plugins; default /usr/lib/cni; netlink where its bridge plugin is missing
+	NoCNI     bool    `json:"no_cni"`       // wire the pods with netlink even where the plugin is installed
+	CNI       CNI     `json:"cni,omitzero"` // Flannel's bridge (default) or Calico's routed veths (calico.go)
 }
 
 // Addresses of the two-node lab.
@@ -120,14 +121,39 @@ func (c NodesConfig) withDefaults() (NodesConfig, error) {
 	}
 	if c.Backend == BackendNone {
 		c.Backend = BackendVXLAN
+		if c.CNI == CNICalico {
+			c.Backend = BackendIPIP // Calico's default IP-in-IP mode
+		}
 	}
 	if int(c.Backend) >= len(backendNames) {
 		return c, fmt.Errorf("lab backend %v: unknown", c.Backend)
+	}
+	if c.CNI == CNICalico && c.Backend != BackendIPIP && c.Backend != BackendVXLAN && c.Backend != BackendHostGW {
+		return c, fmt.Errorf("lab backend %v: Calico's are ipip, vxlan and host-gw (BGP routes without encapsulation)", c.Backend)
+	}
+	if int(c.CNI) >= len(cniNames) {
+		return c, fmt.Errorf("lab CNI %v: unknown", c.CNI)
 	}
 	if c.PluginDir == "" {
 		c.PluginDir = "/usr/lib/cni"
 	}
 	return c, nil
+}
+
+// device is the tunnel device's name as the CNI names it.
+func (c NodesConfig) device() string {
+	if c.CNI == CNICalico && c.Backend == BackendVXLAN {
+		return calicoVXLAN
+	}
+	return c.Backend.Device()
+}
+
+// bridge is the pods' bridge ("" for Calico's routed pods).
+func (c NodesConfig) bridge() string {
+	if c.CNI == CNICalico {
+		return ""
+	}
+	return "cni0"
 }
 
 func (c NodesConfig) nodeName(i int) string { return c.Prefix + "node" + nodeLetters[i] }
@@ -142,11 +168,13 @@ func ipamDir(prefix string) string { return filepath.Join(StateDir, "lab-"+prefi
 
 func (c NodesConfig) plan() *state {
 	cc := c
-	st := &state{Kind: kindNodes, NodesConfig: &cc, Bridges: []string{"cni0"},
-		Namespaces: []string{c.wireName(), c.extName()}}
+	st := &state{Kind: kindNodes, NodesConfig: &cc, Namespaces: []string{c.wireName(), c.extName()}}
+	if c.bridge() != "" {
+		st.Bridges = []string{c.bridge()}
+	}
 	for i := range nodeLetters {
 		st.Namespaces = append(st.Namespaces, c.nodeName(i), c.podName(i))
-		st.Nodes = append(st.Nodes, nodeState{Name: c.nodeName(i), IP: nodeIP(i), Subnet: nodeSubnet(i), Tunnel: c.Backend.Device()})
+		st.Nodes = append(st.Nodes, nodeState{Name: c.nodeName(i), IP: nodeIP(i), Subnet: nodeSubnet(i), Tunnel: c.device()})
 	}
 	return st
 }
@@ -154,7 +182,25 @@ func (c NodesConfig) plan() *state {
 // UpNodes builds the two-node lab, or returns it unchanged if it already
 // exists with the same config. A half-built one left by a crash is torn
 // down and rebuilt. Remove it with Down(Config{Prefix: cfg.Prefix}).
-func UpNodes(ctx context.Context, cfg NodesConfig) (*Lab, error) {
+func UpNodes(ctx context.Context, cfg NodesConfig) (*Lab, error) { return upNodesLab(ctx, cfg, false) }
+
+// UpNodesNew builds the two-node lab only if nothing of its names exists
+// (see UpNew): the demo's.
+func UpNodesNew(ctx context.Context, cfg NodesConfig) (*Lab, error) {
+	return upNodesLab(ctx, cfg, true)
+}
+
+// TakenNodes reports, wrapping ErrTaken, what of a two-node lab with cfg's
+// names exists.
+func TakenNodes(cfg NodesConfig) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	return takenNames(cfg.Prefix, cfg.plan().Namespaces)
+}
+
+func upNodesLab(ctx context.Context, cfg NodesConfig, fresh bool) (*Lab, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -163,7 +209,11 @@ func UpNodes(ctx context.Context, cfg NodesConfig) (*Lab, error) {
 		return old.Kind == kindNodes && old.NodesConfig != nil && *old.NodesConfig == cfg
 	}
 	plan := func() (*state, error) { return cfg.plan(), nil }
-	return upLocked(cfg.Prefix, nil, same, plan, func(st *state) error { return buildNodes(ctx, cfg, st) })
+	var taken func() error
+	if fresh {
+		taken = func() error { return takenNames(cfg.Prefix, cfg.plan().Namespaces) }
+	}
+	return upLocked(cfg.Prefix, taken, same, plan, func(st *state) error { return buildNodes(ctx, cfg, st) })
 }
 
 // labNode is a node being built: its namespace and a netlink handle there.
@@ -242,9 +292,12 @@ func buildNodes(ctx context.Context, cfg NodesConfig, st *state) error {
 			return err
 		}
 		var p Pod
-		if useCNI {
+		switch {
+		case cfg.CNI == CNICalico:
+			p, err = calicoPodOnNode(cfg, n, i)
+		case useCNI:
 			p, err = cniPodOnNode(ctx, cfg, n, i)
-		} else {
+		default:
 			p, err = netlinkPodOnNode(cfg, n, i)
 		}
 		if err != nil {

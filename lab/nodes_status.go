@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 
@@ -18,7 +19,7 @@ func statusNodes(st *state) (*Lab, error) {
 	if cfg == nil || len(st.Nodes) != len(nodeLetters) {
 		return nil, fmt.Errorf("two-node lab state without its nodes")
 	}
-	l := &Lab{Prefix: cfg.Prefix, Backend: cfg.Backend, Bridges: []string{"cni0"}, Wire: cfg.wireName(), Ext: cfg.extName()}
+	l := &Lab{Prefix: cfg.Prefix, Backend: cfg.Backend, CNI: cfg.CNI, Bridges: slices.Clone(st.Bridges), Wire: cfg.wireName(), Ext: cfg.extName()}
 	for _, name := range []string{l.Wire, l.Ext} {
 		ns, err := netns.Open(filepath.Join(RunDir, name))
 		if err != nil {
@@ -30,7 +31,7 @@ func statusNodes(st *state) (*Lab, error) {
 		return nil, fmt.Errorf("lab %q: %d of %d pods were made", cfg.Prefix, len(st.Pods), len(st.Nodes))
 	}
 	for i, ns := range st.Nodes {
-		n, err := nodeStatus(ns, cfg.Backend)
+		n, err := nodeStatus(ns, cfg.Backend, cfg.bridge())
 		if err != nil {
 			return nil, fmt.Errorf("lab %q: node %s: %w", cfg.Prefix, ns.Name, err)
 		}
@@ -49,8 +50,8 @@ func statusNodes(st *state) (*Lab, error) {
 	return l, nil
 }
 
-func nodeStatus(ns nodeState, b Backend) (Node, error) {
-	n := Node{Name: ns.Name, Subnet: ns.Subnet, Bridge: "cni0", Tunnel: ns.Tunnel}
+func nodeStatus(ns nodeState, b Backend, bridge string) (Node, error) {
+	n := Node{Name: ns.Name, Subnet: ns.Subnet, Bridge: bridge, Tunnel: ns.Tunnel}
 	ln, err := openLabNode(ns.Name)
 	if err != nil {
 		return n, err
@@ -67,8 +68,10 @@ func nodeStatus(ns nodeState, b Backend) (Node, error) {
 		return n, fmt.Errorf("eth0 has no IPv4 address: %v", err)
 	}
 	n.IP, _ = netip.AddrFromSlice(addrs[0].IP.To4())
-	if _, err := ln.h.LinkByName(n.Bridge); err != nil {
-		return n, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	if n.Bridge != "" {
+		if _, err := ln.h.LinkByName(n.Bridge); err != nil {
+			return n, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+		}
 	}
 	if n.Tunnel != "" {
 		dev, err := ln.h.LinkByName(n.Tunnel)

@@ -17,7 +17,7 @@ import (
 // overlay joins the nodes' pod subnets the way the backend's CNI does,
 // recording tunnel MACs and processes in st as they appear.
 func overlay(cfg NodesConfig, st *state, nodes []*labNode) error {
-	b := cfg.Backend
+	b, dev := cfg.Backend, cfg.device()
 	if b == BackendHostGW {
 		// flanneld's host-gw: a plain route to each peer's pods via the peer.
 		for i, n := range nodes {
@@ -38,15 +38,17 @@ func overlay(cfg NodesConfig, st *state, nodes []*labNode) error {
 	for i, n := range nodes {
 		var err error
 		switch {
+		case b == BackendVXLAN && cfg.CNI == CNICalico:
+			err = addVXLAN(n, i, dev, calicoVXLANVNI, calicoVXLANPort)
 		case b == BackendVXLAN:
-			err = addVXLAN(n, i)
+			err = addVXLAN(n, i, dev, 1, 8472)
 		case b.Userspace():
 			err = addTunDevice(n, b, i)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", cfg.nodeName(i), err)
 		}
-		mac, err := macOf(n.h, b.Device())
+		mac, err := macOf(n.h, dev)
 		if err != nil {
 			return fmt.Errorf("%s: %w", cfg.nodeName(i), err)
 		}
@@ -55,7 +57,7 @@ func overlay(cfg NodesConfig, st *state, nodes []*labNode) error {
 		}
 		if b.Userspace() {
 			peer := 1 - i
-			p, err := startTunnel(n.ns, TunnelSpec{Backend: b, Dev: b.Device(), Local: nodeIP(i), Peer: nodeIP(peer),
+			p, err := startTunnel(n.ns, TunnelSpec{Backend: b, Dev: dev, Local: nodeIP(i), Peer: nodeIP(peer),
 				PeerSubnet: nodeSubnet(peer), VNI: 1, SPI: espSPIBase + uint32(i) + 1, PeerSPI: espSPIBase + uint32(peer) + 1})
 			if err != nil {
 				return fmt.Errorf("%s: %w", cfg.nodeName(i), err)
@@ -67,27 +69,28 @@ func overlay(cfg NodesConfig, st *state, nodes []*labNode) error {
 		}
 	}
 	for i, n := range nodes {
-		if err := tunnelRoutes(n, b, i, st.Nodes[1-i].TunnelMAC); err != nil {
+		if err := tunnelRoutes(n, b, dev, i, st.Nodes[1-i].TunnelMAC); err != nil {
 			return fmt.Errorf("%s: %w", cfg.nodeName(i), err)
 		}
 	}
 	return nil
 }
 
-// addVXLAN makes flannel.1 as flanneld makes it: VNI 1, UDP 8472, the
-// node's address as the local end on eth0, no learning (flanneld writes
-// the FDB), address 10.244.n.0/32.
-func addVXLAN(n *labNode, i int) error {
+// addVXLAN makes the VXLAN device as flanneld makes flannel.1 (VNI 1, UDP
+// 8472) and felix vxlan.calico (VNI 4096, UDP 4789): the node's address as
+// the local end on eth0, no learning (the daemon writes the FDB), address
+// 10.244.n.0/32.
+func addVXLAN(n *labNode, i int, name string, vni, port int) error {
 	eth0, err := n.h.LinkByName("eth0")
 	if err != nil {
 		return fmt.Errorf("eth0: %w", err)
 	}
-	vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "flannel.1", MTU: BackendVXLAN.MTU()},
-		VxlanId: 1, VtepDevIndex: eth0.Attrs().Index, SrcAddr: ip(nodeIP(i)), Port: 8472, Learning: false}
+	vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: BackendVXLAN.MTU()},
+		VxlanId: vni, VtepDevIndex: eth0.Attrs().Index, SrcAddr: ip(nodeIP(i)), Port: port, Learning: false}
 	if err := n.h.LinkAdd(vx); err != nil {
-		return fmt.Errorf("add flannel.1: %w", err)
+		return fmt.Errorf("add %s: %w", name, err)
 	}
-	return addrUp(n.h, "flannel.1", netip.PrefixFrom(nodeSubnet(i).Addr(), 32))
+	return addrUp(n.h, name, netip.PrefixFrom(nodeSubnet(i).Addr(), 32))
 }
 
 // addTunDevice makes the userspace tunnel's device: a persistent TUN
@@ -143,11 +146,11 @@ func addTunDevice(n *labNode, b Backend, i int) error {
 //   - udp (flanneld): 10.244.0.0/16 dev flannel0 (flanneld's proxy picks
 //     the peer by destination);
 //   - ipsec: 10.244.p.0/24 dev ipsec0 (the process's one SA pair).
-func tunnelRoutes(n *labNode, b Backend, i int, peerMAC string) error {
+func tunnelRoutes(n *labNode, b Backend, name string, i int, peerMAC string) error {
 	peer := 1 - i
-	dev, err := n.h.LinkByName(b.Device())
+	dev, err := n.h.LinkByName(name)
 	if err != nil {
-		return fmt.Errorf("find %s: %w", b.Device(), err)
+		return fmt.Errorf("find %s: %w", name, err)
 	}
 	idx := dev.Attrs().Index
 	gw := nodeSubnet(peer).Addr()
@@ -161,25 +164,25 @@ func tunnelRoutes(n *labNode, b Backend, i int, peerMAC string) error {
 		r = &netlink.Route{LinkIndex: idx, Dst: ipNet(nodeSubnet(peer)), Scope: netlink.SCOPE_LINK}
 	}
 	if err := n.h.RouteAdd(r); err != nil {
-		return fmt.Errorf("route %s via %s dev %s: %w", r.Dst, r.Gw, b.Device(), err)
+		return fmt.Errorf("route %s via %s dev %s: %w", r.Dst, r.Gw, name, err)
 	}
 	if b != BackendVXLAN && b != BackendGENEVE {
 		return nil
 	}
 	mac, err := net.ParseMAC(peerMAC)
 	if err != nil {
-		return fmt.Errorf("peer %s MAC %q: %w", b.Device(), peerMAC, err)
+		return fmt.Errorf("peer %s MAC %q: %w", name, peerMAC, err)
 	}
 	neigh := &netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, Type: unix.RTN_UNICAST,
 		IP: ip(gw), HardwareAddr: mac}
 	if err := n.h.NeighSet(neigh); err != nil {
-		return fmt.Errorf("neighbour %s lladdr %s dev %s: %w", gw, mac, b.Device(), err)
+		return fmt.Errorf("neighbour %s lladdr %s dev %s: %w", gw, mac, name, err)
 	}
 	if b == BackendVXLAN {
 		fdb := &netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT, Flags: netlink.NTF_SELF,
 			IP: ip(nodeIP(peer)), HardwareAddr: mac}
 		if err := n.h.NeighSet(fdb); err != nil {
-			return fmt.Errorf("fdb %s dst %s dev flannel.1: %w", mac, nodeIP(peer), err)
+			return fmt.Errorf("fdb %s dst %s dev %s: %w", mac, nodeIP(peer), name, err)
 		}
 	}
 	return nil

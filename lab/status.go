@@ -76,7 +76,7 @@ func podStatus(nh *netlink.Handle, p Pod) (Pod, error) {
 	if err != nil {
 		return p, fmt.Errorf("pod %s: host veth %s: %w", p.Name, p.HostVeth, err)
 	}
-	if host.Attrs().MasterIndex == 0 {
+	if host.Attrs().MasterIndex == 0 && p.Bridge != "" {
 		return p, fmt.Errorf("pod %s: %s is not a bridge port", p.Name, p.HostVeth)
 	}
 	if br, err := nh.LinkByIndex(host.Attrs().MasterIndex); err == nil {

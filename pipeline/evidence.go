@@ -146,7 +146,11 @@ func (e *Evidence) plan(path *discover.Path) error {
 		}
 		ep := &evPoint{f: f}
 		e.points = append(e.points, ep)
-		w, err := pcapfile.NewWriter(f, capture.LinkTypeEthernet, afpacket.FilterSnaplen)
+		link := capture.LinkTypeEthernet
+		if p.RawIP { // a TUN or IP tunnel device: IP packets, no link header
+			link = capture.LinkTypeRaw
+		}
+		w, err := pcapfile.NewWriter(f, link, afpacket.FilterSnaplen)
 		if err != nil {
 			e.abort()
 			return err
@@ -154,7 +158,7 @@ func (e *Evidence) plan(path *discover.Path) error {
 		ep.w = w
 		ifaces = append(ifaces, capture.Interface{
 			Name: p.Name, Description: evidenceDescription(p),
-			IfIndex: p.IfIndex, LinkType: capture.LinkTypeEthernet, Snaplen: afpacket.FilterSnaplen, MTU: p.MTU,
+			IfIndex: p.IfIndex, LinkType: link, Snaplen: afpacket.FilterSnaplen, MTU: p.MTU,
 		})
 		order = append(order, p.Name)
 	}

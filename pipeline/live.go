@@ -113,6 +113,7 @@ func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 	result := lt.finish()
 	lt.attachDrops(result)
 	result.Traces = lt.keep.kept
+	learnRemotes(path, result)
 	result.Summary.FilteredOut = lt.filteredOut
 	lt.info.Evidence = o.Evidence.paths()
 	return report.Document{Result: result, Path: path, Live: &lt.info}, nil
@@ -159,6 +160,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 		handles = append(handles, h)
 		lt.points = append(lt.points, afpacket.Point{
 			Name: p.Name, NetnsLabel: p.Netns, Netns: h, Ifname: p.Interface, IfIndex: p.IfIndex, Promisc: p.Promisc,
+			Filter: pointFilter(lt.path, p, o.TCP),
 		})
 	}
 	addrs := []netip.Addr{lt.path.Src.IP, lt.path.Dst.IP}

@@ -38,7 +38,7 @@ func (m *mdWriter) render(d Document) {
 	m.line("%s", mdEscape(summaryLine(r.Summary)))
 	m.line("")
 	m.path(d)
-	for _, l := range clockLines(r) {
+	for _, l := range append(nodeClockLines(r, d.Live != nil), clockLines(r)...) {
 		m.line("Clocks: %s", mdEscape(l))
 		m.line("")
 	}
@@ -50,7 +50,14 @@ func (m *mdWriter) render(d Document) {
 		for i, h := range r.HopLatency {
 			rows[i] = latencyCells(h)
 		}
-		m.table(sentence(latencyHeader), rows, 1, 2, 3, 4, 5)
+		h, rows, right, _ := byNode(latencyHeader, rows, latencyNodes(r), []int{1, 2, 3, 4, 5}, nil)
+		m.table(sentence(h), rows, right...)
+		m.line("")
+	}
+	if rows := nodeSegments(r); len(rows) > 0 {
+		m.line("## Time per node and on the wire")
+		m.line("")
+		m.table(sentence(segmentHeader), rows, 2, 3, 4, 5)
 		m.line("")
 	}
 	if len(r.Anomalies) > 0 || len(r.Warnings) > 0 {
@@ -103,13 +110,16 @@ func (m *mdWriter) path(d Document) {
 			cov[pt.Name] = pt
 		}
 		rows := make([][]string, len(p.Points))
+		names := make([]string, len(p.Points))
 		for i, pt := range p.Points {
 			c := cov[pt.Name].Coverage
-			rows[i] = []string{pt.Name, pt.Netns, pt.Interface, orDash(pt.MAC.String()), strconv.Itoa(pt.MTU),
-				masterCell(pt), yesNo(pt.Promisc), strconv.Itoa(c.Frames), drops(c.KernelDrops), strconv.Itoa(c.Truncated)}
+			rows[i], names[i] = []string{pt.Name, pt.Netns, pt.Interface, orDash(pt.MAC.String()), strconv.Itoa(pt.MTU),
+				masterCell(pt), yesNo(pt.Promisc), strconv.Itoa(c.Frames), drops(c.KernelDrops), strconv.Itoa(c.Truncated)}, pt.Name
 		}
-		m.table([]string{"Point", "Netns", "Interface", "MAC", "MTU", "Master", "Promisc", "Frames", "Drops", "Trunc"},
-			rows, 4, 7, 8, 9)
+		h, rows, right, _ := byNode([]string{"Point", "Netns", "Interface", "MAC", "MTU", "Master", "Promisc", "Frames", "Drops", "Trunc"},
+			rows, rowNodes(pointNodes(r), names), []int{4, 7, 8, 9}, nil)
+		h[0] = sentence(h[:1])[0]
+		m.table(h, rows, right...)
 		m.line("")
 		m.pathNotes(d, p)
 		return

@@ -123,7 +123,7 @@ func (t *textWriter) render(d Document) {
 		}
 		t.points(r, macList)
 		t.line("")
-		t.clocks(r)
+		t.clocks(d)
 		t.traces(d)
 	} else {
 		if d.Path != nil {
@@ -132,7 +132,7 @@ func (t *textWriter) render(d Document) {
 		}
 		t.points(r, macSenders)
 		t.line("")
-		t.clocks(r)
+		t.clocks(d)
 		t.timeline(d)
 	}
 	if len(r.HopLatency) > 0 {
@@ -142,7 +142,12 @@ func (t *textWriter) render(d Document) {
 		for i, h := range r.HopLatency {
 			rows[i] = latencyCells(h)
 		}
-		t.tableFit(latencyHeader, rows, []int{1, 2, 3, 4, 5}, []wrapCol{{0, 12}})
+		t.tableFit(byNode(latencyHeader, rows, latencyNodes(r), []int{1, 2, 3, 4, 5}, []wrapCol{{0, 12}}))
+	}
+	if rows := nodeSegments(r); len(rows) > 0 {
+		t.line("")
+		t.line("Time per node and on the wire (from each node's first point to its last)")
+		t.tableFit(segmentHeader, rows, []int{2, 3, 4, 5}, []wrapCol{{0, 20}})
 	}
 	if len(r.Anomalies) > 0 {
 		t.line("")
@@ -221,16 +226,22 @@ func (t *textWriter) pathPoints(p *discover.Path) {
 		t.wrapped(head, "", "  ")
 	}
 	rows := make([][]string, len(p.Points))
+	var nodes []string
 	for i, pt := range p.Points {
 		rows[i] = pathCells(pt)
+		nodes = append(nodes, pt.Node)
 	}
-	t.tableFit(pathHeader, rows, []int{3, 5}, pathWrap)
+	if len(p.Nodes) < 2 {
+		nodes = nil
+	}
+	t.tableFit(byNode(pathHeader, rows, nodes, []int{3, 5}, pathWrap))
 }
 
-// clocks says which captures' clocks were corrected, before the deltas
-// that rely on it.
-func (t *textWriter) clocks(r *correlate.Result) {
-	lines := clockLines(r)
+// clocks says which captures' clocks were corrected (and each node's
+// clock), before the deltas that rely on it.
+func (t *textWriter) clocks(d Document) {
+	r := d.Result
+	lines := append(nodeClockLines(r, d.Live != nil), clockLines(r)...)
 	for _, l := range lines {
 		t.wrapped("Clocks: "+l, "", "  ")
 	}
@@ -295,10 +306,11 @@ func (t *textWriter) points(r *correlate.Result, macs func(owners, correlate.Poi
 	}
 	t.line("%s", title)
 	rows := make([][]string, len(r.Points))
+	names := make([]string, len(r.Points))
 	for i, p := range r.Points {
-		rows[i] = pointCells(t.own, p, macs)
+		rows[i], names[i] = pointCells(t.own, p, macs), p.Name
 	}
-	t.tableFit(pointHeader, rows, []int{4, 5, 6}, []wrapCol{{0, 10}, {1, 10}, {2, 16}, {3, 16}})
+	t.tableFit(byNode(pointHeader, rows, rowNodes(pointNodes(r), names), []int{4, 5, 6}, []wrapCol{{0, 10}, {1, 10}, {2, 16}, {3, 16}}))
 }
 
 // macList is every MAC seen, one per line, with its owner.
@@ -346,7 +358,7 @@ func (t *textWriter) traces(d Document) {
 		for _, row := range rowsOf[i] {
 			t.line("%s", strings.TrimRight(" "+alignRow(row, widths), " "))
 		}
-		for _, l := range wrapNotes(traceNotes(t.own, tr), t.o.width()-3) {
+		for _, l := range wrapNotes(withEncap(traceNotes(t.own, tr), tr), t.o.width()-3) {
 			t.line(" ↳ %s", l)
 		}
 	}

@@ -63,6 +63,9 @@ func (t *textWriter) timeline(d Document) {
 			t.line("          %s", l)
 		}
 	}
+	if ruler := lay.nodeRuler(r); ruler != "" {
+		t.line("%s", strings.TrimRight(ruler, " "))
+	}
 	t.line("%s", strings.TrimRight(lay.header(), " "))
 	shownNotes := map[string]bool{}
 	macPairs := map[string]bool{}
@@ -162,6 +165,7 @@ func matrixNotes(own owners, row *matrixRow, overflow []string, macPairs map[str
 	if d := dropNote(tr); d != "" {
 		n = append(n, d)
 	}
+	n = withEncap(n, tr)
 	src, dst, ok := firstMACs(tr)
 	pair := src + ">" + dst
 	for _, rn := range rewriteNotes(own, tr.Rewrites) {

@@ -142,7 +142,7 @@ func (r *Resolver) bare(ctx context.Context, name string) (discover.Endpoint, er
 			if lerr != nil {
 				// One line still: the pod form joins the list of forms.
 				lerr = reworded{lerr, strings.Replace(lerr.Error(), discover.HowToGive,
-					"an endpoint is a pod (no kubeconfig here), a netns name, a namespace path, a PID or an IP", 1)}
+					"an endpoint is a pod (no kubeconfig here), a netns name, a namespace path, a PID or an IP address", 1)}
 			}
 			return ep, lerr
 		}

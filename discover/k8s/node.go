@@ -124,3 +124,35 @@ func (r *Resolver) nodeEndpoint(ctx context.Context, name string) (discover.Endp
 	r.names[ep.Inode] = "host"
 	return ep, nil
 }
+
+// NodeNames maps the cluster's Node addresses (internal and external) to
+// their names, so a path that crosses into another node's namespace (a
+// test cluster on one machine) names its points after the node. nil when
+// no Kubernetes client was needed or the Nodes cannot be listed.
+func (r *Resolver) NodeNames() map[netip.Addr]string {
+	if r.api == nil {
+		return nil // no Kubernetes name was resolved: do not ask for one now
+	}
+	c, err := r.client()
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), quickLook)
+	defer cancel()
+	nodes, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	out := map[netip.Addr]string{}
+	for _, n := range nodes.Items {
+		for _, a := range n.Status.Addresses {
+			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+				continue
+			}
+			if ip, err := netip.ParseAddr(a.Address); err == nil {
+				out[ip.Unmap()] = n.Name
+			}
+		}
+	}
+	return out
+}

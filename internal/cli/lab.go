@@ -21,6 +21,7 @@ type labOptions struct {
 	Routed  bool
 	Nodes   int
 	Backend lab.Backend
+	CNI     lab.CNI
 	JSON    bool
 	IO      *iostreams.IOStreams
 }
@@ -84,7 +85,7 @@ until 'down'.`,
 					return usageError(err)
 				}
 			}
-			l, err = lab.UpNodes(ctx, lab.NodesConfig{Prefix: cfg.Prefix, Backend: o.Backend})
+			l, err = lab.UpNodes(ctx, lab.NodesConfig{Prefix: cfg.Prefix, Backend: o.Backend, CNI: o.CNI})
 		} else {
 			l, err = lab.Up(ctx, cfg)
 		}
@@ -135,7 +136,8 @@ until 'down'.`,
 	up.Flags().BoolVar(&o.JSON, "json", false, "print the lab as JSON")
 	up.Flags().IntVar(&o.Nodes, "nodes", 1, `1: one node (the seed's); 2: nodes "nodeA" and "nodeB" on a wire with pod1 (10.244.1.2) and pod2 (10.244.2.2)`)
 	o.Backend = lab.BackendVXLAN
-	up.Flags().TextVar(&o.Backend, "backend", lab.BackendVXLAN, "with --nodes 2, how pods cross between the nodes: vxlan (flannel.1), host-gw, ipip (tunl0), udp (flannel0), geneve (genev_sys_6081), ipsec (ipsec0, ESP)")
+	up.Flags().TextVar(&o.Backend, "backend", lab.BackendVXLAN, "with --nodes 2, how pods cross between the nodes: vxlan (flannel.1), host-gw, ipip (tunl0), udp (flannel0), geneve (genev_sys_6081), ipsec (ipsec0, ESP); with --cni calico: ipip (default), vxlan (vxlan.calico), host-gw (BGP routes)")
+	up.Flags().TextVar(&o.CNI, "cni", lab.CNIFlannel, "with --nodes 2, what wires the pods: flannel (the CNI bridge plugin, cni0) or calico (cali* veths, /32 routes, proxy ARP for 169.254.1.1)")
 	up.PreRunE = func(c *cobra.Command, _ []string) error {
 		if o.Nodes != 1 && o.Nodes != 2 {
 			return usageError(fmt.Errorf("--nodes %d: 1 or 2", o.Nodes))
@@ -145,8 +147,11 @@ until 'down'.`,
 				return usageError(fmt.Errorf("--%s applies to a one-node lab, not with --nodes 2", f))
 			}
 		}
-		if o.Nodes == 1 && c.Flags().Changed("backend") {
-			return usageError(errors.New("--backend needs --nodes 2"))
+		if o.Nodes == 1 && (c.Flags().Changed("backend") || c.Flags().Changed("cni")) {
+			return usageError(errors.New("--backend and --cni need --nodes 2"))
+		}
+		if o.CNI == lab.CNICalico && !c.Flags().Changed("backend") {
+			o.Backend = lab.BackendIPIP // Calico's default
 		}
 		return nil
 	}

@@ -227,6 +227,9 @@ func (o *traceOptions) discover(ctx context.Context) (*discover.Path, error) {
 	if n, ok := res.(discover.Namer); ok {
 		opts = append(opts, discover.NetnsNames(n.NetnsNames()))
 	}
+	if n, ok := res.(discover.NodeNamer); ok {
+		opts = append(opts, discover.NodeNames(n.NodeNames()))
+	}
 	path, err := discover.Discover(ctx, src, dst, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("discover path %s → %s: %w", src.Label, dst.Label, err)
