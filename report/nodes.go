@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pathtrace/pathtrace/correlate"
@@ -133,7 +134,14 @@ func nodeClockLines(r *correlate.Result, live bool) []string {
 	for _, n := range nodes[1:] {
 		cs := offs[n]
 		if len(cs) == 0 {
-			parts = append(parts, n+": no offset found, taken as 0")
+			// No correction: either the frames bound the offset to
+			// within ClockMinOffset of the reference (the same clock),
+			// or they could not bound it at all, which an anomaly says.
+			if clockAnomalyAt(r, n, at) {
+				parts = append(parts, n+": no offset found (see anomalies), taken as 0")
+			} else {
+				parts = append(parts, fmt.Sprintf("%s: the same clock as %s as far as the frames tell (within %v), no correction", n, nodes[0], time.Duration(correlate.ClockMinOffset)))
+			}
 			continue
 		}
 		lo, hi := cs[0], cs[0]
@@ -301,3 +309,19 @@ func nodeSegments(r *correlate.Result) [][]string {
 }
 
 var segmentHeader = []string{"SEGMENT", "DIR", "COUNT", "MIN µs", "P50 µs", "MAX µs"}
+
+// clockAnomalyAt: a clock or no-shared-frames anomaly names a point of
+// node n.
+func clockAnomalyAt(r *correlate.Result, n string, at map[string]string) bool {
+	for _, a := range r.Anomalies {
+		if a.Kind != correlate.KindClock && a.Kind != correlate.KindNoSharedFrames {
+			continue
+		}
+		for _, p := range strings.Split(a.Point, ",") {
+			if at[p] == n {
+				return true
+			}
+		}
+	}
+	return false
+}
