@@ -38,7 +38,7 @@ func (m *mdWriter) render(d Document) {
 	m.line("%s", mdEscape(summaryLine(r.Summary)))
 	m.line("")
 	m.path(d)
-	for _, l := range append(nodeClockLines(r, d.Live != nil), clockLines(r)...) {
+	for _, l := range allClockLines(r, d.Live != nil) {
 		m.line("Clocks: %s", mdEscape(l))
 		m.line("")
 	}

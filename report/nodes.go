@@ -153,15 +153,66 @@ func nodeClockLines(r *correlate.Result, live bool) []string {
 				hi = c
 			}
 		}
-		s := fmt.Sprintf("%s: %+.3f µs", n, float64(lo.OffsetNs)/1e3)
 		if hi.OffsetNs != lo.OffsetNs {
-			s = fmt.Sprintf("%s: %+.3f to %+.3f µs (its captures' clocks differ)", n, float64(lo.OffsetNs)/1e3, float64(hi.OffsetNs)/1e3)
-		} else if lo.UncertaintyNs > 0 {
-			s += fmt.Sprintf(" ± %.3f µs", float64(lo.UncertaintyNs)/1e3)
+			parts = append(parts, fmt.Sprintf("%s: %s to %s (its captures' clocks differ, see below)", n, signed(lo.OffsetNs), signed(hi.OffsetNs)))
+			continue
 		}
-		parts = append(parts, s+" ("+lo.Source.String()+")")
+		s := n + ": " + signed(lo.OffsetNs)
+		if lo.UncertaintyNs > 0 {
+			s += " ± " + duration(lo.UncertaintyNs)
+		}
+		if lo.DriftPPM != 0 {
+			s += fmt.Sprintf(", drifting %+.1f ppm", lo.DriftPPM)
+		}
+		if lo.Source == correlate.ClockDeclared {
+			s += " (declared)"
+		} else {
+			s += fmt.Sprintf(" (estimated from %d frames)", lo.Samples)
+		}
+		parts = append(parts, s)
 	}
-	return []string{strings.Join(parts, "; ")}
+	line := strings.Join(parts, "; ")
+	if len(offs) > 0 {
+		line += "; deltas corrected"
+	}
+	return []string{line}
+}
+
+// signed is a clock offset with its sign: +16.002 ms.
+func signed(ns int64) string {
+	if ns < 0 {
+		return "-" + duration(-ns)
+	}
+	return "+" + duration(ns)
+}
+
+// allClockLines: the nodes' clocks, then the captures' clocks the node
+// line does not already give (points of no node, and a node's captures
+// whose clocks differ).
+func allClockLines(r *correlate.Result, live bool) []string {
+	nodeLines := nodeClockLines(r, live)
+	if nodeLines == nil {
+		return clockLines(r)
+	}
+	node := map[string]string{}
+	for _, p := range r.Points {
+		node[p.Name] = p.Node
+	}
+	offsets := map[string]map[int64]bool{}
+	for _, c := range r.ClockOffsets {
+		if n := node[c.Point]; n != "" {
+			if offsets[n] == nil {
+				offsets[n] = map[int64]bool{}
+			}
+			offsets[n][c.OffsetNs] = true
+		}
+	}
+	rest := *r
+	rest.ClockOffsets = slices.DeleteFunc(slices.Clone(r.ClockOffsets), func(c correlate.ClockOffset) bool {
+		n := node[c.Point]
+		return n != "" && len(offsets[n]) == 1
+	})
+	return append(nodeLines, clockLines(&rest)...)
 }
 
 // encapNote is what the outer headers of a trace's wire hops said: "on the

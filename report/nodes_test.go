@@ -54,7 +54,7 @@ func TestNodesInReports(t *testing.T) {
 	}
 	text := tb.String()
 	for _, want := range []string{
-		"Clocks: nodeA: the reference; nodeB: +16000.000 µs ± 3.100 µs (estimated)",
+		"Clocks: nodeA: the reference; nodeB: +16.000 ms ± 3.1 µs (estimated from 2 frames); deltas corrected",
 		"├─", // the ruler over the timeline's node columns
 		" nodeA ", " nodeB ",
 		"on the wire: vxlan VNI 1, 192.168.56.1 → 192.168.56.2, UDP 46246 → 8472, TTL 64",

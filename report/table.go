@@ -241,7 +241,7 @@ func (t *textWriter) pathPoints(p *discover.Path) {
 // clock), before the deltas that rely on it.
 func (t *textWriter) clocks(d Document) {
 	r := d.Result
-	lines := append(nodeClockLines(r, d.Live != nil), clockLines(r)...)
+	lines := allClockLines(r, d.Live != nil)
 	for _, l := range lines {
 		t.wrapped("Clocks: "+l, "", "  ")
 	}
