@@ -1,0 +1,261 @@
+package afpacket
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/probe"
+	"github.com/pathtrace/pathtrace/internal/testenv"
+	"golang.org/x/sys/unix"
+)
+
+func TestLiveInterfaceDeleted(t *testing.T) {
+	testenv.RequireRoot(t)
+	name, h := newNetns(t, "del")
+	for _, l := range []string{"ptd0", "ptd1"} {
+		sh(t, "ip", "-n", name, "link", "add", l, "type", "veth", "peer", "name", l+"p")
+		sh(t, "ip", "-n", name, "link", "set", l, "up")
+		sh(t, "ip", "-n", name, "link", "set", l+"p", "up")
+	}
+	points := []Point{
+		{Name: "gone", Netns: h, Ifname: "ptd0"},
+		{Name: "stays", Netns: h, Ifname: "ptd1"},
+	}
+	baseline := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	armed := make(chan struct{})
+	done := make(chan Stats, 1)
+	go func() {
+		st, err := Run(ctx, points, Config{Armed: func(time.Duration) { close(armed) }}, funcSinks(len(points), func(int, capture.RawFrame) {}))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	<-armed
+	deleted := time.Now()
+	sh(t, "ip", "-n", name, "link", "del", "ptd0")
+	time.Sleep(200 * time.Millisecond)
+	cancelled := time.Now()
+	cancel()
+	var st Stats
+	select {
+	case st = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run hung after an interface was deleted")
+	}
+	gone, stays := st.Points[0].Err, st.Points[1].Err
+	t.Logf("deleted point error: %v", gone)
+	if gone == nil || !errors.Is(gone, unix.ENETDOWN) || !strings.Contains(gone.Error(), "gone") {
+		t.Errorf("deleted interface: err %v, want ENETDOWN naming the point", gone)
+	}
+	if stays != nil {
+		t.Errorf("other point failed too: %v", stays)
+	}
+	// The failed point captured until it failed, the other until the stop.
+	if u := st.Points[0].Until; u.Before(deleted) || !u.Before(cancelled) {
+		t.Errorf("deleted point captured until %v, want between the deletion %v and the stop %v", u, deleted, cancelled)
+	}
+	if u := st.Points[1].Until; !u.Equal(st.Stopped) || u.Before(cancelled) {
+		t.Errorf("other point captured until %v, want the stop %v", u, st.Stopped)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > baseline && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > baseline {
+		t.Errorf("%d goroutines after Run, %d before", g, baseline)
+	}
+}
+
+// TestLiveFilterIPv6 runs the IPv6 filter in the kernel: echo and the
+// neighbour discovery before it pass, IPv4 probes between the same pods do
+// not.
+func TestLiveFilterIPv6(t *testing.T) {
+	testenv.RequireRoot(t)
+	tp := newTopo(t)
+	filter, err := Filter(tp.ip1v6, tp.ip2v6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	points := []Point{tp.points[0], tp.points[2], tp.points[4]}
+	var frames [][]byte
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	armed := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, points, Config{Filter: filter, Armed: func(time.Duration) { close(armed) }},
+			funcSinks(len(points), func(i int, rf capture.RawFrame) { frames = append(frames, rf.Data) }))
+		done <- err
+	}()
+	select {
+	case <-armed:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	tag := []byte("ptlive-v6")
+	for _, dst := range []netip.Addr{tp.ip2v6, tp.ip2} {
+		pr, err := probe.New(tp.hPod1, dst, 7, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint16(0); seq < 3; seq++ {
+			if _, err := pr.Send(seq); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pr.Recv(time.Now().Add(2 * time.Second)); err != nil {
+				t.Fatalf("probe to %v: %v", dst, err)
+			}
+		}
+		pr.Close()
+	}
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var echo, nd int
+	for _, data := range frames {
+		pkt := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.NoCopy)
+		ic, ok := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		if !ok {
+			t.Errorf("IPv6 filter let through %v", pkt)
+			continue
+		}
+		switch ic.TypeCode.Type() {
+		case 128, 129:
+			echo++
+		case 135, 136:
+			nd++
+		}
+	}
+	t.Logf("IPv6 filter in the kernel: %d echo, %d ND frames of %d", echo, nd, len(frames))
+	if echo != 3*2*len(points) || nd == 0 {
+		t.Errorf("got %d echo frames (want %d) and %d ND frames (want > 0)", echo, 3*2*len(points), nd)
+	}
+}
+
+func TestOpenLiveMissingInterface(t *testing.T) {
+	testenv.RequireRoot(t)
+	_, h := newNetns(t, "missing")
+	_, err := Open(Point{Name: "pod9", Netns: h, Ifname: "nope0"}, nil, 0)
+	if err == nil || !strings.Contains(err.Error(), "pod9") || !strings.Contains(err.Error(), "nope0") {
+		t.Fatalf("err = %v, want an error naming the point and interface", err)
+	}
+}
+
+// TestLiveStopCutsAtStop: under steady traffic, a stopped capture delivers
+// what every point saw up to the stop and nothing stamped after it, so a
+// report's frames match its capture window.
+func TestLiveStopCutsAtStop(t *testing.T) {
+	testenv.RequireRoot(t)
+	tp := newTopo(t)
+	filter, err := Filter(tp.ip1, tp.ip2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := probe.New(tp.hPod1, tp.ip2, 0x4545, []byte("ptstop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	sending, stopSending := context.WithCancel(context.Background())
+	defer stopSending()
+	sent := make(chan struct{})
+	go func() { // ~5k echo requests/s until told to stop
+		defer close(sent)
+		for seq := uint16(0); sending.Err() == nil; seq++ {
+			pr.Send(seq)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+
+	var mu sync.Mutex
+	last := make([]int64, len(tp.points))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	armed := make(chan struct{})
+	done := make(chan Stats, 1)
+	go func() {
+		st, err := Run(ctx, tp.points, Config{Filter: filter, Armed: func(time.Duration) { close(armed) }},
+			funcSinks(len(tp.points), func(i int, rf capture.RawFrame) {
+				mu.Lock()
+				last[i] = max(last[i], rf.Time)
+				mu.Unlock()
+			}))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	<-armed
+	time.Sleep(300 * time.Millisecond)
+	before := time.Now()
+	cancel()
+	st := <-done
+	after := time.Now()
+	stopSending()
+	<-sent
+	if st.Stopped.Before(before) || st.Stopped.After(after) {
+		t.Fatalf("Stopped %v not between cancel (%v) and return (%v)", st.Stopped, before, after)
+	}
+	stop := st.Stopped.UnixNano()
+	for i, p := range st.Points {
+		if p.Frames == 0 {
+			t.Errorf("%s: no frames", p.Name)
+			continue
+		}
+		if last[i] > stop {
+			t.Errorf("%s: frame stamped %v after the stop", p.Name, time.Duration(last[i]-stop))
+		}
+		// Traffic ran up to the stop: a point's newest frame is recent.
+		if gap := time.Duration(stop - last[i]); gap > 20*time.Millisecond {
+			t.Errorf("%s: newest frame %v before the stop, want the ring drained up to it", p.Name, gap)
+		}
+	}
+	t.Logf("stop %v after cancel; newest frame per point before the stop: %v", st.Stopped.Sub(before), func() []time.Duration {
+		var d []time.Duration
+		for _, l := range last {
+			d = append(d, time.Duration(stop-l))
+		}
+		return d
+	}())
+}
+
+// funcSinks makes Run's sinks call f with a private copy of each frame,
+// one call at a time.
+func funcSinks(n int, f func(point int, rf capture.RawFrame)) []Sink {
+	mu := new(sync.Mutex)
+	sinks := make([]Sink, n)
+	for i := range sinks {
+		sinks[i] = funcSink{i, mu, f}
+	}
+	return sinks
+}
+
+type funcSink struct {
+	point int
+	mu    *sync.Mutex
+	f     func(int, capture.RawFrame)
+}
+
+func (s funcSink) Frame(rf *capture.RawFrame) {
+	c := *rf
+	c.Data = append([]byte(nil), rf.Data...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.f(s.point, c)
+}
+
+func (funcSink) Idle() {}
