@@ -20,9 +20,14 @@ import (
 // captures it: from ep (an endpoint on this node) out to the underlay
 // device its traffic for peer leaves the node by, stopping there (the
 // last point carries the Tunnel). A peer on the same node gives the path
-// up to the bridge or route that leads to it. Dst is Remote(peer).
-func NodeSide(ctx context.Context, ep Endpoint, peer netip.Addr) (*Path, error) {
-	_, s, err := begin(ctx, ep, "endpoint", nil)
+// up to the bridge or route that leads to it. Dst is Remote(peer). The
+// options name namespaces and the node as Discover's do.
+func NodeSide(ctx context.Context, ep Endpoint, peer netip.Addr, opts ...Option) (*Path, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	_, s, err := begin(ctx, ep, "endpoint", o.names)
 	if err != nil {
 		return nil, err
 	}
@@ -31,6 +36,7 @@ func NodeSide(ctx context.Context, ep Endpoint, peer netip.Addr) (*Path, error) 
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", ep.Label, err)
 	}
+	nameNode(&s.node, o.nodes, out.tunnel.Local)
 	p.Points = appendPoints(s.points, out.points)
 	p.Notes = out.notes()
 	setNode(p.Points, s.node.label)

@@ -52,7 +52,8 @@ type bundleFile struct {
 	path   string
 	ifaces []capture.Interface
 	format string
-	own    bool // written by pathtrace: interfaces are in path order
+	own    bool         // written by pathtrace: interfaces are in path order
+	agent  *AgentRecord // an agent's capture of one node's part (agent_join.go)
 }
 
 // Bundle is a set of capture files resolved to named points in path order.
@@ -65,6 +66,9 @@ type Bundle struct {
 	// notes are the section comments of files pathtrace wrote (the live
 	// run's drops and lost probes among them).
 	notes []string
+	// agentPaired: two agents' captures of one run, put together as
+	// recorded (agent_join.go).
+	agentPaired bool
 }
 
 // OpenBundle resolves inputs to points: a single-interface file is one point
@@ -124,6 +128,7 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 		return nil, fmt.Errorf("%d capture points: at most %d are supported", len(b.Points), correlate.MaxPoints)
 	}
 	b.shortenNames()
+	b.nodeNames()
 	seen := map[string]string{}
 	for _, p := range b.Points {
 		if prev, dup := seen[p.Name]; dup {
@@ -159,6 +164,7 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 			return nil, fmt.Errorf("--order leaves out %s", strings.Join(left, ", "))
 		}
 	default:
+		groups, groupName = b.agentOrder(groups, groupName)
 		needs := false
 		for _, g := range groups {
 			needs = needs || len(g) > 1
@@ -270,7 +276,7 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 		}
 		keep = append(keep, i)
 	}
-	b.files = append(b.files, bundleFile{path: path, ifaces: ifaces, format: src.Format(), own: own})
+	b.files = append(b.files, bundleFile{path: path, ifaces: ifaces, format: src.Format(), own: own, agent: b.agentIn(path, src.Sections())})
 	fi := len(b.files) - 1
 	base := PointBaseName(path)
 	// capture.Interface names can repeat within a file (one per pcapng section):
@@ -373,7 +379,7 @@ func (b *Bundle) Specs() []correlate.PointSpec {
 		specs[i] = correlate.PointSpec{
 			Name: p.Name, Interface: p.Iface.Name, IfIndex: p.Iface.IfIndex, Source: p.File,
 			MTU: cmp.Or(p.Iface.MTU, describedMTU(p.Iface.Description)), Snaplen: p.Iface.Snaplen, Drops: p.Iface.Drops, HasDrops: p.Iface.HasDrops,
-			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End, Clock: p.file,
+			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End, Clock: p.file, Node: b.agentNode(p.file),
 		}
 	}
 	return specs

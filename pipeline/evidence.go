@@ -53,7 +53,8 @@ type Evidence struct {
 	ngIfaces []capture.Interface
 	ngOrder  []string
 	ngNotes  []string
-	ngDone   bool // path.pcapng holds every frame of the pcaps
+	ngHead   []string // section comments before the notes: an agent's record (agent.go)
+	ngDone   bool     // path.pcapng holds every frame of the pcaps
 	err      error
 
 	// Per-point kernel counters and capture windows, for path.pcapng's
@@ -146,20 +147,14 @@ func (e *Evidence) plan(path *discover.Path) error {
 		}
 		ep := &evPoint{f: f}
 		e.points = append(e.points, ep)
-		link := capture.LinkTypeEthernet
-		if p.RawIP { // a TUN or IP tunnel device: IP packets, no link header
-			link = capture.LinkTypeRaw
-		}
-		w, err := pcapfile.NewWriter(f, link, afpacket.FilterSnaplen)
+		ifc := evidenceInterface(p)
+		w, err := pcapfile.NewWriter(f, ifc.LinkType, ifc.Snaplen)
 		if err != nil {
 			e.abort()
 			return err
 		}
 		ep.w = w
-		ifaces = append(ifaces, capture.Interface{
-			Name: p.Name, Description: evidenceDescription(p),
-			IfIndex: p.IfIndex, LinkType: link, Snaplen: afpacket.FilterSnaplen, MTU: p.MTU,
-		})
+		ifaces = append(ifaces, ifc)
 		order = append(order, p.Name)
 	}
 	f, err = e.create("path.pcapng")
@@ -183,6 +178,16 @@ func (e *Evidence) plan(path *discover.Path) error {
 	e.report = report.NewJSONStream(e.reportFile)
 	e.unregister = interrupt.AtExit(func() { e.close() })
 	return nil
+}
+
+// evidenceInterface is a point's interface in path.pcapng.
+func evidenceInterface(p discover.Point) capture.Interface {
+	link := capture.LinkTypeEthernet
+	if p.RawIP { // a TUN or IP tunnel device: IP packets, no link header
+		link = capture.LinkTypeRaw
+	}
+	return capture.Interface{Name: p.Name, Description: evidenceDescription(p),
+		IfIndex: p.IfIndex, LinkType: link, Snaplen: afpacket.FilterSnaplen, MTU: p.MTU}
 }
 
 // evidenceDescription describes a point's interface in path.pcapng: where
@@ -334,7 +339,7 @@ func (e *Evidence) assemble() error {
 	if e.ngFile == nil { // closed by a signal
 		return nil
 	}
-	ng, err := pcapfile.NewNgWriter(e.ngFile, e.ngIfaces, e.ngOrder, e.ngNotes...)
+	ng, err := pcapfile.NewNgWriter(e.ngFile, e.ngIfaces, e.ngOrder, append(e.ngHead[:len(e.ngHead):len(e.ngHead)], e.ngNotes...)...)
 	if err != nil {
 		return fmt.Errorf("assemble path.pcapng: %w", err)
 	}

@@ -65,6 +65,12 @@ type TraceOptions struct {
 	// Captured is called for every frame, on its point's capture goroutine
 	// (live counters).
 	Captured func(point int)
+	// Frame, if set, gets every frame on its point's capture goroutine
+	// (rf valid during the call only): agent mode streams them.
+	Frame func(point int, rf *capture.RawFrame)
+	// Armed, if set, is called once every point is armed, before the
+	// first probe, with the probes' echo id (0 without echo probes).
+	Armed func(echoID uint16)
 	// Filter keeps only matching frames (Passive: the endpoints' own
 	// traffic, narrowed further); nil keeps all.
 	Filter *filter.Filter
@@ -200,6 +206,9 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 			o.Captured(point)
 		}
 		o.Evidence.frame(point, rf)
+		if o.Frame != nil {
+			o.Frame(point, rf)
+		}
 	})
 	if err != nil {
 		return err
@@ -245,6 +254,9 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 	}
 	if watchReady != nil {
 		<-watchReady
+	}
+	if o.Armed != nil {
+		o.Armed(lt.echoID)
 	}
 	interrupted := false
 	lt.info.Passive = o.Passive

@@ -68,8 +68,9 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	if o.Sink != nil {
 		keep.sinks, keep.limit = append(keep.sinks, o.Sink), -1
 	}
-	eng, err := correlate.New(correlate.Config{Points: specs, Window: window,
-		ClockOffsets: clocks.offsets, ClockProblems: clocks.problems}, keep.add)
+	cfg := correlate.Config{Points: specs, Window: window, ClockOffsets: clocks.offsets, ClockProblems: clocks.problems}
+	b.agentConfig(&cfg)
+	eng, err := correlate.New(cfg, keep.add)
 	if err != nil {
 		return nil, err
 	}

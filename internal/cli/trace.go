@@ -15,6 +15,7 @@ import (
 	"github.com/pathtrace/pathtrace/discover/k8s"
 	"github.com/pathtrace/pathtrace/internal/iostreams"
 	"github.com/pathtrace/pathtrace/pipeline"
+	"github.com/pathtrace/pathtrace/report"
 )
 
 // traceOptions are the live tracer's flags.
@@ -170,9 +171,13 @@ func (o *traceOptions) run(ctx context.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	// The report goes out before the evidence is written, so a full disk
-	// cannot hide what was captured; a closed pipe does not stop the
-	// evidence either.
+	return reportLive(out, ev, doc)
+}
+
+// reportLive writes a live run's report, then its evidence, and returns the
+// run's status. The report goes out first, so a full disk cannot hide what
+// was captured; a closed pipe does not stop the evidence either.
+func reportLive(out *output, ev *pipeline.Evidence, doc report.Document) error {
 	doc.Tool = buildTool()
 	status := findings(doc.Live.Interrupted, doc.Result.Summary.Clean)
 	if err := out.finish(doc); err != nil {
