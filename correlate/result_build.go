@@ -107,6 +107,9 @@ func (e *Engine) result() *Result {
 	}
 	e.unshared()
 	for _, p := range e.cfg.ClockProblems {
+		if comp := e.components(); comp != nil && e.clockComponent(comp, p.A) != e.clockComponent(comp, p.B) {
+			continue // captures that share no frame: the no-shared-frames warning says it
+		}
 		e.anomaly(KindClock, e.groupName(p.A)+","+e.groupName(p.B), 0, func() string { return p.Message })
 	}
 	for _, k := range e.anomOrder {
@@ -336,38 +339,22 @@ func (e *Engine) offPathLine(s *Summary) string {
 // taken at different times (another run), or not on one path. No loss is
 // reported between them (see wayEnd).
 func (e *Engine) unshared() {
-	n := len(e.cfg.Points)
-	comp := make([]int, n)
-	for p := range comp {
-		comp[p] = -1
+	comp := e.components()
+	if comp == nil {
+		return
 	}
 	var groups [][]int
-	for p := range n {
-		if comp[p] >= 0 || e.cov[p].decoded == 0 {
+	for p, g := range comp {
+		if g < 0 {
 			continue
 		}
-		g := len(groups)
-		groups = append(groups, nil)
-		stack := []int{p}
-		comp[p] = g
-		for len(stack) > 0 {
-			q := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			groups[g] = append(groups[g], q)
-			for r := range n {
-				if comp[r] < 0 && e.cov[r].decoded > 0 && e.linked(q, r) {
-					comp[r] = g
-					stack = append(stack, r)
-				}
-			}
+		for len(groups) <= g {
+			groups = append(groups, nil)
 		}
-	}
-	if len(groups) < 2 {
-		return
+		groups[g] = append(groups[g], p)
 	}
 	var names []string
 	for _, g := range groups {
-		slices.Sort(g)
 		var ns []string
 		for _, p := range g {
 			ns = append(ns, e.cfg.Points[p].Name)
@@ -378,6 +365,51 @@ func (e *Engine) unshared() {
 	e.anomaly(KindNoSharedFrames, who, 0, func() string {
 		return who + " share no frame: not captured at the same time, or not on one path"
 	})
+}
+
+// components numbers the groups of points linked by shared frames (-1: a
+// point that decoded nothing); nil when there are fewer than two.
+func (e *Engine) components() []int {
+	n := len(e.cfg.Points)
+	comp := make([]int, n)
+	for p := range comp {
+		comp[p] = -1
+	}
+	groups := 0
+	for p := range n {
+		if comp[p] >= 0 || e.cov[p].decoded == 0 {
+			continue
+		}
+		g := groups
+		groups++
+		stack := []int{p}
+		comp[p] = g
+		for len(stack) > 0 {
+			q := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for r := range n {
+				if comp[r] < 0 && e.cov[r].decoded > 0 && e.linked(q, r) {
+					comp[r] = g
+					stack = append(stack, r)
+				}
+			}
+		}
+	}
+	if groups < 2 {
+		return nil
+	}
+	return comp
+}
+
+// clockComponent is the shared-frames group of clock group g's first
+// point.
+func (e *Engine) clockComponent(comp []int, g int) int {
+	for p, spec := range e.cfg.Points {
+		if spec.Clock == g {
+			return comp[p]
+		}
+	}
+	return -1
 }
 
 func countList(prefix string, m map[string]int) string {

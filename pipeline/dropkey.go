@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/capture/decode"
 	"github.com/pathtrace/pathtrace/capture/kdrop"
 	"github.com/pathtrace/pathtrace/correlate"
-	"github.com/pathtrace/pathtrace/netns"
 )
 
 // record keys a kernel drop like a captured frame: the dropped packet's
@@ -138,23 +135,4 @@ func nftKey(network, transport []byte) (ruleKey, bool) {
 		k.hasEchoField = true
 	}
 	return k, true
-}
-
-// linkName asks a namespace for an interface's name.
-func linkName(nsPath string, ifindex int) (string, error) {
-	h, err := netns.Open(nsPath)
-	if err != nil {
-		return "", err
-	}
-	defer h.Close()
-	var name string
-	err = netns.Do(h, func() error {
-		l, err := netlink.LinkByIndex(ifindex)
-		if err != nil {
-			return err
-		}
-		name = l.Attrs().Name
-		return nil
-	})
-	return name, err
 }

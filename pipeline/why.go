@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -57,7 +56,6 @@ type dropWatch struct {
 	drops   []dropRecord
 	rules   []ruleEvent
 	skbs    map[uint64]int64 // skb address → time: one packet reported twice is one drop
-	lost    uint64           // matched drops the ring buffer could not take
 	dropped int              // beyond maxDropEvents
 
 	stop       context.CancelFunc
@@ -293,7 +291,7 @@ func (dw *dropWatch) close() ([]dropRecord, []string) {
 	defer dw.mu.Unlock()
 	if dw.kd != nil {
 		dw.notes = append(dw.notes, dw.kd.Notes()...)
-		if n := dw.kd.Lost() + dw.lost; n > 0 {
+		if n := dw.kd.Lost(); n > 0 {
 			dw.notes = append(dw.notes, fmt.Sprintf("%d drops of the run's packets were not reported (the drop ring buffer was full)", n))
 		}
 	}
@@ -380,70 +378,4 @@ func legacyTable(symbol string) bool {
 		}
 	}
 	return false
-}
-
-// nsNames names namespaces by inode: the path's own labels, then
-// /run/netns, then the host's.
-type nsNames struct {
-	labels map[uint64]string
-	paths  map[uint64]string
-	ifs    map[[2]uint64]string // (inode, ifindex) → the path's interface names
-}
-
-func newNSNames(path *discover.Path) *nsNames {
-	n := &nsNames{labels: map[uint64]string{}, paths: map[uint64]string{}, ifs: map[[2]uint64]string{}}
-	for _, p := range path.Points {
-		n.labels[p.Inode], n.paths[p.Inode] = p.Netns, p.NetnsPath
-		n.ifs[[2]uint64{p.Inode, uint64(p.IfIndex)}] = p.Interface
-	}
-	if ents, err := os.ReadDir("/run/netns"); err == nil {
-		for _, e := range ents {
-			h, err := netns.Open("/run/netns/" + e.Name())
-			if err != nil {
-				continue
-			}
-			if _, ok := n.labels[h.Inode]; !ok {
-				n.labels[h.Inode], n.paths[h.Inode] = e.Name(), h.Path
-			}
-			h.Close()
-		}
-	}
-	if h, err := netns.Open("/proc/1/ns/net"); err == nil {
-		if _, ok := n.labels[h.Inode]; !ok {
-			n.labels[h.Inode], n.paths[h.Inode] = "host", h.Path
-		}
-		h.Close()
-	}
-	return n
-}
-
-// name sets each drop's namespace and interface names.
-func (n *nsNames) name(drops []dropRecord) {
-	for i := range drops {
-		d := &drops[i]
-		d.Netns = n.labels[d.inode]
-		if d.Netns == "" {
-			d.Netns = fmt.Sprint(d.inode)
-		}
-		if d.ifindex > 0 {
-			d.Interface = n.ifname(d.inode, d.ifindex)
-		}
-	}
-}
-
-// ifname names an interface of a namespace: the path's own, else asked of
-// the namespace, else "ifindex N".
-func (n *nsNames) ifname(inode uint64, ifindex int) string {
-	k := [2]uint64{inode, uint64(ifindex)}
-	if s, ok := n.ifs[k]; ok {
-		return s
-	}
-	s := fmt.Sprintf("ifindex %d", ifindex)
-	if p := n.paths[inode]; p != "" {
-		if name, err := linkName(p, ifindex); err == nil {
-			s = name
-		}
-	}
-	n.ifs[k] = s
-	return s
 }

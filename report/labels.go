@@ -208,7 +208,7 @@ func zeroNotes(d Document, list []correlate.Trace, dec int) []string {
 		}
 		for _, pt := range d.Path.Points {
 			if pt.Name == p {
-				return pt.Role == discover.RoleBridge
+				return pt.Role == discover.RoleBridge || pt.Role == discover.RoleTunnel
 			}
 		}
 		return false
@@ -229,10 +229,6 @@ func zeroNotes(d Document, list []correlate.Trace, dec int) []string {
 	if len(at) == 0 {
 		return nil
 	}
-	who := "a bridge stamps"
-	if len(at) > 1 {
-		who = "bridges stamp"
-	}
-	return []string{fmt.Sprintf("%s at %s: %s a frame with its ingress port's stamp (not a measured latency)",
-		signedMicros(0, dec), strings.Join(at, ", "), who)}
+	return []string{fmt.Sprintf("%s at %s: the stamp of the way in (a bridge keeps its ingress port's, a tunnel its underlay's), not a latency",
+		signedMicros(0, dec), strings.Join(at, ", "))}
 }
