@@ -37,7 +37,8 @@ func TestClusterMode(t *testing.T) {
 	c.kubectl("apply", "-f", "../../deploy/rbac/pathtrace.yaml", "-f", "../../deploy/rbac/pathtrace-cluster.yaml")
 	c.mustRun(time.Minute, "pod", "shop/web-1", "node1")
 	c.mustRun(time.Minute, "pod", "shop/db-0", "node2")
-	for _, p := range []string{"web-1", "db-0"} {
+	c.mustRun(time.Minute, "pod", "shop/web-2", "node1")
+	for _, p := range []string{"web-1", "db-0", "web-2"} {
 		c.mustRun(2*time.Minute, "wait-pod", "shop/"+p, "90")
 	}
 	pt := &ptRun{t: t, bin: bin, kubeconfig: c.env["PATHTRACE_K8S_HOST_KUBECONFIG"]}
@@ -75,6 +76,24 @@ func TestClusterMode(t *testing.T) {
 		if err != nil || !strings.Contains(string(table), "Clocks: "+node1+": the reference; "+node2+": ") {
 			t.Errorf("analyze of the evidence: %v, no clock line for both nodes:\n%s", err, table)
 		}
+	})
+
+	t.Run("same node", func(t *testing.T) {
+		// The tracer itself runs in node1's one agent; its report comes back.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "--kubeconfig", pt.kubeconfig, "--cluster", "-n", "shop", "--src", "web-1", "--dst", "web-2", "-c", "3", "-f", "json")
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		var doc jsonDoc
+		if err != nil || json.Unmarshal(out, &doc) != nil || len(doc.Points) != 5 || doc.Summary.Complete < 6 || !doc.Summary.Clean {
+			t.Errorf("web-1 → web-2 on node1: %v, %d points, summary %+v; want 5 points, 3 echoes answered\n%s\n%s", err, len(doc.Points), doc.Summary, errb.String(), out)
+		}
+		if !strings.Contains(errb.String(), "on "+node1+" (running after") || strings.Contains(errb.String(), node2) {
+			t.Errorf("want one agent, on %s:\n%s", node1, errb.String())
+		}
+		noAgents(t, c)
 	})
 
 	t.Run("SIGINT mid-run", func(t *testing.T) {
