@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -19,6 +20,7 @@ var errNoConfig = errors.New("no Kubernetes configuration (no --kubeconfig, KUBE
 // client is the API connection and what error messages name.
 type client struct {
 	cs        kubernetes.Interface
+	rc        *rest.Config
 	server    string // https://host:port
 	context   string // kubeconfig context, or "in-cluster"
 	namespace string // -n, else the context's, else "default"
@@ -50,7 +52,7 @@ func connect(cf *genericclioptions.ConfigFlags) (*client, error) {
 		rc.Timeout = defaultRequestTimeout
 	}
 	rc.UserAgent = "pathtrace"
-	c := &client{server: rc.Host, context: "in-cluster"}
+	c := &client{rc: rc, server: rc.Host, context: "in-cluster"}
 	if raw, err := loader.RawConfig(); err == nil && len(raw.Contexts) > 0 {
 		c.context = raw.CurrentContext
 		if cf.Context != nil && *cf.Context != "" {
@@ -78,6 +80,11 @@ func inCluster() bool {
 // context and what pathtrace needed: the verb and resource an RBAC rule
 // must grant (deploy/rbac/pathtrace.yaml grants them all).
 func (c *client) apiError(err error, verb, resource, ns string) error {
+	return c.apiErrorGrant(err, verb, resource, ns, "deploy/rbac/pathtrace.yaml")
+}
+
+// apiErrorGrant is apiError naming the manifest that grants the verb.
+func (c *client) apiErrorGrant(err error, verb, resource, ns, manifest string) error {
 	where := ""
 	if ns != "" {
 		where = " in namespace " + ns
@@ -88,8 +95,8 @@ func (c *client) apiError(err error, verb, resource, ns string) error {
 		return fmt.Errorf("API server %s (context %s) rejected the credentials (401 Unauthorized): %s; check the token or certificate of user %q in the kubeconfig",
 			c.server, c.context, need, c.user)
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("API server %s (context %s) forbids it: %s (%s); grant it, e.g. with deploy/rbac/pathtrace.yaml",
-			c.server, c.context, need, oneLine(err))
+		return fmt.Errorf("API server %s (context %s) forbids it: %s (%s); grant it, e.g. with %s",
+			c.server, c.context, need, oneLine(err), manifest)
 	case apierrors.IsNotFound(err):
 		return err
 	case apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || isNetError(err):

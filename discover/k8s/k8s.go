@@ -35,6 +35,10 @@ type Options struct {
 	// CRIEndpoint is the runtime's socket (--cri-endpoint); "" = the
 	// usual paths.
 	CRIEndpoint string
+	// Cluster resolves pods on any node (cluster mode): an endpoint is
+	// the pod as the API server knows it (IP, node), with no network
+	// namespace on this machine; the agents on its node find that.
+	Cluster bool
 }
 
 // Resolver implements discover.Resolver for Kubernetes names, and
@@ -89,6 +93,9 @@ func (r *Resolver) Resolve(arg string) (discover.Endpoint, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*defaultRequestTimeout)
 	defer cancel()
+	if r.o.Cluster {
+		return r.resolveCluster(ctx, arg, ref)
+	}
 	var ep discover.Endpoint
 	switch ref.kind {
 	case kindLocal:
@@ -105,12 +112,8 @@ func (r *Resolver) Resolve(arg string) (discover.Endpoint, error) {
 		return r.local.Resolve(arg)
 	case kindBare:
 		ep, err = r.bare(ctx, arg)
-	case kindPod:
-		ep, err = r.podByName(ctx, ref.namespace, ref.name, "")
-	case kindService:
-		ep, err = r.service(ctx, ref)
-	case kindWorkload:
-		ep, err = r.workload(ctx, ref)
+	case kindPod, kindService, kindWorkload:
+		ep, err = r.apiEndpoint(ctx, ref)
 	case kindNode:
 		ep, err = r.nodeEndpoint(ctx, ref.name)
 	}
@@ -124,6 +127,47 @@ func (r *Resolver) Resolve(arg string) (discover.Endpoint, error) {
 		r.names[r.hostNS().inode] = "host"
 	}
 	return ep, nil
+}
+
+// resolveCluster is Resolve in cluster mode: Kubernetes names only (a pod
+// IP too), on any node; nothing on this machine is looked at.
+func (r *Resolver) resolveCluster(ctx context.Context, arg string, ref ref) (discover.Endpoint, error) {
+	var ep discover.Endpoint
+	var err error
+	switch ref.kind {
+	case kindBare:
+		ep, err = r.podByName(ctx, "", arg, "")
+	case kindPod, kindService, kindWorkload:
+		ep, err = r.apiEndpoint(ctx, ref)
+	case kindLocal:
+		ip, perr := netip.ParseAddr(arg)
+		if perr != nil {
+			return ep, noMatch("%q: with --cluster an endpoint is a pod, svc/, deploy/, sts/, ds/, rs/, job/ or a pod IP (network namespaces and PIDs are a node's own: run pathtrace there)", arg)
+		}
+		var ok bool
+		if ep, ok = r.podByIP(ctx, ip.Unmap()); !ok {
+			return ep, noMatch("%s is not the IP of exactly one running pod (with --cluster an IP must be a pod's)", ip)
+		}
+	default:
+		return ep, noMatch("%q: with --cluster an endpoint is a pod, svc/, deploy/, sts/, ds/, rs/, job/ or a pod IP (%s is a node's own: run pathtrace there)", arg, ref.kind)
+	}
+	if err != nil {
+		return discover.Endpoint{}, err
+	}
+	ep.Arg = arg
+	return ep, nil
+}
+
+// apiEndpoint resolves what only the API server names: pod/NAME and
+// NS/NAME, svc/, the workloads.
+func (r *Resolver) apiEndpoint(ctx context.Context, ref ref) (discover.Endpoint, error) {
+	switch ref.kind {
+	case kindService:
+		return r.service(ctx, ref)
+	case kindWorkload:
+		return r.workload(ctx, ref)
+	}
+	return r.podByName(ctx, ref.namespace, ref.name, "")
 }
 
 // bare is NAME: a network namespace on the node stays one; otherwise a pod

@@ -99,7 +99,7 @@ func (r *Resolver) onThisNode(ctx context.Context, ref, podNode, hostIP string) 
 	if podNode == self.name {
 		return nil
 	}
-	return noMatch("pod %s runs on node %s, not on this node %s (by %s): run pathtrace on %s (cross-node tracing, --cluster, is not there yet)", ref, podNode, self.name, self.how, podNode)
+	return noMatch("pod %s runs on node %s, not on this node %s (by %s): run pathtrace on %s, or trace across nodes with --cluster", ref, podNode, self.name, self.how, podNode)
 }
 
 // nodeEndpoint is node/NAME or host: the node's own namespace, its main

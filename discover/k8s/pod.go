@@ -62,6 +62,9 @@ func (r *Resolver) podByIP(ctx context.Context, ip netip.Addr) (discover.Endpoin
 		return discover.Endpoint{}, false
 	}
 	pod := found[0]
+	if r.o.Cluster {
+		return clusterPod(podInfo(pod)), true
+	}
 	if self := r.thisNode(ctx); self.err == nil && pod.Spec.NodeName != self.name {
 		// Another node's pod, given by IP: traced to this node's egress
 		// as any IP off the node is, but named.
@@ -91,10 +94,13 @@ func (r *Resolver) pod(ctx context.Context, pod *corev1.Pod) (discover.Endpoint,
 		}
 		return discover.Endpoint{}, noMatch("pod %s is not running with an IP (%s): pathtrace traces running pods; kubectl describe pod -n %s %s says why", ref, why, pod.Namespace, pod.Name)
 	}
+	info := podInfo(pod)
+	if r.o.Cluster {
+		return clusterPod(info), nil
+	}
 	if err := r.onThisNode(ctx, ref, pod.Spec.NodeName, pod.Status.HostIP); err != nil {
 		return discover.Endpoint{}, err
 	}
-	info := podInfo(pod)
 	var ep discover.Endpoint
 	var err error
 	if pod.Spec.HostNetwork {
@@ -107,6 +113,19 @@ func (r *Resolver) pod(ctx context.Context, pod *corev1.Pod) (discover.Endpoint,
 	}
 	ep.Label, ep.Pod = pod.Name, info
 	return ep, nil
+}
+
+// clusterPod is a pod in cluster mode: its IP and node, named after it;
+// the agent on its node resolves the IP to the pod's namespace there.
+func clusterPod(info *discover.Pod) discover.Endpoint {
+	ep := discover.Remote(info.IP)
+	ep.Label, ep.Pod = info.Name, info
+	if info.HostNetwork {
+		ep.Host = true
+		ep.Notes = append(ep.Notes, fmt.Sprintf("pod %s/%s uses the host network: its endpoint is node %s's own namespace (%s)",
+			info.Namespace, info.Name, info.Node, info.IP))
+	}
+	return ep
 }
 
 func podInfo(pod *corev1.Pod) *discover.Pod {

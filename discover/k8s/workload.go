@@ -189,6 +189,9 @@ func (r *Resolver) choose(ctx context.Context, what string, cands []candidatePod
 		return discover.Endpoint{}, noMatch("%s has no ready pod", what)
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].name < cands[j].name })
+	if r.o.Cluster { // any node will do
+		return r.podByName(ctx, cands[0].namespace, cands[0].name, "")
+	}
 	self := r.thisNode(ctx)
 	var elsewhere []string
 	for _, p := range cands {
@@ -205,7 +208,7 @@ func (r *Resolver) choose(ctx context.Context, what string, cands []candidatePod
 	if self.err != nil {
 		return discover.Endpoint{}, noMatch("%s: no pod on this node (%s); which node this is is unknown: %v", what, strings.Join(elsewhere, ", "), self.err)
 	}
-	return discover.Endpoint{}, noMatch("%s has no ready pod on this node %s (%s): run pathtrace on one of those nodes (cross-node tracing, --cluster, is not there yet)", what, self.name, strings.Join(elsewhere, ", "))
+	return discover.Endpoint{}, noMatch("%s has no ready pod on this node %s (%s): run pathtrace on one of those nodes, or trace across nodes with --cluster", what, self.name, strings.Join(elsewhere, ", "))
 }
 
 // ServicePath adjusts a path whose destination was reached through a

@@ -62,6 +62,7 @@ in-cluster) and must be pods on this node.`,
 	o.addFlags(cmd)
 	cmd.SetOut(ios.Out)
 	cmd.SetErr(ios.ErrOut)
-	cmd.AddCommand(newAnalyzeCmd(ios, nil), newCaptureCmd(ios, nil), newLabCmd(ios), newDemoCmd(ios, nil))
+	cmd.AddCommand(newAnalyzeCmd(ios, nil), newCaptureCmd(ios, nil), newLabCmd(ios), newDemoCmd(ios, nil),
+		newImageCmd(ios), newAgentIdleCmd(), newAgentRunCmd())
 	return cmd
 }

@@ -42,6 +42,9 @@ type traceOptions struct {
 
 	TCPPort uint16
 	kube    kubeOptions
+	cl      clusterOptions
+	// changed reports whether the command line gave a flag.
+	changed func(name string) bool
 
 	// Resolver, if set, replaces the Kubernetes-aware resolver (tests, the
 	// demo's lab).
@@ -77,6 +80,8 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 		"with --passive: say why the endpoints' echoes were dropped (the kernel's drop reason, the nftables rule); on by default with probes")
 	f.StringVar(&o.Filter, "filter", "", "with --passive: keep only frames matching this tcpdump expression (inner frames of tunnels too), e.g. 'icmp and host 10.244.1.3'")
 	o.kube.addFlags(cmd)
+	o.cl.addFlags(cmd)
+	o.changed = cmd.Flags().Changed
 	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 32M, 1G... (default 4MiB with probes, 32MiB with --passive)")
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
 	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...; what a flood may get ahead of the correlator before the rings fill")
@@ -136,6 +141,9 @@ func (o *traceOptions) validate() error {
 // report, then write the evidence. It returns the exit status as an
 // exitError.
 func (o *traceOptions) run(ctx context.Context) error {
+	if o.cl.Cluster {
+		return o.runCluster(ctx)
+	}
 	if err := o.validate(); err != nil {
 		return usageError(err)
 	}
