@@ -51,7 +51,7 @@ func (o *traceOptions) podConfig() (cluster.PodConfig, error) {
 		}
 		img = cluster.DefaultImage(buildTool().Version, bin)
 	}
-	steps := append(append([]privs.Step{}, privs.LiveTrace...), privs.DropReasons, privs.DropLocation)
+	steps := append(append([]privs.Step{}, privs.LiveTrace...), privs.DropReasons, privs.DropLocation, privs.DropRules)
 	return cluster.PodConfig{
 		Namespace: o.cl.Namespace, Image: img, Privileged: o.cl.Privileged, ServiceAccount: o.cl.ServiceAccount,
 		Caps:     privs.For(steps...),

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -105,6 +106,16 @@ func runProbe(arg string) error {
 		return loadDropTracer()
 	case DropLocation:
 		return kallsymsAddress("_stext")
+	case DropRules:
+		h := openNS(ns)
+		defer h.Close()
+		conn, err := nftables.New(nftables.WithNetNSFd(int(h)))
+		if err != nil {
+			return err
+		}
+		defer conn.CloseLasting()
+		_, err = conn.ListTables()
+		return err
 	case LabTunnel:
 		return closeFd(unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_IPIP))
 	}

@@ -51,6 +51,7 @@ var probes = []probe{
 	{LabState, nil},
 	{DropReasons, nil},
 	{DropLocation, nil},
+	{DropRules, []Cap{SysAdmin}}, // the trace holds it: the namespaces are entered
 	{LabTunnel, nil},
 }
 
