@@ -139,8 +139,14 @@ func TestRobustSecondInterrupt(t *testing.T) {
 	if code != exitInterrupted {
 		t.Errorf("exit %d after two SIGINTs, want %d", code, exitInterrupted)
 	}
-	if took > 300*time.Millisecond {
-		t.Errorf("exit %v after the second SIGINT, want at once (< 300ms)", took)
+	if !strings.Contains(p.errb.String(), "again: exiting now") {
+		t.Errorf("stderr %q: the second SIGINT did not force the exit", p.errb.String())
+	}
+	// At once: the cleanups take ~50 ms and the kernel's teardown of the
+	// rings ~100 ms on an idle machine; a loaded CI machine has shown 700 ms.
+	// A drain (the probes' --timeout, path.pcapng, reports) takes seconds.
+	if took > 1500*time.Millisecond {
+		t.Errorf("exit %v after the second SIGINT, want at once (< 1.5s)", took)
 	}
 	if n := waitPromiscuity(t, l.Node, "cni0", 0, time.Second); n != 0 {
 		t.Errorf("cni0 promiscuity %d after a forced exit, want 0", n)

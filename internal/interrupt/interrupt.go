@@ -31,7 +31,8 @@ func AtExit(fn func()) (remove func()) {
 	}
 }
 
-// RunCleanups runs every registered cleanup once; the forced exit calls it.
+// RunCleanups runs every registered cleanup once, all at the same time;
+// the forced exit calls it.
 func RunCleanups() {
 	cleanups.Lock()
 	fns := make([]func(), 0, len(cleanups.fns))
@@ -40,7 +41,11 @@ func RunCleanups() {
 	}
 	cleanups.fns = nil
 	cleanups.Unlock()
+	// Side by side: they are independent (evidence files, trace tables in
+	// namespaces, a lab, agent pods), and the user asked to exit now.
+	var wg sync.WaitGroup
 	for _, fn := range fns {
-		fn()
+		wg.Go(fn)
 	}
+	wg.Wait()
 }
