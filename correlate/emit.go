@@ -25,7 +25,7 @@ func (e *Engine) emit(t *trace) {
 		out.Direction = Reverse
 	}
 	e.sum.Traces++
-	e.sum.ByProto[out.Protocol.String()]++
+	e.byProto[out.Protocol]++ // into sum.ByProto at the end: no string hashing per trace
 	negative := e.hops(t, out, order, prev)
 	e.lossFindings(t, out, forward)
 	e.hopFindings(t, out, order, negative)
@@ -86,16 +86,17 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 				e.latency(p.point, h.point).add(d)
 			}
 		}
-		hop := Hop{
-			Point:         e.cfg.Points[h.point].Name,
-			Time:          Timestamp(h.stamp),
-			DeltaNs:       d,
-			UncertaintyNs: unc,
-			ClockOffsetNs: h.stamp - h.time,
-			Dir:           h.dir,
-			Frame:         int(h.num),
-			Reflection:    h.refl,
-		}
+		// Built in place: a Hop is large, and a copy per hop shows.
+		out.Hops = append(out.Hops, Hop{})
+		hop := &out.Hops[len(out.Hops)-1]
+		hop.Point = e.cfg.Points[h.point].Name
+		hop.Time = Timestamp(h.stamp)
+		hop.DeltaNs = d
+		hop.UncertaintyNs = unc
+		hop.ClockOffsetNs = h.stamp - h.time
+		hop.Dir = h.dir
+		hop.Frame = int(h.num)
+		hop.Reflection = h.refl
 		if h.hasSrc {
 			hop.SrcMAC = someMAC(h.src)
 		}
@@ -108,7 +109,6 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 		if h.encap > 0 {
 			hop.Encap = encapRep(&t.encaps[h.encap-1])
 		}
-		out.Hops = append(out.Hops, hop)
 	}
 	return negative
 }
@@ -211,13 +211,16 @@ func (e *Engine) flag(out *Trace, f Flag) {
 	}
 }
 
+// latency is the statistics of the hop pair from → to. The map keeps them
+// for the result; a flat index finds them per hop without hashing.
 func (e *Engine) latency(from, to int) *latency {
-	k := [2]int{from, to}
-	l := e.stats[k]
-	if l == nil {
-		l = &latency{}
-		e.stats[k] = l
+	i := from*len(e.cfg.Points) + to
+	if l := e.lat[i]; l != nil {
+		return l
 	}
+	l := &latency{}
+	e.stats[[2]int{from, to}] = l
+	e.lat[i] = l
 	return l
 }
 

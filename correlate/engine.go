@@ -161,6 +161,8 @@ type Engine struct {
 	// learned owners: MAC/IP → per-point origin counts
 	macOrigin map[MAC]*[MaxPoints]int32
 	ipOrigin  map[netip.Addr]*[MaxPoints]int32
+	macSeen   originCache[MAC]
+	ipSeen    originCache[netip.Addr]
 
 	echoReq map[uint64]echoInfo // by echoKey.hash
 	echoQ   ring.Ring[pending]
@@ -168,10 +170,14 @@ type Engine struct {
 	arpQ    ring.Ring[arpKey]
 
 	flows           map[flowKey]*flow
+	lastFlowKey     flowKey // the flow flowOf found last (a flood's frames are one conversation)
+	lastFlow        *flow
 	offPathOnePoint int               // off-path traces seen at a single point
 	shared          [MaxPoints]uint64 // bit q of shared[p]: p saw a frame q had seen before it
 
 	stats       map[[2]int]*latency
+	lat         []*latency // the same, at from*len(points)+to
+	byProto     [256]int   // traces per protocol, for sum.ByProto
 	anomalies   map[anomalyKey]*Anomaly
 	anomOrder   []anomalyKey
 	warnings    []string
@@ -249,6 +255,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		arpReq:    make(map[arpKey]arpInfo),
 		flows:     make(map[flowKey]*flow),
 		stats:     make(map[[2]int]*latency),
+		lat:       make([]*latency, len(cfg.Points)*len(cfg.Points)),
 		anomalies: make(map[anomalyKey]*Anomaly),
 	}
 	e.sum.ByProto = make(map[string]int)
@@ -401,6 +408,12 @@ func (e *Engine) Finish() *Result {
 	}
 	e.mark = 1<<63 - 1
 	e.expireRequests()
+	for p, n := range e.byProto {
+		if n > 0 {
+			e.sum.ByProto[Proto(p).String()] += n
+			e.byProto[p] = 0
+		}
+	}
 	return e.result()
 }
 
