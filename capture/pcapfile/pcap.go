@@ -105,31 +105,45 @@ func (s *Reader) next() (capture.RawFrame, error) {
 	if p.modified {
 		hlen = 24
 	}
-	ok, clean, err := s.readFull(p.hdr[:hlen])
-	if err != nil {
-		return capture.RawFrame{}, err
-	}
-	if clean {
-		return capture.RawFrame{}, io.EOF
-	}
 	num := s.num + 1
-	if !ok {
-		return capture.RawFrame{}, s.truncated(fmt.Sprintf("the header of frame %d", num))
+	// The common case reads the record in place from the read buffer (valid
+	// until the next call, as Next promises); a record the buffer does not
+	// hold whole goes the copying way, which also reports cuts exactly.
+	hdr, _ := s.br.Peek(hlen)
+	if len(hdr) < hlen {
+		ok, clean, err := s.readFull(p.hdr[:hlen])
+		if err != nil {
+			return capture.RawFrame{}, err
+		}
+		if clean {
+			return capture.RawFrame{}, io.EOF
+		}
+		if !ok {
+			return capture.RawFrame{}, s.truncated(fmt.Sprintf("the header of frame %d", num))
+		}
+		hdr = p.hdr[:hlen]
+	} else {
+		s.br.Discard(hlen)
 	}
-	sec := uint64(p.order.Uint32(p.hdr[0:4]))
-	sub := uint64(p.order.Uint32(p.hdr[4:8]))
-	caplen := p.order.Uint32(p.hdr[8:12])
-	wirelen := p.order.Uint32(p.hdr[12:16])
+	sec := uint64(p.order.Uint32(hdr[0:4]))
+	sub := uint64(p.order.Uint32(hdr[4:8]))
+	caplen := p.order.Uint32(hdr[8:12])
+	wirelen := p.order.Uint32(hdr[12:16])
 	if caplen > MaxFrameBytes {
 		return capture.RawFrame{}, s.stop("frame %d claims %d captured bytes, more than the %d-byte limit (corrupt file?)", num, caplen, MaxFrameBytes)
 	}
-	data := s.record(int(caplen))
-	ok, _, err = s.readFull(data)
-	if err != nil {
-		return capture.RawFrame{}, err
-	}
-	if !ok {
-		return capture.RawFrame{}, s.truncated(fmt.Sprintf("frame %d", num))
+	data, _ := s.br.Peek(int(caplen))
+	if len(data) == int(caplen) {
+		s.br.Discard(int(caplen))
+	} else {
+		data = s.record(int(caplen))
+		ok, _, err := s.readFull(data)
+		if err != nil {
+			return capture.RawFrame{}, err
+		}
+		if !ok {
+			return capture.RawFrame{}, s.truncated(fmt.Sprintf("frame %d", num))
+		}
 	}
 	s.num = num
 	if !p.nano {
