@@ -52,19 +52,16 @@ func planClocks(b *Bundle, specs []correlate.PointSpec, o ClockOptions, window i
 	}
 	estimated := map[int]correlate.ClockEstimate{}
 	if len(groups) > 1 {
-		sample, err := b.sampleFrames(clockSampleFrames)
+		sample, err := b.clockSample(clockSampleFrames)
 		if err != nil {
 			return nil, err
 		}
-		slices.SortStableFunc(sample, func(a, b correlate.Frame) int { return int(max(-1, min(1, a.Time-b.Time))) })
 		sampler := correlate.NewClockSampler(specs)
 		eng, err := correlate.New(correlate.Config{Points: specs, Window: window}, sampler.Add)
 		if err != nil {
 			return nil, err
 		}
-		for i := range sample {
-			eng.Add(&sample[i])
-		}
+		sample.each(eng.Add)
 		eng.Finish()
 		ests, problems := sampler.Estimate()
 		for _, e := range ests {
