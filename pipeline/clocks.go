@@ -61,7 +61,9 @@ func planClocks(b *Bundle, specs []correlate.PointSpec, o ClockOptions, window i
 		if err != nil {
 			return nil, err
 		}
-		sample.each(eng.Add)
+		if err := sample.each(eng.Add); err != nil {
+			return nil, err
+		}
 		eng.Finish()
 		ests, problems := sampler.Estimate()
 		for _, e := range ests {
