@@ -36,6 +36,7 @@ type JSONStream struct {
 	j       *jsonWriter
 	traces  int
 	scratch []byte
+	stamps  stampCache
 }
 
 // NewJSONStream starts the document.
@@ -54,7 +55,7 @@ func (s *JSONStream) Trace(t *correlate.Trace) {
 	}
 	s.j.raw("\n    ")
 	if s.j.err == nil {
-		s.scratch = appendTrace(s.scratch[:0], t, 2)
+		s.scratch = appendTraceCached(s.scratch[:0], t, 2, &s.stamps)
 		_, s.j.err = s.j.w.Write(s.scratch)
 	}
 	s.traces++
