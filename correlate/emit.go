@@ -49,17 +49,18 @@ func (e *Engine) describe(t *trace, out *Trace) {
 	case ProtoICMP, ProtoICMPv6, ProtoTCP:
 		out.Seq = someU(uint64(t.key.Seq))
 	}
-	if h0.hasIPID {
-		out.IPID = someU(uint64(h0.ipid))
+	if t.hasIPID {
+		out.IPID = someU(uint64(t.ipid))
 	}
-	out.SrcIP, out.DstIP = addr(h0.srcIP), addr(h0.dstIP)
+	ips := &t.ips[h0.ips]
+	out.SrcIP, out.DstIP = addr(ips.src), addr(ips.dst)
 	if t.key.Proto == ProtoARP {
 		out.SrcIP, out.DstIP = addr(t.key.Addr1), addr(t.key.Addr2)
 	}
 	if h0.hasPorts {
 		out.SrcPort, out.DstPort = someU(uint64(h0.sport)), someU(uint64(h0.dport))
 	}
-	out.Length = int(h0.wireLen)
+	out.Length = int(t.wireLen)
 }
 
 // hops appends the hops in crossing order with their deltas, rewrites and
@@ -81,7 +82,7 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 			case d < 0:
 				negative = true
 			}
-			e.rewrites(out, p, h)
+			e.rewrites(out, t, p, h)
 			if !h.refl {
 				e.latency(p.point, h.point).add(d)
 			}

@@ -68,44 +68,52 @@ type Config struct {
 // reused after Sink returns; call Clone to keep it.
 type Sink func(*Trace)
 
+// hop is one sighting of a trace's frame. It is kept small (one cache
+// line): a flood's traces are emitted after their hops left the cache.
+// What only the first hop's frame says (IP id, length) lives in the trace,
+// and the hops' addresses in a per-trace table (they rarely change).
 type hop struct {
 	point    int
 	time     int64 // on the reference clock: deltas and matching
 	stamp    int64 // the capture's own: reported
 	num      int32
-	dir      LinkDir
+	ipLen    int32
 	src, dst MAC
-	hasSrc   bool
-	hasDst   bool
-	ttl      uint8
-	hasTTL   bool
-	srcIP    netip.Addr
-	dstIP    netip.Addr
 	sport    uint16
 	dport    uint16
-	hasPorts bool
 	echoID   uint16
+	dir      LinkDir
+	ttl      uint8
+	encap    uint8 // 1 + index into trace.encaps; 0: not encapsulated
+	ips      uint8 // index into trace.ips
+	hasSrc   bool
+	hasDst   bool
+	hasTTL   bool
+	hasPorts bool
 	hasEcho  bool
-	ipid     uint16
-	hasIPID  bool
-	ipLen    int32
-	wireLen  int32
 	frag     bool
 	refl     bool
-	encap    uint8 // 1 + index into trace.encaps; 0: not encapsulated
 }
 
 type trace struct {
-	flow     *flow // nil: the frame has no addresses, or the flow table is full
-	n        int
-	key      Key
-	hops     []hop
-	encaps   []Encap // outer headers of the hops seen in a tunnel (few: the hop stays small)
-	seen     uint64  // points with a non-reflection hop
+	// What expiry and matching read first, together at the start.
 	last     int64
+	seen     uint64 // points with a non-reflection hop
+	n        int
+	hops     []hop
 	nextSame *trace // next active trace with the same key
+	flow     *flow  // nil: the frame has no addresses, or the flow table is full
 	dup      bool
+	hasIPID  bool   // the first hop's frame carried an IPv4 id:
+	ipid     uint16 // this one
+	wireLen  int32  // the first hop's frame length
+	key      Key
+	encaps   []Encap  // outer headers of the hops seen in a tunnel (few: the hop stays small)
+	ips      []ipPair // the hops' addresses, each pair once in a row (hop.ips indexes it)
 }
+
+// ipPair is a hop's source and destination address.
+type ipPair struct{ src, dst netip.Addr }
 
 type coverage struct {
 	first, last int64    // on the reference clock: what loss is judged by

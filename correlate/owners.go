@@ -5,7 +5,7 @@ import "net/netip"
 // source is the position of the owner of the frame's source address (the
 // sender IP for ARP), or -1 when unknown.
 func (e *Engine) source(t *trace) int {
-	ip := t.hops[0].srcIP
+	ip := t.ips[t.hops[0].ips].src
 	if t.key.Proto == ProtoARP {
 		ip = t.key.Addr1
 	}
@@ -33,10 +33,10 @@ func (e *Engine) destination(t *trace) int {
 		if t.key.Kind == NDNeighborSolic {
 			ip = t.key.Addr1
 		} else {
-			ip = h0.dstIP
+			ip = t.ips[h0.ips].dst
 		}
 	default:
-		ip = h0.dstIP
+		ip = t.ips[h0.ips].dst
 	}
 	if ip.IsValid() {
 		if o, ok := e.cfg.IPOwners[ip]; ok {
