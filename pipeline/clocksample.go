@@ -25,7 +25,31 @@ type clockSample struct {
 	b       *Bundle
 	perFile int
 	back    []int64     // per file: how far back in time its sample jumps at most
-	chunks  []*rawBatch // held records (overflowing stamps only)
+	chunks  []*sampleChunk // held records (overflowing stamps only)
+}
+
+// sampleChunk holds raw records back to back.
+type sampleChunk struct {
+	data []byte
+	recs []sampleRec
+}
+
+// sampleRec is one record of a chunk: its bytes are data[off:off+n].
+type sampleRec struct {
+	t      int64
+	num    int
+	wire   int
+	off, n int32
+	point  int32
+	link   capture.LinkType
+	dir    correlate.LinkDir
+}
+
+// frame is record i as the decoder takes it.
+func (c *sampleChunk) frame(i int) (capture.RawFrame, *sampleRec) {
+	r := &c.recs[i]
+	end := r.off + r.n
+	return capture.RawFrame{Data: c.data[r.off:end:end], Time: r.t, WireLen: r.wire, LinkType: r.link, Dir: r.dir, Num: r.num}, r
 }
 
 const (
@@ -59,13 +83,13 @@ func (b *Bundle) clockSample(perFile int) (*clockSample, error) {
 
 // hold reads the sample into memory, for each to sort.
 func (s *clockSample) hold() error {
-	var c *rawBatch
+	var c *sampleChunk
 	return s.read(func(fi int, rf capture.RawFrame, point int) {
 		if c == nil || len(c.recs) == cap(c.recs) || len(c.data)+len(rf.Data) > cap(c.data) {
-			c = &rawBatch{data: make([]byte, 0, max(sampleChunkBytes, len(rf.Data))), recs: make([]rawRec, 0, sampleChunkFrames)}
+			c = &sampleChunk{data: make([]byte, 0, max(sampleChunkBytes, len(rf.Data))), recs: make([]sampleRec, 0, sampleChunkFrames)}
 			s.chunks = append(s.chunks, c)
 		}
-		c.recs = append(c.recs, rawRec{t: rf.Time, stamp: rf.Time, num: rf.Num, wire: rf.WireLen,
+		c.recs = append(c.recs, sampleRec{t: rf.Time, num: rf.Num, wire: rf.WireLen,
 			off: int32(len(c.data)), n: int32(len(rf.Data)), point: int32(point), link: rf.LinkType, dir: rf.Dir})
 		c.data = append(c.data, rf.Data...)
 	}, nil)

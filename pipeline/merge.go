@@ -28,11 +28,11 @@ const outlierJump int64 = 60e9
 // on file sizes.
 //
 // Three stages, so the correlator (the caller of Next) has a core to itself:
-// one goroutine per source reads raw records (mergeread.go); one merge
-// goroutine orders them and decodes each as it leaves the reorder buffer,
-// into batches of frames; Next hands those out. The frames the correlator
-// reads were written a moment ago, not a reorder span ago: they are still
-// in cache.
+// one goroutine per source reads and decodes its frames into packed form
+// (mergeread.go, packed.go); one merge goroutine orders them and copies
+// each, as it leaves its reorder buffer, into batches for Next, which
+// unpacks them. The packed frames the correlator reads were written a
+// moment ago, not a reorder span ago: they are still in cache.
 type Merger struct {
 	reorder int64
 	inputs  []*mergeInput
@@ -44,8 +44,6 @@ type Merger struct {
 
 	// The merge goroutine's.
 	queued *stampMerge[rawRef] // per input: read, not yet released
-	dec    *decode.Decoder
-	filter *frameFilter
 
 	// Between the merge goroutine and Next: decoded batches in order, and
 	// the empty ones back.
@@ -55,6 +53,7 @@ type Merger struct {
 	cur      *frameBatch
 	pos, ev  int
 	finished bool
+	frame    correlate.Frame // the frame Next returned last, unpacked
 }
 
 // rawRef is a record waiting in a reorder buffer: where it lives, so
@@ -69,12 +68,13 @@ type rawRef struct {
 // where the single-goroutine merger did (the correlator's coverage depends
 // on it).
 type frameBatch struct {
-	frames []correlate.Frame
-	ends   []endEvent
-	last   bool // nothing follows
+	recs []packed
+	full []correlate.Frame // frames packed cannot hold (recs[i].full indexes them)
+	ends []endEvent
+	last bool // nothing follows
 }
 
-// endEvent: input in ended (its last batch b) before frames[at].
+// endEvent: input in ended (its last batch b) before recs[at].
 type endEvent struct {
 	at int
 	in *mergeInput
@@ -82,7 +82,7 @@ type endEvent struct {
 }
 
 const (
-	outFrames  = 128 // per frameBatch: a few hundred KiB in flight, cache-sized
+	outFrames  = 256 // per frameBatch: tens of KiB in flight, cache-sized
 	outBatches = 4   // queued between the merge goroutine and Next
 )
 
@@ -94,14 +94,14 @@ func NewMerger(reorder int64, closed func(point int, ifc capture.Interface, earl
 	if reorder <= 0 {
 		reorder = DefaultReorder
 	}
-	return &Merger{reorder: reorder, closed: closed, dec: decode.New()}
+	return &Merger{reorder: reorder, closed: closed}
 }
 
 // Add registers a source. points maps the source's interface indices to
 // point indices (-1 ignores one); interfaces the source reveals later (an
 // SLL2 ifindex first seen deep in a file) are ignored with a warning.
 func (m *Merger) Add(name string, src capture.Source, points []int) {
-	in := &mergeInput{src: src, name: name, points: points, batches: make(chan *rawBatch, batchesPer)}
+	in := &mergeInput{src: src, name: name, points: points, batches: make(chan *rawBatch, batchesPer), dec: decode.New()}
 	m.inputs = append(m.inputs, in)
 }
 
@@ -124,7 +124,7 @@ func (m *Merger) start() {
 	// one held by Next, one being filled.
 	m.spare = make(chan *frameBatch, outBatches+2)
 	for range outBatches + 2 {
-		m.spare <- &frameBatch{frames: make([]correlate.Frame, 0, outFrames)}
+		m.spare <- &frameBatch{recs: make([]packed, 0, outFrames)}
 	}
 	m.queued = newStampMerge[rawRef](len(m.inputs))
 	for _, in := range m.inputs {
@@ -152,10 +152,20 @@ func (m *Merger) SetClocks(lines []correlate.ClockLine) {
 
 // SetFilter keeps only frames matching f (nil: all); call it before the
 // first Next.
-func (m *Merger) SetFilter(f *filter.Filter) { m.filter = newFrameFilter(f) }
+func (m *Merger) SetFilter(f *filter.Filter) {
+	for _, in := range m.inputs {
+		in.filter = newFrameFilter(f)
+	}
+}
 
 // FilteredOut is how many frames the filter left out so far.
-func (m *Merger) FilteredOut() int { return m.filter.filteredOut() }
+func (m *Merger) FilteredOut() int {
+	n := 0
+	for _, in := range m.inputs {
+		n += in.filter.filteredOut()
+	}
+	return n
+}
 
 // NumberPerInterface makes the most recently added source number its
 // frames per interface (see mergeInput.perIface).
@@ -188,9 +198,14 @@ func (m *Merger) Next() *correlate.Frame {
 				m.end(b.ends[m.ev].in, b.ends[m.ev].b)
 				m.ev++
 			}
-			if m.pos < len(b.frames) {
+			if m.pos < len(b.recs) {
+				p := &b.recs[m.pos]
 				m.pos++
-				return &b.frames[m.pos-1]
+				if p.full >= 0 {
+					return &b.full[p.full]
+				}
+				unpack(p, &m.frame)
+				return &m.frame
 			}
 			if b.last {
 				m.finished = true
@@ -210,7 +225,7 @@ func (m *Merger) Next() *correlate.Frame {
 
 // merge is the merge goroutine: it reads ahead until every open source is
 // past the earliest queued record's stamp plus the reorder span, so nothing
-// earlier can still arrive, then decodes that record into the batch for
+// earlier can still arrive, then copies that record into the batch for
 // Next.
 func (m *Merger) merge() {
 	ob := m.nextBatch()
@@ -238,14 +253,14 @@ func (m *Merger) merge() {
 			return
 		}
 		r := m.queued.pop(best)
-		rf, rec := r.b.frame(int(r.i))
-		ob.frames = ob.frames[:len(ob.frames)+1]
-		f := &ob.frames[len(ob.frames)-1]
-		m.dec.DecodeAny(&rf, f)
-		m.filter.apply(m.dec, &rf, f)
-		f.Point, f.Time = int(rec.point), rec.t
+		p := &r.b.recs[r.i]
+		ob.recs = append(ob.recs, *p)
+		if p.full >= 0 {
+			ob.recs[len(ob.recs)-1].full = int32(len(ob.full))
+			ob.full = append(ob.full, r.b.full[p.full])
+		}
 		r.b.unref()
-		if len(ob.frames) == outFrames {
+		if len(ob.recs) == outFrames {
 			if !m.send(ob) {
 				return
 			}
@@ -260,7 +275,7 @@ func (m *Merger) merge() {
 func (m *Merger) nextBatch() *frameBatch {
 	select {
 	case b := <-m.spare:
-		b.frames, b.ends, b.last = b.frames[:0], b.ends[:0], false
+		b.recs, b.full, b.ends, b.last = b.recs[:0], b.full[:0], b.ends[:0], false
 		return b
 	case <-m.stop:
 		return nil
@@ -285,7 +300,7 @@ func (m *Merger) read(idx int, ob *frameBatch) bool {
 		if in.cur != nil {
 			if in.cur.eof {
 				in.done = true
-				ob.ends = append(ob.ends, endEvent{at: len(ob.frames), in: in, b: in.cur})
+				ob.ends = append(ob.ends, endEvent{at: len(ob.recs), in: in, b: in.cur})
 				return true
 			}
 			in.cur.unref() // recycles it at once if no record of it is queued

@@ -4,14 +4,15 @@ import (
 	"sync"
 
 	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/decode"
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
-// The merger's reading side: one goroutine per source copies its records,
-// as read, into raw batches, with each record's stamp on the reference
-// clock. Nothing is decoded here: a decoded frame is three times the size
-// of its bytes, and the reorder span holds tens of thousands of records,
-// which as raw bytes stay in cache until the merge decodes them.
+// The merger's reading side: one goroutine per source reads its records
+// and decodes each while its bytes are in cache, into batches of packed
+// frames (packed.go) with the stamp on the reference clock: they wait in
+// the reorder buffers for the whole reorder span, where their size is what
+// counts.
 
 // mergeInput is one source of the merger.
 type mergeInput struct {
@@ -36,15 +37,19 @@ type mergeInput struct {
 	// the per-point .cap files written beside them.
 	perIface []int
 	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
+	// The reader goroutine's decoding.
+	dec    *decode.Decoder
+	filter *frameFilter
+	frame  correlate.Frame
 }
 
-// rawBatch is up to rawBatchFrames records of one source, their bytes back
-// to back; the last batch of a source also carries how it ended.
+// rawBatch is up to rawBatchFrames decoded frames of one source, in
+// reading order; the last batch of a source also carries how it ended.
 type rawBatch struct {
 	owner  *mergeInput
-	data   []byte
-	recs   []rawRec
-	refs   int // records of it still queued, +1 while being read (merge goroutine)
+	recs   []packed
+	full   []correlate.Frame // frames packed cannot hold (recs[i].full indexes them)
+	refs   int               // records of it still queued, +1 while being read (merge goroutine)
 	eof    bool
 	err    error
 	warns  []string
@@ -52,34 +57,17 @@ type rawBatch struct {
 	points []int
 }
 
-// rawRec is one record of a raw batch: what the merge orders by and what
-// decoding needs besides the bytes.
-type rawRec struct {
-	t     int64 // on the reference clock: the merge's key
-	stamp int64 // as captured
-	num   int
-	wire  int
-	off   int32 // data[off:off+n]
-	n     int32
-	point int32
-	link  capture.LinkType
-	dir   correlate.LinkDir
-}
-
 const (
 	rawBatchFrames = 256
-	// rawBatchBytes ends a batch early when its frames are large, so what
-	// the reorder span holds depends on the frame rate, not frame sizes.
-	rawBatchBytes = 64 << 10
-	batchesPer    = 4
+	batchesPer     = 4
 )
 
 // produce reads the source in batches until it ends or stop.
 func (in *mergeInput) produce(stop <-chan struct{}) {
 	for {
 		b := in.getSpare()
-		b.data, b.recs = b.data[:0], b.recs[:0]
-		for len(b.recs) < rawBatchFrames && len(b.data) < rawBatchBytes {
+		b.recs, b.full = b.recs[:0], b.full[:0]
+		for len(b.recs) < rawBatchFrames {
 			rf, err := in.src.Next()
 			if err != nil {
 				b.eof, b.err = true, err
@@ -102,21 +90,27 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			if point < 0 {
 				continue
 			}
-			num := rf.Num
 			if in.perIface != nil {
 				for len(in.perIface) <= rf.Iface {
 					in.perIface = append(in.perIface, 0)
 				}
 				in.perIface[rf.Iface]++
-				num = in.perIface[rf.Iface]
+				rf.Num = in.perIface[rf.Iface]
 			}
-			t := rf.Time
+			f := &in.frame
+			in.dec.DecodeAny(&rf, f)
+			in.filter.apply(in.dec, &rf, f)
+			f.Point = point
 			if point < len(in.clocks) && !in.clocks[point].Zero() {
-				t = rf.Time - in.clocks[point].At(rf.Time)
+				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
 			}
-			b.recs = append(b.recs, rawRec{t: t, stamp: rf.Time, num: num, wire: rf.WireLen,
-				off: int32(len(b.data)), n: int32(len(rf.Data)), point: int32(point), link: rf.LinkType, dir: rf.Dir})
-			b.data = append(b.data, rf.Data...)
+			b.recs = b.recs[:len(b.recs)+1]
+			p := &b.recs[len(b.recs)-1]
+			p.t, p.full = f.Time, -1
+			if !pack(f, p) {
+				p.full = int32(len(b.full))
+				b.full = append(b.full, *f)
+			}
 		}
 		select {
 		case in.batches <- b:
@@ -127,14 +121,6 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			return
 		}
 	}
-}
-
-// frame is record i of b as the decoder takes it.
-func (b *rawBatch) frame(i int) (capture.RawFrame, *rawRec) {
-	r := &b.recs[i]
-	end := r.off + r.n
-	return capture.RawFrame{Data: b.data[r.off:end:end], Time: r.stamp, WireLen: r.wire,
-		LinkType: r.link, Dir: r.dir, Num: r.num}, r
 }
 
 // unref drops one reference; the last one hands the batch back to its
@@ -158,5 +144,5 @@ func (in *mergeInput) getSpare() *rawBatch {
 		in.spare = in.spare[:n-1]
 		return b
 	}
-	return &rawBatch{owner: in, data: make([]byte, 0, rawBatchBytes+2048), recs: make([]rawRec, 0, rawBatchFrames)}
+	return &rawBatch{owner: in, recs: make([]packed, 0, rawBatchFrames)}
 }
