@@ -24,7 +24,7 @@ import (
 type clockSample struct {
 	b       *Bundle
 	perFile int
-	back    []int64     // per file: how far back in time its sample jumps at most
+	back    []int64        // per file: how far back in time its sample jumps at most
 	chunks  []*sampleChunk // held records (overflowing stamps only)
 }
 

@@ -105,7 +105,7 @@ func unpack(p *packed, f *correlate.Frame) {
 	bits := p.bits
 	*f = correlate.Frame{
 		Point: int(p.point), Time: p.t, Stamp: p.stamp, Num: int(p.num),
-		Key: correlate.Key{Proto: p.proto, Kind: p.kind, Seq: p.seq, Ack: p.ack, IPID: p.kipid, Len: p.len, Hash: p.hash},
+		Key:   correlate.Key{Proto: p.proto, Kind: p.kind, Seq: p.seq, Ack: p.ack, IPID: p.kipid, Len: p.len, Hash: p.hash},
 		IPLen: int(p.ipLen), WireLen: int(p.wire), CapLen: int(p.cap),
 		SrcMAC: p.srcMAC, DstMAC: p.dstMAC,
 		SrcPort: p.sport, DstPort: p.dport, EchoID: p.echoID, IPID: p.ipid, TTL: p.ttl, Dir: p.dir,
