@@ -128,23 +128,27 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 }
 
 func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte {
-	b = append(b, l.hPoint...)
-	b = appendStr(b, h.Point)
-	b = append(b, l.hTime...)
+	b = append(b, sc.pointHead(l, h.Point)...)
 	b = sc.append(b, int64(h.Time))
 	b = append(b, l.hDelta...)
 	b = strconv.AppendInt(b, h.DeltaNs, 10)
-	b = append(b, l.hSrcMAC...)
-	b = appendMAC(b, h.SrcMAC)
-	b = append(b, l.hDstMAC...)
-	b = appendMAC(b, h.DstMAC)
-	b = append(b, l.hTTL...)
-	b = appendOptU(b, h.TTL)
-	if h.Dir != correlate.DirUnknown {
+	b = append(b, sc.macs(l, h.SrcMAC, h.DstMAC)...)
+	switch {
+	case !h.TTL.Valid:
+		b = append(b, l.hTTLs[256]...)
+	case h.TTL.V < 256:
+		b = append(b, l.hTTLs[h.TTL.V]...)
+	default:
+		b = append(b, l.hTTL...)
+		b = appendOptU(b, h.TTL)
+	}
+	if int(h.Dir) < len(l.hDirFrame) {
+		b = append(b, l.hDirFrame[h.Dir]...)
+	} else {
 		b = append(b, l.hDir...)
 		b = appendStr(b, h.Dir.String())
+		b = append(b, l.hFrame...)
 	}
-	b = append(b, l.hFrame...)
 	b = strconv.AppendInt(b, int64(h.Frame), 10)
 	if h.Reflection {
 		b = append(b, l.hReflection...)
@@ -199,6 +203,10 @@ type jsonLayout struct {
 	rPoint, rField, rFrom, rTo            string
 	hPoint, hTime, hDelta, hSrcMAC, hDstMAC, hTTL, hDir, hFrame, hReflection,
 	hUncertainty, hClockOffset, hEncap string
+	// Whole runs for the commonest values: "ttl" and its value (256:
+	// null), "dir" and its value with "frame"'s key.
+	hTTLs     [257]string
+	hDirFrame [3]string
 	eVNI, eOuterSrcIP, eOuterDstIP, eOuterSrcMAC, eOuterDstMAC, eOuterTTL, eSrcPort, eDstPort string
 }
 
@@ -227,6 +235,17 @@ func newLayout(depth int) *jsonLayout {
 	l.hDir, l.hFrame, l.hReflection = next(3, "dir"), next(3, "frame"), next(3, "reflection")
 	l.hUncertainty, l.hClockOffset = next(3, "uncertainty_ns"), next(3, "clock_offset_ns")
 	l.hEncap = next(3, "encap") + "{" + first(4, "type")
+	for v := range 256 {
+		l.hTTLs[v] = l.hTTL + strconv.Itoa(v)
+	}
+	l.hTTLs[256] = l.hTTL + "null"
+	for d := range l.hDirFrame {
+		if dir := correlate.LinkDir(d); dir != correlate.DirUnknown {
+			l.hDirFrame[d] = l.hDir + string(appendStr(nil, dir.String())) + l.hFrame
+		} else {
+			l.hDirFrame[d] = l.hFrame
+		}
+	}
 	l.eVNI = next(4, "vni")
 	l.eOuterSrcIP, l.eOuterDstIP = next(4, "outer_src_ip"), next(4, "outer_dst_ip")
 	l.eOuterSrcMAC, l.eOuterDstMAC = next(4, "outer_src_mac"), next(4, "outer_dst_mac")
@@ -255,14 +274,55 @@ func layoutFor(depth int) *jsonLayout {
 	return l
 }
 
-// stampCache formats stamps as the report does (RFC 3339, UTC, nine
-// fractional digits, "Z"): the date and clock of the last second seen are
-// kept, so a stamp costs its nine digits.
+// stampCache is what an encoder keeps from one hop to the next: the date
+// and clock of the last second seen (a stamp then costs its nine digits),
+// and the runs of text for the last point names and MAC pairs it wrote
+// (a flood's hops repeat a few of each).
 type stampCache struct {
 	sec    int64
 	valid  bool
 	n      int      // bytes of prefix
 	prefix [40]byte // "2006-01-02T15:04:05." of sec
+	heads  [8]struct {
+		l    *jsonLayout
+		name string
+		run  []byte
+	}
+	nextHead int
+	pairs    [8]struct {
+		l        *jsonLayout
+		src, dst correlate.OptMAC
+		run      []byte
+	}
+	nextPair int
+}
+
+// pointHead is the run from a hop's "point" key to its stamp's quote.
+func (c *stampCache) pointHead(l *jsonLayout, name string) []byte {
+	for i := range c.heads {
+		if h := &c.heads[i]; h.l == l && h.name == name {
+			return h.run
+		}
+	}
+	h := &c.heads[c.nextHead]
+	c.nextHead = (c.nextHead + 1) % len(c.heads)
+	h.l, h.name = l, name
+	h.run = append(appendStr(append(h.run[:0], l.hPoint...), name), l.hTime...)
+	return h.run
+}
+
+// macs is the run of a hop's "src_mac" and "dst_mac".
+func (c *stampCache) macs(l *jsonLayout, src, dst correlate.OptMAC) []byte {
+	for i := range c.pairs {
+		if p := &c.pairs[i]; p.l == l && p.src == src && p.dst == dst {
+			return p.run
+		}
+	}
+	p := &c.pairs[c.nextPair]
+	c.nextPair = (c.nextPair + 1) % len(c.pairs)
+	p.l, p.src, p.dst = l, src, dst
+	p.run = appendMAC(append(appendMAC(append(p.run[:0], l.hSrcMAC...), src), l.hDstMAC...), dst)
+	return p.run
 }
 
 func (c *stampCache) append(b []byte, ns int64) []byte {
