@@ -105,9 +105,9 @@ func readAll(b *testing.B, inputs []pipeline.Input, dec bool) int {
 	return n
 }
 
-// mergeAll runs the merger (readers and decoders on their goroutines) and
-// drops every frame it yields.
-func mergeAll(b *testing.B, inputs []pipeline.Input) int {
+// merged calls fn for the first n frames of the set in merge order (the
+// merger's readers and decoders on their goroutines); n < 0: all.
+func merged(b *testing.B, inputs []pipeline.Input, n int, fn func(*correlate.Frame)) []correlate.PointSpec {
 	bundle, err := pipeline.OpenBundle(inputs, nil, correlate.DefaultWindow)
 	if err != nil {
 		b.Fatal(err)
@@ -118,9 +118,43 @@ func mergeAll(b *testing.B, inputs []pipeline.Input) int {
 	}
 	defer files.Close()
 	defer m.Close()
-	n := 0
-	for f := m.Next(); f != nil; f = m.Next() {
-		n++
+	for f := m.Next(); f != nil && n != 0; f, n = m.Next(), n-1 {
+		fn(f)
 	}
+	return bundle.Specs()
+}
+
+// mergeAll runs the merger and drops every frame it yields.
+func mergeAll(b *testing.B, inputs []pipeline.Input) int {
+	n := 0
+	merged(b, inputs, -1, func(*correlate.Frame) { n++ })
 	return n
+}
+
+// engineFrames is the first n frames of the set in merge order, decoded,
+// held in memory for BenchmarkEngine.
+func engineFrames(b *testing.B, inputs []pipeline.Input, n int) ([]correlate.PointSpec, []correlate.Frame) {
+	var frames []correlate.Frame
+	specs := merged(b, inputs, n, func(f *correlate.Frame) { frames = append(frames, *f) })
+	return specs, frames
+}
+
+// BenchmarkEngine is the correlator alone (matching, emitting, statistics)
+// on frames held in memory: the stage the other cores cannot take.
+func BenchmarkEngine(b *testing.B) {
+	specs, frames := engineFrames(b, benchSet(b), 500_000)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		eng, err := correlate.New(correlate.Config{Points: specs}, func(*correlate.Trace) {})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range frames {
+			eng.Add(&frames[i])
+		}
+		eng.Finish()
+	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*len(frames)), "cpu-ns/frame")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(frames)), "ns/frame")
 }

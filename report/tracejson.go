@@ -205,8 +205,8 @@ type jsonLayout struct {
 	hUncertainty, hClockOffset, hEncap string
 	// Whole runs for the commonest values: "ttl" and its value (256:
 	// null), "dir" and its value with "frame"'s key.
-	hTTLs     [257]string
-	hDirFrame [3]string
+	hTTLs                                                                                     [257]string
+	hDirFrame                                                                                 [3]string
 	eVNI, eOuterSrcIP, eOuterDstIP, eOuterSrcMAC, eOuterDstMAC, eOuterTTL, eSrcPort, eDstPort string
 }
 
