@@ -120,3 +120,57 @@ func unpack(p *packed, f *correlate.Frame) {
 		f.DstIP = netip.AddrFrom4(p.dst)
 	}
 }
+
+// packedBytes is a packed frame's size in a live spool slab (point, t and
+// full are the slab's business).
+const packedBytes = 88
+
+// put writes p into b (packedBytes long), in the machine's byte order.
+func (p *packed) put(b []byte) {
+	_ = b[packedBytes-1]
+	ne.PutUint64(b[0:], uint64(p.stamp))
+	ne.PutUint64(b[8:], uint64(p.num))
+	ne.PutUint64(b[16:], p.hash)
+	ne.PutUint32(b[24:], p.seq)
+	ne.PutUint32(b[28:], p.ack)
+	ne.PutUint32(b[32:], p.kipid)
+	ne.PutUint32(b[36:], p.len)
+	ne.PutUint32(b[40:], p.ipLen)
+	ne.PutUint32(b[44:], p.wire)
+	ne.PutUint32(b[48:], p.cap)
+	copy(b[52:56], p.src[:])
+	copy(b[56:60], p.dst[:])
+	copy(b[60:66], p.srcMAC[:])
+	copy(b[66:72], p.dstMAC[:])
+	ne.PutUint16(b[72:], p.sport)
+	ne.PutUint16(b[74:], p.dport)
+	ne.PutUint16(b[76:], p.echoID)
+	ne.PutUint16(b[78:], p.ipid)
+	ne.PutUint16(b[80:], p.bits)
+	b[82], b[83], b[84], b[85] = byte(p.proto), p.kind, p.ttl, byte(p.dir)
+}
+
+// get reads what put wrote.
+func (p *packed) get(b []byte) {
+	_ = b[packedBytes-1]
+	p.stamp = int64(ne.Uint64(b[0:]))
+	p.num = int64(ne.Uint64(b[8:]))
+	p.hash = ne.Uint64(b[16:])
+	p.seq = ne.Uint32(b[24:])
+	p.ack = ne.Uint32(b[28:])
+	p.kipid = ne.Uint32(b[32:])
+	p.len = ne.Uint32(b[36:])
+	p.ipLen = ne.Uint32(b[40:])
+	p.wire = ne.Uint32(b[44:])
+	p.cap = ne.Uint32(b[48:])
+	copy(p.src[:], b[52:56])
+	copy(p.dst[:], b[56:60])
+	copy(p.srcMAC[:], b[60:66])
+	copy(p.dstMAC[:], b[66:72])
+	p.sport = ne.Uint16(b[72:])
+	p.dport = ne.Uint16(b[74:])
+	p.echoID = ne.Uint16(b[76:])
+	p.ipid = ne.Uint16(b[78:])
+	p.bits = ne.Uint16(b[80:])
+	p.proto, p.kind, p.ttl, p.dir = correlate.Proto(b[82]), b[83], b[84], correlate.LinkDir(b[85])
+}
