@@ -107,6 +107,7 @@ type trace struct {
 	hasIPID  bool   // the first hop's frame carried an IPv4 id:
 	ipid     uint16 // this one
 	wireLen  int32  // the first hop's frame length
+	kh       uint64 // keyHash(&key): its chain in the active map
 	key      Key
 	encaps   []Encap  // outer headers of the hops seen in a tunnel (few: the hop stays small)
 	ips      []ipPair // the hops' addresses, each pair once in a row (hop.ips indexes it)
@@ -388,7 +389,7 @@ func (e *Engine) done(t *trace) bool {
 func (e *Engine) pop() {
 	t := e.queue.Pop()
 	// unlink from the key chain
-	kh := keyHash(&t.key)
+	kh := t.kh
 	if head := e.active[kh]; head == t {
 		if t.nextSame == nil {
 			delete(e.active, kh)

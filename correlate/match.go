@@ -58,6 +58,7 @@ func (e *Engine) match(f *Frame) {
 		e.addHop(refl, f, true)
 	default:
 		t := e.newTrace(f)
+		t.kh = kh
 		for o := head; o != nil; o = o.nextSame {
 			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && echoCompatible(o, f) && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
 				o.dup, t.dup = true, true
