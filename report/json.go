@@ -60,6 +60,7 @@ type traceBatch struct {
 	seq   int
 	buf   []byte
 	st    stampCache
+	run   func() // encodes it: made once, so starting an encoder allocates nothing
 }
 
 const (
@@ -72,7 +73,13 @@ func NewJSONStream(w io.Writer) *JSONStream {
 	s := &JSONStream{j: &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}, free: make(chan *traceBatch, streamBatches)}
 	s.turn = sync.NewCond(&s.mu)
 	for range streamBatches {
-		s.free <- &traceBatch{ts: make([]correlate.Trace, streamBatch), rtts: make([]correlate.RTT, streamBatch)}
+		b := &traceBatch{ts: make([]correlate.Trace, streamBatch), rtts: make([]correlate.RTT, streamBatch)}
+		for i := range b.ts { // room for a usual trace: copies then allocate nothing
+			b.ts[i] = correlate.Trace{Hops: make([]correlate.Hop, 0, 8), Missing: make([]string, 0, 4),
+				Rewrites: make([]correlate.Rewrite, 0, 4), Flags: make([]correlate.Flag, 0, 4)}
+		}
+		b.run = func() { s.encodeBatch(b) }
+		s.free <- b
 	}
 	s.j.raw("{\n")
 	s.j.field("version", correlate.SchemaVersion, false)
@@ -111,7 +118,7 @@ func (s *JSONStream) encode(b *traceBatch) {
 	s.cur = nil
 	b.seq = s.started
 	s.started++
-	go s.encodeBatch(b)
+	go b.run()
 }
 
 func (s *JSONStream) encodeBatch(b *traceBatch) {
