@@ -68,4 +68,3 @@ func BenchmarkAnalyzePipeline(b *testing.B) {
 		})
 	}
 }
-
