@@ -9,7 +9,10 @@ import (
 const maxExamples = 10
 
 // emit finishes a trace: crossing order, deltas, rewrites, loss and gaps,
-// pairing, statistics, anomalies. Then hands it to the sink.
+// pairing, statistics, anomalies. Then hands it to the sink. Without a
+// sink, what only the trace's report needs (its hops, rewrites,
+// addresses) is not built: the statistics, anomalies and summary are the
+// same.
 func (e *Engine) emit(t *trace) {
 	out := &e.out
 	*out = Trace{
@@ -18,7 +21,12 @@ func (e *Engine) emit(t *trace) {
 		Rewrites: out.Rewrites[:0],
 		Flags:    out.Flags[:0],
 	}
-	e.describe(t, out)
+	build := e.sink != nil
+	if build {
+		e.describe(t, out)
+	} else {
+		out.N, out.Protocol = t.n, t.key.Proto
+	}
 	order, prev, forward := e.crossing(t)
 	out.Direction = Forward
 	if !forward {
@@ -26,7 +34,7 @@ func (e *Engine) emit(t *trace) {
 	}
 	e.sum.Traces++
 	e.byProto[out.Protocol]++ // into sum.ByProto at the end: no string hashing per trace
-	negative := e.hops(t, out, order, prev)
+	negative := e.hops(t, out, order, prev, build)
 	e.lossFindings(t, out, forward)
 	e.hopFindings(t, out, order, negative)
 	e.pair(t, out, order)
@@ -63,9 +71,9 @@ func (e *Engine) describe(t *trace, out *Trace) {
 	out.Length = int(t.wireLen)
 }
 
-// hops appends the hops in crossing order with their deltas, rewrites and
-// latency samples; true when a delta is negative.
-func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
+// hops appends the hops in crossing order with their deltas and rewrites
+// (build), and records the latency samples; true when a delta is negative.
+func (e *Engine) hops(t *trace, out *Trace, order, prev []int, build bool) (negative bool) {
 	for i, hi := range order {
 		h := &t.hops[hi]
 		var d, unc int64
@@ -82,10 +90,15 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 			case d < 0:
 				negative = true
 			}
-			e.rewrites(out, t, p, h)
+			if build {
+				e.rewrites(out, t, p, h)
+			}
 			if !h.refl {
 				e.latency(p.point, h.point).add(d)
 			}
+		}
+		if !build {
+			continue
 		}
 		// Built in place: a Hop is large, and a copy per hop shows.
 		out.Hops = append(out.Hops, Hop{})

@@ -272,6 +272,11 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	return e, nil
 }
 
+// SetSink replaces the sink, for the traces emitted from now on; nil stops
+// handing out traces (a report that keeps the first few has them), which
+// spares building them.
+func (e *Engine) SetSink(s Sink) { e.sink = s }
+
 // Warn records a warning for the result (e.g. from a reader).
 func (e *Engine) Warn(msg string) { e.warnings = append(e.warnings, msg) }
 

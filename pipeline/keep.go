@@ -9,6 +9,9 @@ type keeper struct {
 	sinks []func(*correlate.Trace)
 	limit int
 	kept  []correlate.Trace
+	// enough, if set, is called once no trace to come is wanted (no sinks,
+	// limit reached): the correlator then stops building them.
+	enough func()
 }
 
 func (k *keeper) add(t *correlate.Trace) {
@@ -17,5 +20,9 @@ func (k *keeper) add(t *correlate.Trace) {
 	}
 	if k.limit == 0 || len(k.kept) < k.limit && k.limit > 0 {
 		k.kept = append(k.kept, t.Clone())
+	}
+	if k.enough != nil && len(k.sinks) == 0 && (k.limit < 0 || k.limit > 0 && len(k.kept) >= k.limit) {
+		k.enough()
+		k.enough = nil
 	}
 }

@@ -70,6 +70,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	keep.enough = func() { eng.SetSink(nil) }
 	m, files, err := b.Open(int64(o.Reorder), func(p int, ifc capture.Interface, early bool) {
 		eng.Close(p, early)
 		if ifc.HasDrops {
