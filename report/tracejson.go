@@ -132,21 +132,16 @@ func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte
 	b = sc.append(b, int64(h.Time))
 	b = append(b, l.hDelta...)
 	b = strconv.AppendInt(b, h.DeltaNs, 10)
-	b = append(b, sc.macs(l, h.SrcMAC, h.DstMAC)...)
-	switch {
-	case !h.TTL.Valid:
-		b = append(b, l.hTTLs[256]...)
-	case h.TTL.V < 256:
-		b = append(b, l.hTTLs[h.TTL.V]...)
-	default:
+	if (!h.TTL.Valid || h.TTL.V < 256) && int(h.Dir) < len(l.hDirFrame) {
+		b = append(b, sc.middle(l, h)...)
+	} else {
+		b = appendMAC(append(appendMAC(append(b, l.hSrcMAC...), h.SrcMAC), l.hDstMAC...), h.DstMAC)
 		b = append(b, l.hTTL...)
 		b = appendOptU(b, h.TTL)
-	}
-	if int(h.Dir) < len(l.hDirFrame) {
-		b = append(b, l.hDirFrame[h.Dir]...)
-	} else {
-		b = append(b, l.hDir...)
-		b = appendStr(b, h.Dir.String())
+		if h.Dir != correlate.DirUnknown {
+			b = append(b, l.hDir...)
+			b = appendStr(b, h.Dir.String())
+		}
 		b = append(b, l.hFrame...)
 	}
 	b = strconv.AppendInt(b, int64(h.Frame), 10)
@@ -276,8 +271,8 @@ func layoutFor(depth int) *jsonLayout {
 
 // stampCache is what an encoder keeps from one hop to the next: the date
 // and clock of the last second seen (a stamp then costs its nine digits),
-// and the runs of text for the last point names and MAC pairs it wrote
-// (a flood's hops repeat a few of each).
+// and the runs of text for the last point names and MACs, TTLs and
+// directions it wrote (a flood's hops repeat a few of each).
 type stampCache struct {
 	sec    int64
 	valid  bool
@@ -289,12 +284,14 @@ type stampCache struct {
 		run  []byte
 	}
 	nextHead int
-	pairs    [8]struct {
+	mids     [8]struct {
 		l        *jsonLayout
 		src, dst correlate.OptMAC
+		ttl      correlate.OptUint
+		dir      correlate.LinkDir
 		run      []byte
 	}
-	nextPair int
+	nextMid int
 }
 
 // pointHead is the run from a hop's "point" key to its stamp's quote.
@@ -311,18 +308,25 @@ func (c *stampCache) pointHead(l *jsonLayout, name string) []byte {
 	return h.run
 }
 
-// macs is the run of a hop's "src_mac" and "dst_mac".
-func (c *stampCache) macs(l *jsonLayout, src, dst correlate.OptMAC) []byte {
-	for i := range c.pairs {
-		if p := &c.pairs[i]; p.l == l && p.src == src && p.dst == dst {
-			return p.run
+// middle is the run of a hop from "src_mac" to "frame"'s key: MACs, TTL
+// (below 256, or null) and direction (a LinkDir's name, or none).
+func (c *stampCache) middle(l *jsonLayout, h *correlate.Hop) []byte {
+	for i := range c.mids {
+		if m := &c.mids[i]; m.l == l && m.src == h.SrcMAC && m.dst == h.DstMAC && m.ttl == h.TTL && m.dir == h.Dir {
+			return m.run
 		}
 	}
-	p := &c.pairs[c.nextPair]
-	c.nextPair = (c.nextPair + 1) % len(c.pairs)
-	p.l, p.src, p.dst = l, src, dst
-	p.run = appendMAC(append(appendMAC(append(p.run[:0], l.hSrcMAC...), src), l.hDstMAC...), dst)
-	return p.run
+	m := &c.mids[c.nextMid]
+	c.nextMid = (c.nextMid + 1) % len(c.mids)
+	m.l, m.src, m.dst, m.ttl, m.dir = l, h.SrcMAC, h.DstMAC, h.TTL, h.Dir
+	r := appendMAC(append(appendMAC(append(m.run[:0], l.hSrcMAC...), h.SrcMAC), l.hDstMAC...), h.DstMAC)
+	if h.TTL.Valid {
+		r = append(r, l.hTTLs[h.TTL.V]...)
+	} else {
+		r = append(r, l.hTTLs[256]...)
+	}
+	m.run = append(r, l.hDirFrame[h.Dir]...)
+	return m.run
 }
 
 func (c *stampCache) append(b []byte, ns int64) []byte {
