@@ -161,7 +161,7 @@ type Engine struct {
 	sink   Sink
 
 	cov    []coverage
-	active map[uint64]*trace // by keyHash; a chain holds every active trace whose key hashes there
+	active activeTable // by keyHash; a chain holds every active trace whose key hashes there
 	queue  ring.Ring[*trace] // active traces in creation (= trace number) order
 	free   []*trace
 	next   int // next trace number
@@ -256,7 +256,6 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		window:    w,
 		sink:      sink,
 		cov:       make([]coverage, len(cfg.Points)),
-		active:    make(map[uint64]*trace),
 		next:      1,
 		macOrigin: make(map[MAC]*[MaxPoints]int32),
 		ipOrigin:  make(map[netip.Addr]*[MaxPoints]int32),
@@ -395,11 +394,11 @@ func (e *Engine) pop() {
 	t := e.queue.Pop()
 	// unlink from the key chain
 	kh := t.kh
-	if head := e.active[kh]; head == t {
+	if head := e.active.get(kh); head == t {
 		if t.nextSame == nil {
-			delete(e.active, kh)
+			e.active.del(kh)
 		} else {
-			e.active[kh] = t.nextSame
+			e.active.set(kh, t.nextSame)
 		}
 	} else {
 		for p := head; p != nil; p = p.nextSame {

@@ -5,7 +5,7 @@ package correlate
 // one.
 func (e *Engine) match(f *Frame) {
 	kh := keyHash(&f.Key)
-	head := e.active[kh]
+	head := e.active.get(kh)
 	// Join the nearest trace in time still missing this point, so a
 	// retransmission 200 ms later does not join a lost original; among
 	// traces within dupWindow of that nearest distance, the oldest (frames
@@ -65,7 +65,7 @@ func (e *Engine) match(f *Frame) {
 			}
 		}
 		t.nextSame = head
-		e.active[kh] = t
+		e.active.set(kh, t)
 		e.addHop(t, f, false)
 	}
 }
