@@ -161,7 +161,7 @@ type Engine struct {
 	sink   Sink
 
 	cov    []coverage
-	active activeTable // by keyHash; a chain holds every active trace whose key hashes there
+	active activeTable       // by keyHash; a chain holds every active trace whose key hashes there
 	queue  ring.Ring[*trace] // active traces in creation (= trace number) order
 	free   []*trace
 	next   int // next trace number
