@@ -21,9 +21,10 @@ import (
 // Live tracing defaults.
 const (
 	// PassiveRingBytes is the ring per point with Passive: the endpoints'
-	// own traffic may be a flood (32 MiB rings keep a `ping -f` at five
-	// points without drops); probes are a few frames.
-	PassiveRingBytes = 32 << 20
+	// own traffic may be a flood (16 MiB rings kept four parallel `ping -f`
+	// at five points without drops, the points decoding straight from
+	// them; bench/live.sh); probes are a few frames.
+	PassiveRingBytes = 16 << 20
 	// probeTagLen + the prober's seq and stamp (10 bytes) = ping's 56 bytes.
 	probeTagLen = 46
 )

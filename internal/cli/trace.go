@@ -57,7 +57,7 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.Passive, "passive", false, "send nothing: correlate the endpoints' own traffic for --duration or until Ctrl-C")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "capture time in --passive mode")
 	f.StringVar(&o.Filter, "filter", "", "with --passive: keep only frames matching this tcpdump expression (inner frames of tunnels too), e.g. 'icmp and host 10.244.1.3'")
-	f.IntVar(&o.RingBytes, "ring-size", 0, "capture ring per point, bytes (default 4 MiB with probes, 32 MiB with --passive)")
+	f.IntVar(&o.RingBytes, "ring-size", 0, "capture ring per point, bytes (default 4 MiB with probes, 16 MiB with --passive)")
 	f.IntVar(&o.SpoolBytes, "spool-size", pipeline.DefaultSpoolBytes, "frames captured but not yet correlated, bytes: what a flood may get ahead of the correlator before the rings fill")
 }
 
