@@ -12,8 +12,10 @@ const maxExamples = 10
 // pairing, statistics, anomalies. Then hands it to the sink. Without a
 // sink, what only the trace's report needs (its hops, rewrites,
 // addresses) is not built: the statistics, anomalies and summary are the
-// same.
-func (e *Engine) emit(t *trace) {
+// same. With Config.Async that report is built, and handed to the sink,
+// on the builder's goroutine (async.go); emit then reports whether it
+// handed t over (it comes back with its batch).
+func (e *Engine) emit(t *trace) (handed bool) {
 	out := &e.out
 	*out = Trace{
 		Hops:     out.Hops[:0],
@@ -21,7 +23,7 @@ func (e *Engine) emit(t *trace) {
 		Rewrites: out.Rewrites[:0],
 		Flags:    out.Flags[:0],
 	}
-	build := e.sink != nil
+	build := e.sink != nil && e.async == nil
 	if build {
 		e.describe(t, out)
 	} else {
@@ -34,13 +36,19 @@ func (e *Engine) emit(t *trace) {
 	}
 	e.sum.Traces++
 	e.byProto[out.Protocol]++ // into sum.ByProto at the end: no string hashing per trace
-	negative := e.hops(t, out, order, prev, build)
+	negative := e.deltas(t, order, prev)
 	e.lossFindings(t, out, forward)
 	e.hopFindings(t, out, order, negative)
 	e.pair(t, out, order)
-	if e.sink != nil {
+	switch {
+	case build:
+		e.buildHops(t, out, order, prev)
 		e.sink(out)
+	case e.sink != nil:
+		e.async.hand(t, out, order, prev)
+		return true
 	}
+	return false
 }
 
 // describe fills what the trace is: protocol, type and the first hop's
@@ -71,34 +79,50 @@ func (e *Engine) describe(t *trace, out *Trace) {
 	out.Length = int(t.wireLen)
 }
 
-// hops appends the hops in crossing order with their deltas and rewrites
-// (build), and records the latency samples; true when a delta is negative.
-func (e *Engine) hops(t *trace, out *Trace, order, prev []int, build bool) (negative bool) {
+// delta is hop hi's delta from hop pi (its previous in crossing order)
+// and the uncertainty of the clocks between them.
+func (e *Engine) delta(t *trace, hi, pi int) (d, unc int64) {
+	h, p := &t.hops[hi], &t.hops[pi]
+	d = h.time - p.time
+	if a, b := &e.cfg.Points[p.point], &e.cfg.Points[h.point]; a.Clock != b.Clock {
+		unc = a.ClockUncertainty + b.ClockUncertainty
+	}
+	return d, unc
+}
+
+// deltas records the latency samples of the hops in crossing order and
+// flags clocks that disagree; true when a delta is negative.
+func (e *Engine) deltas(t *trace, order, prev []int) (negative bool) {
+	for i, hi := range order {
+		if prev[i] < 0 {
+			continue
+		}
+		h, p := &t.hops[hi], &t.hops[prev[i]]
+		d, unc := e.delta(t, hi, prev[i])
+		a, b := &e.cfg.Points[p.point], &e.cfg.Points[h.point]
+		switch {
+		case d < 0 && a.Clock != b.Clock && -d > max(ClockMinOffset, unc) && !h.refl:
+			e.clockSkew(t.n, a.Name, b.Name, d)
+		case d < 0:
+			negative = true
+		}
+		if !h.refl {
+			e.latency(p.point, h.point).add(d)
+		}
+	}
+	return negative
+}
+
+// buildHops appends the hops in crossing order, with their deltas, and
+// the rewrites between them. It reads only t and the points' names and
+// clocks: the builder's goroutine runs it too.
+func (e *Engine) buildHops(t *trace, out *Trace, order, prev []int) {
 	for i, hi := range order {
 		h := &t.hops[hi]
 		var d, unc int64
 		if prev[i] >= 0 {
-			p := &t.hops[prev[i]]
-			d = h.time - p.time
-			a, b := &e.cfg.Points[p.point], &e.cfg.Points[h.point]
-			if a.Clock != b.Clock {
-				unc = a.ClockUncertainty + b.ClockUncertainty
-			}
-			switch {
-			case d < 0 && a.Clock != b.Clock && -d > max(ClockMinOffset, unc) && !h.refl:
-				e.clockSkew(t.n, a.Name, b.Name, d)
-			case d < 0:
-				negative = true
-			}
-			if build {
-				e.rewrites(out, t, p, h)
-			}
-			if !h.refl {
-				e.latency(p.point, h.point).add(d)
-			}
-		}
-		if !build {
-			continue
+			d, unc = e.delta(t, hi, prev[i])
+			e.rewrites(out, t, &t.hops[prev[i]], h)
 		}
 		// Built in place: a Hop is large, and a copy per hop shows.
 		out.Hops = append(out.Hops, Hop{})
@@ -124,7 +148,6 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int, build bool) (nega
 			hop.Encap = encapRep(&t.encaps[h.encap-1])
 		}
 	}
-	return negative
 }
 
 // lossFindings judges loss and gaps against each point's coverage.

@@ -62,6 +62,11 @@ type Config struct {
 	// clocks that could not be compared.
 	ClockOffsets  []ClockOffset
 	ClockProblems []ClockProblem
+	// Async builds each trace's report and calls the sink on a goroutine
+	// of the engine's (still in trace order; Finish waits for it), so the
+	// caller's goroutine only correlates. The sink is New's: SetSink(nil)
+	// still stops handing traces out.
+	Async bool
 }
 
 // Sink receives each finished trace, in trace-number order. The Trace is
@@ -159,6 +164,7 @@ type Engine struct {
 	cfg    Config
 	window int64
 	sink   Sink
+	async  *builder // Config.Async: builds and hands out the traces
 
 	cov    []coverage
 	active activeTable       // by keyHash; a chain holds every active trace whose key hashes there
@@ -268,6 +274,9 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	}
 	e.sum.ByProto = make(map[string]int)
 	e.all = 1<<uint(len(cfg.Points)) - 1
+	if cfg.Async && sink != nil {
+		e.startBuilder()
+	}
 	return e, nil
 }
 
@@ -408,9 +417,10 @@ func (e *Engine) pop() {
 			}
 		}
 	}
-	e.emit(t)
 	t.nextSame = nil
-	e.free = append(e.free, t)
+	if !e.emit(t) {
+		e.free = append(e.free, t)
+	}
 }
 
 // Finish emits every remaining trace and returns the result without traces
@@ -421,6 +431,10 @@ func (e *Engine) Finish() *Result {
 	}
 	e.mark = 1<<63 - 1
 	e.expireRequests()
+	if e.async != nil {
+		e.async.wait()
+		e.async = nil
+	}
 	for p, n := range e.byProto {
 		if n > 0 {
 			e.sum.ByProto[Proto(p).String()] += n

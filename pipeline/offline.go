@@ -65,8 +65,10 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	if o.Sink != nil {
 		keep.sinks, keep.limit = append(keep.sinks, o.Sink), -1
 	}
+	// Every trace goes to a sink (JSON, HTML): built on the engine's
+	// builder goroutine. Otherwise only the first few are (SetSink(nil)).
 	eng, err := correlate.New(correlate.Config{Points: specs, Window: window,
-		ClockOffsets: clocks.offsets, ClockProblems: clocks.problems}, keep.add)
+		ClockOffsets: clocks.offsets, ClockProblems: clocks.problems, Async: o.Sink != nil}, keep.add)
 	if err != nil {
 		return nil, err
 	}
