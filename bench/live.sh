@@ -188,7 +188,7 @@ run_pathtrace() { # spec variant(""|spool1g|out)
 			| @tsv' "$WORK/pt.json" >>"$OUT"
 	else
 		local span
-		span=$(sed -n 's/^probes: .*(\([0-9.]*\)s)$/\1/p' "$out")
+		span=$(sed -n 's/^passive: .*(\([0-9.]*\)s)$/\1/p' "$out")
 		[[ -n $span ]] || die "no capture span in pathtrace's output"
 		# The Points table: POINT ... FRAMES DROPS TRUNC, one row per point.
 		awk -v OFS='\t' -v c="$name" -v l="$spec" -v s="$(sent "$spec")" -v span="$span" -v cpu="$cpu" -v kb="$kb" '

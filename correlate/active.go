@@ -1,5 +1,10 @@
 package correlate
 
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
 // activeTable maps a key hash to the newest active trace whose key hashes
 // there (the head of its chain). Open addressing with linear probing over
 // a power-of-two array: the key is a hash already, so a multiply places
@@ -101,4 +106,32 @@ func bitsLen(v int) int {
 		n++
 	}
 	return n
+}
+
+// keyHash mixes a Key into 64 bits. The active map is keyed by it rather
+// than by the Key itself: hashing a uint64 is far cheaper than an 88-byte
+// struct with address pointers, and chains compare full keys anyway.
+func keyHash(k *Key) uint64 {
+	mix := func(h, v uint64) uint64 {
+		h ^= v
+		h *= 0x9e3779b97f4a7c15
+		return h ^ h>>29
+	}
+	h := uint64(k.Proto)<<8 | uint64(k.Kind)
+	h = mix(h, uint64(k.Seq)<<32|uint64(k.Ack))
+	h = mix(h, uint64(k.IPID)<<32|uint64(k.Len))
+	h = mix(h, k.Hash)
+	var m uint64
+	for _, b := range k.MAC {
+		m = m<<8 | uint64(b)
+	}
+	h = mix(h, m)
+	for _, a := range [2]netip.Addr{k.Addr1, k.Addr2} {
+		if a.IsValid() {
+			b := a.As16()
+			h = mix(h, binary.BigEndian.Uint64(b[:8]))
+			h = mix(h, binary.BigEndian.Uint64(b[8:]))
+		}
+	}
+	return h
 }

@@ -11,16 +11,17 @@ package correlate
 // handed is one trace passed to the builder, with what the correlator
 // judged of it.
 type handed struct {
-	t         *trace
-	order     []int
-	prev      []int
-	direction Direction
-	missing   []string
-	lostAfter string
-	flags     []Flag
-	replyTo   OptInt
-	rtt       RTT
-	hasRTT    bool
+	t          *trace
+	order      []int
+	prev       []int
+	direction  Direction
+	dirCertain bool
+	missing    []string
+	lostAfter  string
+	flags      []Flag
+	replyTo    OptInt
+	rtt        RTT
+	hasRTT     bool
 }
 
 type handBatch struct {
@@ -71,7 +72,7 @@ func (b *builder) hand(t *trace, out *Trace, order, prev []int) {
 	r.t = t
 	r.order = append(r.order[:0], order...)
 	r.prev = append(r.prev[:0], prev...)
-	r.direction, r.lostAfter, r.replyTo = out.Direction, out.LostAfter, out.ReplyTo
+	r.direction, r.dirCertain, r.lostAfter, r.replyTo = out.Direction, out.dirCertain, out.LostAfter, out.ReplyTo
 	r.missing = append(r.missing[:0], out.Missing...)
 	r.flags = append(r.flags[:0], out.Flags...)
 	r.hasRTT = out.RTT != nil
@@ -111,7 +112,7 @@ func (b *builder) run() {
 				Flags:    append(out.Flags[:0], r.flags...),
 			}
 			b.e.describe(r.t, out)
-			out.Direction, out.LostAfter, out.ReplyTo = r.direction, r.lostAfter, r.replyTo
+			out.Direction, out.dirCertain, out.LostAfter, out.ReplyTo = r.direction, r.dirCertain, r.lostAfter, r.replyTo
 			if r.hasRTT {
 				out.RTT = &r.rtt
 			}

@@ -1,7 +1,6 @@
 package correlate
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -76,6 +75,9 @@ type ClockOffset struct {
 type clockSample struct {
 	a, b int
 	t, d int64
+	key  int32 // index of the frame's key in ClockSampler.keys
+	// certain: the trace's direction did not come from stamps
+	certain bool
 }
 
 // ClockEstimate is the offset of one clock group to the reference group.
@@ -103,11 +105,23 @@ type ClockSampler struct {
 	idx    map[string]int
 	groups int
 	pairs  map[[2]int][]clockSample // by unordered pair of groups
+	// Traces per key: frames whose bytes repeat (arping's identical
+	// requests, retransmissions) cannot be paired across an unknown
+	// offset — the first pass may join a copy to the wrong sighting — so
+	// their crossings are left out.
+	keys   map[sampleKey]int32
+	traces []int32
+}
+
+// sampleKey is a frame's identity for the sampler: its key and echo id.
+type sampleKey struct {
+	key Key
+	id  OptUint
 }
 
 // NewClockSampler samples for points (their Clock fields are the groups).
 func NewClockSampler(points []PointSpec) *ClockSampler {
-	c := &ClockSampler{points: points, idx: map[string]int{}, pairs: map[[2]int][]clockSample{}}
+	c := &ClockSampler{points: points, idx: map[string]int{}, pairs: map[[2]int][]clockSample{}, keys: map[sampleKey]int32{}}
 	for i, p := range points {
 		c.idx[p.Name] = i
 		c.groups = max(c.groups, p.Clock+1)
@@ -117,6 +131,19 @@ func NewClockSampler(points []PointSpec) *ClockSampler {
 
 // Add takes the crossings of one trace.
 func (c *ClockSampler) Add(t *Trace) {
+	ki := int32(-1) // no key to compare (a trace not from the correlator)
+	if t.key != (Key{}) {
+		// Parallel pings share seq and payload: their echo ids tell them
+		// apart.
+		sk := sampleKey{t.key, t.ID}
+		var ok bool
+		if ki, ok = c.keys[sk]; !ok {
+			ki = int32(len(c.traces))
+			c.keys[sk] = ki
+			c.traces = append(c.traces, 0)
+		}
+		c.traces[ki]++
+	}
 	prev := -1
 	for j := range t.Hops {
 		if t.Hops[j].Reflection {
@@ -126,7 +153,7 @@ func (c *ClockSampler) Add(t *Trace) {
 			a, b := c.points[c.idx[t.Hops[prev].Point]].Clock, c.points[c.idx[t.Hops[j].Point]].Clock
 			if a != b {
 				k := [2]int{min(a, b), max(a, b)}
-				c.pairs[k] = append(c.pairs[k], clockSample{a, b, int64(t.Hops[prev].Time), int64(t.Hops[j].Time - t.Hops[prev].Time)})
+				c.pairs[k] = append(c.pairs[k], clockSample{a, b, int64(t.Hops[prev].Time), int64(t.Hops[j].Time - t.Hops[prev].Time), ki, t.dirCertain})
 			}
 		}
 		prev = j
@@ -156,6 +183,16 @@ func (c *ClockSampler) Estimate() ([]ClockEstimate, []ClockProblem) {
 	n := c.groups
 	if n < 2 {
 		return nil, nil
+	}
+	for k, ss := range c.pairs {
+		ss = slices.DeleteFunc(ss, func(s clockSample) bool { return s.key >= 0 && c.traces[s.key] > 1 })
+		// A frame's direction learned from stamps is what a clock that
+		// disagrees turns around: where a pair has crossings whose
+		// direction is certain (TTL, configured owners), only those count.
+		if slices.ContainsFunc(ss, func(s clockSample) bool { return s.certain }) {
+			ss = slices.DeleteFunc(ss, func(s clockSample) bool { return !s.certain })
+		}
+		c.pairs[k] = ss
 	}
 	ref := c.points[0].Clock
 	lo, hi := c.bounds(ref)
@@ -364,158 +401,4 @@ func addLines(a, b ClockLine) ClockLine {
 	}
 	// a's offset read at b's reference time, then both drifts.
 	return ClockLine{Ref: b.Ref, Offset: a.Offset + a.Drift*float64(b.Ref-a.Ref) + b.Offset, Drift: a.Drift + b.Drift}
-}
-
-// fitPair estimates θ(to) − θ(from) from the samples of one pair: the line
-// that leaves the widest band between the upper bounds (frames from → to)
-// above it and the lower bounds (to → from) below it, and half that band
-// (the uncertainty). The band's height as a function of the slope is
-// concave, so its maximum lies at a slope of one of the two hulls' edges;
-// over spans too short for drift to show, the slope is 0. ok is false when
-// frames crossed one way only: then nothing bounds the other side.
-func fitPair(ss []clockSample, from, to int) (ClockLine, int64, bool) {
-	var up, lo []pt // upper bounds on θ, lower bounds on θ
-	for _, s := range ss {
-		if s.a == from {
-			up = append(up, pt{s.t, float64(s.d)})
-		} else {
-			// to → from: d = δ − θ, so θ ≥ −d. Time on from's clock: the
-			// arrival, s.t + s.d (≈ s.t; the offset is small against it).
-			lo = append(lo, pt{s.t + s.d, float64(-s.d)})
-		}
-	}
-	if len(up) == 0 || len(lo) == 0 {
-		return ClockLine{}, 0, false
-	}
-	first, last := minT(up, lo), maxT(up, lo)
-	mid := first + (last-first)/2
-	band := func(slope float64) (u, l, spread float64) {
-		u, l = math.Inf(1), math.Inf(-1)
-		for _, p := range up {
-			u = math.Min(u, p.v-slope*float64(p.t-mid))
-		}
-		for _, p := range lo {
-			l = math.Max(l, p.v-slope*float64(p.t-mid))
-		}
-		// How far the bounds lie from the band's edges on average: the
-		// line nearest the data (Moon et al.'s objective) among equally
-		// wide bands; few samples leave a range of slopes as wide.
-		var su, sl float64
-		for _, p := range up {
-			su += p.v - slope*float64(p.t-mid) - u
-		}
-		for _, p := range lo {
-			sl += l - (p.v - slope*float64(p.t-mid))
-		}
-		return u, l, su/float64(len(up)) + sl/float64(len(lo))
-	}
-	best := 0.0
-	bu, bl, bs := band(0)
-	if last-first >= minDriftSpan {
-		type cand struct{ slope, u, l, spread float64 }
-		var cands []cand
-		widest := bu - bl
-		for _, slope := range append(hullSlopes(up, true), hullSlopes(lo, false)...) {
-			if math.Abs(slope) > maxDrift {
-				continue
-			}
-			u, l, sp := band(slope)
-			cands = append(cands, cand{slope, u, l, sp})
-			widest = math.Max(widest, u-l)
-		}
-		// A drift must widen the band by more than the delays' own jitter
-		// could, or the constant stays.
-		if widest > bu-bl+float64(minDriftGain) {
-			bs = math.Inf(1)
-			for _, c := range cands {
-				if c.u-c.l >= widest-float64(minDriftGain)/10 && c.spread < bs {
-					best, bu, bl, bs = c.slope, c.u, c.l, c.spread
-				}
-			}
-		}
-	}
-	line := ClockLine{Ref: mid, Offset: (bu + bl) / 2, Drift: best}
-	return line, int64(math.Ceil(math.Abs(bu-bl) / 2)), true
-}
-
-// maxDrift bounds a believable drift (clocks run within ±100 ppm); a
-// steeper slope is noise. minDriftGain is how much wider a drift must make
-// the band to be taken.
-const (
-	maxDrift     = 500e-6
-	minDriftGain = 1e3
-)
-
-// hullSlopes are the slopes of the edges of the lower convex hull of ps
-// (under: the tightest line below upper bounds bends there) or its upper
-// hull.
-func hullSlopes(ps []pt, under bool) []float64 {
-	s := slices.Clone(ps)
-	slices.SortFunc(s, func(a, b pt) int {
-		if a.t != b.t {
-			return cmp.Compare(a.t, b.t)
-		}
-		if under {
-			return cmp.Compare(a.v, b.v)
-		}
-		return cmp.Compare(b.v, a.v)
-	})
-	u := s[:0]
-	for _, p := range s {
-		if len(u) > 0 && u[len(u)-1].t == p.t {
-			continue // one point per time: the tightest
-		}
-		u = append(u, p)
-	}
-	var h []pt // monotone chain over time
-	for _, p := range u {
-		for len(h) >= 2 && !convex(h[len(h)-2], h[len(h)-1], p, under) {
-			h = h[:len(h)-1]
-		}
-		h = append(h, p)
-	}
-	var slopes []float64
-	for i := 1; i < len(h); i++ {
-		slopes = append(slopes, (h[i].v-h[i-1].v)/float64(h[i].t-h[i-1].t))
-	}
-	return slopes
-}
-
-// minDriftSpan: shorter captures give no drift worth estimating (50 ppm
-// over 200 ms is 10 µs, the order of the delays' own spread).
-const minDriftSpan = 200e6
-
-type pt struct {
-	t int64
-	v float64
-}
-
-func minT(a, b []pt) int64 {
-	m := a[0].t
-	for _, s := range [][]pt{a, b} {
-		for _, p := range s {
-			m = min(m, p.t)
-		}
-	}
-	return m
-}
-
-func maxT(a, b []pt) int64 {
-	m := a[0].t
-	for _, s := range [][]pt{a, b} {
-		for _, p := range s {
-			m = max(m, p.t)
-		}
-	}
-	return m
-}
-
-// convex: a, b, c turn the way the lower hull (under) or the upper hull
-// does.
-func convex(a, b, c pt, under bool) bool {
-	cross := float64(b.t-a.t)*(c.v-a.v) - (b.v-a.v)*float64(c.t-a.t)
-	if under {
-		return cross > 0
-	}
-	return cross < 0
 }

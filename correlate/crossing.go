@@ -33,7 +33,7 @@ func (e *Engine) crossing(t *trace) (order, prev []int, forward bool) {
 			main = append(main, i)
 		}
 	}
-	forward = e.direction(t, main)
+	forward, e.dirCertain = e.direction(t, main)
 	pos := func(i int) int {
 		if forward {
 			return t.hops[i].point
@@ -48,6 +48,9 @@ func (e *Engine) crossing(t *trace) (order, prev []int, forward bool) {
 	}
 	branch := false
 	if isFlood(t) {
+		// A flood's origin is its earliest sighting: across clocks that
+		// can be anywhere, so its crossings are no clock evidence.
+		e.dirCertain = e.dirCertain && !e.crossesClocks(t, main)
 		branch = true
 		for _, i := range main {
 			if pos(i) < pos(origin) && t.hops[i].time < t.hops[origin].time {
@@ -115,21 +118,67 @@ func (e *Engine) crossing(t *trace) (order, prev []int, forward bool) {
 	return order, prev, forward
 }
 
-// direction: forward when the frame goes up the path order. The owners of
-// its addresses decide where known; otherwise the stamps (mostly increasing
-// along the path order: forward); without stamps to tell (one hop, all
-// ties), the position: at the path's start forward, at its end reverse, in
-// the middle the side the destination is on.
-func (e *Engine) direction(t *trace, main []int) bool {
+// direction: forward when the frame goes up the path order. Its TTL
+// decides where it changed on the way (a frame's TTL only falls); then the
+// owners of its addresses where known; otherwise the stamps (mostly
+// increasing along the path order: forward); without stamps to tell (one
+// hop, all ties), the position: at the path's start forward, at its end
+// reverse, in the middle the side the destination is on. certain: decided
+// by the TTL or by owners discovery named, not by anything learned from
+// stamps — which clocks that disagree turn around.
+func (e *Engine) direction(t *trace, main []int) (forward, certain bool) {
+	if fwd, ok := ttlDirection(t, main); ok {
+		return fwd, true
+	}
+	// Across clocks, where the frame was first seen says nothing (a clock
+	// behind makes it look first): owners discovery named, else the order
+	// of its sightings on one clock, before owners learned from stamps.
+	if e.crossesClocks(t, main) {
+		if src, dst := e.sourceOf(t, false), e.destinationOf(t, false); src >= 0 && dst >= 0 && src != dst {
+			return dst > src, true
+		}
+		if s := e.stampVote(t, main, true); s != 0 {
+			return s > 0, true
+		}
+	}
 	// Where the frame's addresses live on the path decides, when known:
 	// topology, not stamps, which can tie or invert between two points.
 	if src, dst := e.source(t), e.destination(t); src >= 0 && dst >= 0 && src != dst {
-		return dst > src
+		return dst > src, e.configuredOwners(t)
 	}
+	if s := e.stampVote(t, main, false); s != 0 {
+		return s > 0, false
+	}
+	n := len(e.cfg.Points)
+	p := t.hops[main[0]].point
+	if d := e.destination(t); d >= 0 && d != p {
+		return d > p, false
+	}
+	return !(p == n-1 && n > 1), false
+}
+
+// crossesClocks: the trace's hops are on more than one clock.
+func (e *Engine) crossesClocks(t *trace, main []int) bool {
+	c := e.cfg.Points[t.hops[main[0]].point].Clock
+	for _, i := range main[1:] {
+		if e.cfg.Points[t.hops[i].point].Clock != c {
+			return true
+		}
+	}
+	return false
+}
+
+// stampVote: > 0 when the stamps mostly rise along the path order (the
+// frame went forward), < 0 when they fall; sameClock counts only pairs of
+// hops on one clock.
+func (e *Engine) stampVote(t *trace, main []int, sameClock bool) int {
 	s := 0
 	for a := 0; a < len(main); a++ {
 		for b := a + 1; b < len(main); b++ {
 			ha, hb := &t.hops[main[a]], &t.hops[main[b]]
+			if sameClock && e.cfg.Points[ha.point].Clock != e.cfg.Points[hb.point].Clock {
+				continue
+			}
 			dp := sign(hb.point - ha.point)
 			switch {
 			case ha.time < hb.time:
@@ -139,15 +188,31 @@ func (e *Engine) direction(t *trace, main []int) bool {
 			}
 		}
 	}
-	if s != 0 {
-		return s > 0
+	return s
+}
+
+// ttlDirection: hops where the IP TTL differs say which came first.
+func ttlDirection(t *trace, main []int) (forward, ok bool) {
+	s := 0
+	for a := 0; a < len(main); a++ {
+		ha := &t.hops[main[a]]
+		if !ha.hasTTL {
+			continue
+		}
+		for b := a + 1; b < len(main); b++ {
+			hb := &t.hops[main[b]]
+			if !hb.hasTTL || ha.ttl == hb.ttl {
+				continue
+			}
+			dp := sign(hb.point - ha.point)
+			if ha.ttl > hb.ttl { // a, then b
+				s += dp
+			} else {
+				s -= dp
+			}
+		}
 	}
-	n := len(e.cfg.Points)
-	p := t.hops[main[0]].point
-	if d := e.destination(t); d >= 0 && d != p {
-		return d > p
-	}
-	return !(p == n-1 && n > 1)
+	return s > 0, s != 0
 }
 
 func sign(v int) int {

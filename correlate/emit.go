@@ -30,6 +30,7 @@ func (e *Engine) emit(t *trace) (handed bool) {
 		out.N, out.Protocol = t.n, t.key.Proto
 	}
 	order, prev, forward := e.crossing(t)
+	out.dirCertain = e.dirCertain
 	out.Direction = Forward
 	if !forward {
 		out.Direction = Reverse
@@ -37,8 +38,9 @@ func (e *Engine) emit(t *trace) (handed bool) {
 	e.sum.Traces++
 	e.byProto[out.Protocol]++ // into sum.ByProto at the end: no string hashing per trace
 	negative := e.deltas(t, order, prev)
-	e.lossFindings(t, out, forward)
+	lostAt := e.lossFindings(t, out, forward)
 	e.hopFindings(t, out, order, negative)
+	e.mtuFindings(t, out, order, lostAt, forward)
 	e.pair(t, out, order)
 	switch {
 	case build:
@@ -56,6 +58,7 @@ func (e *Engine) emit(t *trace) (handed bool) {
 func (e *Engine) describe(t *trace, out *Trace) {
 	h0 := &t.hops[0]
 	out.N = t.n
+	out.key = t.key
 	out.Protocol = t.key.Proto
 	out.Type = typeName(t.key)
 	if h0.hasEcho {
@@ -150,8 +153,9 @@ func (e *Engine) buildHops(t *trace, out *Trace, order, prev []int) {
 	}
 }
 
-// lossFindings judges loss and gaps against each point's coverage.
-func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) {
+// lossFindings judges loss and gaps against each point's coverage; it
+// returns the position the frame was lost after, or -1.
+func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) int {
 	lostAt, offPath := e.lossAndGaps(t, out, forward)
 	if offPath {
 		e.sum.OffPath++
@@ -183,6 +187,7 @@ func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) {
 	if lostAt < 0 && !offPath && len(out.Missing) == 0 {
 		e.sum.Complete++
 	}
+	return lostAt
 }
 
 // hopFindings flags reflections, duplicates, flooding, negative deltas,
@@ -222,14 +227,54 @@ func (e *Engine) hopFindings(t *trace, out *Trace, order []int, negative bool) {
 			break
 		}
 	}
+}
+
+// mtuFindings names the hop whose MTU is smaller than the packets it was
+// asked to carry: a point that saw a packet larger than its MTU, or else
+// the point right after where the frame was lost, if the packet there was
+// larger than that point's MTU (a veth drops a frame its peer's MTU does
+// not fit, before any capture on it sees the frame).
+func (e *Engine) mtuFindings(t *trace, out *Trace, order []int, lostAt int, forward bool) {
 	for _, hi := range order {
 		h := &t.hops[hi]
-		if mtu := e.cfg.Points[h.point].MTU; mtu > 0 && int(h.ipLen) > mtu {
-			e.flag(out, FlagOverMTU)
-			e.anomaly(KindOverMTU, e.cfg.Points[h.point].Name, t.n, func() string { return fmt.Sprintf("IP packet of %d bytes on a link with MTU %d", h.ipLen, mtu) })
-			break
+		if !h.refl && e.overMTUAt(t, out, h.point, h.ipLen) {
+			return
 		}
 	}
+	if lostAt < 0 {
+		return
+	}
+	next := lostAt + 1
+	if !forward {
+		next = lostAt - 1
+	}
+	if next < 0 || next >= len(e.cfg.Points) {
+		return
+	}
+	for _, hi := range order {
+		if h := &t.hops[hi]; h.point == lostAt && !h.refl {
+			e.overMTUAt(t, out, next, h.ipLen)
+			return
+		}
+	}
+}
+
+// overMTUAt flags the trace when an IP packet of ipLen bytes does not fit
+// point p's MTU; the anomaly's message is written once every size is known
+// (result).
+func (e *Engine) overMTUAt(t *trace, out *Trace, p int, ipLen int32) bool {
+	mtu := e.cfg.Points[p].MTU
+	if mtu <= 0 || int(ipLen) <= mtu {
+		return false
+	}
+	e.flag(out, FlagOverMTU)
+	e.anomaly(KindOverMTU, e.cfg.Points[p].Name, t.n, func() string { return "" })
+	r, ok := e.overMTU[p]
+	if !ok {
+		r = [2]int32{ipLen, ipLen}
+	}
+	e.overMTU[p] = [2]int32{min(r[0], ipLen), max(r[1], ipLen)}
+	return true
 }
 
 // clockSkew: a frame reached b before it left a by more than the clocks'

@@ -1,7 +1,6 @@
 package correlate
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -23,6 +22,7 @@ type PointSpec struct {
 	Interface string // "" when the capture records no name (reported as null)
 	IfIndex   int    // < 0 when unknown
 	Source    string // file name, or "netns NAME" for live points
+	Node      string // the node the point is on, where known (a path across nodes)
 	MTU       int    // 0 when unknown
 	Snaplen   int
 	Drops     uint64
@@ -36,6 +36,10 @@ type PointSpec struct {
 	// that put them there may be off (0: none was applied).
 	Clock            int
 	ClockUncertainty int64
+	// OwnFramesOnly: a bridge captured without promiscuous mode, which sees
+	// only the frames to and from its own MAC and floods: a unicast frame
+	// bridged between two of its ports is not expected there.
+	OwnFramesOnly bool
 }
 
 // Owner names what a MAC or IP address belongs to, and where on the path.
@@ -127,7 +131,10 @@ type coverage struct {
 	frames      int
 	decoded     int
 	truncated   int
+	cutTo       int        // the longest frame cut to a snaplen, as captured
+	esp, wg     int        // frames of encrypted tunnels, whose inner packets cannot be matched
 	early       bool       // ended before the others: coverage stops at last
+	cut         string     // why the source ended early, when it was cut short (CutShort)
 	macs        []macCount // at most maxMACsSeen, most frequent first
 }
 
@@ -171,7 +178,12 @@ type Engine struct {
 	queue  ring.Ring[*trace] // active traces in creation (= trace number) order
 	free   []*trace
 	next   int // next trace number
-	mark   int64
+	// probes no point saw, emitted last by Finish
+	lostProbes []lostProbe
+	// dirCertain: the trace being emitted got its direction from its TTL
+	// or from configured owners (crossing sets it)
+	dirCertain bool
+	mark       int64
 
 	// learned owners: MAC/IP → per-point origin counts
 	macOrigin map[MAC]*[MaxPoints]int32
@@ -201,8 +213,11 @@ type Engine struct {
 	scratch     []int
 	prevScratch []int
 	rtt         RTT
-	all         uint64 // seen-mask of a trace that crossed every point
-	routed      uint64 // bit p: a routing hop (TTL decrement) lies between p-1 and p
+	all         uint64           // seen-mask of a trace that crossed every point
+	routed      uint64           // bit p: a routing hop (TTL decrement) lies between p-1 and p
+	overMTU     map[int][2]int32 // point → smallest and largest IP length over its MTU
+	bypass      bypassCounts     // bypass.go
+	missed      uint64           // the points the trace being judged crossed unseen
 }
 
 type echoKey struct {
@@ -271,6 +286,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		stats:     make(map[[2]int]*latency),
 		lat:       make([]*latency, len(cfg.Points)*len(cfg.Points)),
 		anomalies: make(map[anomalyKey]*Anomaly),
+		overMTU:   make(map[int][2]int32),
 	}
 	e.sum.ByProto = make(map[string]int)
 	e.all = 1<<uint(len(cfg.Points)) - 1
@@ -297,6 +313,16 @@ func (e *Engine) Warn(msg string) { e.warnings = append(e.warnings, msg) }
 func (e *Engine) Close(p int, early bool) {
 	if p >= 0 && p < len(e.cov) {
 		e.cov[p].early = early
+	}
+}
+
+// CutShort is Close for a source that was cut short (a file that ends
+// inside a record, a broken block): why says where, in the reader's words.
+// The point's coverage ends at its last frame and the verdict names it, as
+// whatever it missed after the cut is unknown.
+func (e *Engine) CutShort(p int, why string) {
+	if p >= 0 && p < len(e.cov) {
+		e.cov[p].early, e.cov[p].cut = true, why
 	}
 }
 
@@ -333,6 +359,7 @@ func (e *Engine) Add(f *Frame) {
 	e.sum.Frames++
 	if f.CapLen < f.WireLen {
 		c.truncated++
+		c.cutTo = max(c.cutTo, f.CapLen)
 	}
 	if f.Time > e.mark {
 		e.mark = f.Time
@@ -343,6 +370,12 @@ func (e *Engine) Add(f *Frame) {
 	}
 	c.decoded++
 	e.sum.Decoded++
+	switch f.Encap.Type {
+	case EncapESP:
+		c.esp++
+	case EncapWireGuard:
+		c.wg++
+	}
 	if f.HasSrcMAC {
 		c.countMAC(f.SrcMAC)
 	}
@@ -423,9 +456,10 @@ func (e *Engine) pop() {
 	}
 }
 
-// Finish emits every remaining trace and returns the result without traces
-// (they went to the sink).
-func (e *Engine) Finish() *Result {
+// Flush emits every trace still open: no more frames will come. Finish
+// calls it; a caller that must see every trace before adding lost probes
+// calls it first.
+func (e *Engine) Flush() {
 	for e.queue.Len() > 0 {
 		e.pop()
 	}
@@ -434,6 +468,15 @@ func (e *Engine) Finish() *Result {
 	if e.async != nil {
 		e.async.wait()
 		e.async = nil
+	}
+}
+
+// Finish emits every remaining trace and returns the result without traces
+// (they went to the sink).
+func (e *Engine) Finish() *Result {
+	e.Flush()
+	for i := range e.lostProbes {
+		e.emitLostProbe(&e.lostProbes[i])
 	}
 	for p, n := range e.byProto {
 		if n > 0 {
@@ -449,32 +492,4 @@ func absDiff(a, b int64) int64 {
 		return a - b
 	}
 	return b - a
-}
-
-// keyHash mixes a Key into 64 bits. The active map is keyed by it rather
-// than by the Key itself: hashing a uint64 is far cheaper than an 88-byte
-// struct with address pointers, and chains compare full keys anyway.
-func keyHash(k *Key) uint64 {
-	mix := func(h, v uint64) uint64 {
-		h ^= v
-		h *= 0x9e3779b97f4a7c15
-		return h ^ h>>29
-	}
-	h := uint64(k.Proto)<<8 | uint64(k.Kind)
-	h = mix(h, uint64(k.Seq)<<32|uint64(k.Ack))
-	h = mix(h, uint64(k.IPID)<<32|uint64(k.Len))
-	h = mix(h, k.Hash)
-	var m uint64
-	for _, b := range k.MAC {
-		m = m<<8 | uint64(b)
-	}
-	h = mix(h, m)
-	for _, a := range [2]netip.Addr{k.Addr1, k.Addr2} {
-		if a.IsValid() {
-			b := a.As16()
-			h = mix(h, binary.BigEndian.Uint64(b[:8]))
-			h = mix(h, binary.BigEndian.Uint64(b[8:]))
-		}
-	}
-	return h
 }

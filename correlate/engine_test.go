@@ -228,10 +228,16 @@ func TestReflectionByDirection(t *testing.T) {
 // TestReflectionWindow: a copy coming back to a point within reflectWindow
 // of the trace's last hop is a reflection, also once the trace crossed every
 // point (it is kept that long); later it is a new transmission — with and
-// without recorded direction.
+// without recorded direction. Without direction, a copy back at the point
+// the frame entered by must come within reflectEntry (arping repeats the
+// same bytes milliseconds apart).
 func TestReflectionWindow(t *testing.T) {
 	for _, withDir := range []bool{true, false} {
-		for _, late := range []int64{reflectWindow - 1e6, reflectWindow + 5e6} {
+		window := reflectWindow
+		if !withDir {
+			window = reflectEntry
+		}
+		for _, late := range []int64{window - window/2, window + 5e6} {
 			t0 := int64(1e18)
 			a := arp(0, t0, 1, pod1MAC, bcast, pod1IP, pod2IP)
 			b := arp(1, t0+1000, 1, pod1MAC, bcast, pod1IP, pod2IP)
@@ -242,7 +248,7 @@ func TestReflectionWindow(t *testing.T) {
 			// Other traffic keeps the stream moving past the copy.
 			after := echo(1, t0+1000+late+1e6, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, 64)
 			r := analyze(t, cfgFor(seedPath[:2]...), []Frame{a, b, back, after})
-			reflected := late <= reflectWindow
+			reflected := late <= window
 			want := 3 // the ARP, the copy as a new trace, the echo
 			if reflected {
 				want = 2

@@ -170,9 +170,17 @@ const (
 	EncapGENEVE           // UDP 6081 (OVN-Kubernetes, Cilium)
 	EncapUDP              // Flannel's udp backend, UDP 8285: a bare IP packet
 	EncapGRE              // IP protocol 47 carrying IP or Ethernet
+	// Encrypted tunnels: the frame is the outer packet (its inner one
+	// cannot be read), marked so the result can say why it is not matched
+	// with the pods' frames.
+	EncapESP       // IPsec ESP: IP protocol 50, or UDP 4500 (NAT traversal)
+	EncapWireGuard // WireGuard's messages over UDP
 )
 
-var encapNames = names{"", "vxlan", "ipip", "geneve", "udp", "gre"}
+var encapNames = names{"", "vxlan", "ipip", "geneve", "udp", "gre", "esp", "wireguard"}
+
+// Encrypted reports a tunnel whose inner packets cannot be read.
+func (t EncapType) Encrypted() bool { return t == EncapESP || t == EncapWireGuard }
 
 func (t EncapType) String() string                { return encapNames.text(uint8(t), "encap") }
 func (t EncapType) MarshalText() ([]byte, error)  { return []byte(t.String()), nil }
@@ -184,7 +192,7 @@ func (t *EncapType) UnmarshalText(b []byte) error { return parseInto(t, encapNam
 type Encap struct {
 	SrcIP, DstIP     netip.Addr // outer addresses (the tunnel endpoints)
 	VNI              uint32     // VXLAN/GENEVE network identifier, GRE key
-	SrcPort, DstPort uint16     // outer UDP ports (vxlan, geneve, udp)
+	SrcPort, DstPort uint16     // outer UDP ports (vxlan, geneve, udp, wireguard, esp in UDP)
 	SrcMAC, DstMAC   MAC
 	TTL              uint8
 	Type             EncapType

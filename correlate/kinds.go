@@ -77,16 +77,17 @@ const (
 	KindKernelDrops
 	KindNoSharedFrames
 	KindClock
+	KindBypass // a point that saw none of the frames crossing it one way (bypass.go)
 )
 
 var kindNames = names{"loss", "gap", "reflection", "flooding", "duplicate", "fragmentation", "over-mtu",
-	"unanswered-arp", "unanswered-echo", "negative-delta", "kernel-drops", "no-shared-frames", "clock"}
+	"unanswered-arp", "unanswered-echo", "negative-delta", "kernel-drops", "no-shared-frames", "clock", "bypass"}
 
 // Severity is what a finding of this kind means: expected behaviour worth
 // knowing (Info) or a problem (Warning).
 func (k AnomalyKind) Severity() Severity {
 	switch k {
-	case KindReflection, KindFragmentation, KindNegativeDelta:
+	case KindReflection, KindFragmentation, KindNegativeDelta, KindBypass:
 		return Info
 	}
 	return Warning

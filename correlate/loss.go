@@ -25,6 +25,7 @@ func (e *Engine) covers(p int, ts int64) bool {
 // whose way beyond its last point is unknown did not take the rest of the
 // path: off-path, not lost.
 func (e *Engine) lossAndGaps(t *trace, out *Trace, forward bool) (lostAt int, offPath bool) {
+	defer func() { e.countCrossings(t, forward, lostAt < 0 && !offPath) }()
 	n := len(e.cfg.Points)
 	lo, hi := n, -1
 	var loT, hiT int64
@@ -40,9 +41,11 @@ func (e *Engine) lossAndGaps(t *trace, out *Trace, forward bool) (lostAt int, of
 			hi, hiT = h.point, h.time
 		}
 	}
+	e.missed = 0
 	for p := lo + 1; p < hi; p++ {
-		if t.seen&(1<<uint(p)) == 0 && e.covers(p, loT) {
+		if t.seen&(1<<uint(p)) == 0 && e.covers(p, loT) && e.expects(t, p) {
 			out.Missing = append(out.Missing, e.cfg.Points[p].Name)
+			e.missed |= 1 << uint(p)
 		}
 	}
 	dest := e.destination(t)
@@ -105,4 +108,25 @@ func (e *Engine) wayEnd(t *trace, last, dest, step int) int {
 // from TTL decrements seen between them.
 func (e *Engine) routedBefore(p int) bool {
 	return p > 0 && p < MaxPoints && e.routed&(1<<uint(p)) != 0
+}
+
+// expects: point p sees frame t when it crosses it — unless p captures
+// its own frames only (OwnFramesOnly) and t is a unicast frame bridged
+// past it, neither to nor from the bridge itself.
+func (e *Engine) expects(t *trace, p int) bool {
+	if !e.cfg.Points[p].OwnFramesOnly || isFlood(t) {
+		return true
+	}
+	for i := range t.hops {
+		h := &t.hops[i]
+		for _, m := range []struct {
+			mac MAC
+			ok  bool
+		}{{h.src, h.hasSrc}, {h.dst, h.hasDst}} {
+			if o, known := e.cfg.MACOwners[m.mac]; m.ok && known && o.Point == p {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -1,5 +1,7 @@
 package correlate
 
+import "net/netip"
+
 // match puts f into the trace it belongs to: an active one with its key
 // that has not crossed f's point yet, one it is a reflection of, or a new
 // one.
@@ -17,7 +19,7 @@ func (e *Engine) match(f *Frame) {
 	nearest := int64(-1)
 	ownID := false
 	for t := head; t != nil; t = t.nextSame {
-		if t.key != f.Key || t.seen&(1<<uint(f.Point)) != 0 {
+		if t.key != f.Key || t.seen&(1<<uint(f.Point)) != 0 || !addrCompatible(t, f) {
 			continue
 		}
 		d, ok := e.distance(t, f.Time)
@@ -34,7 +36,7 @@ func (e *Engine) match(f *Frame) {
 	}
 	var join, refl *trace
 	for t := head; t != nil; t = t.nextSame {
-		if t.key != f.Key {
+		if t.key != f.Key || !addrCompatible(t, f) {
 			continue
 		}
 		d, ok := e.distance(t, f.Time)
@@ -60,7 +62,7 @@ func (e *Engine) match(f *Frame) {
 		t := e.newTrace(f)
 		t.kh = kh
 		for o := head; o != nil; o = o.nextSame {
-			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && echoCompatible(o, f) && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
+			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && echoCompatible(o, f) && addrCompatible(o, f) && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
 				o.dup, t.dup = true, true
 			}
 		}
@@ -74,6 +76,17 @@ func (e *Engine) match(f *Frame) {
 func sameEchoID(t *trace, f *Frame) bool {
 	h := &t.hops[0]
 	return f.HasEchoID && h.hasEcho && h.echoID == f.EchoID
+}
+
+// addrCompatible: a frame to a multicast or broadcast address is one no
+// NAT rewrites: from another source it is another frame, however alike
+// (two nodes' bridges send the same IGMP report).
+func addrCompatible(t *trace, f *Frame) bool {
+	d := f.DstIP
+	if !d.IsValid() || !(d.IsMulticast() || d == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
+		return true
+	}
+	return t.ips[t.hops[0].ips].src == f.SrcIP
 }
 
 // echoCompatible: f may be the very frame t is (a duplicate, a reflection):
@@ -102,6 +115,10 @@ const dupWindow int64 = 1e6
 // retransmission of an identical frame comes milliseconds (TCP fast
 // retransmit) to seconds later.
 const reflectWindow int64 = 10e6
+
+// reflectEntry: a hairpin copy comes back to the point the frame entered
+// by within this (the bridge floods it in the same softirq).
+const reflectEntry int64 = 1e6
 
 // distance from ts to the span of t's hops, and whether it is within the window.
 func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
@@ -134,6 +151,13 @@ func (e *Engine) isReflection(t *trace, f *Frame) bool {
 		if h.dir != DirUnknown && f.Dir != DirUnknown {
 			return h.dir != f.Dir
 		}
+	}
+	// A copy returns through the points it crossed last first, within
+	// microseconds: seen again first at the point it entered by, and
+	// milliseconds later, it is a new transmission of the same bytes
+	// (arping's identical requests), not a reflection.
+	if f.Point == t.hops[0].point && f.Time-t.last > reflectEntry && !t.hops[len(t.hops)-1].refl {
+		return false
 	}
 	for i := range t.hops {
 		if d := t.hops[i].point - f.Point; (d == 1 || d == -1) && t.hops[i].time <= f.Time {

@@ -65,6 +65,14 @@ func typeName(k Key) string {
 	case ProtoUDP:
 		return "datagram"
 	case ProtoIP:
+		switch k.Kind {
+		case ipProtoICMP:
+			return "icmp-" + icmpName(uint8(k.Seq>>8), uint8(k.Seq))
+		case ipProtoICMPv6:
+			return "icmpv6-" + icmpv6Name(uint8(k.Seq>>8), uint8(k.Seq))
+		case ipProtoIGMP:
+			return "igmp"
+		}
 		return "proto-" + strconv.Itoa(int(k.Kind))
 	}
 	return "type-" + strconv.Itoa(int(k.Kind))
@@ -87,4 +95,51 @@ func tcpFlags(f uint8) string {
 		return "none"
 	}
 	return s
+}
+
+// IP protocol numbers of ICMP messages keyed as other IP payload (errors,
+// which quote the packet they are about); Key.Seq holds type<<8 | code.
+const (
+	ipProtoICMP   = 1
+	ipProtoIGMP   = 2
+	ipProtoICMPv6 = 58
+)
+
+// icmpName names the ICMP errors that explain a path: unreachable (port,
+// host, fragmentation needed: the path MTU), time exceeded, redirect.
+func icmpName(typ, code uint8) string {
+	switch typ {
+	case 3:
+		if names := [...]string{"net-unreachable", "host-unreachable", "proto-unreachable", "port-unreachable", "frag-needed"}; int(code) < len(names) {
+			return names[code]
+		}
+		if code == 13 {
+			return "admin-prohibited"
+		}
+		return "unreachable-" + strconv.Itoa(int(code))
+	case 5:
+		return "redirect"
+	case 11:
+		return "time-exceeded"
+	case 12:
+		return "param-problem"
+	}
+	return "type-" + strconv.Itoa(int(typ)) + "-code-" + strconv.Itoa(int(code))
+}
+
+func icmpv6Name(typ, code uint8) string {
+	switch typ {
+	case 1:
+		if names := [...]string{"no-route", "admin-prohibited", "beyond-scope", "addr-unreachable", "port-unreachable"}; int(code) < len(names) {
+			return names[code]
+		}
+		return "unreachable-" + strconv.Itoa(int(code))
+	case 2:
+		return "packet-too-big"
+	case 3:
+		return "time-exceeded"
+	case 4:
+		return "param-problem"
+	}
+	return "type-" + strconv.Itoa(int(typ)) + "-code-" + strconv.Itoa(int(code))
 }

@@ -4,7 +4,23 @@ import "net/netip"
 
 // source is the position of the owner of the frame's source address (the
 // sender IP for ARP), or -1 when unknown.
-func (e *Engine) source(t *trace) int {
+func (e *Engine) source(t *trace) int { return e.sourceOf(t, true) }
+
+// destination is the position the frame is addressed to, where known: the
+// owner of its destination IP (target IP for ARP requests), else of its
+// destination MAC. -1 when unknown.
+func (e *Engine) destination(t *trace) int { return e.destinationOf(t, true) }
+
+// configuredOwners: the frame's source and destination are both placed by
+// the owners the configuration names (live discovery), not by owners
+// learned from the stamps.
+func (e *Engine) configuredOwners(t *trace) bool {
+	return e.sourceOf(t, false) >= 0 && e.destinationOf(t, false) >= 0
+}
+
+// sourceOf and destinationOf place the frame's addresses; learned: also by
+// where addresses were seen first.
+func (e *Engine) sourceOf(t *trace, learned bool) int {
 	ip := t.ips[t.hops[0].ips].src
 	if t.key.Proto == ProtoARP {
 		ip = t.key.Addr1
@@ -15,13 +31,13 @@ func (e *Engine) source(t *trace) int {
 	if o, ok := e.cfg.IPOwners[ip]; ok {
 		return o.Point
 	}
+	if !learned {
+		return -1
+	}
 	return e.learned(ip)
 }
 
-// destination is the position the frame is addressed to, where known: the
-// owner of its destination IP (target IP for ARP requests), else of its
-// destination MAC. -1 when unknown.
-func (e *Engine) destination(t *trace) int {
+func (e *Engine) destinationOf(t *trace, learned bool) int {
 	h0 := &t.hops[0]
 	var ip netip.Addr
 	switch t.key.Proto {
@@ -42,7 +58,7 @@ func (e *Engine) destination(t *trace) int {
 		if o, ok := e.cfg.IPOwners[ip]; ok {
 			return o.Point
 		}
-		if p := e.learned(ip); p >= 0 {
+		if p := e.learned(ip); learned && p >= 0 {
 			return p
 		}
 		if t.key.Proto != ProtoARP && t.key.Proto != ProtoND {
@@ -53,6 +69,9 @@ func (e *Engine) destination(t *trace) int {
 		if h := &t.hops[i]; h.hasDst && !h.dst.IsMulticast() {
 			if o, ok := e.cfg.MACOwners[h.dst]; ok {
 				return o.Point
+			}
+			if !learned {
+				return -1
 			}
 			return e.learnedMAC(h.dst)
 		}

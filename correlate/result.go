@@ -137,7 +137,8 @@ type PointRep struct {
 	Name      string    `json:"name"`
 	Interface OptString `json:"interface"` // as the capture records it; null when it does not (SLL2 keeps only an ifindex)
 	IfIndex   OptInt    `json:"ifindex"`
-	Source    string    `json:"source"` // file, or namespace for a live point
+	Source    string    `json:"source"`         // file, or namespace for a live point
+	Node      string    `json:"node,omitempty"` // the node the point is on, where known
 	MTU       OptInt    `json:"mtu"`
 	MACs      []MACSeen `json:"macs"` // source MACs seen at this point, with owners where known
 	Coverage  Coverage  `json:"coverage"`
@@ -159,30 +160,37 @@ type Coverage struct {
 	KernelDrops OptUint    `json:"kernel_drops"` // as the capture records it (pcapng ISB, live socket stats)
 	Truncated   int        `json:"truncated"`    // frames cut by the snaplen
 	Snaplen     OptInt     `json:"snaplen"`
+	Cut         string     `json:"cut,omitempty"` // the capture file was cut short: where, in the reader's words
 }
 
 // Trace is one frame followed across the points that saw it. A Trace passed
 // to a Sink is reused after the call returns: keep a Clone.
 type Trace struct {
-	N         int       `json:"n"` // 1-based, in order of first sighting
-	Protocol  Proto     `json:"protocol"`
-	Type      string    `json:"type"`
-	ID        OptUint   `json:"id"`    // ICMP echo id at the first hop (rewrites list changes)
-	Seq       OptUint   `json:"seq"`   // ICMP echo seq, TCP seq
-	IPID      OptUint   `json:"ip_id"` // IPv4 identification at the first hop
-	SrcIP     OptAddr   `json:"src_ip"`
-	DstIP     OptAddr   `json:"dst_ip"`
-	SrcPort   OptUint   `json:"src_port"`
-	DstPort   OptUint   `json:"dst_port"`
-	Length    int       `json:"length"` // frame length on the wire at the first hop
-	Direction Direction `json:"direction"`
-	Hops      []Hop     `json:"hops"`
-	LostAfter string    `json:"lost_after,omitempty"`
-	Missing   []string  `json:"missing"`
-	Rewrites  []Rewrite `json:"rewrites"`
-	ReplyTo   OptInt    `json:"reply_to"` // N of the request an echo reply answers
-	RTT       *RTT      `json:"rtt,omitempty"`
-	Flags     []Flag    `json:"flags"`
+	N         int        `json:"n"` // 1-based, in order of first sighting
+	Protocol  Proto      `json:"protocol"`
+	Type      string     `json:"type"`
+	ID        OptUint    `json:"id"`    // ICMP echo id at the first hop (rewrites list changes)
+	Seq       OptUint    `json:"seq"`   // ICMP echo seq, TCP seq
+	IPID      OptUint    `json:"ip_id"` // IPv4 identification at the first hop
+	SrcIP     OptAddr    `json:"src_ip"`
+	DstIP     OptAddr    `json:"dst_ip"`
+	SrcPort   OptUint    `json:"src_port"`
+	DstPort   OptUint    `json:"dst_port"`
+	Length    int        `json:"length"` // frame length on the wire at the first hop
+	Direction Direction  `json:"direction"`
+	Hops      []Hop      `json:"hops"`
+	LostAfter string     `json:"lost_after,omitempty"`
+	Missing   []string   `json:"missing"`
+	Rewrites  []Rewrite  `json:"rewrites"`
+	ReplyTo   OptInt     `json:"reply_to"` // N of the request an echo reply answers
+	RTT       *RTT       `json:"rtt,omitempty"`
+	Flags     []Flag     `json:"flags"`
+	Drop      *TraceDrop `json:"drop,omitempty"` // why the kernel freed it (live runs watching drops)
+
+	key Key // what its frames were matched by (drops join by it)
+	// dirCertain: its direction came from its TTL or configured owners,
+	// not from stamps (clock estimation trusts only such crossings)
+	dirCertain bool
 }
 
 // Hop is the frame at one point.
@@ -234,8 +242,12 @@ func encapRep(e *Encap) HopEncap {
 		r.OuterTTL = someU(uint64(e.TTL))
 	}
 	switch e.Type {
-	case EncapVXLAN, EncapGENEVE, EncapUDP:
+	case EncapVXLAN, EncapGENEVE, EncapUDP, EncapWireGuard:
 		r.SrcPort, r.DstPort = someU(uint64(e.SrcPort)), someU(uint64(e.DstPort))
+	case EncapESP:
+		if e.DstPort != 0 { // ESP in UDP
+			r.SrcPort, r.DstPort = someU(uint64(e.SrcPort)), someU(uint64(e.DstPort))
+		}
 	}
 	return r
 }

@@ -28,7 +28,7 @@ func (e *Engine) result() *Result {
 				"%s: last frame %s, %.1f s before the other captures ended; it counts as capturing until the end (a pcap records no stop time): if it stopped early, loss reported after it is not real",
 				spec.Name, Timestamp(c.stamps[1]), float64(end-c.last)/1e9))
 		}
-		pr := PointRep{Name: spec.Name, Source: spec.Source, MACs: []MACSeen{}}
+		pr := PointRep{Name: spec.Name, Source: spec.Source, Node: spec.Node, MACs: []MACSeen{}}
 		if spec.Interface != "" {
 			pr.Interface = someS(spec.Interface)
 		}
@@ -38,7 +38,7 @@ func (e *Engine) result() *Result {
 		if spec.MTU > 0 {
 			pr.MTU = someI(int64(spec.MTU))
 		}
-		pr.Coverage = Coverage{Frames: c.frames, Decoded: c.decoded, Truncated: c.truncated}
+		pr.Coverage = Coverage{Frames: c.frames, Decoded: c.decoded, Truncated: c.truncated, Cut: c.cut}
 		if c.frames > 0 {
 			pr.Coverage.First, pr.Coverage.Last = someT(c.stamps[0]), someT(c.stamps[1])
 		}
@@ -68,6 +68,9 @@ func (e *Engine) result() *Result {
 			e.anomaly(KindKernelDrops, spec.Name, 0, func() string {
 				return fmt.Sprintf("the kernel dropped %d frames at %s: losses there may be the capture's own", spec.Drops, spec.Name)
 			})
+		}
+		if w := encryptedWarning(spec.Name, c); w != "" {
+			r.Warnings = append(r.Warnings, w)
 		}
 		if c.truncated > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %d frames cut by the snaplen", spec.Name, c.truncated))
@@ -104,18 +107,42 @@ func (e *Engine) result() *Result {
 	}
 	e.unshared()
 	for _, p := range e.cfg.ClockProblems {
+		if comp := e.components(); comp != nil && e.clockComponent(comp, p.A) != e.clockComponent(comp, p.B) {
+			continue // captures that share no frame: the no-shared-frames warning says it
+		}
 		e.anomaly(KindClock, e.groupName(p.A)+","+e.groupName(p.B), 0, func() string { return p.Message })
 	}
 	for _, k := range e.anomOrder {
 		a := *e.anomalies[k]
-		if a.Kind == KindKernelDrops || a.Kind == KindNoSharedFrames || (a.Kind == KindClock && a.Count == 0) {
+		switch {
+		case a.Kind == KindKernelDrops || a.Kind == KindNoSharedFrames || (a.Kind == KindClock && a.Count == 0):
 			a.Traces = []int{}
+		case a.Kind == KindOverMTU:
+			a.Message = e.overMTUMessage(a.Point)
 		}
 		r.Anomalies = append(r.Anomalies, a)
 	}
 	r.Summary = e.sum
+	e.bypassed(r)
 	r.Summary.Verdict, r.Summary.Clean = e.verdict(r)
 	return r
+}
+
+// encryptedWarning says once per point that its encrypted tunnel frames
+// are matched as the outer packets they are, never with the pods' frames.
+func encryptedWarning(point string, c *coverage) string {
+	var what string
+	switch {
+	case c.esp > 0 && c.wg > 0:
+		what = "IPsec ESP or WireGuard"
+	case c.esp > 0:
+		what = "IPsec ESP"
+	case c.wg > 0:
+		what = "WireGuard"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("%s: %d frames are %s: encrypted, their inner packets cannot be matched across the tunnel", point, c.esp+c.wg, what)
 }
 
 func (e *Engine) ownerLabel(mac MAC) string {
@@ -126,6 +153,23 @@ func (e *Engine) ownerLabel(mac MAC) string {
 		return "from " + e.cfg.Points[p].Name
 	}
 	return ""
+}
+
+// overMTUMessage says which packets did not fit the point's MTU: "IP
+// packets of 1500 bytes do not fit pod1-veth's MTU 1450".
+func (e *Engine) overMTUMessage(point string) string {
+	for p := range e.cfg.Points {
+		if e.cfg.Points[p].Name != point {
+			continue
+		}
+		r := e.overMTU[p]
+		size := fmt.Sprint(r[1])
+		if r[0] != r[1] {
+			size = fmt.Sprintf("%d to %d", r[0], r[1])
+		}
+		return fmt.Sprintf("IP packets of %s bytes do not fit %s's MTU %d", size, point, e.cfg.Points[p].MTU)
+	}
+	return "IP packets larger than the link's MTU"
 }
 
 // verdict is the one line a reader's eye lands on.
@@ -141,14 +185,25 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 		return fmt.Sprintf("nothing to correlate: %d frames read, none of them ICMP, ARP, ND, TCP, UDP or IP", s.Frames), s.Frames > 0 && warn == 0
 	}
 	var parts []string
+	// A packet too big for a hop explains the loss after it: say it first.
+	for _, a := range r.Anomalies {
+		if a.Kind == KindOverMTU {
+			parts = append(parts, fmt.Sprintf("%s (%s)", a.Message, plural(a.Count, "trace")))
+		}
+	}
 	if s.Lost > 0 {
 		where := map[string]int{}
 		for _, a := range r.Anomalies {
 			if a.Kind == KindLoss {
-				where[a.Point] += a.Count
+				// A probe no point saw was lost before the first one.
+				at := "after " + a.Point
+				if a.Point == "" {
+					at = "before " + e.cfg.Points[0].Name
+				}
+				where[at] += a.Count
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%d of %d traces lost (%s)", s.Lost, s.Traces, countList("after ", where)))
+		parts = append(parts, fmt.Sprintf("%d of %d traces lost (%s)", s.Lost, s.Traces, countList("", where)))
 	}
 	if s.WithGaps > 0 {
 		where := map[string]int{}
@@ -164,7 +219,7 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 			parts = append(parts, a.Message)
 			continue
 		}
-		if a.Severity == Warning && a.Kind != KindLoss && a.Kind != KindGap {
+		if a.Severity == Warning && a.Kind != KindLoss && a.Kind != KindGap && a.Kind != KindOverMTU {
 			where := a.Kind.String()
 			if a.Point != "" {
 				where += " at " + a.Point
@@ -172,15 +227,19 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 			parts = append(parts, fmt.Sprintf("%s ×%d", where, a.Count))
 		}
 	}
-	if len(parts) == 0 {
+	cuts := e.cutCaptures()
+	if len(parts) == 0 && len(cuts) == 0 {
 		ok := fmt.Sprintf("OK: all %d traces crossed every capturing point on their way (%d points, %d frames)",
 			s.Traces-s.OffPath, len(e.cfg.Points), s.Decoded)
 		if s.OffPath > 0 {
 			ok += "; " + e.offPathLine(s)
 		}
+		if b := bypassLine(r); b != "" {
+			ok += "; " + b
+		}
 		return ok, true
 	}
-	if s.OffPath > 0 {
+	if s.OffPath > 0 && len(parts) > 0 {
 		parts = append(parts, e.offPathLine(s))
 	}
 	var dropped uint64
@@ -190,10 +249,65 @@ func (e *Engine) verdict(r *Result) (string, bool) {
 	if dropped > 0 {
 		// Say first that the capture itself lost frames: what looks like
 		// loss on the path may be the capture's own.
-		return fmt.Sprintf("CAPTURE INCOMPLETE: the kernel dropped %d frames before pathtrace saw them, so losses below may be the capture's own; %s",
-			dropped, strings.Join(parts, "; ")), false
+		cuts = append(cuts, fmt.Sprintf("the kernel dropped %d frames before pathtrace saw them, so losses below may be the capture's own", dropped))
 	}
-	return "PROBLEM: " + strings.Join(parts, "; "), false
+	if len(parts) > 0 {
+		// A frame cut short by a snaplen keys on less of its payload than
+		// its copies at other points: it may not match them.
+		cuts = append(cuts, e.snaplenCuts()...)
+	}
+	if len(cuts) == 0 {
+		return "PROBLEM: " + strings.Join(parts, "; "), false
+	}
+	if len(parts) == 0 {
+		// Nothing wrong up to where a capture was cut; after it, unknown.
+		parts = []string{fmt.Sprintf("up to there all %d traces crossed every capturing point on their way", s.Traces-s.OffPath)}
+		if s.OffPath > 0 {
+			parts = append(parts, e.offPathLine(s))
+		}
+	}
+	return "CAPTURE INCOMPLETE: " + strings.Join(cuts, "; ") + "; " + strings.Join(parts, "; "), false
+}
+
+// cutCaptures says, for each point whose capture was cut short, where:
+// "pod2's capture was cut after 2026-…Z (pod2.cap: file ends inside frame 7 …)".
+func (e *Engine) cutCaptures() []string {
+	var out []string
+	for p := range e.cov {
+		c := &e.cov[p]
+		if c.cut == "" {
+			continue
+		}
+		after := "before its first frame"
+		if c.frames > 0 {
+			after = "after its frame at " + Timestamp(c.stamps[1]).String()
+		}
+		out = append(out, fmt.Sprintf("%s's capture was cut %s (%s)", e.cfg.Points[p].Name, after, c.cut))
+	}
+	return out
+}
+
+// snaplenCuts names the points whose capture cut frames to a snaplen:
+// "pod2's capture cut 6 frames to 60 bytes or less (its snaplen), so they
+// may not match their copies at other points".
+func (e *Engine) snaplenCuts() []string {
+	var out []string
+	for p := range e.cov {
+		n := e.cov[p].truncated
+		if n == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s's capture cut %s to %d bytes or less (its snaplen), so they may not match their copies at other points",
+			e.cfg.Points[p].Name, plural(n, "frame"), e.cov[p].cutTo))
+	}
+	return out
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // groupName names a clock group by its first point.
@@ -225,38 +339,22 @@ func (e *Engine) offPathLine(s *Summary) string {
 // taken at different times (another run), or not on one path. No loss is
 // reported between them (see wayEnd).
 func (e *Engine) unshared() {
-	n := len(e.cfg.Points)
-	comp := make([]int, n)
-	for p := range comp {
-		comp[p] = -1
+	comp := e.components()
+	if comp == nil {
+		return
 	}
 	var groups [][]int
-	for p := range n {
-		if comp[p] >= 0 || e.cov[p].decoded == 0 {
+	for p, g := range comp {
+		if g < 0 {
 			continue
 		}
-		g := len(groups)
-		groups = append(groups, nil)
-		stack := []int{p}
-		comp[p] = g
-		for len(stack) > 0 {
-			q := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			groups[g] = append(groups[g], q)
-			for r := range n {
-				if comp[r] < 0 && e.cov[r].decoded > 0 && e.linked(q, r) {
-					comp[r] = g
-					stack = append(stack, r)
-				}
-			}
+		for len(groups) <= g {
+			groups = append(groups, nil)
 		}
-	}
-	if len(groups) < 2 {
-		return
+		groups[g] = append(groups[g], p)
 	}
 	var names []string
 	for _, g := range groups {
-		slices.Sort(g)
 		var ns []string
 		for _, p := range g {
 			ns = append(ns, e.cfg.Points[p].Name)
@@ -267,6 +365,51 @@ func (e *Engine) unshared() {
 	e.anomaly(KindNoSharedFrames, who, 0, func() string {
 		return who + " share no frame: not captured at the same time, or not on one path"
 	})
+}
+
+// components numbers the groups of points linked by shared frames (-1: a
+// point that decoded nothing); nil when there are fewer than two.
+func (e *Engine) components() []int {
+	n := len(e.cfg.Points)
+	comp := make([]int, n)
+	for p := range comp {
+		comp[p] = -1
+	}
+	groups := 0
+	for p := range n {
+		if comp[p] >= 0 || e.cov[p].decoded == 0 {
+			continue
+		}
+		g := groups
+		groups++
+		stack := []int{p}
+		comp[p] = g
+		for len(stack) > 0 {
+			q := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for r := range n {
+				if comp[r] < 0 && e.cov[r].decoded > 0 && e.linked(q, r) {
+					comp[r] = g
+					stack = append(stack, r)
+				}
+			}
+		}
+	}
+	if groups < 2 {
+		return nil
+	}
+	return comp
+}
+
+// clockComponent is the shared-frames group of clock group g's first
+// point.
+func (e *Engine) clockComponent(comp []int, g int) int {
+	for p, spec := range e.cfg.Points {
+		if spec.Clock == g {
+			return comp[p]
+		}
+	}
+	return -1
 }
 
 func countList(prefix string, m map[string]int) string {
@@ -292,6 +435,10 @@ func (t *Trace) Clone() Trace {
 	if t.RTT != nil {
 		r := *t.RTT
 		c.RTT = &r
+	}
+	if t.Drop != nil {
+		d := *t.Drop
+		c.Drop = &d
 	}
 	return c
 }

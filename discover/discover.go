@@ -22,22 +22,40 @@ type side struct {
 	node   candidate // namespace holding the veth's host end (the endpoint's own without a veth)
 }
 
-// Discover finds every capture point between src and dst. A dst with no
-// namespace (see Remote) or in another node's namespace is followed up to
-// the node's egress interface, and a note says so.
-func Discover(ctx context.Context, src, dst Endpoint) (*Path, error) {
-	if src.NetnsPath == "" {
-		return nil, fmt.Errorf("source %s: not in a network namespace of this node", src.Arg)
+// Option changes how Discover names what it finds.
+type Option func(*options)
+
+type options struct {
+	names map[uint64]string
+	nodes map[netip.Addr]string
+}
+
+// NetnsNames names network namespaces by inode where the caller knows
+// better than /run/netns and /proc do: pods after the pod, the node's own
+// namespace "host" rather than "pid 2".
+func NetnsNames(names map[uint64]string) Option {
+	return func(o *options) { o.names = names }
+}
+
+// NodeNames names the nodes a path crosses by one of their addresses (a
+// Kubernetes Node's InternalIP), where their namespaces have no better
+// name.
+func NodeNames(nodes map[netip.Addr]string) Option {
+	return func(o *options) { o.nodes = nodes }
+}
+
+// Discover finds every capture point between src and dst. A dst on another
+// node is followed through the tunnel device (or the route as is) to the
+// underlay device, and on that node, when it is visible here, back in to
+// dst; when it is not, the path stops at the underlay device and a note
+// says so (nodes.go).
+func Discover(ctx context.Context, src, dst Endpoint, opts ...Option) (*Path, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
 	}
-	cands, err := candidates("/run/netns", "/proc")
+	cands, s, err := begin(ctx, src, "source", o.names)
 	if err != nil {
-		return nil, err
-	}
-	s, err := walk(cands, src)
-	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", src.Label, err)
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	p := &Path{Src: s.ep, Dst: dst, Owners: map[string]string{}}
@@ -48,27 +66,53 @@ func Discover(ctx context.Context, src, dst Endpoint) (*Path, error) {
 		}
 		p.Dst = d.ep
 	}
+	if src.Host && dst.Host {
+		return nil, fmt.Errorf("source %s and destination %s are both the node's own namespace: no path between pods to trace", src.Label, dst.Label)
+	}
 	if d != nil && d.node.inode == s.node.inode {
 		p.Points = joinSides(s.points, d.points)
+		if len(p.Points) == 0 {
+			return nil, fmt.Errorf("no capture point between %s and %s", src.Label, dst.Label)
+		}
+		for _, ep := range []Endpoint{src, dst} {
+			if ep.Host {
+				p.Notes = append(p.Notes, fmt.Sprintf("%s is the node's own namespace (%s): its frames leave and arrive through the point next to it, not through %s",
+					ep.Label, s.node.label, ep.Interface))
+			}
+		}
+		setNode(p.Points, s.node.label)
 		if err := checkRoute(s, d, p); err != nil {
 			return nil, err
 		}
-	} else {
-		eg, note, err := egress(s, p.Dst)
-		if err != nil {
-			return nil, err
-		}
-		p.Points = append(append([]Point{}, s.points...), eg...)
-		p.Notes = append(p.Notes, note)
+	} else if err := crossNodes(cands, s, d, p, o.nodes); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	owners(p)
-	if err := fillFDB(s.node, p); err != nil {
-		return nil, err
+	return finish(p)
+}
+
+// begin lists the node's namespaces and walks ep (what: how errors name
+// it) to its node.
+func begin(ctx context.Context, ep Endpoint, what string, names map[uint64]string) ([]candidate, *side, error) {
+	if ep.NetnsPath == "" {
+		return nil, nil, fmt.Errorf("%s %s: not in a network namespace of this node", what, ep.Arg)
 	}
-	return p, nil
+	cands, err := candidates("/run/netns", "/proc")
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range cands {
+		if name, ok := names[cands[i].inode]; ok {
+			cands[i].label = name
+		}
+	}
+	s, err := walk(cands, ep)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", what, ep.Label, err)
+	}
+	return cands, s, ctx.Err()
 }
 
 // joinSides is src's points then dst's reversed, a point common to both
@@ -76,8 +120,7 @@ func Discover(ctx context.Context, src, dst Endpoint) (*Path, error) {
 func joinSides(a, b []Point) []Point {
 	out := append([]Point{}, a...)
 	for i := len(b) - 1; i >= 0; i-- {
-		last := out[len(out)-1]
-		if last.Inode == b[i].Inode && last.IfIndex == b[i].IfIndex {
+		if n := len(out); n > 0 && out[n-1].Inode == b[i].Inode && out[n-1].IfIndex == b[i].IfIndex {
 			continue
 		}
 		out = append(out, b[i])
@@ -111,6 +154,13 @@ func walk(cands []candidate, ep Endpoint) (*side, error) {
 	}
 	fillLink(h, &ep, link)
 	s := &side{ep: ep, node: self}
+	if ep.Host {
+		// The node itself (a host-network pod): frames between it and a
+		// pod cross the node's stack, not its main interface, so the
+		// side has no point of its own; the other side's bridge or veth
+		// is where the node sends and takes them.
+		return s, nil
+	}
 	epPoint := point(h, self, link, ep.Label, RoleEndpoint)
 	veth, ok := link.(*netlink.Veth)
 	if !ok {
@@ -180,7 +230,7 @@ func peerNamespace(h *netlink.Handle, cands []candidate, nsid int, self uint64) 
 func point(h *netlink.Handle, ns candidate, l netlink.Link, name string, role Role) Point {
 	a := l.Attrs()
 	p := Point{Name: name, Role: role, Netns: ns.label, NetnsPath: ns.path, Inode: ns.inode,
-		Interface: a.Name, IfIndex: a.Index, MAC: MAC(a.HardwareAddr), MTU: a.MTU}
+		Interface: a.Name, IfIndex: a.Index, MAC: MAC(a.HardwareAddr), MTU: a.MTU, RawIP: rawIPTypes[a.EncapType]}
 	if addrs, err := h.AddrList(l, netlink.FAMILY_ALL); err == nil {
 		for _, ad := range addrs {
 			if ad.IP.IsLinkLocalUnicast() {
@@ -194,6 +244,10 @@ func point(h *netlink.Handle, ns candidate, l netlink.Link, name string, role Ro
 	}
 	return p
 }
+
+// rawIPTypes are the hardware types (as netlink names them) of devices
+// whose frames start with the IP header.
+var rawIPTypes = map[string]bool{"none": true, "ipip": true, "tunnel6": true, "sit": true, "gre": true}
 
 // checkRoute asks the node where it sends dst when the two sides hang off
 // different bridges (or none): the routed path only holds if the node's
@@ -266,8 +320,10 @@ func egress(s *side, dst Endpoint) ([]Point, string, error) {
 		return nil, "", fmt.Errorf("egress ifindex %d in %s: %w", rs[0].LinkIndex, s.node.label, err)
 	}
 	note := fmt.Sprintf("destination %s leaves node %s via %s: points stop there", dst.Label, s.node.label, l.Attrs().Name)
-	last := s.points[len(s.points)-1]
-	if last.Inode == s.node.inode && last.IfIndex == l.Attrs().Index {
+	if len(s.points) == 0 {
+		return []Point{point(h, s.node, l, l.Attrs().Name, RoleEgress)}, note, nil
+	}
+	if n := len(s.points); s.points[n-1].Inode == s.node.inode && s.points[n-1].IfIndex == l.Attrs().Index {
 		return nil, note, nil // leaves through the bridge itself (e.g. a hairpin back out)
 	}
 	return []Point{point(h, s.node, l, l.Attrs().Name, RoleEgress)}, note, nil
@@ -275,16 +331,25 @@ func egress(s *side, dst Endpoint) ([]Point, string, error) {
 
 // owners names every MAC on the path. A bridge without a MAC of its own
 // uses its lowest port's: the bridge name wins then, since the bridge is
-// what sends frames from that MAC (ARP replies of the gateway).
+// what sends frames from that MAC (ARP replies of the gateway). Host veths
+// that share one MAC (Calico gives every cali* ee:ee:ee:ee:ee:ee) are named
+// together.
 func owners(p *Path) {
-	rank := map[Role]int{RoleBridge: 3, RoleEndpoint: 2, RoleEgress: 1, RoleVeth: 0}
+	rank := map[Role]int{RoleBridge: 3, RoleEndpoint: 2, RoleEgress: 1, RoleTunnel: 1, RoleUnderlay: 1, RoleVeth: 0}
 	best := map[string]int{}
+	veths := map[string][]string{}
 	for _, pt := range p.Points {
 		if len(pt.MAC) == 0 {
 			continue
 		}
 		mac := pt.MAC.String()
+		if pt.Role == RoleVeth {
+			veths[mac] = append(veths[mac], pt.Name)
+		}
 		if r, ok := best[mac]; ok && r >= rank[pt.Role] {
+			if pt.Role == RoleVeth && r == 0 {
+				p.Owners[mac] = "host veths " + strings.Join(veths[mac], ", ")
+			}
 			continue
 		}
 		best[mac] = rank[pt.Role]
@@ -293,8 +358,8 @@ func owners(p *Path) {
 			p.Owners[mac] = pt.Name + " " + pt.Interface
 		case RoleVeth:
 			p.Owners[mac] = fmt.Sprintf("%s (%s %s)", pt.Name, pt.Netns, pt.Interface)
-		case RoleBridge:
-			p.Owners[mac] = pt.Interface
+		case RoleBridge, RoleTunnel, RoleUnderlay:
+			p.Owners[mac] = pt.Name
 		default:
 			p.Owners[mac] = fmt.Sprintf("%s (%s)", pt.Interface, pt.Netns)
 		}

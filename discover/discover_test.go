@@ -50,6 +50,9 @@ func init() {
 }
 
 func TestMain(m *testing.M) {
+	if lab.IsTunnelCommand(os.Args) { // the two-node labs' userspace tunnels run this binary
+		os.Exit(lab.TunnelMain(os.Args[3:]))
+	}
 	if mode, arg, ok := strings.Cut(os.Getenv(childEnv), ","); ok && mode == "node-in-current" {
 		if err := nodeInCurrentChild(arg); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)

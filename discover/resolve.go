@@ -23,6 +23,20 @@ type Resolver interface {
 	Resolve(arg string) (Endpoint, error)
 }
 
+// Namer is a Resolver that knows better names for the namespaces it
+// resolved (pods, the node's own) than /run/netns and /proc give; see
+// NetnsNames.
+type Namer interface {
+	NetnsNames() map[uint64]string
+}
+
+// NodeNamer is a Resolver that knows the cluster's nodes by address (a
+// path that crosses into another node's namespace, visible here, is named
+// after that node); see NodeNames.
+type NodeNamer interface {
+	NodeNames() map[netip.Addr]string
+}
+
 // ErrNoMatch is wrapped by Resolve when an argument matches no namespace
 // (an IP that is on no namespace of this node may still be a destination
 // that leaves the node: see Remote).
@@ -37,7 +51,9 @@ func NewResolver() Resolver { return &resolver{runDir: "/run/netns", procDir: "/
 
 type resolver struct{ runDir, procDir string }
 
-const howToGive = "give an endpoint as a netns name (`ip netns list`), a namespace path (/run/netns/NAME, /proc/PID/ns/net), a PID, or an IP address held by exactly one namespace"
+// HowToGive ends an error about an endpoint that matched nothing: the forms
+// an endpoint takes.
+const HowToGive = "an endpoint is a netns name, a namespace path, a PID or an IP address"
 
 // Remote is a destination outside this node: Discover follows the path up
 // to the node's egress interface.
@@ -46,7 +62,7 @@ func Remote(ip netip.Addr) Endpoint { return Endpoint{Arg: ip.String(), Label: i
 func (r *resolver) Resolve(arg string) (Endpoint, error) {
 	arg = strings.TrimSpace(arg)
 	if arg == "" {
-		return Endpoint{}, errors.New("empty endpoint: " + howToGive)
+		return Endpoint{}, errors.New("empty endpoint: " + HowToGive)
 	}
 	if ip, err := netip.ParseAddr(arg); err == nil {
 		return r.byIP(arg, ip.Unmap())
@@ -57,15 +73,18 @@ func (r *resolver) Resolve(arg string) (Endpoint, error) {
 		path = arg
 	case isPID(arg):
 		path = filepath.Join(r.procDir, arg, "ns/net")
+		if _, err := os.Stat(filepath.Join(r.procDir, arg)); err != nil {
+			return Endpoint{}, r.noMatch(arg, "no process "+arg)
+		}
 	default:
 		path = filepath.Join(r.runDir, arg)
 		if _, err := os.Stat(path); err != nil {
-			return Endpoint{}, r.noMatch(arg, fmt.Errorf("%w: no namespace named %q", ErrNoMatch, arg))
+			return Endpoint{}, r.noMatch(arg, "") // "no /run/netns/NAME" says nothing more
 		}
 	}
 	ns, err := netns.Open(path)
 	if err != nil {
-		return Endpoint{}, r.noMatch(arg, fmt.Errorf("%w: %w", ErrNoMatch, err))
+		return Endpoint{}, r.noMatch(arg, err.Error())
 	}
 	defer ns.Close()
 	ep := Endpoint{Arg: arg, NetnsPath: path, Inode: ns.Inode, Label: arg}
@@ -82,6 +101,31 @@ func (r *resolver) Resolve(arg string) (Endpoint, error) {
 		return ep, fmt.Errorf("endpoint %s: %w", arg, err)
 	}
 	fillLink(h, &ep, link)
+	return ep, nil
+}
+
+// InNamespace is the endpoint in the namespace at path that holds ip (its
+// interface, MAC); without a valid ip, the namespace's main interface and
+// its first IPv4 address. Label is the namespace's path until the caller
+// names it.
+func InNamespace(path string, ip netip.Addr) (Endpoint, error) {
+	h, inode, err := openHandle(path)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	h.Close()
+	c := candidate{label: path, path: path, inode: inode}
+	if !ip.IsValid() {
+		ep, err := NewResolver().Resolve(path)
+		return ep, err
+	}
+	ep, ok, _, err := findIP(c, ip.Unmap())
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("addresses in %s: %w", path, err)
+	}
+	if !ok {
+		return Endpoint{}, fmt.Errorf("%w: no interface in %s holds %s", ErrNoMatch, path, ip)
+	}
 	return ep, nil
 }
 
@@ -117,22 +161,32 @@ func mainLink(h *netlink.Handle) (netlink.Link, error) {
 			return h.LinkByIndex(r.LinkIndex)
 		}
 	}
+	l, names, err := onlyLink(h, func(l netlink.Link) bool { return l.Attrs().Flags&net.FlagLoopback == 0 })
+	if err != nil || l == nil {
+		return nil, fmt.Errorf("no default route and %d non-loopback interfaces %v: give the pod's IP instead", len(names), names)
+	}
+	return l, nil
+}
+
+// onlyLink is the one link keep accepts (nil if not exactly one), and the
+// names of all it accepts.
+func onlyLink(h *netlink.Handle, keep func(netlink.Link) bool) (netlink.Link, []string, error) {
 	var links []netlink.Link
 	if err := retryDump(func() (err error) { links, err = h.LinkList(); return err }); err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
+		return nil, nil, fmt.Errorf("list links: %w", err)
 	}
-	var cands []netlink.Link
+	var found []netlink.Link
 	var names []string
 	for _, l := range links {
-		if l.Attrs().Flags&net.FlagLoopback == 0 {
-			cands = append(cands, l)
+		if keep(l) {
+			found = append(found, l)
 			names = append(names, l.Attrs().Name)
 		}
 	}
-	if len(cands) != 1 {
-		return nil, fmt.Errorf("no default route and %d non-loopback interfaces %v: give the pod's IP instead", len(cands), names)
+	if len(found) != 1 {
+		return nil, names, nil
 	}
-	return cands[0], nil
+	return found[0], names, nil
 }
 
 func isZeroMask(m net.IPMask) bool {
@@ -159,8 +213,9 @@ func (r *resolver) byIP(arg string, ip netip.Addr) (Endpoint, error) {
 		return Endpoint{}, err
 	}
 	var found []Endpoint
+	var near []held // addresses seen, for the closest ones if none matches
 	for _, c := range cands {
-		ep, ok, err := findIP(c, ip)
+		ep, ok, addrs, err := findIP(c, ip)
 		if err != nil {
 			continue // a process may exit while we look: skip its namespace
 		}
@@ -168,24 +223,30 @@ func (r *resolver) byIP(arg string, ip netip.Addr) (Endpoint, error) {
 			ep.Arg = arg
 			found = append(found, ep)
 		}
+		for _, a := range addrs {
+			near = append(near, held{c.label, a})
+		}
 	}
 	switch len(found) {
 	case 1:
 		return found[0], nil
 	case 0:
-		return Endpoint{}, fmt.Errorf("%w %s; searched: %s; %s", ErrNoMatch, arg, listCands(cands), howToGive)
+		return Endpoint{}, fmt.Errorf("%w %s: none of the %d namespaces on this node holds it%s (ip netns list); %s",
+			ErrNoMatch, arg, len(cands), closestAddrs(ip, near, 3), HowToGive)
 	}
 	var where []string
 	for _, ep := range found {
 		where = append(where, fmt.Sprintf("%s (%s, %s)", ep.Label, ep.NetnsPath, ep.Interface))
 	}
-	return Endpoint{}, fmt.Errorf("%w %s: %s; %s", ErrAmbiguous, arg, strings.Join(where, ", "), howToGive)
+	return Endpoint{}, fmt.Errorf("%w %s: %s; %s", ErrAmbiguous, arg, strings.Join(where, ", "), HowToGive)
 }
 
-func findIP(c candidate, ip netip.Addr) (Endpoint, bool, error) {
+// findIP looks for ip in the namespace c; it also returns every address
+// of ip's family there.
+func findIP(c candidate, ip netip.Addr) (Endpoint, bool, []netip.Addr, error) {
 	h, _, err := openHandle(c.path)
 	if err != nil {
-		return Endpoint{}, false, err
+		return Endpoint{}, false, nil, err
 	}
 	defer h.Close()
 	family := netlink.FAMILY_V4
@@ -194,28 +255,39 @@ func findIP(c candidate, ip netip.Addr) (Endpoint, bool, error) {
 	}
 	var addrs []netlink.Addr
 	if err := retryDump(func() (err error) { addrs, err = h.AddrList(nil, family); return err }); err != nil {
-		return Endpoint{}, false, err
+		return Endpoint{}, false, nil, err
 	}
+	var all []netip.Addr
 	for _, a := range addrs {
-		if got, ok := netip.AddrFromSlice(a.IP); ok && got.Unmap() == ip {
+		got, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		all = append(all, got.Unmap())
+		if got.Unmap() == ip {
 			link, err := h.LinkByIndex(a.LinkIndex)
 			if err != nil {
-				return Endpoint{}, false, err
+				return Endpoint{}, false, nil, err
 			}
 			ep := Endpoint{Label: c.label, NetnsPath: c.path, Inode: c.inode, IP: ip}
 			fillLink(h, &ep, link)
-			return ep, true, nil
+			return ep, true, nil, nil
 		}
 	}
-	return Endpoint{}, false, nil
+	return Endpoint{}, false, all, nil
 }
 
-func (r *resolver) noMatch(arg string, err error) error {
+// noMatch says that arg matched nothing (why: what was looked for), how
+// many namespaces the node has and the named ones closest to arg.
+func (r *resolver) noMatch(arg, why string) error {
+	if why != "" {
+		why = ": " + why
+	}
 	cands, cerr := candidates(r.runDir, r.procDir)
 	if cerr != nil {
-		return fmt.Errorf("%w; %s", err, howToGive)
+		return fmt.Errorf("%w %s%s; %s", ErrNoMatch, arg, why, HowToGive)
 	}
-	return fmt.Errorf("endpoint %s: %w; candidates: %s; %s", arg, err, listCands(cands), howToGive)
+	return fmt.Errorf("%w %s%s; %s; %s", ErrNoMatch, arg, why, closestNames(arg, cands, 3), HowToGive)
 }
 
 // candidate is one network namespace on the node.
@@ -269,18 +341,6 @@ func candidates(runDir, procDir string) ([]candidate, error) {
 		out = append(out, candidate{label: label, path: p, inode: ino})
 	}
 	return out, nil
-}
-
-func listCands(cs []candidate) string {
-	var s []string
-	for _, c := range cs {
-		if strings.HasPrefix(c.label, "pid ") {
-			s = append(s, fmt.Sprintf("%s (%s)", c.label, c.path))
-		} else {
-			s = append(s, c.label)
-		}
-	}
-	return strings.Join(s, ", ")
 }
 
 func nsInode(path string) (uint64, error) {

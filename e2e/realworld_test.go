@@ -63,10 +63,10 @@ func TestAnalyzeParallelPingsLive(t *testing.T) {
 		args = append(args, td.point.Name+"="+td.file)
 	}
 	code, out, errb := runCLI(t, args...)
-	if code != exitOK {
-		t.Fatalf("exit %d: %s\n%.2000s", code, errb, out)
-	}
 	r := decodeResult(t, out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\nverdict: %s\nanomalies: %+v", code, errb, r.Summary.Verdict, r.Anomalies)
+	}
 	ids := map[uint64]int{}
 	for _, tr := range r.Traces {
 		if tr.Protocol != "icmp" {

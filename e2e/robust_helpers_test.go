@@ -22,8 +22,12 @@ import (
 // pathtrace binary run as a real process, so signals, SIGKILL and dropped
 // privileges act on pathtrace alone and not on the test binary.
 
-// TestMain removes the binary built for the process tests.
+// TestMain removes the binary built for the process tests (and runs a
+// two-node lab's userspace tunnel when the lab starts this binary as one).
 func TestMain(m *testing.M) {
+	if lab.IsTunnelCommand(os.Args) { // the two-node labs' userspace tunnels run this binary
+		os.Exit(lab.TunnelMain(os.Args[3:]))
+	}
 	code := m.Run()
 	if ptBuild.dir != "" {
 		os.RemoveAll(ptBuild.dir)
@@ -172,12 +176,12 @@ func waitArmed(t *testing.T, p *ptProc, points []pointSpec, timeout time.Duratio
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for _, pt := range points {
-		link, err := linkIn("/run/netns/"+pt.Netns, pt.Ifname)
+		link, err := linkIn(nsPath(pt.Netns), pt.Ifname)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for {
-			n, err := packetSocketsArmed("/run/netns/"+pt.Netns, link.Attrs().Index)
+			n, err := packetSocketsArmed(nsPath(pt.Netns), link.Attrs().Index)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,6 +198,15 @@ func waitArmed(t *testing.T, p *ptProc, points []pointSpec, timeout time.Duratio
 		}
 	}
 	return time.Since(start)
+}
+
+// nsPath is a point's namespace as a path: a name under /run/netns, or a
+// path already (/proc/PID/ns/net for a pod of the Kubernetes tests).
+func nsPath(ns string) string {
+	if strings.HasPrefix(ns, "/") {
+		return ns
+	}
+	return "/run/netns/" + ns
 }
 
 // promiscuity is the kernel's promiscuity count of an interface in a named

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -567,9 +568,11 @@ func TestRobustNoLeaks(t *testing.T) {
 	cfg := robustConfig(t)
 	l := e2eUp(t, cfg)
 	home := netnsLink(t)
-	ctx := traceCtx(t)
 	args := []string{"--src", l.Pods[0].Name, "--dst", l.Pods[1].Name, "-c", "1", "-i", "10ms", "--timeout", "100ms"}
+	// A deadline per run: fifty runs on a loaded CI machine outlast one.
 	trace := func(i int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		var out, errb bytes.Buffer
 		if code := runIO(ctx, args, &out, &errb); code != exitOK && code != exitFindings {
 			t.Fatalf("run %d: exit %d; stderr %s", i, code, errb.String())

@@ -62,10 +62,13 @@ type jResult struct {
 
 type jPoint struct {
 	Name      string  `json:"name"`
+	Node      string  `json:"node"`
 	Interface *string `json:"interface"`
 	IfIndex   *int    `json:"ifindex"`
 	Source    string  `json:"source"`
 	Coverage  struct {
+		First       *string `json:"first"`
+		Last        *string `json:"last"`
 		Frames      int     `json:"frames"`
 		KernelDrops *uint64 `json:"kernel_drops"`
 	} `json:"coverage"`
@@ -87,6 +90,16 @@ type jTrace struct {
 	ReplyTo   *int       `json:"reply_to"`
 	RTT       *jRTT      `json:"rtt"`
 	Flags     []string   `json:"flags"`
+	Drop      *jDrop     `json:"drop"`
+}
+
+type jDrop struct {
+	Reason    string `json:"reason"`
+	Location  string `json:"location"`
+	Netns     string `json:"netns"`
+	Interface string `json:"interface"`
+	Time      string `json:"time"`
+	Rule      string `json:"rule"`
 }
 
 type jHop struct {
@@ -99,6 +112,16 @@ type jHop struct {
 	Dir        string  `json:"dir"`
 	Frame      int     `json:"frame"`
 	Reflection bool    `json:"reflection"`
+	Encap      *jEncap `json:"encap"`
+}
+
+// jEncap is a hop's tunnel: the outer headers it was seen in.
+type jEncap struct {
+	Type       string  `json:"type"`
+	VNI        *uint64 `json:"vni"`
+	OuterSrcIP *string `json:"outer_src_ip"`
+	OuterDstIP *string `json:"outer_dst_ip"`
+	DstPort    *uint64 `json:"dst_port"`
 }
 
 type jRewrite struct {

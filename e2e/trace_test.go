@@ -68,15 +68,7 @@ func TestTraceCNINode(t *testing.T) {
 		testenv.SkipOrFail(t, "no CNI bridge plugin: %v", err)
 	}
 	cfg := e2eConfig(t)
-	t.Cleanup(func() {
-		if err := lab.Down(lab.Config{Prefix: cfg.Prefix}); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	l, err := lab.CNINode(context.Background(), lab.CNIConfig{Prefix: cfg.Prefix, Subnet: cfg.Subnet, Pods: 3, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := cniUp(t, cfg, 3)
 	if len(l.Pods) != 3 {
 		t.Fatalf("CNI node has %d pods, want 3: %v", len(l.Pods), l)
 	}
@@ -134,60 +126,10 @@ func TestTraceAgainstTcpdump(t *testing.T) {
 	if r.Code != exitOK || r.Doc == nil {
 		t.Fatalf("exit %d, want 0\n%s", r.Code, r.describe())
 	}
-	d := r.Doc
-	checkEchoes(t, d, 5, specNames(points))
-	reqs := d.ofType("echo-request")
-	if len(reqs) == 0 || reqs[0].ID == nil {
-		t.Fatal("no echo request with an id")
+	if !evidence {
+		outDir = ""
 	}
-	id := *reqs[0].ID
-
-	// What tcpdump saw, and the evidence pcaps when they were written.
-	var files []string
-	for _, td := range tds {
-		files = append(files, td.file)
-	}
-	if evidence {
-		for _, p := range points {
-			files = append(files, filepath.Join(outDir, p.Name+".cap"))
-		}
-	}
-	seen := tsharkAll(t, files, id)
-	var diffs []int64
-	compare := func(point, what string, got, want map[icmpKey]int64) {
-		if len(want) != 10 {
-			t.Errorf("%s: tcpdump saw %d echoes of id %d, want 10", point, len(want), id)
-		}
-		for k, ts := range want {
-			ps, ok := got[k]
-			if !ok {
-				t.Errorf("%s: tcpdump saw ICMP type %d seq %d, %s did not", point, k.Type, k.Seq, what)
-				continue
-			}
-			diff := max(ps-ts, ts-ps)
-			diffs = append(diffs, diff)
-			if diff > 10_000 {
-				t.Errorf("%s: ICMP type %d seq %d: %s stamp %d, tcpdump %d: %d ns apart, want ≤ 10 µs",
-					point, k.Type, k.Seq, what, ps, ts, diff)
-			}
-		}
-		for k := range got {
-			if _, ok := want[k]; !ok {
-				t.Errorf("%s: %s has ICMP type %d seq %d, tcpdump did not see it", point, what, k.Type, k.Seq)
-			}
-		}
-	}
-	for i, p := range points {
-		compare(p.Name, "the JSON", jsonEchoes(t, d, p.Name), seen[i])
-		if evidence {
-			compare(p.Name, "the evidence pcap", seen[len(points)+i], seen[i])
-		}
-	}
-	if len(diffs) > 0 {
-		slices.Sort(diffs)
-		t.Logf("stamp differences pathtrace vs tcpdump over %d sightings: median %d ns, max %d ns",
-			len(diffs), diffs[len(diffs)/2], diffs[len(diffs)-1])
-	}
+	checkAgainstTcpdump(t, r.Doc, points, tds, outDir)
 }
 
 // Passive mode correlates the user's own ping.
@@ -467,5 +409,66 @@ func TestLabCommands(t *testing.T) {
 	code, out, errs = runCLI(t, append([]string{"lab", "status"}, flags...)...)
 	if code != exitFindings || !strings.Contains(out, "no lab") {
 		t.Errorf("lab status without a lab: exit %d, stdout %q, stderr %q; want exit 1 and \"no lab\"", code, out, errs)
+	}
+}
+
+// checkAgainstTcpdump compares the five echo requests and replies of a
+// run (JSON hop stamps, and the evidence pcaps in outDir unless "") with
+// what tcpdump saw at the same points: the same frames, stamps within 10 µs.
+func checkAgainstTcpdump(t *testing.T, d *liveDoc, points []pointSpec, tds []*tcpdumpAt, outDir string) {
+	t.Helper()
+	evidence := outDir != ""
+	checkEchoes(t, d, 5, specNames(points))
+	reqs := d.ofType("echo-request")
+	if len(reqs) == 0 || reqs[0].ID == nil {
+		t.Fatal("no echo request with an id")
+	}
+	id := *reqs[0].ID
+
+	// What tcpdump saw, and the evidence pcaps when they were written.
+	var files []string
+	for _, td := range tds {
+		files = append(files, td.file)
+	}
+	if evidence {
+		for _, p := range points {
+			files = append(files, filepath.Join(outDir, p.Name+".cap"))
+		}
+	}
+	seen := tsharkAll(t, files, id)
+	var diffs []int64
+	compare := func(point, what string, got, want map[icmpKey]int64) {
+		if len(want) != 10 {
+			t.Errorf("%s: tcpdump saw %d echoes of id %d, want 10", point, len(want), id)
+		}
+		for k, ts := range want {
+			ps, ok := got[k]
+			if !ok {
+				t.Errorf("%s: tcpdump saw ICMP type %d seq %d, %s did not", point, k.Type, k.Seq, what)
+				continue
+			}
+			diff := max(ps-ts, ts-ps)
+			diffs = append(diffs, diff)
+			if diff > 10_000 {
+				t.Errorf("%s: ICMP type %d seq %d: %s stamp %d, tcpdump %d: %d ns apart, want ≤ 10 µs",
+					point, k.Type, k.Seq, what, ps, ts, diff)
+			}
+		}
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				t.Errorf("%s: %s has ICMP type %d seq %d, tcpdump did not see it", point, what, k.Type, k.Seq)
+			}
+		}
+	}
+	for i, p := range points {
+		compare(p.Name, "the JSON", jsonEchoes(t, d, p.Name), seen[i])
+		if evidence {
+			compare(p.Name, "the evidence pcap", seen[len(points)+i], seen[i])
+		}
+	}
+	if len(diffs) > 0 {
+		slices.Sort(diffs)
+		t.Logf("stamp differences pathtrace vs tcpdump over %d sightings: median %d ns, max %d ns",
+			len(diffs), diffs[len(diffs)/2], diffs[len(diffs)-1])
 	}
 }

@@ -71,6 +71,29 @@ func buildCNI(ctx context.Context, cfg CNIConfig, lc Config, st *state) error {
 		return err
 	}
 	defer node.Close()
+	netconf, err := flannelNetconf(lc.Subnet, MTU, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	for i := 1; i <= lc.Pods; i++ {
+		if err := createNamed(lc.podName(i), mark(lc.Prefix)); err != nil {
+			return err
+		}
+		p, err := cniAdd(ctx, node, cfg.PluginDir, netconf, lc.podName(i))
+		if err != nil {
+			return err
+		}
+		st.Pods = append(st.Pods, p)
+		if err := writeState(lc.Prefix, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flannelNetconf is the bridge plugin configuration flannel's CNI plugin
+// hands down for a node with pod subnet sn.
+func flannelNetconf(sn netip.Prefix, mtu int, dataDir string) ([]byte, error) {
 	netconf, err := json.Marshal(map[string]any{
 		"cniVersion":       "0.3.1",
 		"name":             "cbr0",
@@ -79,42 +102,38 @@ func buildCNI(ctx context.Context, cfg CNIConfig, lc Config, st *state) error {
 		"isGateway":        true,
 		"isDefaultGateway": true,
 		"hairpinMode":      true,
-		"mtu":              MTU,
+		"mtu":              mtu,
 		"ipam": map[string]any{
 			"type":    "host-local",
-			"subnet":  lc.Subnet.String(),
-			"routes":  []map[string]string{{"dst": clusterCIDR(lc.Subnet).String()}},
-			"dataDir": cfg.DataDir,
+			"subnet":  sn.String(),
+			"routes":  []map[string]string{{"dst": clusterCIDR(sn).String()}},
+			"dataDir": dataDir,
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("encode CNI config: %w", err)
+		return nil, fmt.Errorf("encode CNI config: %w", err)
 	}
-	for i := 1; i <= lc.Pods; i++ {
-		name := lc.podName(i)
-		if err := createNamed(name, mark(lc.Prefix)); err != nil {
-			return err
-		}
-		out, err := runPlugin(ctx, node, cfg.PluginDir, netconf, []string{
-			"CNI_COMMAND=ADD",
-			"CNI_CONTAINERID=" + name,
-			"CNI_NETNS=" + filepath.Join(RunDir, name),
-			"CNI_IFNAME=eth0",
-			"CNI_PATH=" + cfg.PluginDir,
-		})
-		if err != nil {
-			return fmt.Errorf("pod %s: %w", name, err)
-		}
-		p, err := parseResult(out, name)
-		if err != nil {
-			return fmt.Errorf("pod %s: %w", name, err)
-		}
-		st.Pods = append(st.Pods, p)
-		if err := writeState(lc.Prefix, st); err != nil {
-			return err
-		}
+	return netconf, nil
+}
+
+// cniAdd runs the bridge plugin's ADD inside node for the pod namespace
+// name (made by the caller).
+func cniAdd(ctx context.Context, node *netns.Handle, pluginDir string, netconf []byte, name string) (Pod, error) {
+	out, err := runPlugin(ctx, node, pluginDir, netconf, []string{
+		"CNI_COMMAND=ADD",
+		"CNI_CONTAINERID=" + name,
+		"CNI_NETNS=" + filepath.Join(RunDir, name),
+		"CNI_IFNAME=eth0",
+		"CNI_PATH=" + pluginDir,
+	})
+	if err != nil {
+		return Pod{}, fmt.Errorf("pod %s: %w", name, err)
 	}
-	return nil
+	p, err := parseResult(out, name)
+	if err != nil {
+		return Pod{}, fmt.Errorf("pod %s: %w", name, err)
+	}
+	return p, nil
 }
 
 // runPlugin execs the bridge plugin from a thread inside the node namespace:

@@ -45,7 +45,17 @@ func down(prefix string, st *state) error {
 			errs = append(errs, downCurrentNode(st)...)
 		}
 	}
-	nameRE := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `(node1|pod[0-9]+)$`)
+	// A two-node lab's tunnel processes hold its node namespaces: kill
+	// them first, the recorded ones and any other found inside a node.
+	if st != nil {
+		for _, n := range st.Nodes {
+			if err := n.Proc.stop(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	nameRE := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `(node1|nodeA|nodeB|wire|ext|pod[0-9]+)$`)
+	errs = append(errs, unhideAll(nameRE)...)
 	entries, err := os.ReadDir(RunDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("list %s: %w", RunDir, err))
@@ -77,9 +87,15 @@ func down(prefix string, st *state) error {
 		if m != mark(prefix) {
 			continue // someone else's namespace of the same name
 		}
+		if err := killTunnelsIn(path); err != nil {
+			errs = append(errs, err)
+		}
 		if err := removeNamed(name); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := os.RemoveAll(ipamDir(prefix)); err != nil {
+		errs = append(errs, fmt.Errorf("remove CNI leases: %w", err))
 	}
 	if len(errs) == 0 {
 		errs = append(errs, removeState(prefix))

@@ -37,7 +37,8 @@ type Config struct {
 	Routed        bool         `json:"routed"`          // add cni1 on the next subnet with one more pod, ip_forward on
 }
 
-// Lab is what exists.
+// Lab is what exists. A multi-node lab (UpNodes) lists its nodes in Nodes
+// and leaves Node, NodePath and NodeInode empty; its pods say their node.
 type Lab struct {
 	Prefix    string   `json:"prefix"`
 	Node      string   `json:"node"`       // node namespace name; "" with NodeInCurrent
@@ -45,6 +46,12 @@ type Lab struct {
 	NodeInode uint64   `json:"node_inode"` // identity of the node namespace
 	Bridges   []string `json:"bridges"`
 	Pods      []Pod    `json:"pods"`
+
+	Backend Backend `json:"backend,omitzero"` // multi-node: how pods on two nodes talk
+	CNI     CNI     `json:"cni"`              // multi-node: what wires the pods (Flannel's bridge, Calico's routed veths)
+	Nodes   []Node  `json:"nodes,omitempty"`  // multi-node: the nodes, in order (A, B)
+	Wire    string  `json:"wire,omitempty"`   // multi-node: the switch namespace joining the nodes' eth0
+	Ext     string  `json:"ext,omitempty"`    // multi-node: a host on the wire outside the cluster (192.168.56.3)
 }
 
 // Pod is one pod namespace and its veth pair.
@@ -55,6 +62,7 @@ type Pod struct {
 	MAC      string     `json:"mac"`       // of eth0
 	HostVeth string     `json:"host_veth"` // vethXXXXXXXX in the node
 	Bridge   string     `json:"bridge"`
+	Node     string     `json:"node,omitempty"` // its node's namespace, in a multi-node lab
 }
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_.-]*$`)
@@ -117,53 +125,115 @@ func (c Config) plan() *state {
 	return st
 }
 
+// ErrTaken is wrapped by UpNew and Taken when a lab with the prefix, or a
+// namespace of the name one of its namespaces would have, already exists.
+var ErrTaken = errors.New("lab name taken")
+
 // Up builds the lab, or returns it unchanged if it already exists with the
 // same config. A half-built lab left by a crash is torn down and rebuilt.
-func Up(ctx context.Context, cfg Config) (*Lab, error) {
+func Up(ctx context.Context, cfg Config) (*Lab, error) { return upLab(ctx, cfg, false) }
+
+// UpNew builds the lab only if nothing of that name exists (no lab with the
+// prefix, no namespace of one of its names): a caller that removes the lab
+// afterwards (the demo) then only ever removes what it made.
+func UpNew(ctx context.Context, cfg Config) (*Lab, error) { return upLab(ctx, cfg, true) }
+
+// Taken reports, wrapping ErrTaken, what of a lab with cfg's names exists.
+func Taken(cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	return takenNames(cfg.Prefix, cfg.plan().Namespaces)
+}
+
+// takenNames reports, wrapping ErrTaken, a lab with the prefix or a
+// namespace with one of the names.
+func takenNames(prefix string, names []string) error {
+	if _, err := os.Stat(statePath(prefix)); !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
+			return fmt.Errorf("lab %q: %w", prefix, err)
+		}
+		return fmt.Errorf("%w: a lab with prefix %q exists (%s)", ErrTaken, prefix, statePath(prefix))
+	}
+	for _, n := range names {
+		if _, err := os.Lstat(filepath.Join(RunDir, n)); err == nil {
+			return fmt.Errorf("%w: network namespace %s exists", ErrTaken, n)
+		}
+	}
+	return nil
+}
+
+func upLab(ctx context.Context, cfg Config, fresh bool) (*Lab, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lock(cfg.Prefix)
+	same := func(old *state) bool { return old.Kind == "lab" && old.Config == cfg }
+	plan := func() (*state, error) {
+		st := cfg.plan()
+		if cfg.NodeInCurrent {
+			cur, err := netns.Current()
+			if err != nil {
+				return nil, err
+			}
+			st.NodeInode = cur.Inode
+			cur.Close()
+		}
+		return st, nil
+	}
+	var taken func() error
+	if fresh {
+		taken = func() error { return Taken(cfg) }
+	}
+	return upLocked(cfg.Prefix, taken, same, plan, func(st *state) error { return build(ctx, cfg, st) })
+}
+
+// upLocked is what Up, UpNew and UpNodes share: under the lab's lock, a
+// refusal if taken says the names are in use, the existing lab if it is
+// the same and whole (a broken one is removed first), else the plan
+// written to the state file, built, and removed again if building fails.
+func upLocked(prefix string, taken func() error, same func(*state) bool, plan func() (*state, error), build func(*state) error) (*Lab, error) {
+	unlock, err := lock(prefix)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	if taken != nil {
+		if err := taken(); err != nil {
+			return nil, err
+		}
+	}
 
-	if old, err := readState(cfg.Prefix); err == nil {
-		if old.Kind != "lab" || old.Config != cfg {
-			return nil, fmt.Errorf("lab %q already exists with another config (%+v); run Down first", cfg.Prefix, old.Config)
+	if old, err := readState(prefix); err == nil {
+		if !same(old) {
+			return nil, fmt.Errorf("lab %q already exists with another config; run Down first", prefix)
 		}
 		if l, err := status(old); err == nil {
 			return l, nil
 		}
-		if err := down(cfg.Prefix, old); err != nil {
-			return nil, fmt.Errorf("remove incomplete lab %q: %w", cfg.Prefix, err)
+		if err := down(prefix, old); err != nil {
+			return nil, fmt.Errorf("remove incomplete lab %q: %w", prefix, err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 
-	st := cfg.plan()
-	if cfg.NodeInCurrent {
-		cur, err := netns.Current()
-		if err != nil {
-			return nil, err
-		}
-		st.NodeInode = cur.Inode
-		cur.Close()
-	}
-	if err := writeState(cfg.Prefix, st); err != nil {
+	st, err := plan()
+	if err != nil {
 		return nil, err
 	}
-	if err := build(ctx, cfg, st); err != nil {
-		if derr := down(cfg.Prefix, st); derr != nil {
+	if err := writeState(prefix, st); err != nil {
+		return nil, err
+	}
+	if err := build(st); err != nil {
+		if derr := down(prefix, st); derr != nil {
 			err = errors.Join(err, fmt.Errorf("clean up: %w", derr))
 		} else {
 			// nothing of the lab is left: neither is its lock file
-			os.Remove(filepath.Join(StateDir, "lab-"+cfg.Prefix+".lock"))
+			os.Remove(filepath.Join(StateDir, "lab-"+prefix+".lock"))
 		}
-		return nil, fmt.Errorf("build lab %q: %w", cfg.Prefix, err)
+		return nil, fmt.Errorf("build lab %q: %w", prefix, err)
 	}
 	return status(st)
 }
@@ -186,7 +256,7 @@ func build(ctx context.Context, cfg Config, st *state) error {
 	}
 	bridges := make([]netlink.Link, len(subnets))
 	for i, sn := range subnets {
-		if bridges[i], err = addBridge(nh, st.Bridges[i], netip.PrefixFrom(hostAddr(sn, 1), sn.Bits())); err != nil {
+		if bridges[i], err = addBridge(nh, st.Bridges[i], netip.PrefixFrom(hostAddr(sn, 1), sn.Bits()), MTU); err != nil {
 			return err
 		}
 	}
@@ -207,7 +277,7 @@ func build(ctx context.Context, cfg Config, st *state) error {
 		if i > cfg.Pods {
 			b, sn, ip = 1, subnets[1], hostAddr(subnets[1], i-cfg.Pods+1)
 		}
-		p, err := addPod(nh, cfg.Prefix, cfg.podName(i), bridges[b], netip.PrefixFrom(ip, sn.Bits()), hostAddr(sn, 1), clusterCIDR(cfg.Subnet))
+		p, err := addPod(nh, cfg.Prefix, cfg.podName(i), bridges[b], netip.PrefixFrom(ip, sn.Bits()), hostAddr(sn, 1), clusterCIDR(cfg.Subnet), MTU)
 		if err != nil {
 			return err
 		}
@@ -250,7 +320,7 @@ func openNode(st *state) (*netns.Handle, error) {
 	return netns.Open(path)
 }
 
-func addBridge(h *netlink.Handle, name string, addr netip.Prefix) (netlink.Link, error) {
+func addBridge(h *netlink.Handle, name string, addr netip.Prefix, mtu int) (netlink.Link, error) {
 	// A MAC of its own, as cni0 has on Flannel nodes; without one the bridge
 	// takes its lowest port's MAC, which changes as pods come and go.
 	mac := make(net.HardwareAddr, 6)
@@ -258,7 +328,7 @@ func addBridge(h *netlink.Handle, name string, addr netip.Prefix) (netlink.Link,
 		return nil, fmt.Errorf("random MAC for %s: %w", name, err)
 	}
 	mac[0] = mac[0]&^1 | 2 // unicast, locally administered
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: MTU, HardwareAddr: mac}}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu, HardwareAddr: mac}}
 	if err := h.LinkAdd(br); err != nil {
 		return nil, fmt.Errorf("add bridge %s: %w", name, err)
 	}
@@ -277,16 +347,21 @@ func addBridge(h *netlink.Handle, name string, addr netip.Prefix) (netlink.Link,
 
 // addPod creates the pod namespace and wires it to bridge the way the CNI
 // bridge plugin does.
-func addPod(nh *netlink.Handle, prefix, name string, bridge netlink.Link, addr netip.Prefix, gw netip.Addr, cluster netip.Prefix) (Pod, error) {
-	p := Pod{Name: name, Netns: filepath.Join(RunDir, name), IP: addr.Addr(), Bridge: bridge.Attrs().Name}
+func addPod(nh *netlink.Handle, prefix, name string, bridge netlink.Link, addr netip.Prefix, gw netip.Addr, cluster netip.Prefix, mtu int) (Pod, error) {
 	if err := createNamed(name, mark(prefix)); err != nil {
-		return p, err
+		return Pod{}, err
 	}
-	pns, err := netns.Open(p.Netns)
+	pns, err := netns.Open(filepath.Join(RunDir, name))
 	if err != nil {
-		return p, err
+		return Pod{}, err
 	}
 	defer pns.Close()
+	return addPodIn(nh, pns, name, bridge, addr, gw, cluster, mtu)
+}
+
+// addPodIn wires the existing pod namespace pns to bridge.
+func addPodIn(nh *netlink.Handle, pns *netns.Handle, name string, bridge netlink.Link, addr netip.Prefix, gw netip.Addr, cluster netip.Prefix, mtu int) (Pod, error) {
+	p := Pod{Name: name, Netns: filepath.Join(RunDir, name), IP: addr.Addr(), Bridge: bridge.Attrs().Name}
 	ph, err := handleAt(pns)
 	if err != nil {
 		return p, err
@@ -299,9 +374,9 @@ func addPod(nh *netlink.Handle, prefix, name string, bridge netlink.Link, addr n
 	}
 	p.HostVeth = fmt.Sprintf("veth%08x", binary.BigEndian.Uint32(rnd[:]))
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: p.HostVeth, MTU: MTU},
+		LinkAttrs:     netlink.LinkAttrs{Name: p.HostVeth, MTU: mtu},
 		PeerName:      "eth0",
-		PeerMTU:       MTU,
+		PeerMTU:       uint32(mtu),
 		PeerNamespace: netlink.NsFd(pns.Fd()),
 	}
 	if err := nh.LinkAdd(veth); err != nil {
@@ -351,12 +426,45 @@ func ipNet(p netip.Prefix) *net.IPNet {
 
 func nsHandle(h *netns.Handle) vnetns.NsHandle { return vnetns.NsHandle(h.Fd()) }
 
-// String is a one-line summary for logs.
+// String is a summary for logs: one line, or one per node of a
+// multi-node lab.
 func (l *Lab) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "node %s (%s) bridges %v", l.Node, l.NodePath, l.Bridges)
-	for _, p := range l.Pods {
-		fmt.Fprintf(&b, "; %s %s %s via %s@%s", p.Name, p.IP, p.MAC, p.HostVeth, p.Bridge)
+	if len(l.Nodes) == 0 {
+		fmt.Fprintf(&b, "node %s (%s) bridges %v", l.Node, l.NodePath, l.Bridges)
+		for _, p := range l.Pods {
+			fmt.Fprintf(&b, "; %s %s %s via %s@%s", p.Name, p.IP, p.MAC, p.HostVeth, p.Bridge)
+		}
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%d nodes, ", len(l.Nodes))
+	if l.CNI != CNIFlannel {
+		fmt.Fprintf(&b, "%s, ", l.CNI)
+	}
+	fmt.Fprintf(&b, "backend %s, wire %s, outside host %s", l.Backend, l.Wire, l.Ext)
+	for _, n := range l.Nodes {
+		on := "on " + n.Bridge
+		if n.Bridge == "" {
+			on = "routed (a /32 per pod, proxy ARP for 169.254.1.1)"
+		}
+		fmt.Fprintf(&b, "\nnode %s (%s): eth0 %s %s, pods %s %s", n.Name, n.Path, n.IP, n.MAC, n.Subnet, on)
+		if n.Tunnel != "" {
+			fmt.Fprintf(&b, ", tunnel %s", n.Tunnel)
+			if n.TunnelMAC != "" {
+				fmt.Fprintf(&b, " %s", n.TunnelMAC)
+			}
+			if n.TunnelPID != 0 {
+				fmt.Fprintf(&b, " (process %d)", n.TunnelPID)
+			}
+		}
+		for _, p := range l.Pods {
+			if p.Node == n.Name {
+				fmt.Fprintf(&b, "; %s %s %s via %s", p.Name, p.IP, p.MAC, p.HostVeth)
+				if p.Bridge != "" {
+					fmt.Fprintf(&b, "@%s", p.Bridge)
+				}
+			}
+		}
 	}
 	return b.String()
 }

@@ -25,8 +25,13 @@ import (
 const childEnv = "PATHTRACE_LAB_TEST_CHILD"
 
 // TestMain lets tests re-exec the test binary as a helper process: one that
-// builds a lab and waits to be killed, or one that runs in a fresh namespace.
+// builds a lab and waits to be killed, or one that runs in a fresh namespace;
+// and it runs the userspace tunnels the two-node labs start (the lab starts
+// them as its own binary: here the test binary, as "BINARY lab tunnel ...").
 func TestMain(m *testing.M) {
+	if IsTunnelCommand(os.Args) {
+		os.Exit(TunnelMain(os.Args[3:]))
+	}
 	if mode := os.Getenv(childEnv); mode != "" {
 		if err := child(mode); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
@@ -45,6 +50,13 @@ func child(mode string) error {
 	switch parts[0] {
 	case "up-and-wait":
 		if _, err := Up(context.Background(), cfg); err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		time.Sleep(time.Minute)
+		return fmt.Errorf("not killed")
+	case "nodes-up-and-wait":
+		if _, err := UpNodes(context.Background(), NodesConfig{Prefix: cfg.Prefix, Backend: BackendIPIP}); err != nil {
 			return err
 		}
 		fmt.Println("ready")
@@ -295,8 +307,24 @@ func TestDownAfterCrash(t *testing.T) {
 	testenv.RequireRoot(t)
 	cfg := testConfig(t)
 	t.Cleanup(func() { Down(cfg) })
+	upAndKill(t, fmt.Sprintf("up-and-wait,%s,%s", cfg.Prefix, cfg.Subnet))
+	if left := leftovers(cfg); len(left) != 4 { // node1, pod1, pod2, state
+		t.Fatalf("before Down: %v", left)
+	}
+	if err := Down(cfg); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	if left := leftovers(cfg); len(left) > 0 {
+		t.Errorf("left after Down: %v", left)
+	}
+}
+
+// upAndKill runs the test binary as a child in mode (one that builds a lab
+// and says "ready"), then SIGKILLs it.
+func upAndKill(t *testing.T, mode string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=up-and-wait,%s,%s", childEnv, cfg.Prefix, cfg.Subnet))
+	cmd.Env = append(os.Environ(), childEnv+"="+mode)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -310,15 +338,6 @@ func TestDownAfterCrash(t *testing.T) {
 	cmd.Wait()
 	if line != "ready\n" {
 		t.Fatalf("child said %q", line)
-	}
-	if left := leftovers(cfg); len(left) != 4 { // node1, pod1, pod2, state
-		t.Fatalf("before Down: %v", left)
-	}
-	if err := Down(cfg); err != nil {
-		t.Fatalf("Down: %v", err)
-	}
-	if left := leftovers(cfg); len(left) > 0 {
-		t.Errorf("left after Down: %v", left)
 	}
 }
 

@@ -18,14 +18,21 @@ const StateDir = "/run/pathtrace"
 
 // state is written before anything is created and rewritten as pods appear.
 type state struct {
-	Kind          string   `json:"kind"` // "lab" or "cni"
+	Kind          string   `json:"kind"` // "lab", "cni" or "nodes"
 	Config        Config   `json:"config"`
 	Namespaces    []string `json:"namespaces"` // every named namespace Up may create
 	NodeInCurrent bool     `json:"node_in_current"`
 	NodeInode     uint64   `json:"node_inode,omitempty"` // the calling namespace, with NodeInCurrent
 	Bridges       []string `json:"bridges"`
 	Pods          []Pod    `json:"pods"`
+
+	// A two-node lab (kind "nodes"): its config, and its nodes with their
+	// tunnel processes as they are started.
+	NodesConfig *NodesConfig `json:"nodes_config,omitempty"`
+	Nodes       []nodeState  `json:"nodes,omitempty"`
 }
+
+const kindNodes = "nodes"
 
 func statePath(prefix string) string {
 	return filepath.Join(StateDir, "lab-"+prefix+".json")

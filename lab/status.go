@@ -22,6 +22,9 @@ func Status(cfg Config) (*Lab, error) {
 }
 
 func status(st *state) (*Lab, error) {
+	if st.Kind == kindNodes {
+		return statusNodes(st)
+	}
 	l := &Lab{Prefix: st.Config.Prefix, Bridges: slices.Clone(st.Bridges)}
 	var node *netns.Handle
 	var err error
@@ -73,7 +76,7 @@ func podStatus(nh *netlink.Handle, p Pod) (Pod, error) {
 	if err != nil {
 		return p, fmt.Errorf("pod %s: host veth %s: %w", p.Name, p.HostVeth, err)
 	}
-	if host.Attrs().MasterIndex == 0 {
+	if host.Attrs().MasterIndex == 0 && p.Bridge != "" {
 		return p, fmt.Errorf("pod %s: %s is not a bridge port", p.Name, p.HostVeth)
 	}
 	if br, err := nh.LinkByIndex(host.Attrs().MasterIndex); err == nil {

@@ -1,10 +1,13 @@
 package pipeline
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pathtrace/pathtrace/capture"
@@ -49,7 +52,8 @@ type bundleFile struct {
 	path   string
 	ifaces []capture.Interface
 	format string
-	own    bool // written by pathtrace: interfaces are in path order
+	own    bool         // written by pathtrace: interfaces are in path order
+	agent  *AgentRecord // an agent's capture of one node's part (agent_join.go)
 }
 
 // Bundle is a set of capture files resolved to named points in path order.
@@ -59,6 +63,12 @@ type Bundle struct {
 	files    []bundleFile
 	// OrderInferred names the groups whose order came from the traffic.
 	OrderInferred []string
+	// notes are the section comments of files pathtrace wrote (the live
+	// run's drops and lost probes among them).
+	notes []string
+	// agentPaired: two agents' captures of one run, put together as
+	// recorded (agent_join.go).
+	agentPaired bool
 }
 
 // OpenBundle resolves inputs to points: a single-interface file is one point
@@ -118,6 +128,7 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 		return nil, fmt.Errorf("%d capture points: at most %d are supported", len(b.Points), correlate.MaxPoints)
 	}
 	b.shortenNames()
+	b.nodeNames()
 	seen := map[string]string{}
 	for _, p := range b.Points {
 		if prev, dup := seen[p.Name]; dup {
@@ -153,6 +164,7 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 			return nil, fmt.Errorf("--order leaves out %s", strings.Join(left, ", "))
 		}
 	default:
+		groups, groupName = b.agentOrder(groups, groupName)
 		needs := false
 		for _, g := range groups {
 			needs = needs || len(g) > 1
@@ -251,6 +263,9 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 	own := false
 	for _, s := range src.Sections() {
 		own = own || s.UserAppl == "pathtrace"
+		if s.UserAppl == "pathtrace" {
+			b.notes = append(b.notes, s.Comments...)
+		}
 	}
 	// An SLL2 file's container interface carries no frames of its own: each
 	// ifindex became an interface. Keep only interfaces that can hold frames.
@@ -261,7 +276,7 @@ func (b *Bundle) addFile(path, name string) ([]int, error) {
 		}
 		keep = append(keep, i)
 	}
-	b.files = append(b.files, bundleFile{path: path, ifaces: ifaces, format: src.Format(), own: own})
+	b.files = append(b.files, bundleFile{path: path, ifaces: ifaces, format: src.Format(), own: own, agent: b.agentIn(path, src.Sections())})
 	fi := len(b.files) - 1
 	base := PointBaseName(path)
 	// capture.Interface names can repeat within a file (one per pcapng section):
@@ -363,12 +378,25 @@ func (b *Bundle) Specs() []correlate.PointSpec {
 	for i, p := range b.Points {
 		specs[i] = correlate.PointSpec{
 			Name: p.Name, Interface: p.Iface.Name, IfIndex: p.Iface.IfIndex, Source: p.File,
-			MTU: p.Iface.MTU, Snaplen: p.Iface.Snaplen, Drops: p.Iface.Drops, HasDrops: p.Iface.HasDrops,
-			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End, Clock: p.file,
+			MTU: cmp.Or(p.Iface.MTU, describedMTU(p.Iface.Description)), Snaplen: p.Iface.Snaplen, Drops: p.Iface.Drops, HasDrops: p.Iface.HasDrops,
+			CoverFrom: p.Iface.Start, CoverTo: p.Iface.End, Clock: p.file, Node: b.agentNode(p.file),
 		}
 	}
 	return specs
 }
+
+// describedMTU is the MTU an interface description ends with (", MTU
+// 1450", as pathtrace's evidence writes it: pcapng has no MTU option), or 0.
+func describedMTU(d string) int {
+	m := mtuSuffix.FindStringSubmatch(d)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+var mtuSuffix = regexp.MustCompile(`, MTU (\d{2,5})$`)
 
 // Open opens every file of the bundle into a Merger feeding frames in stamp
 // order with Point set to the path position. Interfaces a file reveals

@@ -17,9 +17,14 @@ func liveConfig(path *discover.Path, window time.Duration) correlate.Config {
 	cfg := correlate.Config{Window: int64(window), OnePath: true, Async: true,
 		MACOwners: map[correlate.MAC]correlate.Owner{}, IPOwners: map[netip.Addr]correlate.Owner{}}
 	for i, p := range path.Points {
+		node := ""
+		if len(path.Nodes) > 1 { // points on one node need no node to tell them apart
+			node = p.Node
+		}
 		cfg.Points = append(cfg.Points, correlate.PointSpec{
 			Name: p.Name, Interface: p.Interface, IfIndex: p.IfIndex, MTU: p.MTU,
-			Source: "netns " + p.Netns, Snaplen: afpacket.FilterSnaplen,
+			Source: "netns " + p.Netns, Node: node, Snaplen: afpacket.FilterSnaplen,
+			OwnFramesOnly: p.Role == discover.RoleBridge && !p.Promisc,
 		})
 		if mac, ok := correlate.MACOf(net.HardwareAddr(p.MAC)); ok {
 			label := path.Owners[p.MAC.String()]

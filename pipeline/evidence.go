@@ -47,9 +47,15 @@ type Evidence struct {
 	points []*evPoint
 	mu     sync.Mutex
 	ngFile *safefile.File
-	ng     *pcapfile.NgWriter
-	ngDone bool // path.pcapng holds every frame of the pcaps
-	err    error
+	ng     *pcapfile.NgWriter // made when the capture is over, with the notes
+	// path.pcapng's interfaces and point order, and its section notes (the
+	// kernel's drops: analyze reads them back)
+	ngIfaces []capture.Interface
+	ngOrder  []string
+	ngNotes  []string
+	ngHead   []string // section comments before the notes: an agent's record (agent.go)
+	ngDone   bool     // path.pcapng holds every frame of the pcaps
+	err      error
 
 	// Per-point kernel counters and capture windows, for path.pcapng's
 	// statistics (set once the capture ended).
@@ -141,16 +147,14 @@ func (e *Evidence) plan(path *discover.Path) error {
 		}
 		ep := &evPoint{f: f}
 		e.points = append(e.points, ep)
-		w, err := pcapfile.NewWriter(f, capture.LinkTypeEthernet, afpacket.FilterSnaplen)
+		ifc := evidenceInterface(p)
+		w, err := pcapfile.NewWriter(f, ifc.LinkType, ifc.Snaplen)
 		if err != nil {
 			e.abort()
 			return err
 		}
 		ep.w = w
-		ifaces = append(ifaces, capture.Interface{
-			Name: p.Name, Description: fmt.Sprintf("netns %s, %s (ifindex %d)", p.Netns, p.Interface, p.IfIndex),
-			IfIndex: p.IfIndex, LinkType: capture.LinkTypeEthernet, Snaplen: afpacket.FilterSnaplen, MTU: p.MTU,
-		})
+		ifaces = append(ifaces, ifc)
 		order = append(order, p.Name)
 	}
 	f, err = e.create("path.pcapng")
@@ -159,13 +163,12 @@ func (e *Evidence) plan(path *discover.Path) error {
 		return err
 	}
 	e.ngFile = f
-	e.ng, err = pcapfile.NewNgWriter(f, ifaces, order)
-	if err != nil {
-		f.Close()
-		e.ngFile = nil
+	// Checked now, written once the drops are known too.
+	if _, err = pcapfile.NewNgWriter(io.Discard, ifaces, order); err != nil {
 		e.abort()
 		return err
 	}
+	e.ngIfaces, e.ngOrder = ifaces, order
 	// report.json is written as traces come (a long capture need not keep
 	// them); a run cut short removes it, as it would be incomplete.
 	if e.reportFile, err = e.create("report.json"); err != nil {
@@ -175,6 +178,27 @@ func (e *Evidence) plan(path *discover.Path) error {
 	e.report = report.NewJSONStream(e.reportFile)
 	e.unregister = interrupt.AtExit(func() { e.close() })
 	return nil
+}
+
+// evidenceInterface is a point's interface in path.pcapng.
+func evidenceInterface(p discover.Point) capture.Interface {
+	link := capture.LinkTypeEthernet
+	if p.RawIP { // a TUN or IP tunnel device: IP packets, no link header
+		link = capture.LinkTypeRaw
+	}
+	return capture.Interface{Name: p.Name, Description: evidenceDescription(p),
+		IfIndex: p.IfIndex, LinkType: link, Snaplen: afpacket.FilterSnaplen, MTU: p.MTU}
+}
+
+// evidenceDescription describes a point's interface in path.pcapng: where
+// it is, and its MTU, which pcapng has no option for ("netns node1,
+// veth9903a3d4 (ifindex 7), MTU 1450"); analysing the file reads it back.
+func evidenceDescription(p discover.Point) string {
+	d := fmt.Sprintf("netns %s, %s (ifindex %d)", p.Netns, p.Interface, p.IfIndex)
+	if p.MTU > 0 {
+		d += fmt.Sprintf(", MTU %d", p.MTU)
+	}
+	return d
 }
 
 // trace adds one trace to report.json; the correlator calls it serialized.
@@ -312,6 +336,14 @@ func (e *Evidence) assemble() error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.ngFile == nil { // closed by a signal
+		return nil
+	}
+	ng, err := pcapfile.NewNgWriter(e.ngFile, e.ngIfaces, e.ngOrder, append(e.ngHead[:len(e.ngHead):len(e.ngHead)], e.ngNotes...)...)
+	if err != nil {
+		return fmt.Errorf("assemble path.pcapng: %w", err)
+	}
+	e.ng = ng
 	for written := 1; ; written++ {
 		best := heads.earliest()
 		if best < 0 {
@@ -422,14 +454,18 @@ func (e *Evidence) close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error
-	if e.ng != nil {
-		errs = append(errs, e.ng.Close(), e.ngFile.Close())
-		e.ng = nil
+	if e.ngFile != nil {
+		if e.ng != nil {
+			errs = append(errs, e.ng.Close())
+			e.ng = nil
+		}
+		errs = append(errs, e.ngFile.Close())
 		if !e.ngDone {
 			// Cut short before it held every frame: a pcapng missing frames
 			// would show losses that did not happen. The pcaps are complete.
 			e.ngFile.Remove()
 		}
+		e.ngFile = nil
 	}
 	for _, ep := range e.points {
 		ep.mu.Lock()

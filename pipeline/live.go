@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
@@ -25,17 +26,29 @@ const (
 	// at five points without drops, the points decoding straight from
 	// them; bench/live.sh); probes are a few frames.
 	PassiveRingBytes = 16 << 20
-	// probeTagLen + the prober's seq and stamp (10 bytes) = ping's 56 bytes.
-	probeTagLen = 46
+	// DefaultProbeSize is ping's echo payload, in bytes.
+	DefaultProbeSize = 56
+	// MinProbeSize and MaxProbeSize bound a probe's payload: the tag that
+	// tells the run's probes apart ("pathtrace" and 8 random bytes), the
+	// prober's seq and stamp (10 bytes); at most what one IPv4 packet holds.
+	MinProbeSize = len(probeTagText) + 8 + 10
+	MaxProbeSize = 65535 - 20 - 8
+
+	probeTagText = "pathtrace"
 )
 
 // TraceOptions describe one live trace of a discovered path.
 type TraceOptions struct {
 	Path     *discover.Path
 	Count    int           // echo probes to send (ignored with Passive)
+	Size     int           // echo payload bytes, MinProbeSize to MaxProbeSize (0: DefaultProbeSize)
 	Interval time.Duration // between probes
 	Timeout  time.Duration // wait for the last reply
 	Passive  bool          // send nothing: correlate the endpoints' own traffic
+	// TCP, if set, makes the probes TCP SYNs to this address and port (a
+	// Service's ClusterIP, which kube-proxy rewrites for TCP but never for
+	// ICMP echo) instead of echo requests to the destination.
+	TCP      netip.AddrPort
 	Duration time.Duration // capture time with Passive
 	Window   time.Duration // match window
 	// RingBytes per point (<= 0: afpacket.DefaultRingBytes, or
@@ -53,9 +66,19 @@ type TraceOptions struct {
 	// Captured is called for every frame, on its point's capture goroutine
 	// (live counters).
 	Captured func(point int)
+	// Frame, if set, gets every frame on its point's capture goroutine
+	// (rf valid during the call only): agent mode streams them.
+	Frame func(point int, rf *capture.RawFrame)
+	// Armed, if set, is called once every point is armed, before the
+	// first probe, with the probes' echo id (0 without echo probes).
+	Armed func(echoID uint16)
 	// Filter keeps only matching frames (Passive: the endpoints' own
 	// traffic, narrowed further); nil keeps all.
 	Filter *filter.Filter
+	// Why watches the kernel's drops of the run's packets (eBPF on
+	// skb:kfree_skb) and traces nftables rules for them, so a lost trace
+	// says why; what this host cannot do becomes a warning.
+	Why bool
 }
 
 // Trace arms every point of the path, probes (or waits, Passive), stops,
@@ -68,7 +91,13 @@ func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 	if err := o.Evidence.plan(path); err != nil {
 		return report.Document{}, err
 	}
-	lt := &liveTrace{o: o, path: path, keep: keeper{limit: o.Limit}}
+	if o.Why && o.TCP.IsValid() {
+		// The drop watcher matches ICMP echoes (the probes' id and tag).
+		o.Why = false
+		path.Notes = append(path.Notes, "drop reasons are asked of the kernel for ICMP probes only: this run's TCP SYNs carry none")
+	}
+	lt := &liveTrace{o: o, path: path, keep: keeper{limit: o.Limit, hold: o.Why}}
+	lt.keep.seen = lt.seeProbe
 	if o.Sink != nil {
 		lt.keep.sinks = append(lt.keep.sinks, o.Sink)
 	}
@@ -89,7 +118,9 @@ func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 		path.Notes = append(path.Notes, fmt.Sprintf("bridge forwarding entries after the trace could not be read: %v", err))
 	}
 	result := lt.finish()
+	lt.attachDrops(result)
 	result.Traces = lt.keep.kept
+	learnRemotes(path, result)
 	result.Summary.FilteredOut = lt.filteredOut
 	lt.info.Evidence = o.Evidence.paths()
 	return report.Document{Result: result, Path: path, Live: &lt.info}, nil
@@ -107,6 +138,13 @@ type liveTrace struct {
 	start, end  time.Time
 	info        report.LiveInfo
 	sendErr     error // first probe that could not be sent
+	echoID      uint16
+	tag         []byte          // the probes' payload tag
+	seen        map[uint16]bool // probe seqs some point saw
+	watch       *dropWatch
+	drops       []dropRecord
+	lost        []lostNote // probes sent that no point saw
+	whyNotes    []string
 	spoolFilled bool
 	filteredOut int
 }
@@ -129,18 +167,37 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 		handles = append(handles, h)
 		lt.points = append(lt.points, afpacket.Point{
 			Name: p.Name, NetnsLabel: p.Netns, Netns: h, Ifname: p.Interface, IfIndex: p.IfIndex, Promisc: p.Promisc,
+			Filter: pointFilter(lt.path, p, o.TCP),
 		})
 	}
-	filter, err := afpacket.Filter(lt.path.Src.IP, lt.path.Dst.IP)
+	addrs := []netip.Addr{lt.path.Src.IP, lt.path.Dst.IP}
+	if o.TCP.IsValid() {
+		addrs = append(addrs, o.TCP.Addr())
+	}
+	filter, err := afpacket.FilterFor(addrs, o.TCP.IsValid())
 	if err != nil {
 		return fmt.Errorf("build capture filter: %w", err)
 	}
-	var prober *probe.Prober
+	var prober prober
 	if !o.Passive {
 		if prober, err = lt.newProber(); err != nil {
 			return err
 		}
 		defer prober.Close()
+	}
+	// The drop watcher gets ready (BTF, program, kallsyms, trace tables)
+	// while the points arm; probes wait for both.
+	var watchReady chan struct{}
+	if o.Why {
+		watchReady = make(chan struct{})
+		go func() {
+			defer close(watchReady)
+			lt.watch = openDropWatch(lt.path, lt.whyMatch())
+		}()
+		defer func() { // error paths; the normal one closes it after the capture
+			<-watchReady
+			lt.closeWatch()
+		}()
 	}
 
 	// Each point's goroutine only copies its frames out (and writes its
@@ -150,6 +207,9 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 			o.Captured(point)
 		}
 		o.Evidence.frame(point, rf)
+		if o.Frame != nil {
+			o.Frame(point, rf)
+		}
 	})
 	if err != nil {
 		return err
@@ -193,7 +253,14 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 			return runErr
 		}
 	}
+	if watchReady != nil {
+		<-watchReady
+	}
+	if o.Armed != nil {
+		o.Armed(lt.echoID)
+	}
 	interrupted := false
+	lt.info.Passive = o.Passive
 	if o.Passive {
 		select {
 		case <-ctx.Done():
@@ -201,7 +268,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 		case <-time.After(o.Duration):
 		}
 	} else {
-		lt.info.Probes = o.Count
+		lt.info.Probes, lt.info.Size, lt.info.EchoID = o.Count, o.Size, lt.echoID
 		interrupted = lt.probe(ctx, prober)
 	}
 	lt.end = time.Now()
@@ -210,6 +277,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 	if !lt.stats.Stopped.IsZero() {
 		lt.end = lt.stats.Stopped // the points kept no frame stamped later
 	}
+	lt.closeWatch()
 	spool.close()
 	spoolOpen = false
 	lt.spoolFilled, lt.filteredOut = spool.filled(), spool.feed.filter.filteredOut()
@@ -231,26 +299,46 @@ func (lt *liveTrace) ringBytes() int {
 	return afpacket.DefaultRingBytes
 }
 
-// newProber opens the raw ICMP socket in the source's namespace, with an
-// echo id and a payload tag unique to the run, padded so probes carry
-// ping's 56 bytes.
-func (lt *liveTrace) newProber() (*probe.Prober, error) {
+// prober is what the run needs of probe.Prober (ICMP echo) and
+// probe.TCPProber (SYN).
+type prober interface {
+	Send(seq uint16) (time.Time, error)
+	Recv(deadline time.Time) (probe.Reply, error)
+	Close() error
+}
+
+// newProber opens the raw socket in the source's namespace: ICMP with an
+// echo id and a payload tag unique to the run, padded with zeros so probes
+// carry Size bytes (ping's 56 by default); or TCP SYNs with a sequence
+// base unique to the run.
+func (lt *liveTrace) newProber() (prober, error) {
+	size := lt.o.Size
+	if size == 0 {
+		size = DefaultProbeSize
+	}
+	if size < MinProbeSize || size > MaxProbeSize {
+		return nil, fmt.Errorf("probe size %d: want %d to %d bytes", size, MinProbeSize, MaxProbeSize)
+	}
 	srcNS, err := netns.Open(lt.path.Src.NetnsPath)
 	if err != nil {
 		return nil, fmt.Errorf("source namespace: %w", err)
 	}
 	defer srcNS.Close()
-	tag := make([]byte, probeTagLen)
-	copy(tag, "pathtrace")
-	rand.Read(tag[9:17])
-	id := binary.BigEndian.Uint16(tag[9:11])
-	return probe.New(srcNS, lt.path.Dst.IP, id, tag)
+	n := len(probeTagText)
+	tag := make([]byte, size-10)
+	copy(tag, probeTagText)
+	rand.Read(tag[n : n+8])
+	if lt.o.TCP.IsValid() {
+		return probe.NewTCP(srcNS, lt.path.Src.IP, lt.o.TCP, binary.BigEndian.Uint32(tag[n:n+4]))
+	}
+	lt.echoID, lt.tag = binary.BigEndian.Uint16(tag[n:n+2]), tag
+	return probe.New(srcNS, lt.path.Dst.IP, lt.echoID, tag)
 }
 
 // probe sends the echo requests and waits for the replies; true when
 // interrupted. Replies are counted from the prober's socket; the report's
 // traces come from the captures.
-func (lt *liveTrace) probe(ctx context.Context, p *probe.Prober) bool {
+func (lt *liveTrace) probe(ctx context.Context, p prober) bool {
 	replies := map[uint16]bool{}
 	info := &lt.info
 	// wait reads replies until `until`, or (last) until every probe sent is
@@ -268,13 +356,15 @@ func (lt *liveTrace) probe(ctx context.Context, p *probe.Prober) bool {
 		return ctx.Err() != nil
 	}
 	defer func() { info.Replies = len(replies) }()
+	sent := map[uint16]time.Time{}
 	for i := 0; i < lt.o.Count; i++ {
-		if _, err := p.Send(uint16(i + 1)); err != nil {
+		if at, err := p.Send(uint16(i + 1)); err != nil {
 			if lt.sendErr == nil {
 				lt.sendErr = err
 			}
 		} else {
 			info.Sent++
+			sent[uint16(i+1)] = at
 		}
 		last := i == lt.o.Count-1
 		until := time.Now().Add(lt.o.Interval)
@@ -282,6 +372,35 @@ func (lt *liveTrace) probe(ctx context.Context, p *probe.Prober) bool {
 			until = time.Now().Add(lt.o.Timeout)
 		}
 		if wait(until, last) {
+			return true
+		}
+	}
+	if !lt.watch.active() {
+		return false
+	}
+	// The kernel may drop an unanswered probe late: one queued behind a
+	// neighbour resolution dies when that fails. Wait for it, unless every
+	// unanswered probe's drop is in already.
+	var first time.Time
+	for seq, at := range sent {
+		if !replies[seq] && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	for deadline := first.Add(neighGrace); !first.IsZero() && time.Now().Before(deadline); {
+		dropped := lt.watch.droppedSeqs(lt.echoID)
+		pending := false
+		for seq := range sent {
+			pending = pending || !replies[seq] && !dropped[seq]
+		}
+		if !pending {
+			break
+		}
+		step := time.Now().Add(100 * time.Millisecond)
+		if step.After(deadline) {
+			step = deadline
+		}
+		if wait(step, true) {
 			return true
 		}
 	}
@@ -324,6 +443,8 @@ func (lt *liveTrace) finish() *correlate.Result {
 		eng.Warn(fmt.Sprintf("%d of %d probes could not be sent: %v", lt.info.Probes-lt.info.Sent, lt.info.Probes, lt.sendErr))
 	}
 	lt.o.Evidence.setCounters(lt.stats.Points, lt.start.UnixNano(), lt.end.UnixNano())
+	eng.Flush() // every trace out: which probes no point saw is known
+	lt.lostProbes()
 	return eng.Finish()
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/pathtrace/pathtrace/capture"
@@ -40,6 +41,7 @@ type Merger struct {
 	stop    chan struct{} // closed by Close: the goroutines give up
 	wg      sync.WaitGroup
 	closed  func(point int, ifc capture.Interface, early bool)
+	cut     func(point int, why string)
 	warn    []string // the caller's (Next's goroutine)
 
 	// The merge goroutine's.
@@ -96,6 +98,11 @@ func NewMerger(reorder int64, closed func(point int, ifc capture.Interface, earl
 	}
 	return &Merger{reorder: reorder, closed: closed}
 }
+
+// OnCut sets a callback for each point of a source that was cut short (a
+// truncated or broken file), with why in the reader's words; it is called
+// before closed.
+func (m *Merger) OnCut(f func(point int, why string)) { m.cut = f }
 
 // Add registers a source. points maps the source's interface indices to
 // point indices (-1 ignores one); interfaces the source reveals later (an
@@ -348,17 +355,25 @@ func (m *Merger) end(in *mergeInput, b *rawBatch) {
 	if early {
 		m.warn = append(m.warn, fmt.Sprintf("%s: %v (frames after it ignored)", in.name, b.err))
 	}
+	why := strings.Join(b.warns, "; ")
+	if early {
+		why = fmt.Sprintf("%s: %v", in.name, b.err)
+	}
 	// Readers warn only when they lost or skipped data.
 	early = early || len(b.warns) > 0
 	m.warn = append(m.warn, b.warns...)
 	for _, i := range in.lateSkipped {
 		m.warn = append(m.warn, fmt.Sprintf("%s: interface %d first appears after the first %d frames; its frames are ignored", in.name, i, SampleFrames))
 	}
-	if m.closed != nil {
-		for i, p := range b.points {
-			if p >= 0 && i < len(b.ifaces) {
-				m.closed(p, b.ifaces[i], early)
-			}
+	for i, p := range b.points {
+		if p < 0 || i >= len(b.ifaces) {
+			continue
+		}
+		if early && m.cut != nil {
+			m.cut(p, why)
+		}
+		if m.closed != nil {
+			m.closed(p, b.ifaces[i], early)
 		}
 	}
 }

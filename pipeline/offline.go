@@ -61,14 +61,19 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	keep := &keeper{limit: o.Limit}
+	// A live run's evidence carries the kernel's drops: the traces wait
+	// for them.
+	drops, lost, noteWarnings := parseDropNotes(b.notes)
+	keep := &keeper{limit: o.Limit, hold: len(drops) > 0 || len(lost) > 0}
 	if o.Sink != nil {
 		keep.sinks, keep.limit = append(keep.sinks, o.Sink), -1
 	}
 	// Every trace goes to a sink (JSON, HTML): built on the engine's
 	// builder goroutine. Otherwise only the first few are (SetSink(nil)).
-	eng, err := correlate.New(correlate.Config{Points: specs, Window: window,
-		ClockOffsets: clocks.offsets, ClockProblems: clocks.problems, Async: o.Sink != nil}, keep.add)
+	cfg := correlate.Config{Points: specs, Window: window, ClockOffsets: clocks.offsets, ClockProblems: clocks.problems,
+		Async: o.Sink != nil}
+	b.agentConfig(&cfg)
+	eng, err := correlate.New(cfg, keep.add)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +92,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.OnCut(eng.CutShort)
 	m.SetClocks(clocks.lines)
 	m.SetFilter(o.Filter)
 	defer files.Close()
@@ -125,7 +131,12 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 		eng.Warn(fmt.Sprintf("point order inferred from the traffic for %s: %s (use --order to override)",
 			strings.Join(b.OrderInferred, ", "), strings.Join(names, ",")))
 	}
+	for _, w := range noteWarnings {
+		eng.Warn(w)
+	}
+	addLostProbes(eng, lost, drops)
 	res := eng.Finish()
+	keep.release(func(traces []correlate.Trace) { joinDrops(res, traces, drops) })
 	res.Traces = keep.kept
 	res.Summary.FilteredOut = m.FilteredOut()
 	return res, stopped

@@ -58,3 +58,19 @@ func TestRunCancelledAndBadInput(t *testing.T) {
 		t.Error("no error for a missing file")
 	}
 }
+
+// pcapng has no MTU option: pathtrace's evidence ends an interface's
+// description with it, and analysing the file reads it back.
+func TestDescribedMTU(t *testing.T) {
+	for d, want := range map[string]int{
+		"netns node1, veth9903a3d4 (ifindex 7), MTU 1450": 1450,
+		"netns pod1, eth0 (ifindex 2)":                    0,
+		"":                                                0,
+		"eth0, MTU 9000":                                  9000,
+		"MTU 1500 somewhere in the middle":                0,
+	} {
+		if got := describedMTU(d); got != want {
+			t.Errorf("describedMTU(%q) = %d, want %d", d, got, want)
+		}
+	}
+}

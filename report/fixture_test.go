@@ -256,7 +256,7 @@ func fixturePath() *discover.Path {
 }
 
 func fixtureLive() *LiveInfo {
-	return &LiveInfo{Probes: 3, Sent: 3, Replies: 1,
+	return &LiveInfo{Probes: 3, Sent: 3, Replies: 1, EchoID: 0x4f21,
 		Started: time.Unix(0, base).UTC(), Ended: time.Unix(0, base+2_100_005_000).UTC(),
 		Evidence: []string{"pathtrace-20250314T092653/pod1.pcapng", "pathtrace-20250314T092653/result.json"}}
 }

@@ -10,48 +10,39 @@ import (
 )
 
 // trFlag is one finding in a trace row's last column, in a long form
-// ("hairpin refl @pod1-veth,pod1") and a short one ("refl ×2") used when
-// the long forms do not fit the width.
+// ("MAC/TTL rewrite @cni1") and a short one ("rewrite") used when the long
+// forms do not fit the width. A finding the anomalies name has one form,
+// their word: "reflection ×2", "flooding".
 type trFlag struct{ long, short string }
 
 // traceFlags are the findings the matrix cells do not already show: loss,
 // gaps and negative deltas are visible in the cells, so they have no flag.
 func traceFlags(tr *correlate.Trace) []trFlag {
 	var f []trFlag
-	var refl []string
 	n := 0
 	for _, h := range tr.Hops {
 		if h.Reflection {
 			n++
-			if !containsStr(refl, h.Point) {
-				refl = append(refl, h.Point)
-			}
 		}
 	}
 	if n > 0 {
-		s := "refl"
+		// The anomaly's kind: a broadcast reflected by hairpin mode, or a
+		// unicast frame flooded back by a bridge that did not know its
+		// destination; the Anomalies section says where and why.
+		word := reflectionWord(tr)
 		if n > 1 {
-			s = fmt.Sprintf("refl ×%d", n)
+			word = fmt.Sprintf("%s ×%d", word, n)
 		}
-		kind := "refl"
-		switch group, known := groupDst(tr); {
-		case known && group:
-			kind = "hairpin refl"
-		case known:
-			kind = "flood refl"
-		}
-		f = append(f, trFlag{kind + " @" + strings.Join(refl, ","), s})
+		f = append(f, trFlag{word, word})
+	}
+	if unseen(tr) {
+		f = append(f, trFlag{"lost before the first point", "lost"})
 	}
 	for _, fl := range tr.Flags {
 		switch fl {
 		case correlate.FlagReflection, correlate.FlagLost, correlate.FlagGap, correlate.FlagNegativeDelta:
-		case correlate.FlagDuplicate:
-			f = append(f, trFlag{"dup", "dup"})
-		case correlate.FlagFragment:
-			f = append(f, trFlag{"frag", "frag"})
-		case correlate.FlagOverMTU:
-			f = append(f, trFlag{">mtu", ">mtu"})
 		default:
+			// The JSON's word, one form: "duplicate", "fragment", "over-mtu".
 			f = append(f, trFlag{fl.String(), fl.String()})
 		}
 	}
@@ -69,10 +60,26 @@ func traceFlags(tr *correlate.Trace) []trFlag {
 		f = append(f, trFlag{strings.Join(kinds, "/") + " rewrite @" + strings.Join(at, ","), "rewrite"})
 	}
 	if tr.RTT != nil {
-		s := "rtt " + micros1(tr.RTT.TotalNs)
+		s := "rtt " + micros1(tr.RTT.TotalNs) + " µs"
 		f = append(f, trFlag{s, s})
 	}
 	return f
+}
+
+// reflectionWord is the anomaly's word for a trace's reflected hops:
+// "reflection" (a broadcast or multicast back out its port: hairpin mode),
+// "flooding" (a unicast frame the bridge did not know where to send), or ""
+// without reflected hops.
+func reflectionWord(tr *correlate.Trace) string {
+	for _, h := range tr.Hops {
+		if h.Reflection {
+			if group, known := groupDst(tr); known && !group {
+				return "flooding"
+			}
+			return "reflection"
+		}
+	}
+	return ""
 }
 
 // groupDst reports whether the trace's destination MAC is a broadcast or

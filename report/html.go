@@ -89,8 +89,7 @@ type htmlPage struct {
 	Points    htmlTable
 	Evidence  []string
 
-	// The footer names the tool; Version is a slot for the build version
-	// once the Document carries it.
+	// The footer names the tool and the build (Document.Tool).
 	Tool, Version string
 	Schema        int
 }
@@ -101,6 +100,9 @@ func buildPage(d Document) *htmlPage {
 	s := r.Summary
 	p := &htmlPage{Clean: s.Clean, Verdict: s.Verdict, Summary: summaryLine(s), Tool: "pathtrace",
 		Schema: correlate.SchemaVersion}
+	if d.Tool != (Tool{}) {
+		p.Version = strings.TrimPrefix(d.Tool.String(), "pathtrace ")
+	}
 	p.Heading = routeOf(d)
 	p.Title = "pathtrace: " + p.Heading
 	p.Stats = []htmlStat{{s.Traces, "traces", false}, {s.Complete, "complete", false}, {s.Lost, "lost", s.Lost > 0},

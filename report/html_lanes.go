@@ -425,6 +425,9 @@ func rowNotes(tr *correlate.Trace) []string {
 	if len(tr.Missing) > 0 {
 		n = append(n, "unseen at "+strings.Join(tr.Missing, ","))
 	}
+	if tr.Drop != nil {
+		n = append(n, "dropped: "+tr.Drop.Reason)
+	}
 	for _, f := range traceFlags(tr) {
 		n = append(n, f.long)
 	}

@@ -16,7 +16,8 @@ import (
 
 // JSON writes the whole document: "version", "traces", then the rest of
 // the Result ("points", "hop_latency", "anomalies", "warnings", "summary"),
-// then "discovery" and "live" for a live run. Slices are [] rather than null
+// "pathtrace" (which build wrote it), then "discovery" and "live" for a live
+// run. Slices are [] rather than null
 // so consumers (jq, dashboards) need no null checks.
 func JSON(w io.Writer, d Document) error {
 	if d.Result == nil {
@@ -55,6 +56,7 @@ type JSONStream struct {
 type traceBatch struct {
 	ts    []correlate.Trace
 	rtts  []correlate.RTT
+	drops []correlate.TraceDrop
 	n     int
 	first bool // holds the document's first trace
 	seq   int
@@ -73,7 +75,8 @@ func NewJSONStream(w io.Writer) *JSONStream {
 	s := &JSONStream{j: &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}, free: make(chan *traceBatch, streamBatches)}
 	s.turn = sync.NewCond(&s.mu)
 	for range streamBatches {
-		b := &traceBatch{ts: make([]correlate.Trace, streamBatch), rtts: make([]correlate.RTT, streamBatch)}
+		b := &traceBatch{ts: make([]correlate.Trace, streamBatch), rtts: make([]correlate.RTT, streamBatch),
+			drops: make([]correlate.TraceDrop, streamBatch)}
 		for i := range b.ts { // room for a usual trace: copies then allocate nothing
 			b.ts[i] = correlate.Trace{Hops: make([]correlate.Hop, 0, 8), Missing: make([]string, 0, 4),
 				Rewrites: make([]correlate.Rewrite, 0, 4), Flags: make([]correlate.Flag, 0, 4)}
@@ -105,6 +108,10 @@ func (s *JSONStream) Trace(t *correlate.Trace) {
 	if t.RTT != nil {
 		*rtt = *t.RTT
 		d.RTT = rtt
+	}
+	if t.Drop != nil {
+		b.drops[b.n] = *t.Drop
+		d.Drop = &b.drops[b.n]
 	}
 	b.n++
 	s.traces++
@@ -179,8 +186,11 @@ func (s *JSONStream) Finish(d Document) error {
 	if sum.ByProto == nil {
 		sum.ByProto = map[string]int{}
 	}
-	last := d.Path == nil && d.Live == nil
-	j.field("summary", sum, last)
+	hasTool := d.Tool != (Tool{})
+	j.field("summary", sum, !hasTool && d.Path == nil && d.Live == nil)
+	if hasTool {
+		j.field("pathtrace", toolJSON(d.Tool), d.Path == nil && d.Live == nil)
+	}
 	if d.Path != nil {
 		j.field("discovery", normPath(*d.Path), d.Live == nil)
 	}
@@ -288,12 +298,30 @@ func normPath(p discover.Path) discover.Path {
 	return p
 }
 
+// toolJSON is the "pathtrace" object: what the build recorded, null where
+// it recorded nothing.
+type toolJSONT struct {
+	Version  *string `json:"version"`
+	Revision *string `json:"revision"`
+}
+
+func toolJSON(t Tool) toolJSONT {
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	return toolJSONT{Version: opt(t.Version), Revision: opt(t.Revision)}
+}
+
 // liveJSON stamps times like the Result does (UTC, nine fractional digits)
 // so one parser reads every time in the document.
 type liveJSONT struct {
 	Probes      int                  `json:"probes"`
 	Sent        int                  `json:"sent"`
 	Replies     int                  `json:"replies"`
+	EchoID      *uint16              `json:"echo_id"` // the probes' ICMP id (icmp.ident in Wireshark); null when passive
 	Interrupted bool                 `json:"interrupted"`
 	Started     *correlate.Timestamp `json:"started"`
 	Ended       *correlate.Timestamp `json:"ended"`
@@ -308,7 +336,12 @@ func liveJSON(l *LiveInfo) liveJSONT {
 		ts := correlate.Timestamp(t.UnixNano())
 		return &ts
 	}
+	var id *uint16
+	if !l.Passive && l.Sent > 0 {
+		id = &l.EchoID
+	}
 	return liveJSONT{
+		EchoID: id,
 		Probes: l.Probes, Sent: l.Sent, Replies: l.Replies, Interrupted: l.Interrupted,
 		Started: stamp(l.Started), Ended: stamp(l.Ended), Evidence: nonNil(l.Evidence),
 	}

@@ -6,10 +6,12 @@ package report
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/pathtrace/pathtrace/correlate"
+	"github.com/pathtrace/pathtrace/discover"
 )
 
 // mainPair is the two addresses most traces are between: the endpoints of
@@ -188,4 +190,45 @@ func signedMicros(ns int64, dec int) string {
 		return "+" + fmtMicros(ns, dec)
 	}
 	return fmtMicros(ns, dec)
+}
+
+// zeroNotes explain a Δ of exactly zero that is not a measurement: a
+// bridge's tap gets the frame with the stamp its ingress port gave it, so
+// every hop from a port into its bridge is +0.000. A point qualifies when a
+// shown trace reached it at +0 from a point whose every hop to it, in the
+// statistics, is 0 (a live run also needs discovery to call it a bridge).
+func zeroNotes(d Document, list []correlate.Trace, dec int) []string {
+	zero := map[[2]string]bool{}
+	for _, h := range d.Result.HopLatency {
+		zero[[2]string{h.From, h.To}] = h.Count > 0 && h.MinNs == 0 && h.MaxNs == 0
+	}
+	bridge := func(p string) bool {
+		if d.Path == nil {
+			return true
+		}
+		for _, pt := range d.Path.Points {
+			if pt.Name == p {
+				return pt.Role == discover.RoleBridge || pt.Role == discover.RoleTunnel
+			}
+		}
+		return false
+	}
+	var at []string
+	for i := range list {
+		hops := list[i].Hops
+		for j := 1; j < len(hops); j++ {
+			h := &hops[j]
+			if h.Reflection || hops[j-1].Reflection || h.DeltaNs != 0 || slices.Contains(at, h.Point) {
+				continue
+			}
+			if zero[[2]string{hops[j-1].Point, h.Point}] && bridge(h.Point) {
+				at = append(at, h.Point)
+			}
+		}
+	}
+	if len(at) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s at %s: the stamp of the way in (a bridge keeps its ingress port's, a tunnel its underlay's), not a latency",
+		signedMicros(0, dec), strings.Join(at, ", "))}
 }

@@ -10,6 +10,9 @@ import (
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
+// totalHeader heads the column of a trace's span, first to last point.
+const totalHeader = "TOTAL µs"
+
 // matrixLayout is how the matrix fits the width: separators, decimals,
 // header cap, stamp digits and label width, and the column widths that
 // follow from them.
@@ -29,9 +32,9 @@ type matrixLayout struct {
 	anyFlags                     bool
 }
 
-// fitMatrix tries ever tighter layouts, losing air first, then header
-// letters, then precision, until the columns up to TOTAL leave room for the
-// flags. The last one is used even if it does not fit: a trace row is never
+// fitMatrix tries ever tighter layouts, losing air first, then the start
+// stamp's ns or header letters, then both, then the Δs' precision, until
+// the columns up to TOTAL leave room for the flags. The last one is used even if it does not fit: a trace row is never
 // wrapped.
 func fitMatrix(names []string, rows []matrixRow, width int) *matrixLayout {
 	type knobs struct {
@@ -43,12 +46,14 @@ func fitMatrix(names []string, rows []matrixRow, width int) *matrixLayout {
 	const minLabel = 23
 	tries := []knobs{
 		{2, 2, 3, 9, false, 0},
+		{1, 2, 3, 9, false, 0}, // numbers keep their air longest
 		{2, 1, 3, 9, false, 0},
 		{1, 1, 3, 9, false, 0},
 		{1, 1, 3, 9, false, minLabel},
-		{1, 1, 3, 9, true, minLabel},
-		{1, 1, 1, 9, true, minLabel},
-		{1, 1, 0, 9, true, minLabel},
+		{1, 1, 3, 6, false, minLabel}, // a µs start stamp rather than cut names
+		{1, 1, 3, 9, true, minLabel},  // but if names must be cut anyway, ns
+		{1, 1, 3, 6, true, minLabel},
+		{1, 1, 1, 6, true, minLabel},
 		{1, 1, 0, 6, true, minLabel},
 		{1, 1, 0, 6, true, 8},
 	}
@@ -107,7 +112,7 @@ func (l *matrixLayout) flagRoom() int {
 }
 
 func (l *matrixLayout) measure() {
-	l.numW, l.labelW, l.totalW = 1, len("TRACE"), len("TOTAL")
+	l.numW, l.labelW, l.totalW = 1, len("TRACE"), utf8.RuneCountInString(totalHeader)
 	l.stampW = 9 + l.stampDigits
 	l.pointW = make([]int, len(l.names))
 	l.anyFlags = false
@@ -195,29 +200,9 @@ func (l *matrixLayout) cells(r *matrixRow) ([]string, string) {
 	return cells, total
 }
 
-// headers are the point names cut to their columns. Names that a cut makes
-// identical ("node-any:if2", "node-any:if3") keep their ends instead, which
-// is where they differ.
-func (l *matrixLayout) headers() []string {
-	out := make([]string, len(l.names))
-	count := map[string]int{}
-	for c, n := range l.names {
-		out[c] = truncRunes(n, l.pointW[c])
-		count[out[c]]++
-	}
-	mid := map[string]int{}
-	for c, n := range l.names {
-		if count[out[c]] > 1 && out[c] != n {
-			mid[truncMiddle(n, l.pointW[c])]++
-		}
-	}
-	for c, n := range l.names {
-		if m := truncMiddle(n, l.pointW[c]); count[out[c]] > 1 && out[c] != n && mid[m] == 1 {
-			out[c] = m
-		}
-	}
-	return out
-}
+// headers are the point names as the columns show them: whole where they
+// fit, else abbreviated (abbreviate), never two alike.
+func (l *matrixLayout) headers() []string { return abbreviate(l.names, l.pointW) }
 
 func (l *matrixLayout) header() string {
 	var b strings.Builder
@@ -226,7 +211,7 @@ func (l *matrixLayout) header() string {
 	for c, h := range l.headers() {
 		b.WriteString(l.pgap() + pad(h, l.pointW[c], true))
 	}
-	b.WriteString(l.pgap() + pad("TOTAL", l.totalW, true))
+	b.WriteString(l.pgap() + pad(totalHeader, l.totalW, true))
 	if l.anyFlags {
 		b.WriteString(l.pgap() + "FLAGS")
 	}
@@ -251,17 +236,36 @@ func (l *matrixLayout) row(r *matrixRow) (string, []string) {
 	if len(r.flags) == 0 {
 		return b.String(), nil
 	}
-	room := l.width - utf8.RuneCountInString(b.String()) - l.psep
-	text, rest := fitFlags(r.flags, room)
+	text, rest := fitFlags(r.flags, l.flagWidth(), l.longFlags())
 	if text != "" {
 		b.WriteString(l.pgap() + text)
 	}
 	return b.String(), rest
 }
 
-// fitFlags joins the long forms if they fit room, else the short forms,
-// else as many short forms as fit; the rest come back in long form.
-func fitFlags(fs []trFlag, room int) (string, []string) {
+// flagWidth is the room the FLAGS column has: every row is as wide up to
+// TOTAL.
+func (l *matrixLayout) flagWidth() int { return l.width - l.fixed() - l.psep }
+
+// longFlags reports whether every row's flags fit in their long form: one
+// form for the whole column, so a finding reads the same on every row.
+func (l *matrixLayout) longFlags() bool {
+	for i := range l.rows {
+		n := 0
+		for k, f := range l.rows[i].flags {
+			n += utf8.RuneCountInString(f.long) + 2*min(k, 1)
+		}
+		if n > l.flagWidth() {
+			return false
+		}
+	}
+	return true
+}
+
+// fitFlags joins the long forms (when long) if they fit room, else the
+// short forms, else as many short forms as fit; the rest come back in
+// long form.
+func fitFlags(fs []trFlag, room int, long bool) (string, []string) {
 	join := func(long bool, n int) string {
 		parts := make([]string, n)
 		for i := range n {
@@ -273,7 +277,7 @@ func fitFlags(fs []trFlag, room int) (string, []string) {
 		}
 		return strings.Join(parts, ", ")
 	}
-	if s := join(true, len(fs)); utf8.RuneCountInString(s) <= room {
+	if s := join(true, len(fs)); long && utf8.RuneCountInString(s) <= room {
 		return s, nil
 	}
 	for n := len(fs); n > 0; n-- {

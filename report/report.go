@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,18 +20,22 @@ import (
 )
 
 // Document is everything one report shows. Path and Live are nil for an
-// offline analysis of saved captures.
+// offline analysis of saved captures; a zero Tool leaves the footer out.
 type Document struct {
 	Result *correlate.Result
 	Path   *discover.Path
 	Live   *LiveInfo
+	Tool   Tool
 }
 
 // LiveInfo is what a live run adds: probe counters and the files it wrote.
 type LiveInfo struct {
+	Passive     bool      // no probes: the endpoints' own traffic
 	Probes      int       // probes requested
+	Size        int       // probe payload bytes (0: ping's 56)
 	Sent        int       // probes the kernel accepted
 	Replies     int       // echo replies received by the prober
+	EchoID      uint16    // the probes' ICMP echo id
 	Interrupted bool      // stopped early (signal) — coverage ends there
 	Started     time.Time // capture start
 	Ended       time.Time // capture end
@@ -78,134 +83,6 @@ func write(w io.Writer, d Document, o Options, format string, fn func(*writer)) 
 		return fmt.Errorf("write %s: %w", format, err)
 	}
 	return nil
-}
-
-// owners maps a lower-case MAC to who owns it. Discovery knows owners from
-// netlink; an offline analysis only has what the correlator attached to the
-// points, so both are merged (discovery wins: it read the kernel).
-type owners map[string]string
-
-func ownersOf(d Document) owners {
-	o := owners{}
-	if d.Result != nil {
-		for _, p := range d.Result.Points {
-			for _, m := range p.MACs {
-				if m.Owner != "" {
-					o[m.MAC.String()] = m.Owner
-				}
-			}
-		}
-	}
-	if d.Path != nil {
-		for mac, who := range d.Path.Owners {
-			if who != "" {
-				o[strings.ToLower(mac)] = who
-			}
-		}
-	}
-	return o
-}
-
-// short keeps an owner's leading name: "pod1-veth (node1 veth9903a3d4)" →
-// "pod1-veth", so hop rows stay within one screen; the Points and Path
-// sections show the full owner.
-func short(owner string) string {
-	if i := strings.Index(owner, " ("); i > 0 {
-		return owner[:i]
-	}
-	return owner
-}
-
-// label is "mac (owner)" with the short owner, or the bare MAC.
-func (o owners) label(mac string) string {
-	if who := o[strings.ToLower(mac)]; who != "" {
-		return mac + " (" + short(who) + ")"
-	}
-	return mac
-}
-
-// full is "mac (owner)" with the whole owner string.
-func (o owners) full(mac string) string {
-	if who := o[strings.ToLower(mac)]; who != "" {
-		return mac + " (" + who + ")"
-	}
-	return mac
-}
-
-func (o owners) optMAC(m correlate.OptMAC) string {
-	if !m.Valid {
-		return "-"
-	}
-	return o.label(m.V.String())
-}
-
-// refTime is a hop's time on the reference clock: the capture's stamp less
-// the clock offset corrected for it, as the deltas are measured.
-func refTime(h *correlate.Hop) int64 { return int64(h.Time) - h.ClockOffsetNs }
-
-// clockLines say, above the traces, which captures' clocks were corrected:
-// "pod2-veth, pod2: clock 16.003 ms ± 3.1 µs ahead of pod1's (estimated
-// from 24 frames); deltas corrected". Points corrected alike share a line.
-func clockLines(r *correlate.Result) []string {
-	type key struct {
-		ref      string
-		off, unc int64
-		ppm      float64
-		src      correlate.ClockSource
-	}
-	var order []key
-	points := map[key][]string{}
-	samples := map[key]int{}
-	for _, c := range r.ClockOffsets {
-		k := key{c.Reference, c.OffsetNs, c.UncertaintyNs, c.DriftPPM, c.Source}
-		if _, ok := points[k]; !ok {
-			order = append(order, k)
-		}
-		points[k] = append(points[k], c.Point)
-		samples[k] = max(samples[k], c.Samples)
-	}
-	var out []string
-	for _, k := range order {
-		way := "ahead of"
-		if k.off < 0 {
-			way = "behind"
-		}
-		s := fmt.Sprintf("%s: clock %s", strings.Join(points[k], ", "), duration(abs64(k.off)))
-		if k.unc > 0 {
-			s += " ± " + duration(k.unc)
-		}
-		s += " " + way + " " + k.ref + "'s"
-		if k.ppm != 0 {
-			s += fmt.Sprintf(", drifting %+.1f ppm", k.ppm)
-		}
-		if k.src == correlate.ClockDeclared {
-			s += " (declared)"
-		} else {
-			s += fmt.Sprintf(" (estimated from %d frames)", samples[k])
-		}
-		out = append(out, s+"; deltas corrected")
-	}
-	return out
-}
-
-// duration is ns with a unit a reader takes in at a glance.
-func duration(ns int64) string {
-	switch a := abs64(ns); {
-	case a >= 1e9:
-		return fmt.Sprintf("%.3f s", float64(ns)/1e9)
-	case a >= 1e6:
-		return fmt.Sprintf("%.3f ms", float64(ns)/1e6)
-	case a >= 1e3:
-		return fmt.Sprintf("%.1f µs", float64(ns)/1e3)
-	}
-	return fmt.Sprintf("%d ns", ns)
-}
-
-func abs64(v int64) int64 {
-	if v < 0 {
-		return -v
-	}
-	return v
 }
 
 // clock is the time of day in UTC with digits fractional digits (6 or 9).
@@ -304,16 +181,17 @@ func endpoint(a correlate.OptAddr, port correlate.OptUint) string {
 }
 
 // hopFlags is the last column of a hop row: the direction the capture
-// recorded and whether the frame came back out of the port it entered.
+// recorded, or that the frame came back out of the port it entered (a
+// reflection goes the other way by definition, so its direction says
+// nothing more).
 func hopFlags(h *correlate.Hop) string {
-	var f []string
-	if h.Dir != correlate.DirUnknown {
-		f = append(f, h.Dir.String())
-	}
 	if h.Reflection {
-		f = append(f, "refl") // explained in the notes under the group
+		return "reflection" // explained in the notes under the group
 	}
-	return strings.Join(f, " ")
+	if h.Dir != correlate.DirUnknown {
+		return h.Dir.String()
+	}
+	return ""
 }
 
 // hopRow is one hop as cells: point, time, Δ µs, src MAC, dst MAC, TTL, flags.
@@ -335,13 +213,27 @@ func traceNotes(o owners, t *correlate.Trace) []string {
 	if t.LostAfter != "" {
 		n = append(n, "lost after "+t.LostAfter)
 	}
+	if unseen(t) {
+		n = append(n, unseenNote)
+	}
 	if len(t.Missing) > 0 {
 		n = append(n, "missing: "+strings.Join(t.Missing, ", "))
 	}
-	for i := range t.Hops {
-		if t.Hops[i].Reflection {
-			n = append(n, "refl at "+t.Hops[i].Point+": the bridge sent it back out the port it came in by (hairpin)")
+	if d := dropNote(t); d != "" {
+		n = append(n, d)
+	}
+	if word := reflectionWord(t); word != "" {
+		var at []string
+		for i := range t.Hops {
+			if t.Hops[i].Reflection && !slices.Contains(at, t.Hops[i].Point) {
+				at = append(at, t.Hops[i].Point)
+			}
 		}
+		why := "the bridge sent it back out the port it came in by (hairpin mode)"
+		if word == "flooding" {
+			why = "the bridge flooded it back: it did not know the destination MAC"
+		}
+		n = append(n, word+" at "+strings.Join(at, ", ")+": "+why)
 	}
 	n = append(n, rewriteNotes(o, t.Rewrites)...)
 	var rt []string
@@ -359,7 +251,7 @@ func traceNotes(o owners, t *correlate.Trace) []string {
 		// Flags already spelled out above from the fields they summarise.
 		switch {
 		case f == correlate.FlagReflection,
-			f == correlate.FlagLost && t.LostAfter != "",
+			f == correlate.FlagLost && (t.LostAfter != "" || unseen(t)),
 			f == correlate.FlagGap && len(t.Missing) > 0:
 			continue
 		}
@@ -402,21 +294,33 @@ func rewriteNotes(o owners, rs []correlate.Rewrite) []string {
 	return out
 }
 
-// moreLine tells the reader how to see the traces the limit left out.
+// moreLine tells the reader how many traces the limit left out and how to
+// see them.
 func moreLine(n int) string {
 	s := "s"
 	if n == 1 {
 		s = ""
 	}
-	return fmt.Sprintf("… %d more trace%s (use --limit 0 or --format json)", n, s)
+	return fmt.Sprintf("… %d more trace%s: --limit 0 shows all (the JSON report has every one)", n, s)
 }
 
-// shown is the traces the limit lets through and how many it left out.
+// shown is the traces the limit lets through and how many the report
+// leaves out: beyond the limit, and those the run did not keep (a live
+// run's evidence keeps the first --limit traces; the summary counts all).
 func shown(r *correlate.Result, limit int) ([]correlate.Trace, int) {
-	if limit <= 0 || limit >= len(r.Traces) {
-		return r.Traces, 0
+	list := r.Traces
+	if limit > 0 && limit < len(list) {
+		list = list[:limit]
 	}
-	return r.Traces[:limit], len(r.Traces) - limit
+	return list, max(r.Summary.Traces, len(r.Traces)) - len(list)
+}
+
+// tracesTitle is "Traces (20 of 42)", or "Traces (8)" when all are shown.
+func tracesTitle(list []correlate.Trace, more int) string {
+	if more > 0 {
+		return fmt.Sprintf("Traces (%d of %d)", len(list), len(list)+more)
+	}
+	return fmt.Sprintf("Traces (%d)", len(list))
 }
 
 // summaryLine counts what the analysis saw, for the line above the verdict.
@@ -443,7 +347,14 @@ func summaryLine(s correlate.Summary) string {
 
 func liveLine(l *LiveInfo) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "probes: %d requested, %d sent, %d answered", l.Probes, l.Sent, l.Replies)
+	switch {
+	case l.Passive:
+		b.WriteString("passive: the endpoints' own traffic")
+	case l.Size > 0 && l.Size != 56:
+		fmt.Fprintf(&b, "probes: %d requested (%d-byte payload), %d sent, %d answered", l.Probes, l.Size, l.Sent, l.Replies)
+	default:
+		fmt.Fprintf(&b, "probes: %d requested, %d sent, %d answered", l.Probes, l.Sent, l.Replies)
+	}
 	if !l.Started.IsZero() && !l.Ended.IsZero() {
 		fmt.Fprintf(&b, "; captured %s → %s UTC (%s)",
 			l.Started.UTC().Format("2006-01-02 15:04:05.000000"),
@@ -556,6 +467,9 @@ func pointCells(o owners, p correlate.PointRep, macs func(owners, correlate.Poin
 	cov := "-"
 	if c := p.Coverage; c.First != nil && c.Last != nil {
 		cov = clock(*c.First, 6) + "–" + clock(*c.Last, 6)
+	}
+	if p.Coverage.Cut != "" {
+		cov += " cut" // the file ends early: the verdict says where
 	}
 	return []string{p.Name, ifaceCell(p), macs(o, p), cov,
 		fmt.Sprint(p.Coverage.Frames), drops(p.Coverage.KernelDrops), fmt.Sprint(p.Coverage.Truncated)}

@@ -20,8 +20,12 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func offline() Document { return Document{Result: fixtureResult()} }
 func live() Document {
-	return Document{Result: fixtureResult(), Path: fixturePath(), Live: fixtureLive()}
+	return Document{Result: fixtureResult(), Path: fixturePath(), Live: fixtureLive(), Tool: fixtureTool}
 }
+
+// fixtureTool is a release build's: the version a `go install …@v1.2.3`
+// records, and the revision of a build from its checkout.
+var fixtureTool = Tool{Version: "v1.2.3", Revision: "6ad83a3c1e2f4b5a69788a9b0c1d2e3f40516273"}
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
@@ -258,7 +262,7 @@ func TestTableDetail(t *testing.T) {
 		" ↳ MAC rewritten at pod2: dst 0a:58:0a:f4:01:01 (cni0) → ca:bb:af:bd:e5:3a (pod2 eth0)",
 		"TTL 64→63 at pod2-veth",
 		" ↳ reply to #3, rtt 85.3 µs (fwd 40.1 / turn 5.0 / rev 40.2)",
-		"  -  out refl",
+		"  -  reflection",
 		" pod2-veth  -             5e:1a:9c:11:22:01 (pod1 eth0)  09:26:53.000004–09:26:55.100003       6      -      0",
 		" cni0       node1  cni0              5  0a:58:0a:f4:01:01  1450  -             -                               yes",
 		" cni0    ca:bb:af:bd:e5:3a (pod2 eth0)  veth51c0e2b7  no",
@@ -317,70 +321,11 @@ func TestTableLimitAndOffline(t *testing.T) {
 	if strings.Contains(out, "Discovered path") || strings.Contains(out, "probes:") {
 		t.Error("offline report shows live sections")
 	}
-	if !strings.Contains(out, "Traces (2 of 7)") || !strings.Contains(out, "\n… 5 more traces (use --limit 0 or --format json)\n") {
+	if !strings.Contains(out, "Traces (2 of 7)") || !strings.Contains(out, "\n… 5 more traces: --limit 0 shows all (the JSON report has every one)\n") {
 		t.Errorf("limit not applied:\n%s", out)
 	}
 	if strings.Contains(out, "#3 ") {
 		t.Error("trace #3 shown despite limit 2")
-	}
-}
-
-func TestMarkdown(t *testing.T) {
-	var b bytes.Buffer
-	if err := Markdown(&b, live(), Options{Limit: 5}); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
-	pos := -1
-	for _, h := range []string{"## Path", "## Points", "## Traces", "## Hop latency", "## Anomalies", "## Verdict"} {
-		i := strings.Index(out, "\n"+h+"\n")
-		if h == "## Path" && strings.HasPrefix(out, h+"\n") {
-			i = 0
-		}
-		if i <= pos && !(i == 0 && pos == -1) {
-			t.Errorf("heading %q missing or out of order", h)
-		}
-		pos = i
-	}
-	for _, want := range []string{
-		"**#3 icmp echo-request seq=1 id=0x1a2b 10.244.1.2 → 10.244.1.3 len=98 forward**",
-		"| pod1-veth | 09:26:53.000112345 | +12.345 |",
-		"| 2025-03-14T09:26:53.000004000Z – 2025-03-14T09:26:55.100003000Z |",
-		"- lost after cni0",
-		"… 2 more traces (use --limit 0 or --format json)",
-		"**NOT CLEAN: 1 of 7 traces lost after cni0",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("markdown lacks %q", want)
-		}
-	}
-	// Every table row has as many cell separators as its header: an
-	// unescaped pipe or newline in a cell would break the ticket's table.
-	unescaped := regexp.MustCompile(`(^|[^\\])\|`)
-	cols := 0
-	for _, l := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(l, "|") {
-			cols = 0
-			continue
-		}
-		n := len(unescaped.FindAllStringIndex(l, -1))
-		if cols == 0 {
-			cols = n
-		} else if n != cols {
-			t.Errorf("row has %d separators, header %d: %q", n, cols, l)
-		}
-	}
-}
-
-func TestMarkdownEscapes(t *testing.T) {
-	r := fixtureResult()
-	r.Anomalies[0].Message = "a|b <c>\nd"
-	var b bytes.Buffer
-	if err := Markdown(&b, Document{Result: r}, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(b.String(), `a\|b &lt;c><br>d`) {
-		t.Errorf("cell not escaped:\n%s", b.String())
 	}
 }
 

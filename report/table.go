@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -29,8 +30,13 @@ func (t *textWriter) line(format string, a ...any) {
 // table renders a borderless, kubectl-like table: columns separated by
 // spaces, no box, so it stays narrow and copies cleanly. right lists the
 // columns (numbers) to right-align. The last column (a message, a peer) is
-// wrapped to keep the table within the width hint.
+// wrapped to keep the table within the width hint; tableFit says which
+// columns may wrap.
 func (t *textWriter) table(header []string, rows [][]string, right ...int) {
+	t.tableFit(header, rows, right, []wrapCol{{len(header) - 1, 30}})
+}
+
+func (t *textWriter) tableFit(header []string, rows [][]string, right []int, wrap []wrapCol) {
 	align := make([]tw.Align, len(header))
 	for i := range align {
 		align[i] = tw.AlignLeft
@@ -38,7 +44,7 @@ func (t *textWriter) table(header []string, rows [][]string, right ...int) {
 	for _, c := range right {
 		align[c] = tw.AlignRight
 	}
-	rows = wrapLastColumn(header, rows, t.o.width())
+	rows = fitColumns(header, rows, t.o.width(), wrap)
 	var buf bytes.Buffer
 	tbl := tablewriter.NewTable(&buf,
 		tablewriter.WithRendition(tw.Rendition{
@@ -49,7 +55,7 @@ func (t *textWriter) table(header []string, rows [][]string, right ...int) {
 		tablewriter.WithHeaderAutoFormat(tw.Off),
 		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
 		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
-		// Wrapping is done above, on word boundaries we choose; tablewriter
+		// Wrapping is done above, on boundaries we choose; tablewriter
 		// must never cut a MAC or a time.
 		tablewriter.WithRowAutoWrap(tw.WrapNone),
 		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
@@ -68,35 +74,6 @@ func (t *textWriter) table(header []string, rows [][]string, right ...int) {
 	for _, l := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
 		t.line("%s", strings.TrimRight(l, " "))
 	}
-}
-
-// wrapLastColumn splits the last cell of each row into lines so that the
-// table fits width, keeping at least 30 columns for it.
-func wrapLastColumn(header []string, rows [][]string, width int) [][]string {
-	n := len(header)
-	widths := make([]int, n)
-	for _, r := range append([][]string{header}, rows...) {
-		for i, c := range r {
-			for _, l := range strings.Split(c, "\n") {
-				widths[i] = max(widths[i], utf8.RuneCountInString(l))
-			}
-		}
-	}
-	used := 1 // leading pad
-	for _, w := range widths[:n-1] {
-		used += w + 2
-	}
-	avail := max(width-used, 30)
-	if widths[n-1] <= avail {
-		return rows
-	}
-	out := make([][]string, len(rows))
-	for i, r := range rows {
-		r = append([]string(nil), r...)
-		r[n-1] = strings.Join(wrapWords(r[n-1], avail), "\n")
-		out[i] = r
-	}
-	return out
 }
 
 // wrapWords breaks s at spaces into lines of at most width runes; a word
@@ -146,8 +123,8 @@ func (t *textWriter) render(d Document) {
 		}
 		t.points(r, macList)
 		t.line("")
-		t.clocks(r)
-		t.traces(r)
+		t.clocks(d)
+		t.traces(d)
 	} else {
 		if d.Path != nil {
 			t.pathCompact(d)
@@ -155,7 +132,7 @@ func (t *textWriter) render(d Document) {
 		}
 		t.points(r, macSenders)
 		t.line("")
-		t.clocks(r)
+		t.clocks(d)
 		t.timeline(d)
 	}
 	if len(r.HopLatency) > 0 {
@@ -165,7 +142,12 @@ func (t *textWriter) render(d Document) {
 		for i, h := range r.HopLatency {
 			rows[i] = latencyCells(h)
 		}
-		t.table(latencyHeader, rows, 1, 2, 3, 4, 5)
+		t.tableFit(byNode(latencyHeader, rows, latencyNodes(r), []int{1, 2, 3, 4, 5}, []wrapCol{{0, 12}}))
+	}
+	if rows := nodeSegments(r); len(rows) > 0 {
+		t.line("")
+		t.line("Time per node and on the wire (from each node's first point to its last)")
+		t.tableFit(segmentHeader, rows, []int{2, 3, 4, 5}, []wrapCol{{0, 20}})
 	}
 	if len(r.Anomalies) > 0 {
 		t.line("")
@@ -178,7 +160,7 @@ func (t *textWriter) render(d Document) {
 		for i, a := range list {
 			rows[i] = anomalyCells(a)
 		}
-		t.table(anomalyHeader, rows, 3)
+		t.tableFit(anomalyHeader, rows, []int{3}, []wrapCol{{2, 10}, {4, 8}, {5, 30}})
 	}
 	if len(r.Warnings) > 0 {
 		t.line("")
@@ -203,6 +185,11 @@ func (t *textWriter) render(d Document) {
 		}
 	}
 	t.line("")
+	// The closing lines: which pathtrace, what it saw, and the verdict
+	// last, where the eye lands.
+	if d.Tool != (Tool{}) {
+		t.line("%s", d.Tool)
+	}
 	t.line("%s", summaryLine(r.Summary))
 	t.line("Verdict: %s", r.Summary.Verdict)
 }
@@ -226,21 +213,35 @@ func (t *textWriter) path(d Document) {
 	}
 }
 
+// pathWrap are the path table's columns that hold names: a container's
+// namespace name is 40 characters and more.
+var pathWrap = []wrapCol{{0, 10}, {1, 10}, {2, 12}, {6, 8}, {7, 12}}
+
 // pathPoints is the path's header line and its table of points, in both
 // table views.
 func (t *textWriter) pathPoints(p *discover.Path) {
-	t.line("Discovered path  %s", pathEnds(p))
+	if head := "Discovered path  " + pathEnds(p); utf8.RuneCountInString(head) <= t.o.width() {
+		t.line("%s", head)
+	} else {
+		t.wrapped(head, "", "  ")
+	}
 	rows := make([][]string, len(p.Points))
+	var nodes []string
 	for i, pt := range p.Points {
 		rows[i] = pathCells(pt)
+		nodes = append(nodes, pt.Node)
 	}
-	t.table(pathHeader, rows, 3, 5)
+	if len(p.Nodes) < 2 {
+		nodes = nil
+	}
+	t.tableFit(byNode(pathHeader, rows, nodes, []int{3, 5}, pathWrap))
 }
 
-// clocks says which captures' clocks were corrected, before the deltas
-// that rely on it.
-func (t *textWriter) clocks(r *correlate.Result) {
-	lines := clockLines(r)
+// clocks says which captures' clocks were corrected (and each node's
+// clock), before the deltas that rely on it.
+func (t *textWriter) clocks(d Document) {
+	r := d.Result
+	lines := append(nodeClockLines(r, d.Live != nil), clockLines(r)...)
 	for _, l := range lines {
 		t.wrapped("Clocks: "+l, "", "  ")
 	}
@@ -256,6 +257,9 @@ func pathEnds(p *discover.Path) string {
 }
 
 func endpointLine(ep discover.Endpoint) string {
+	if ep.Pod != nil {
+		return podLine(ep)
+	}
 	s := ep.Label
 	if ep.IP.IsValid() {
 		s += " " + ep.IP.String()
@@ -273,6 +277,26 @@ func endpointLine(ep discover.Endpoint) string {
 	return s
 }
 
+// podLine is "shop/web-1 (10.244.1.3, node1)", with "host network" for a
+// pod in the node's namespace, and "svc shop/db 10.96.0.10:80 → " before a
+// pod reached through its Service.
+func podLine(ep discover.Endpoint) string {
+	p := ep.Pod
+	in := []string{p.IP.String(), p.Node}
+	if p.HostNetwork {
+		in = append(in, "host network")
+	}
+	s := fmt.Sprintf("%s/%s (%s)", p.Namespace, p.Name, strings.Join(in, ", "))
+	if sv := ep.Service; sv != nil {
+		to := "headless"
+		if sv.ClusterIP.IsValid() {
+			to = netip.AddrPortFrom(sv.ClusterIP, sv.Port).String()
+		}
+		s = fmt.Sprintf("svc %s/%s %s → %s", sv.Namespace, sv.Name, to, s)
+	}
+	return s
+}
+
 // points is one row per point; macs renders the MACS SEEN cell (every MAC
 // with its owner in the detail view, the senders' names in the compact one).
 func (t *textWriter) points(r *correlate.Result, macs func(owners, correlate.PointRep) string) {
@@ -282,10 +306,11 @@ func (t *textWriter) points(r *correlate.Result, macs func(owners, correlate.Poi
 	}
 	t.line("%s", title)
 	rows := make([][]string, len(r.Points))
+	names := make([]string, len(r.Points))
 	for i, p := range r.Points {
-		rows[i] = pointCells(t.own, p, macs)
+		rows[i], names[i] = pointCells(t.own, p, macs), p.Name
 	}
-	t.table(pointHeader, rows, 4, 5, 6)
+	t.tableFit(byNode(pointHeader, rows, rowNodes(pointNodes(r), names), []int{4, 5, 6}, []wrapCol{{0, 10}, {1, 10}, {2, 16}, {3, 16}}))
 }
 
 // macList is every MAC seen, one per line, with its owner.
@@ -300,13 +325,10 @@ func macList(own owners, p correlate.PointRep) string {
 // traces writes one compact row group per trace. Columns are aligned across
 // all groups by hand: tablewriter cannot put a full-width title and notes
 // line inside a table without widening every column to fit them.
-func (t *textWriter) traces(r *correlate.Result) {
+func (t *textWriter) traces(d Document) {
+	r := d.Result
 	list, more := shown(r, t.o.Limit)
-	if more > 0 {
-		t.line("Traces (%d of %d)", len(list), len(r.Traces))
-	} else {
-		t.line("Traces (%d)", len(r.Traces))
-	}
+	t.line("%s", tracesTitle(list, more))
 	if len(list) == 0 {
 		t.line("  none")
 	}
@@ -336,9 +358,12 @@ func (t *textWriter) traces(r *correlate.Result) {
 		for _, row := range rowsOf[i] {
 			t.line("%s", strings.TrimRight(" "+alignRow(row, widths), " "))
 		}
-		for _, l := range wrapNotes(traceNotes(t.own, tr), t.o.width()-3) {
+		for _, l := range wrapNotes(withEncap(traceNotes(t.own, tr), tr), t.o.width()-3) {
 			t.line(" ↳ %s", l)
 		}
+	}
+	for _, n := range zeroNotes(d, list, 3) {
+		t.wrapped(n, "", "  ")
 	}
 	if more > 0 {
 		t.line("%s", moreLine(more))

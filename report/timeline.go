@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -34,10 +35,7 @@ func (t *textWriter) timeline(d Document) {
 	names, colOf := matrixColumns(r, list)
 	pair, hasPair := mainPair(d)
 
-	title := fmt.Sprintf("Traces (%d)", len(r.Traces))
-	if more > 0 {
-		title = fmt.Sprintf("Traces (%d of %d)", len(list), len(r.Traces))
-	}
+	title := tracesTitle(list, more)
 	if len(list) == 0 {
 		t.line("%s", title)
 		t.line("  none")
@@ -55,34 +53,19 @@ func (t *textWriter) timeline(d Document) {
 	}
 	t.line("%s", strings.Replace(title, "; ", ": ", 1))
 
-	rows := make([]matrixRow, len(list))
-	for i := range list {
-		tr := &list[i]
-		row := matrixRow{tr: tr, num: "#" + strconv.Itoa(tr.N), label: traceLabel(tr, pair, hasPair),
-			arrow: "→", flags: traceFlags(tr)}
-		if tr.Direction == correlate.Reverse {
-			row.arrow = "←"
-		}
-		row.cols = make([]int, len(tr.Hops))
-		used := make([]bool, len(names))
-		for j := range tr.Hops {
-			h := &tr.Hops[j]
-			row.cols[j] = -1
-			if h.Reflection {
-				continue
-			}
-			c := colOf[h.Point]
-			if used[c] {
-				row.extras = append(row.extras, j)
-				continue
-			}
-			used[c] = true
-			row.cols[j] = c
-		}
-		rows[i] = row
-	}
+	rows := matrixRows(list, colOf, len(names), pair, hasPair)
 
 	lay := fitMatrix(names, rows, t.o.width())
+	for i, l := range wrapNotes(legend(names, lay.headers()), t.o.width()-len(" columns: ")) {
+		if i == 0 {
+			t.line(" columns: %s", l)
+		} else {
+			t.line("          %s", l)
+		}
+	}
+	if ruler := lay.nodeRuler(r); ruler != "" {
+		t.line("%s", strings.TrimRight(ruler, " "))
+	}
 	t.line("%s", strings.TrimRight(lay.header(), " "))
 	shownNotes := map[string]bool{}
 	macPairs := map[string]bool{}
@@ -94,7 +77,7 @@ func (t *textWriter) timeline(d Document) {
 		if lay.label(&rows[i]) != rows[i].label {
 			notes = append(notes, rows[i].label)
 		}
-		for _, n := range t.matrixNotes(&rows[i], overflow, macPairs, lay.dec) {
+		for _, n := range matrixNotes(t.own, &rows[i], overflow, macPairs, lay.dec, true) {
 			// Said once is enough: the cells of later rows show the same.
 			if !shownNotes[n] {
 				shownNotes[n] = true
@@ -104,6 +87,9 @@ func (t *textWriter) timeline(d Document) {
 		for _, n := range wrapNotes(notes, t.o.width()-len(indent)-2) {
 			t.wrapped(n, indent+"↳ ", indent+"  ")
 		}
+	}
+	for _, n := range zeroNotes(d, list, lay.dec) {
+		t.wrapped(n, "", "  ")
 	}
 	if more > 0 {
 		t.line("%s", moreLine(more))
@@ -132,21 +118,57 @@ func matrixColumns(r *correlate.Result, list []correlate.Trace) ([]string, map[s
 	return names, colOf
 }
 
+// matrixRows places each trace's hops in the columns of their points:
+// reflections and second sightings at a point stay out of the cells.
+func matrixRows(list []correlate.Trace, colOf map[string]int, ncols int, pair [2]netip.Addr, hasPair bool) []matrixRow {
+	rows := make([]matrixRow, len(list))
+	for i := range list {
+		tr := &list[i]
+		row := matrixRow{tr: tr, num: "#" + strconv.Itoa(tr.N), label: traceLabel(tr, pair, hasPair),
+			arrow: "→", flags: traceFlags(tr)}
+		if tr.Direction == correlate.Reverse {
+			row.arrow = "←"
+		}
+		row.cols = make([]int, len(tr.Hops))
+		used := make([]bool, ncols)
+		for j := range tr.Hops {
+			h := &tr.Hops[j]
+			row.cols[j] = -1
+			if h.Reflection {
+				continue
+			}
+			c := colOf[h.Point]
+			if used[c] {
+				row.extras = append(row.extras, j)
+				continue
+			}
+			used[c] = true
+			row.cols[j] = c
+		}
+		rows[i] = row
+	}
+	return rows
+}
+
 // matrixNotes are the lines under a trace row, only what the row cannot
-// say: where it was lost or unseen, rewrites and MAC pairs the first time
-// they appear, repeated sightings, and flags that did not fit.
-func (t *textWriter) matrixNotes(row *matrixRow, overflow []string, macPairs map[string]bool, dec int) []string {
+// say: where it was lost or unseen (withLoss), rewrites and MAC pairs the
+// first time they appear, repeated sightings, and flags that did not fit.
+func matrixNotes(own owners, row *matrixRow, overflow []string, macPairs map[string]bool, dec int, withLoss bool) []string {
 	tr := row.tr
 	var n []string
-	if tr.LostAfter != "" {
+	if tr.LostAfter != "" && withLoss {
 		n = append(n, "lost after "+tr.LostAfter)
 	}
-	if len(tr.Missing) > 0 {
+	if len(tr.Missing) > 0 && withLoss {
 		n = append(n, "missing: "+strings.Join(tr.Missing, ", "))
 	}
+	if d := dropNote(tr); d != "" {
+		n = append(n, d)
+	}
+	n = withEncap(n, tr)
 	src, dst, ok := firstMACs(tr)
 	pair := src + ">" + dst
-	for _, rn := range rewriteNotes(t.own, tr.Rewrites) {
+	for _, rn := range rewriteNotes(own, tr.Rewrites) {
 		n = append(n, rn)
 		if strings.HasPrefix(rn, "MAC rewritten") && ok {
 			// The rewrite names the MACs the frame started with.
@@ -155,7 +177,7 @@ func (t *textWriter) matrixNotes(row *matrixRow, overflow []string, macPairs map
 	}
 	if ok && !macPairs[pair] {
 		macPairs[pair] = true
-		n = append(n, "MACs "+macName(t.own, src)+" → "+macName(t.own, dst))
+		n = append(n, "MACs "+macName(own, src)+" → "+macName(own, dst))
 	}
 	for _, j := range row.extras {
 		h := &tr.Hops[j]

@@ -156,7 +156,7 @@ func TestTimelineDemoFitsOneScreen(t *testing.T) {
 	if got := cellAt(t, r, header, rows[2], "pod1"); got != "+0.361" {
 		t.Errorf("reverse #2 at pod1: %q, want the Δ from pod1-veth +0.361", got)
 	}
-	for n, want := range map[int]string{1: "refl ×2", 4: "rtt 22.4", 6: "rtt 67.1"} {
+	for n, want := range map[int]string{1: "reflection ×2", 4: "rtt 22.4 µs", 6: "rtt 67.1 µs"} {
 		if !strings.HasSuffix(rows[n], " "+want) {
 			t.Errorf("#%d flags: %q, want %q", n, rows[n], want)
 		}
@@ -172,7 +172,7 @@ func TestTimelineDemoFitsOneScreen(t *testing.T) {
 		" reflection  info      pod1-veth,pod1      2  #1      broadcast came back to the point it left (bridge hairpin mode)",
 		" fdb cni0: f2:c2:bd:7a:6c:ca (pod1 eth0) on vetha6bc7cdf",
 		"Traces (8): 10.244.1.2 ⇄ 10.244.1.3 unless labelled",
-		" #2  arp reply .3→.2          ←  18:03:15.357054812",
+		" #2 arp reply .3→.2         ← 18:03:15.357054812",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lacks %q", want)
@@ -310,7 +310,7 @@ func TestTimelineWide(t *testing.T) {
 
 func TestTimelineLimit(t *testing.T) {
 	out, _ := render(t, offline(), Options{Limit: 2})
-	if !strings.Contains(out, "Traces (2 of 7)") || !strings.Contains(out, "\n… 5 more traces (use --limit 0 or --format json)\n") {
+	if !strings.Contains(out, "Traces (2 of 7)") || !strings.Contains(out, "\n… 5 more traces: --limit 0 shows all (the JSON report has every one)\n") {
 		t.Errorf("limit not applied:\n%s", out)
 	}
 	if strings.Contains(out, " #3 ") {

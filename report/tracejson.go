@@ -123,6 +123,24 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 		b = append(b, l.nl[1]...)
 		b = append(b, ']')
 	}
+	if d := t.Drop; d != nil {
+		b = append(b, l.tDrop...)
+		b = appendStr(b, d.Reason)
+		b = append(b, l.dLocation...)
+		b = appendStr(b, d.Location)
+		b = append(b, l.dNetns...)
+		b = appendStr(b, d.Netns)
+		b = append(b, l.dInterface...)
+		b = appendStr(b, d.Interface)
+		b = append(b, l.dTime...)
+		b = append(sc.append(b, int64(d.Time)), '"')
+		if d.Rule != "" {
+			b = append(b, l.dRule...)
+			b = appendStr(b, d.Rule)
+		}
+		b = append(b, l.nl[1]...)
+		b = append(b, '}')
+	}
 	b = append(b, l.nl[0]...)
 	return append(b, '}')
 }
@@ -194,8 +212,9 @@ type jsonLayout struct {
 	elem2 [2]string // an array element at level 2: first, later
 	tN, tProtocol, tType, tID, tSeq, tIPID, tSrcIP, tDstIP, tSrcPort, tDstPort,
 	tLength, tDirection, tHops, tLostAfter, tMissing, tRewrites, tReplyTo, tRTT, tFlags string
-	rttForward, rttTurnaround, rttReverse string
-	rPoint, rField, rFrom, rTo            string
+	rttForward, rttTurnaround, rttReverse              string
+	rPoint, rField, rFrom, rTo                         string
+	tDrop, dLocation, dNetns, dInterface, dTime, dRule string
 	hPoint, hTime, hDelta, hSrcMAC, hDstMAC, hTTL, hDir, hFrame, hReflection,
 	hUncertainty, hClockOffset, hEncap string
 	// Whole runs for the commonest values: "ttl" and its value (256:
@@ -222,6 +241,9 @@ func newLayout(depth int) *jsonLayout {
 	l.tReplyTo, l.tFlags = next(1, "reply_to"), next(1, "flags")
 	l.tRTT = next(1, "rtt") + "{" + first(2, "total_ns")
 	l.rttForward, l.rttTurnaround, l.rttReverse = next(2, "forward_ns"), next(2, "turnaround_ns"), next(2, "reverse_ns")
+	l.tDrop = next(1, "drop") + "{" + first(2, "reason")
+	l.dLocation, l.dNetns, l.dInterface = next(2, "location"), next(2, "netns"), next(2, "interface")
+	l.dTime, l.dRule = next(2, "time")+`"`, next(2, "rule")
 	l.rPoint = "{" + first(3, "point")
 	l.rField, l.rFrom, l.rTo = next(3, "field"), next(3, "from"), next(3, "to")
 	l.hPoint = "{" + first(3, "point")

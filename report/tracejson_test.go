@@ -69,6 +69,8 @@ func TestTraceJSONMatchesEncodingJSON(t *testing.T) {
 		ReplyTo:  correlate.OptInt{V: 3, Valid: true},
 		RTT:      &correlate.RTT{TotalNs: 1, ForwardNs: 2, TurnaroundNs: 3, ReverseNs: -4},
 		Flags:    []correlate.Flag{correlate.FlagLost, correlate.FlagGap},
+		Drop: &correlate.TraceDrop{Reason: "NETFILTER_DROP", Location: "nft_do_chain+0x46f", Netns: "pod2", Interface: "eth0",
+			Time: 1_700_000_000_123456789, Rule: `bridge guard forward handle 4: icmp type echo-request counter "x" drop`},
 	}
 	checkTrace(t, "odd", &odd)
 	checkTrace(t, "empty", &correlate.Trace{})

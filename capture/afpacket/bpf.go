@@ -2,10 +2,14 @@ package afpacket
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"golang.org/x/net/bpf"
+
+	"github.com/pathtrace/pathtrace/capture"
 )
 
 // FilterSnaplen is what an accepting filter returns: the whole frame for any
@@ -27,10 +31,27 @@ const FilterSnaplen = 262144
 //     address is a or b (link-local ND about them).
 //
 // Everything else is rejected. a and b may be of different families; a
-// family with no address accepts nothing.
+// family with no address accepts nothing. BuildFilter makes the filters of
+// tunnel and underlay devices.
 func Filter(a, b netip.Addr) ([]bpf.RawInstruction, error) {
+	return BuildFilter(FilterSpec{A: a, B: b})
+}
+
+// FilterFor is Filter for two or more addresses (a TCP probe through a
+// Service adds its ClusterIP), and with tcp the TCP probes' filter (see
+// FilterSpec.TCP).
+func FilterFor(addrs []netip.Addr, tcp bool) ([]bpf.RawInstruction, error) {
+	if len(addrs) < 2 {
+		return nil, fmt.Errorf("bpf filter: %d addresses, want the two endpoints' at least", len(addrs))
+	}
+	return BuildFilter(FilterSpec{A: addrs[0], B: addrs[1], Extra: addrs[2:], TCP: tcp})
+}
+
+// BuildFilter returns the classic BPF program for one point (see Filter
+// and FilterSpec).
+func BuildFilter(s FilterSpec) ([]bpf.RawInstruction, error) {
 	var v4, v6 []netip.Addr
-	for _, ad := range []netip.Addr{a, b} {
+	for _, ad := range append([]netip.Addr{s.A, s.B}, s.Extra...) {
 		if !ad.IsValid() {
 			return nil, fmt.Errorf("bpf filter: invalid address %v", ad)
 		}
@@ -39,71 +60,182 @@ func Filter(a, b netip.Addr) ([]bpf.RawInstruction, error) {
 		if ad.Is4() {
 			set = &v4
 		}
-		if len(*set) == 0 || (*set)[0] != ad {
+		if !slices.Contains(*set, ad) {
 			*set = append(*set, ad)
 		}
 	}
-
+	var neigh []netip.Addr
+	for _, ad := range s.Neighbours {
+		if !ad.Unmap().Is4() {
+			return nil, fmt.Errorf("bpf filter: neighbour %v: ARP is IPv4 only", ad)
+		}
+		neigh = append(neigh, ad.Unmap())
+	}
+	if err := s.Tunnel.check(); err != nil {
+		return nil, err
+	}
 	var p asm
-	// X = offset added by an inline VLAN tag; A = the inner EtherType.
-	p.ins(bpf.LoadAbsolute{Off: 12, Size: 2})
-	p.jeq(0x8100, "tag", "")
-	p.jeq(0x88a8, "tag", "notag")
-	p.label("tag")
-	p.ins(bpf.LoadConstant{Dst: bpf.RegX, Val: 4})
-	p.ins(bpf.LoadAbsolute{Off: 16, Size: 2})
-	p.ja("type")
-	p.label("notag")
-	p.ins(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-	p.label("type")
-	p.jeq(0x0806, "arp", "")
-	p.jeq(0x0800, "ip4", "")
-	p.jeq(0x86dd, "ip6", "reject")
-
-	// ARP: 14 Ethernet + 8 fixed header; sender IP at 28, target IP at 38.
-	p.label("arp")
-	p.ins(bpf.LoadIndirect{Off: 16, Size: 2}) // ptype
-	p.jeq(0x0800, "", "reject")
-	for _, ad := range v4 {
-		p.match4(28, ad, "accept")
-		p.match4(38, ad, "accept")
+	outer := &body{p: &p, pre: "outer", v4: v4, v6: v6, neigh: neigh, tunnel: s.Tunnel, tcp: s.TCP}
+	switch s.Link {
+	case capture.LinkTypeEthernet, 0:
+		// X = offset added by an inline VLAN tag; A = the inner EtherType.
+		p.ins(bpf.LoadAbsolute{Off: 12, Size: 2})
+		p.jeq(0x8100, "tag", "")
+		p.jeq(0x88a8, "tag", "notag")
+		p.label("tag")
+		p.ins(bpf.LoadConstant{Dst: bpf.RegX, Val: 4})
+		p.ins(bpf.LoadAbsolute{Off: 16, Size: 2})
+		p.ja("type")
+		p.label("notag")
+		p.ins(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		p.label("type")
+		outer.ether(14)
+	case capture.LinkTypeRaw:
+		if s.Tunnel != nil {
+			return nil, errors.New("bpf filter: a tunnel's outer packets on a device without link header")
+		}
+		p.ins(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		outer.raw(0)
+	default:
+		return nil, fmt.Errorf("bpf filter: link type %v", s.Link)
 	}
-	p.ja("reject")
-
-	// IPv4: protocol at 23, source at 26, destination at 30.
-	p.label("ip4")
-	p.ins(bpf.LoadIndirect{Off: 23, Size: 1})
-	p.jeq(1, "", "reject")
-	for _, ad := range v4 {
-		p.match4(26, ad, "accept")
-		p.match4(30, ad, "accept")
-	}
-	p.ja("reject")
-
-	// IPv6: next header at 20, source at 22, destination at 38, ICMPv6 type
-	// at 54, ND target at 62.
-	p.label("ip6")
-	p.ins(bpf.LoadIndirect{Off: 20, Size: 1})
-	p.jeq(58, "", "reject")
-	for _, ad := range v6 {
-		p.match16(22, ad, "accept")
-		p.match16(38, ad, "accept")
-		p.match16(38, solicitedNode(ad), "accept")
-	}
-	p.ins(bpf.LoadIndirect{Off: 54, Size: 1})
-	p.jeq(135, "nd", "")
-	p.jeq(136, "nd", "reject")
-	p.label("nd")
-	for _, ad := range v6 {
-		p.match16(62, ad, "accept")
-	}
-	p.ja("reject")
-
-	p.label("accept")
-	p.ins(bpf.RetConstant{Val: FilterSnaplen})
-	p.label("reject")
-	p.ins(bpf.RetConstant{Val: 0})
 	return p.assemble()
+}
+
+// body emits the match of the endpoints' frames whose layer-3 header
+// starts at X+l3: ARP, ICMP, ICMPv6. Its labels carry pre, so the same
+// match can be emitted again for a tunnel's inner frame; each part ends in
+// returns of its own, so no jump has to cross the whole program.
+type body struct {
+	p      *asm
+	pre    string
+	v4, v6 []netip.Addr
+	neigh  []netip.Addr // IPv4 addresses whose ARP between each other is kept
+	tunnel *TunnelSpec  // outer packets only: the tunnel entered from IPv4
+	tcp    bool         // TCP and ICMP, no ARP or ND (FilterSpec.TCP)
+}
+
+func (b *body) l(name string) string { return b.pre + "." + name }
+
+// ether dispatches on the EtherType in A; the layer-3 header follows at l3.
+func (b *body) ether(l3 uint32) {
+	p := b.p
+	if b.tcp {
+		p.jeq(0x0806, b.l("reject"), "")
+	} else {
+		p.jeq(0x0806, b.l("arp"), "")
+	}
+	p.jeq(0x0800, b.l("ip4"), "")
+	p.jeq(0x86dd, b.l("ip6"), b.l("reject"))
+	b.arpPart(l3)
+	b.ip4Part(l3)
+	b.ip6Part(l3)
+	b.returns()
+}
+
+// raw dispatches on the IP version of a packet without link header at l3.
+func (b *body) raw(l3 uint32) {
+	p := b.p
+	p.ins(bpf.LoadIndirect{Off: l3, Size: 1})
+	p.ins(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})
+	p.jeq(4, b.l("ip4"), "")
+	p.jeq(6, b.l("ip6"), b.l("reject"))
+	b.ip4Part(l3)
+	b.ip6Part(l3)
+	b.returns()
+}
+
+func (b *body) returns() {
+	b.p.label(b.l("accept"))
+	b.p.ins(bpf.RetConstant{Val: FilterSnaplen})
+	b.p.label(b.l("reject"))
+	b.p.ins(bpf.RetConstant{Val: 0})
+}
+
+// arpPart: IPv4 over Ethernet ARP, sender IP at l3+14, target at l3+24:
+// about an endpoint, or between two of the neighbours.
+func (b *body) arpPart(l3 uint32) {
+	p := b.p
+	p.label(b.l("arp"))
+	p.ins(bpf.LoadIndirect{Off: l3 + 2, Size: 2}) // ptype
+	p.jeq(0x0800, "", b.l("reject"))
+	for _, ad := range b.v4 {
+		p.match4(l3+14, ad, b.l("accept"))
+		p.match4(l3+24, ad, b.l("accept"))
+	}
+	if len(b.neigh) > 0 {
+		p.ins(bpf.LoadIndirect{Off: l3 + 14, Size: 4})
+		for _, ad := range b.neigh {
+			p.jeq(be32(ad), b.l("arpNeigh"), "")
+		}
+		p.ja(b.l("reject"))
+		p.label(b.l("arpNeigh"))
+		p.ins(bpf.LoadIndirect{Off: l3 + 24, Size: 4})
+		for _, ad := range b.neigh {
+			p.jeq(be32(ad), b.l("accept"), "")
+		}
+	}
+	p.ja(b.l("reject"))
+}
+
+// ip4Part: protocol at l3+9, source at l3+12, destination at l3+16. On an
+// underlay, the tunnel's packets branch off first.
+func (b *body) ip4Part(l3 uint32) {
+	p := b.p
+	p.label(b.l("ip4"))
+	p.ins(bpf.LoadIndirect{Off: l3 + 9, Size: 1})
+	if b.tunnel != nil {
+		for _, proto := range b.tunnel.protos() {
+			p.jeq(proto, b.l("tunnel"), "")
+		}
+	}
+	if b.tcp {
+		p.jeq(6, b.l("ip4addr"), "")
+	}
+	p.jeq(1, "", b.l("reject"))
+	p.label(b.l("ip4addr"))
+	for _, ad := range b.v4 {
+		p.match4(l3+12, ad, b.l("accept"))
+		p.match4(l3+16, ad, b.l("accept"))
+	}
+	p.ja(b.l("reject"))
+	if b.tunnel != nil {
+		b.tunnelPart(l3)
+	}
+}
+
+// ip6Part: next header at l3+6, source at l3+8, destination at l3+24,
+// ICMPv6 type at l3+40, ND target at l3+48.
+func (b *body) ip6Part(l3 uint32) {
+	p := b.p
+	p.label(b.l("ip6"))
+	p.ins(bpf.LoadIndirect{Off: l3 + 6, Size: 1})
+	if b.tcp {
+		// TCP or ICMPv6 to or from the addresses; no neighbour discovery.
+		p.jeq(6, b.l("ip6addr"), "")
+		p.jeq(58, b.l("ip6addr"), b.l("reject"))
+		p.label(b.l("ip6addr"))
+		for _, ad := range b.v6 {
+			p.match16(l3+8, ad, b.l("accept"))
+			p.match16(l3+24, ad, b.l("accept"))
+		}
+		p.ja(b.l("reject"))
+		return
+	}
+	p.jeq(58, "", b.l("reject"))
+	for _, ad := range b.v6 {
+		p.match16(l3+8, ad, b.l("accept"))
+		p.match16(l3+24, ad, b.l("accept"))
+		p.match16(l3+24, solicitedNode(ad), b.l("accept"))
+	}
+	p.ins(bpf.LoadIndirect{Off: l3 + 40, Size: 1})
+	p.jeq(135, b.l("nd"), "")
+	p.jeq(136, b.l("nd"), b.l("reject"))
+	p.label(b.l("nd"))
+	for _, ad := range b.v6 {
+		p.match16(l3+48, ad, b.l("accept"))
+	}
+	p.ja(b.l("reject"))
 }
 
 // solicitedNode is ff02::1:ffXX:XXXX for the low 24 bits of a.
@@ -134,8 +266,10 @@ func (p *asm) label(name string) {
 	p.labels[name] = len(p.prog)
 }
 
-func (p *asm) jeq(v uint32, jt, jf string) {
-	p.prog = append(p.prog, asmIns{ins: bpf.JumpIf{Cond: bpf.JumpEqual, Val: v}, jt: jt, jf: jf})
+func (p *asm) jeq(v uint32, jt, jf string) { p.jif(bpf.JumpEqual, v, jt, jf) }
+
+func (p *asm) jif(c bpf.JumpTest, v uint32, jt, jf string) {
+	p.prog = append(p.prog, asmIns{ins: bpf.JumpIf{Cond: c, Val: v}, jt: jt, jf: jf})
 }
 
 func (p *asm) ja(target string) {

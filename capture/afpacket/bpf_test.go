@@ -92,6 +92,15 @@ func TestFilterVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc := "10.96.0.10"
+	withTCP, err := FilterFor([]netip.Addr{netip.MustParseAddr(a), netip.MustParseAddr(b), netip.MustParseAddr(svc)}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTCP6, err := FilterFor([]netip.Addr{netip.MustParseAddr(a6), netip.MustParseAddr(b6)}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	udp := &layers.UDP{SrcPort: 1000, DstPort: 53}
 	tcp := &layers.TCP{SrcPort: 1000, DstPort: 80, SYN: true, Window: 100}
 	ns := func(target string) *layers.ICMPv6NeighborSolicitation {
@@ -139,6 +148,18 @@ func TestFilterVM(t *testing.T) {
 		{"ns for other", prog6, pkt(t, layers.EthernetTypeIPv6, false, icmp6("fe80::1", "ff02::1:ff00:9", 135, ns("fd00:251::9"))...), false},
 		{"udp6 a->b", prog6, pkt(t, layers.EthernetTypeIPv6, false, ip6(a6, b6, layers.IPProtocolUDP), udp, gopacket.Payload("x")), false},
 		{"v4 on v6 filter", prog6, pkt(t, layers.EthernetTypeIPv4, false, echo4(a, b)...), false},
+
+		{"tcp: syn a->svc", withTCP, pkt(t, layers.EthernetTypeIPv4, false, ip4(a, svc, layers.IPProtocolTCP), tcp), true},
+		{"tcp: syn-ack svc->a vlan", withTCP, pkt(t, layers.EthernetTypeIPv4, true, ip4(svc, a, layers.IPProtocolTCP), tcp), true},
+		{"tcp: dnat'd syn x->b", withTCP, pkt(t, layers.EthernetTypeIPv4, false, ip4("10.9.9.9", b, layers.IPProtocolTCP), tcp), true},
+		{"tcp: unrelated", withTCP, pkt(t, layers.EthernetTypeIPv4, false, ip4("10.9.9.9", "10.9.9.8", layers.IPProtocolTCP), tcp), false},
+		{"tcp: echo a->b still", withTCP, pkt(t, layers.EthernetTypeIPv4, false, echo4(a, b)...), true},
+		{"tcp: no arp a asks b", withTCP, pkt(t, layers.EthernetTypeARP, false, arp(a, b)), false},
+		{"tcp6: no ns for b", withTCP6, pkt(t, layers.EthernetTypeIPv6, false, icmp6("fe80::1", solB, 135, ns(b6))...), false},
+		{"tcp: udp a->b", withTCP, pkt(t, layers.EthernetTypeIPv4, false, ip4(a, b, layers.IPProtocolUDP), udp, gopacket.Payload("x")), false},
+		{"tcp6: syn a->b", withTCP6, pkt(t, layers.EthernetTypeIPv6, false, ip6(a6, b6, layers.IPProtocolTCP), tcp), true},
+		{"tcp6: unrelated", withTCP6, pkt(t, layers.EthernetTypeIPv6, false, ip6("fd00::1", "fd00::2", layers.IPProtocolTCP), tcp), false},
+		{"tcp6: echo6 a->b still", withTCP6, pkt(t, layers.EthernetTypeIPv6, false, icmp6(a6, b6, 128, echo6)...), true},
 
 		{"mixed: echo4 a", mixed, pkt(t, layers.EthernetTypeIPv4, false, echo4(a, "10.9.9.9")...), true},
 		{"mixed: echo6 b", mixed, pkt(t, layers.EthernetTypeIPv6, false, icmp6("fd00::9", b6, 128, echo6)...), true},

@@ -174,8 +174,14 @@ func readPoint(ctx context.Context, s *Socket, sink Sink, frames *uint64, stoppe
 			}
 		case errors.Is(err, capture.ErrTimeout):
 			sink.Idle()
-			if !drainUntil.IsZero() && time.Now().After(drainUntil) {
+			// Done once the grace is over and the kernel holds no frames
+			// in a block its (late) retire timer has not handed over yet.
+			if !drainUntil.IsZero() && time.Now().After(drainUntil) && !s.Pending() {
 				return stopAt, nil
+			}
+			if !drainUntil.IsZero() && time.Now().After(drainUntil.Add(drainCap)) {
+				return time.Unix(0, last), fmt.Errorf("capture point %s: the kernel did not hand over its last ring block %v after the stop: frames after %s left unread",
+					s.point.Name, drainCap, time.Unix(0, last).UTC().Format(time.RFC3339Nano))
 			}
 		default:
 			return time.Now(), err

@@ -47,6 +47,10 @@ type Point struct {
 	Ifname     string        // interface name inside Netns
 	IfIndex    int           // ifindex inside Netns; 0 = resolve Ifname
 	Promisc    bool          // join PACKET_MR_PROMISC (bridges: see bridged unicast)
+	// Filter, when set, is this point's own filter (a tunnel or underlay
+	// device's), built for the link type the device turns out to have;
+	// otherwise the filter Open is given applies.
+	Filter *FilterSpec
 }
 
 // Socket is one AF_PACKET socket with a mapped TPACKET_V3 ring. Stats
@@ -118,15 +122,28 @@ func (s *Socket) open(filter []bpf.RawInstruction) error {
 	if err != nil {
 		return fmt.Errorf("find interface: %w", err)
 	}
-	s.iface = capture.Interface{
-		Name: ifc.Name, IfIndex: ifc.Index, LinkType: capture.LinkTypeEthernet,
-		Snaplen: FilterSnaplen, HasDrops: true, Netns: p.NetnsLabel, MTU: ifc.MTU,
-	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket AF_PACKET: %w", err)
 	}
 	s.fd = fd
+	lt, err := linkType(fd, ifc.Name)
+	if err != nil {
+		return err
+	}
+	s.iface = capture.Interface{
+		Name: ifc.Name, IfIndex: ifc.Index, LinkType: lt,
+		Snaplen: FilterSnaplen, HasDrops: true, Netns: p.NetnsLabel, MTU: ifc.MTU,
+	}
+	if p.Filter != nil {
+		spec := *p.Filter
+		spec.Link = lt
+		if filter, err = BuildFilter(spec); err != nil {
+			return fmt.Errorf("filter for %s: %w", ifc.Name, err)
+		}
+	} else if lt != capture.LinkTypeEthernet && len(filter) > 0 {
+		return fmt.Errorf("%s has no Ethernet header (%v): the filter given is for Ethernet frames", ifc.Name, lt)
+	}
 	// Ask for receive stamps: the kernel then stamps a frame once, when it
 	// enters the node, and every tap after that (a bridge passing it up)
 	// reports that stamp — as tcpdump's captures do. Without it each tap
@@ -172,6 +189,27 @@ func (s *Socket) open(filter []bpf.RawInstruction) error {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// linkType is what the device's frames start with, from its ARPHRD type:
+// devices without header_ops (TUN, IP-in-IP and other IP tunnels) hand a
+// packet socket the IP packet itself.
+func linkType(fd int, name string) (capture.LinkType, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, fmt.Errorf("interface %s: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return 0, fmt.Errorf("hardware type of %s: %w", name, err)
+	}
+	switch hw := ifr.Uint16(); hw {
+	case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
+		return capture.LinkTypeEthernet, nil
+	case unix.ARPHRD_NONE, unix.ARPHRD_TUNNEL, unix.ARPHRD_TUNNEL6, unix.ARPHRD_SIT, unix.ARPHRD_IPGRE, unix.ARPHRD_RAWIP:
+		return capture.LinkTypeRaw, nil
+	default:
+		return 0, fmt.Errorf("%s: hardware type %d: pathtrace captures Ethernet and IP tunnel devices only", name, hw)
+	}
+}
 
 // Point returns the point the source was opened for.
 func (s *Socket) Point() Point { return s.point }
@@ -225,7 +263,10 @@ func (s *Socket) Next() (capture.RawFrame, error) {
 			return s.frame(), nil
 		}
 		if s.inBlock {
-			// Hand the block back to the kernel (TP_STATUS_KERNEL).
+			// Hand the block back to the kernel (TP_STATUS_KERNEL), its
+			// count cleared so Pending never reads a stale one (the kernel
+			// resets it only when it opens the block again).
+			atomic.StoreUint32((*uint32)(unsafe.Pointer(&s.ring[s.block*s.bsize+bdNumPkts])), 0)
 			atomic.StoreUint32(s.blockStatus(s.block), 0)
 			s.inBlock = false
 			s.block = (s.block + 1) % s.nblocks
@@ -255,11 +296,27 @@ func (s *Socket) Ready() bool {
 	if s.inBlock && s.left > 0 {
 		return true
 	}
-	next := s.block
+	return atomic.LoadUint32(s.blockStatus(s.nextBlock()))&unix.TP_STATUS_USER != 0
+}
+
+// nextBlock is the block Next reads after the current one.
+func (s *Socket) nextBlock() int {
 	if s.inBlock {
-		next = (s.block + 1) % s.nblocks
+		return (s.block + 1) % s.nblocks
 	}
-	return atomic.LoadUint32(s.blockStatus(next))&unix.TP_STATUS_USER != 0
+	return s.block
+}
+
+// Pending reports whether the kernel holds frames in the block it is
+// filling, which it hands over only when the block's retire timer fires
+// (late on a loaded machine): a drain must wait for them.
+func (s *Socket) Pending() bool {
+	if s.ring == nil || s.Ready() {
+		return false
+	}
+	b := s.nextBlock()
+	// The kernel counts packets into the block header as it fills it.
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&s.ring[b*s.bsize+bdNumPkts]))) > 0
 }
 
 // poll waits for a block or a socket error.
@@ -315,10 +372,7 @@ func (s *Socket) frame() capture.RawFrame {
 		data = s.buf
 		wire += 4
 	}
-	lt := capture.LinkTypeEthernet
-	if ne.Uint16(h[phSll+sllHatype:]) == unix.ARPHRD_NONE {
-		lt = capture.LinkTypeRaw
-	}
+	lt := s.iface.LinkType
 	dir := correlate.DirIn
 	if h[phSll+sllPkttype] == unix.PACKET_OUTGOING {
 		dir = correlate.DirOut

@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
@@ -9,9 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,65 +68,6 @@ func readCapture(t testing.TB, path string) []capture.RawFrame {
 	}
 }
 
-// tsharkFields are compared with what Decode says.
-var tsharkFields = []string{
-	"frame.number", "eth.src", "eth.dst", "sll.src.eth", "ip.src", "ip.dst", "ip.ttl", "ip.id", "ip.len",
-	"ipv6.src", "ipv6.dst", "ipv6.hlim", "icmp.type", "icmp.seq", "icmp.ident",
-	"icmpv6.type", "icmpv6.echo.sequence_number", "icmpv6.echo.identifier",
-	"tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.srcport", "tcp.dstport", "tcp.len", "tcp.payload",
-	"udp.srcport", "udp.dstport", "arp.opcode", "arp.src.hw_mac", "arp.src.proto_ipv4", "arp.dst.proto_ipv4",
-	"vxlan.vni", "ip.hdr_len", "ipv6.plen", "tcp.hdr_len",
-}
-
-func tshark(t *testing.T, path string) []map[string]string {
-	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tshark not installed")
-		}
-		t.Skip("tshark not installed")
-	}
-	args := []string{"-r", path, "-n", "-d", "udp.port==8472,vxlan", "-T", "fields", "-E", "occurrence=a",
-		"-E", "aggregator=;", "-E", "separator=/t"}
-	for _, f := range tsharkFields {
-		args = append(args, "-e", f)
-	}
-	out, err := exec.Command("tshark", args...).Output()
-	if err != nil {
-		t.Fatalf("tshark %s: %v", path, err)
-	}
-	var rows []map[string]string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		vals := strings.Split(sc.Text(), "\t")
-		// A VXLAN frame's fields are its inner frame's: the second
-		// occurrence of each, absent when only the outer frame has it. In
-		// other frames the first occurrence is the packet's own (a later
-		// one is a header quoted by an ICMP error).
-		occ := 0
-		if vni := slices.Index(tsharkFields, "vxlan.vni"); len(vals) > vni && vals[vni] != "" {
-			occ = 1
-		}
-		row := map[string]string{}
-		for i, v := range vals {
-			if i >= len(tsharkFields) {
-				break
-			}
-			all := strings.Split(v, ";")
-			o := occ
-			if tsharkFields[i] == "vxlan.vni" || tsharkFields[i] == "frame.number" {
-				o = 0
-			}
-			if o < len(all) && all[o] != "" {
-				row[tsharkFields[i]] = all[o]
-			}
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
 // TestDecodeCapturesMatchTshark decodes real captures of every link type
 // and encapsulation the decoder handles and checks each field against
 // tshark's dissection of the same frame.
@@ -152,6 +90,14 @@ func TestDecodeCapturesMatchTshark(t *testing.T) {
 		"zeek/raw_packets.pcap",                                    // mixed
 		"zeek/trunc__icmp-payload-trunc.pcap",                      // ICMP cut by the snaplen
 		"zeek/tcp__truncated-header.pcap",                          // TCP cut by the snaplen
+		"zeek/tunnels__4in4.pcap",                                  // IP-in-IP
+		"tcpdump/geneve.pcap",                                      // GENEVE, inner Ethernet, options
+		"tcpdump/geneve-gcp.pcap",                                  // GENEVE, inner IPv4
+		"zeek/tunnels__geneve.pcap",                                // GENEVE ICMP
+		"zeek/tunnels__geneve-truncated.pcapng",                    // GENEVE, inner frame cut
+		"zeek/tunnels__geneve-vxlan-dns-truncated.pcap",            // VXLAN in GENEVE: one level
+		"tcpdump/various_gre.pcap",                                 // GRE carrying Cisco metadata (not entered), over 802.1Q
+		"tcpdump/esp_truncated.pcap",                               // ESP in UDP 4500
 	}
 	for _, name := range files {
 		t.Run(name, func(t *testing.T) {
@@ -169,10 +115,12 @@ func TestDecodeCapturesMatchTshark(t *testing.T) {
 				if d.Decode(&frames[i], &f) {
 					keyed++
 				}
-				compareTshark(t, &frames[i], &f, rows[i])
+				compareTshark(t, &frames[i], &f, rows[i].inner)
+				compareOuter(t, &frames[i], &f, rows[i])
 			}
-			if keyed == 0 {
-				t.Errorf("no frame keyed")
+			// The one frame of geneve-truncated ends in its GENEVE options.
+			if none := name == "zeek/tunnels__geneve-truncated.pcapng"; (keyed == 0) != none {
+				t.Errorf("%d frames keyed", keyed)
 			}
 			t.Logf("%d frames, %d keyed", len(frames), keyed)
 		})
@@ -248,7 +196,6 @@ func compareTshark(t *testing.T, rf *capture.RawFrame, f *correlate.Frame, row m
 	eqAddr("ipv6.src", f.SrcIP)
 	eqAddr("ipv6.dst", f.DstIP)
 	eqNum("ipv6.hlim", uint64(f.TTL), f.HasTTL)
-	eqNum("vxlan.vni", uint64(f.Encap.VNI), f.Encap.HasVNI)
 
 	k := f.Key
 	if typ, ok := num("icmp.type"); ok && (typ == 0 || typ == 8) {
@@ -260,7 +207,7 @@ func compareTshark(t *testing.T, rf *capture.RawFrame, f *correlate.Frame, row m
 		// tshark splits a ping's timestamp off its data: compare lengths only.
 		ipLen, _ := num("ip.len")
 		hdrLen, _ := num("ip.hdr_len")
-		if uint64(k.Len) != min(ipLen, uint64(rf.WireLen)-14)-hdrLen-8 {
+		if uint64(k.Len) != min(ipLen, uint64(rf.WireLen-linkHeaderLen(rf.LinkType)))-hdrLen-8 {
 			errorf("ip.len", k.Len)
 		}
 	}
@@ -358,4 +305,138 @@ func TestDecodeKeyStableAcrossPoints(t *testing.T) {
 			t.Errorf("%s: no Ethernet frame keyed", name)
 		}
 	}
+}
+
+// compareOuter checks the tunnel Decode found, and the outer headers it
+// kept, against tshark's dissection: the same tunnel type, and each outer
+// field tshark shows equal to Encap's.
+func compareOuter(t *testing.T, rf *capture.RawFrame, f *correlate.Frame, row tsRow) {
+	t.Helper()
+	e := &f.Encap
+	if e.Type != row.encap {
+		t.Errorf("frame %d: encap %v, tshark %v (%s)", rf.Num, e.Type, row.encap, row.inner["frame.protocols"])
+		return
+	}
+	if e.Type == correlate.EncapNone {
+		return
+	}
+	o := row.outer
+	eq := func(field, got string, has bool) {
+		t.Helper()
+		v, ok := o[field]
+		if ok != has || ok && v != got {
+			t.Errorf("frame %d: outer %s: tshark %q, decoded %q (has %v)", rf.Num, field, v, got, has)
+		}
+	}
+	eqNum := func(field string, got uint64) {
+		t.Helper()
+		v, ok := o[field]
+		if !ok {
+			v, ok = row.inner[field] // tunnel header fields
+		}
+		n, err := strconv.ParseUint(v, 0, 64)
+		if !ok || err != nil || n != got {
+			t.Errorf("frame %d: %s: tshark %q, decoded %d", rf.Num, field, v, got)
+		}
+	}
+	if rf.LinkType == capture.LinkTypeEthernet {
+		eq("eth.src", e.SrcMAC.String(), e.HasSrcMAC)
+		eq("eth.dst", e.DstMAC.String(), e.HasDstMAC)
+	}
+	if e.SrcIP.Is4() {
+		eq("ip.src", e.SrcIP.String(), true)
+		eq("ip.dst", e.DstIP.String(), true)
+		eqNum("ip.ttl", uint64(e.TTL))
+	} else {
+		eq("ipv6.src", e.SrcIP.String(), true)
+		eq("ipv6.dst", e.DstIP.String(), true)
+		eqNum("ipv6.hlim", uint64(e.TTL))
+	}
+	if _, udp := o["udp.srcport"]; udp {
+		eqNum("udp.srcport", uint64(e.SrcPort))
+		eqNum("udp.dstport", uint64(e.DstPort))
+	} else if e.SrcPort != 0 || e.DstPort != 0 {
+		t.Errorf("frame %d: outer ports %d > %d without UDP", rf.Num, e.SrcPort, e.DstPort)
+	}
+	vni := map[correlate.EncapType]string{correlate.EncapVXLAN: "vxlan.vni", correlate.EncapGENEVE: "geneve.vni", correlate.EncapGRE: "gre.key"}[e.Type]
+	_, tsHas := row.inner[vni]
+	if vni != "" && tsHas != e.HasVNI || vni == "" && e.HasVNI {
+		t.Errorf("frame %d: VNI %d (has %v), tshark %s=%q", rf.Num, e.VNI, e.HasVNI, vni, row.inner[vni])
+	} else if e.HasVNI {
+		eqNum(vni, uint64(e.VNI))
+	}
+}
+
+// TestDecodeTwoNodeCaptures checks the decoder on the golden two-node
+// captures (testdata/gen/make-2node.sh) against tshark, file by file, and
+// that the tunnel of each scenario is found on the wire and only there:
+// every echo at both nodes' eth0 in the scenario's encapsulation (ESP:
+// marked, keyed as the outer packet), none anywhere else.
+func TestDecodeTwoNodeCaptures(t *testing.T) {
+	for sc, want := range map[string]correlate.EncapType{
+		"2node-vxlan": correlate.EncapVXLAN, "2node-ipip": correlate.EncapIPIP, "2node-udp": correlate.EncapUDP,
+		"2node-geneve": correlate.EncapGENEVE, "2node-hostgw": correlate.EncapNone, "2node-esp": correlate.EncapESP,
+	} {
+		dir := testenv.Captures(t, sc)
+		files, err := filepath.Glob(filepath.Join(dir, "*.cap"))
+		if err != nil || len(files) < 8 {
+			t.Fatalf("%s: %d files: %v", sc, len(files), err)
+		}
+		for _, path := range files {
+			point := strings.TrimSuffix(filepath.Base(path), ".cap")
+			t.Run(sc+"/"+point, func(t *testing.T) {
+				t.Parallel()
+				d := New()
+				frames := readCapture(t, path)
+				rows := tshark(t, path)
+				if len(rows) != len(frames) {
+					t.Fatalf("tshark has %d frames, pcapgo %d", len(rows), len(frames))
+				}
+				wire := point == "nodeA-eth0" || point == "nodeB-eth0"
+				echoes, tunnelled := 0, 0
+				for i := range frames {
+					var f correlate.Frame
+					d.Decode(&frames[i], &f)
+					compareTshark(t, &frames[i], &f, rows[i].inner)
+					compareOuter(t, &frames[i], &f, rows[i])
+					if f.Encap.Type != correlate.EncapNone {
+						tunnelled++
+					}
+					isEcho := f.Key.Proto == correlate.ProtoICMP && (f.Key.Kind == 0 || f.Key.Kind == 8) &&
+						(f.SrcIP.String() == "10.244.1.2" || f.DstIP.String() == "10.244.1.2")
+					if want == correlate.EncapESP && wire && f.Encap.Type == want && f.Key.Proto == correlate.ProtoIP && f.Key.Kind == 50 {
+						isEcho = true // 5 requests and 5 replies, encrypted
+					}
+					if isEcho {
+						echoes++
+						if wire && f.Encap.Type != want || !wire && f.Encap.Type != correlate.EncapNone {
+							t.Errorf("frame %d: echo in %v", f.Num, f.Encap.Type)
+						}
+					}
+				}
+				if echoes != 10 {
+					t.Errorf("%d pod1 ↔ pod2 echoes, want 5 requests and 5 replies", echoes)
+				}
+				if !wire && tunnelled > 0 {
+					t.Errorf("%d tunnelled frames off the wire", tunnelled)
+				}
+			})
+		}
+	}
+}
+
+// linkHeaderLen is the link header before the IP header (Ethernet without
+// VLAN tags).
+func linkHeaderLen(lt capture.LinkType) int {
+	switch lt {
+	case capture.LinkTypeEthernet:
+		return 14
+	case capture.LinkTypeLinuxSLL:
+		return 16
+	case capture.LinkTypeSLL2:
+		return 20
+	case capture.LinkTypeNull, capture.LinkTypeLoop:
+		return 4
+	}
+	return 0
 }

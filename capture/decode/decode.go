@@ -10,20 +10,13 @@ import (
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
-// VXLAN UDP destination ports: the IANA port and the Linux kernel default
-// that Flannel's vxlan backend uses.
-const (
-	vxlanPortIANA  = 4789
-	vxlanPortLinux = 8472
-)
-
 // Decoder turns raw frames into correlate.Frame values. It keeps
 // preallocated gopacket layers and parsers, so decoding a well-formed frame
 // allocates nothing. A Decoder is not safe for concurrent use: give each
 // goroutine its own.
 type Decoder struct {
 	outer layerSet
-	// inner decodes the frame inside a VXLAN tunnel. It is a separate set
+	// inner decodes the frame inside a tunnel (tunnel.go). It is a separate set
 	// because gopacket layers are overwritten on each decode and the outer
 	// headers must survive until the inner frame is known to be decodable.
 	inner layerSet

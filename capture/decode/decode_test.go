@@ -199,7 +199,7 @@ func TestDecodeProtocols(t *testing.T) {
 				if !bytes.Equal(msg[8:], unreachQuote) || msg[0] != 3 {
 					t.Fatalf("bad test frame %x", msg)
 				}
-				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 1, IPID: 0x1234, Hash: sum(msg), Len: uint32(len(msg))}
+				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 1, Seq: 3<<8 | 4, IPID: 0x1234, Hash: sum(msg), Len: uint32(len(msg))}
 				return f
 			}},
 		{"arp request", raw(capture.LinkTypeEthernet, serialize(t, ether(layers.EthernetTypeARP), &layers.ARP{
@@ -241,15 +241,6 @@ func TestDecodeProtocols(t *testing.T) {
 			func(f correlate.Frame) correlate.Frame {
 				f = ip4Fields(withL2(f), 20+40)
 				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 47, IPID: 0x1234, Hash: sum(data[:40]), Len: 40}
-				return f
-			}},
-		{"ipip keyed on the outer header", raw(capture.LinkTypeEthernet, serialize(t, ether(layers.EthernetTypeIPv4), ipv4(layers.IPProtocolIPv4),
-			&layers.IPv4{Version: 4, IHL: 5, TTL: 9, Protocol: layers.IPProtocolUDP, SrcIP: ip4B, DstIP: ip4A}, &layers.UDP{SrcPort: 1, DstPort: 2})), true,
-			func(f correlate.Frame) correlate.Frame {
-				f = ip4Fields(withL2(f), 20+28)
-				inner := serialize(t, &layers.IPv4{Version: 4, IHL: 5, TTL: 9, Protocol: layers.IPProtocolUDP, SrcIP: ip4B, DstIP: ip4A},
-					&layers.UDP{SrcPort: 1, DstPort: 2})
-				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 4, IPID: 0x1234, Hash: sum(inner), Len: 28}
 				return f
 			}},
 		{"icmpv6 echo", raw(capture.LinkTypeEthernet, serialize(t, ether(layers.EthernetTypeIPv6), ipv6(layers.IPProtocolICMPv6),
@@ -300,7 +291,7 @@ func TestDecodeProtocols(t *testing.T) {
 			func(f correlate.Frame) correlate.Frame {
 				f = ip6Fields(withL2(f), 40+4+52)
 				fr := serialize(t, ipv6(layers.IPProtocolICMPv6), &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(3, 0)}, gopacket.Payload(data[:52]))
-				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 58, Hash: sum(fr[40:]), Len: 56}
+				f.Key = correlate.Key{Proto: correlate.ProtoIP, Kind: 58, Seq: 3 << 8, Hash: sum(fr[40:]), Len: 56}
 				return f
 			}},
 		{"ipv6 udp behind destination options", raw(capture.LinkTypeEthernet,
@@ -596,7 +587,7 @@ func benchFrames(t testing.TB) []*capture.RawFrame {
 // frame once the Decoder exists.
 func TestDecodeZeroAllocs(t *testing.T) {
 	d := New()
-	frames := benchFrames(t)
+	frames := append(benchFrames(t), tunnelFrames(t)...)
 	var f correlate.Frame
 	for _, rf := range frames {
 		if !d.Decode(rf, &f) {
@@ -612,9 +603,10 @@ func TestDecodeZeroAllocs(t *testing.T) {
 	}
 }
 
-func BenchmarkDecode(b *testing.B) {
+func BenchmarkDecode(b *testing.B) { benchDecode(b, benchFrames(b)) }
+
+func benchDecode(b *testing.B, frames []*capture.RawFrame) {
 	d := New()
-	frames := benchFrames(b)
 	var f correlate.Frame
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -625,7 +617,7 @@ func BenchmarkDecode(b *testing.B) {
 // FuzzDecode feeds arbitrary bytes under every link type: Decode must not
 // panic, and must report what it was given.
 func FuzzDecode(f *testing.F) {
-	for _, rf := range benchFrames(f) {
+	for _, rf := range append(benchFrames(f), tunnelFrames(f)...) {
 		f.Add(rf.Data, int(rf.LinkType))
 	}
 	d := New()

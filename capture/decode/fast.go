@@ -9,14 +9,12 @@ import (
 
 // The fast path decodes the frames a busy path is made of — an unfragmented
 // IPv4 packet with a plain 20-byte header, captured whole, carrying an ICMP
-// echo, TCP, or UDP other than VXLAN — by reading the headers directly:
+// echo, TCP, or UDP that is no tunnel (tunnel.go) — by reading the headers directly:
 // gopacket's parser costs several times as much per frame. It fills exactly
 // what the general path fills (TestFastPathMatchesGeneral checks every frame
 // of the test captures and the fuzz corpus both ways) and declines, leaving
 // f untouched, whatever else it meets: options, fragments, truncation, TSO
 // lengths, other protocols and tunnels go the general way.
-
-const etherTypeIPv4 = 0x0800
 
 // fastIPv4 decodes the IPv4 packet at base[ipOff:] into f when it is one
 // the fast path takes; eth says base starts with an Ethernet header whose
@@ -57,7 +55,7 @@ func (d *Decoder) fastIPv4(base []byte, ipOff int, f *correlate.Frame, eth bool)
 		if n := binary.BigEndian.Uint16(l4[4:6]); n != 0 && n < 8 {
 			return false // gopacket rejects it: the general path says why
 		}
-		if dp := binary.BigEndian.Uint16(l4[2:4]); dp == vxlanPortIANA || dp == vxlanPortLinux {
+		if udpTunnel(l4) {
 			return false
 		}
 	default:
@@ -103,4 +101,26 @@ func (d *Decoder) fastIPv4(base []byte, ipOff int, f *correlate.Frame, eth bool)
 		payloadKey(k, base, payOff+8, end)
 	}
 	return true
+}
+
+// udpTunnel: the datagram (header and payload, as far as the IP packet
+// goes) may be one the general path enters or marks as a tunnel's
+// (tunnel.go), so the fast path leaves it: a tunnel's port, IPsec's NAT
+// traversal port, or what reads as a WireGuard message. The payload and
+// its declared length are taken as gopacket's UDP layer takes them.
+func udpTunnel(l4 []byte) bool {
+	sp, dp := binary.BigEndian.Uint16(l4[0:2]), binary.BigEndian.Uint16(l4[2:4])
+	switch {
+	case dp == portVXLANIANA, dp == portVXLANLinux, dp == portGENEVE, dp == portFlannelUDP,
+		sp == portNATT, dp == portNATT:
+		return true
+	}
+	p, n := l4[8:], len(l4)-8
+	if ulen := int(binary.BigEndian.Uint16(l4[4:6])); ulen >= 8 {
+		if ulen < len(l4) {
+			p = l4[8:ulen]
+		}
+		n = ulen - 8
+	}
+	return wireGuard(p, n)
 }

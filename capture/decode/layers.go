@@ -8,7 +8,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
@@ -42,7 +41,6 @@ type layerSet struct {
 	udp   layers.UDP
 	icmp4 layers.ICMPv4
 	icmp6 layers.ICMPv6
-	vxlan layers.VXLAN
 
 	fromEth, fromDot1Q, fromIPv4, fromIPv6, fromARP *gopacket.DecodingLayerParser
 	decoded                                         []gopacket.LayerType
@@ -92,7 +90,7 @@ func (ls *layerSet) parser(first gopacket.LayerType) *gopacket.DecodingLayerPars
 
 // The IP layers stop the parser at IP-in-IP: the same layer struct would
 // otherwise be decoded again with the inner header, losing the outer one.
-// Such packets are keyed as "other IP" on the outer header.
+// decap decodes the inner packet with the other layer set.
 type (
 	ipv4Layer    struct{ layers.IPv4 }
 	ipv6Layer    struct{ layers.IPv6 }
@@ -225,26 +223,17 @@ func (d *Decoder) decodeFrom(ls *layerSet, base, data []byte, first gopacket.Lay
 		st.l4 = ls.decodeL4(st.proto, base[st.payOff:st.capEnd])
 	}
 
-	if st.proto == protoUDP && st.l4 == layers.LayerTypeUDP && outer && !f.Fragment &&
-		(ls.udp.DstPort == vxlanPortIANA || ls.udp.DstPort == vxlanPortLinux) &&
-		ls.vxlan.DecodeFromBytes(ls.udp.Payload, gopacket.NilDecodeFeedback) == nil &&
-		ls.vxlan.ValidIDFlag && len(ls.vxlan.Payload) >= 14 {
-		// The frame is the inner one, wherever it was captured: only its
-		// identity matches what the pods see on their side of the tunnel.
-		*f = correlate.Frame{
-			Point: f.Point, Time: f.Time, Stamp: f.Stamp, Num: f.Num, Dir: f.Dir,
-			WireLen: f.WireLen, CapLen: f.CapLen,
-			Encap: correlate.Encap{
-				Type: correlate.EncapVXLAN, VNI: ls.vxlan.VNI, HasVNI: true,
-				SrcIP: f.SrcIP, DstIP: f.DstIP, TTL: f.TTL,
-				SrcMAC: f.SrcMAC, DstMAC: f.DstMAC, HasSrcMAC: f.HasSrcMAC, HasDstMAC: f.HasDstMAC,
-				SrcPort: uint16(ls.udp.SrcPort), DstPort: uint16(ls.udp.DstPort),
-			},
-		}
-		d.tunnelOff, d.tunnelLink = cap(base)-cap(ls.vxlan.Payload), capture.LinkTypeEthernet
-		return d.decodeFrom(&d.inner, base, ls.vxlan.Payload, layers.LayerTypeEthernet, f, false)
+	if !outer {
+		return ls.keyIP(f, &st, base)
 	}
-	return ls.keyIP(f, &st, base)
+	if !f.Fragment {
+		if keyed, entered := d.decap(ls, &st, base, f); entered {
+			return keyed
+		}
+	}
+	keyed := ls.keyIP(f, &st, base)
+	markEncrypted(ls, &st, f)
+	return keyed
 }
 
 // decodeL4 decodes the L4 header of a first fragment with the set's layers.
@@ -340,6 +329,7 @@ func (ls *layerSet) keyIP(f *correlate.Frame, st *ipState, base []byte) bool {
 			payloadKey(k, base, st.payOff+8, st.end)
 		default:
 			keyOther(k, st, base, st.payOff)
+			k.Seq = uint32(ls.icmp4.TypeCode) // names it: port-unreachable, frag-needed, ...
 		}
 		return true
 	case protoICMPv6:
@@ -381,6 +371,7 @@ func (ls *layerSet) keyIP(f *correlate.Frame, st *ipState, base []byte) bool {
 			payloadKey(k, base, st.payOff+opts, st.end)
 		default:
 			keyOther(k, st, base, st.payOff)
+			k.Seq = uint32(ls.icmp6.TypeCode) // names it: packet-too-big, ...
 		}
 		return true
 	}

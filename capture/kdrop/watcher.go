@@ -36,9 +36,13 @@ type Watcher struct {
 	link    link.Link
 	rd      *ringbuf.Reader
 	reasons *Reasons
-	syms    *Symbols
 	clock   clock
 	notes   []string
+	// /proc/kallsyms takes ~200 ms to read: it is read beside the capture
+	// getting ready, and only drops wait for it.
+	syms     *Symbols
+	symsNote string
+	symsDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -99,10 +103,15 @@ func Open(m Match) (*Watcher, error) {
 		w.objs.Close()
 		return nil, fmt.Errorf("drop watcher: open ring buffer: %w", err)
 	}
-	w.syms, err = LoadSymbols()
-	if err != nil {
-		w.notes = append(w.notes, fmt.Sprintf("drop locations are kernel addresses, not function names: %v", err))
-	}
+	w.symsDone = make(chan struct{})
+	go func() {
+		defer close(w.symsDone)
+		syms, err := LoadSymbols()
+		if err != nil {
+			w.symsNote = fmt.Sprintf("drop locations are kernel addresses, not function names: %v", err)
+		}
+		w.syms = syms
+	}()
 	if !tai {
 		w.notes = append(w.notes, "drop times from CLOCK_MONOTONIC converted to wall time at read (no bpf_ktime_get_tai_ns): may be off by clock adjustments")
 	}
@@ -194,7 +203,13 @@ func firstLine(err error) string {
 
 // Notes are one-line remarks on reduced output (no symbol names, an
 // approximate clock), for the caller to print once.
-func (w *Watcher) Notes() []string { return w.notes }
+func (w *Watcher) Notes() []string {
+	<-w.symsDone
+	if w.symsNote != "" {
+		return append([]string{w.symsNote}, w.notes...)
+	}
+	return w.notes
+}
 
 // Reasons is the running kernel's reason table.
 func (w *Watcher) Reasons() *Reasons { return w.reasons }
@@ -226,6 +241,7 @@ func (w *Watcher) Read(ctx context.Context) (Event, error) {
 }
 
 func (w *Watcher) event(r rawEvent) Event {
+	<-w.symsDone
 	return Event{
 		Time:        w.clock.realtime(r.ktime),
 		Reason:      Reason(r.reason),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
@@ -131,6 +132,14 @@ func install(c *netlink.Conn, name string, m Match, owner bool) error {
 			num  uint32
 		}{{"prerouting", unix.NF_INET_PRE_ROUTING}, {"output", unix.NF_INET_LOCAL_OUT}} {
 			b.newChain(fam, name, h.name, h.num, Priority)
+			if len(m.Addrs) > 0 {
+				for _, a := range m.Addrs {
+					for _, src := range []bool{true, false} {
+						b.newRule(fam, name, h.name, addrExprs(a, src))
+					}
+				}
+				continue
+			}
 			for _, proto := range []byte{unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6} {
 				b.newRule(fam, name, h.name, traceExprs(proto, m))
 			}
@@ -151,6 +160,32 @@ func remove(c *netlink.Conn, name string) error {
 		b.delTable(fam, name)
 	}
 	return b.send(c)
+}
+
+// maxAddrs bounds the address rules of a passive run (two per address,
+// chain and family).
+const maxAddrs = 16
+
+// addrExprs: meta l4proto icmp ip saddr A meta nftrace set 1 (daddr, and
+// icmpv6 with ip6 for an IPv6 address): a passive run traces the
+// endpoints' own echoes. The ICMP version pins the IP version.
+func addrExprs(a netip.Addr, src bool) []expr.Any {
+	a = a.Unmap()
+	proto, off := byte(unix.IPPROTO_ICMP), uint32(12)
+	if a.Is6() {
+		proto, off = unix.IPPROTO_ICMPV6, 8
+	}
+	if !src {
+		off += uint32(a.BitLen() / 8)
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(a.BitLen() / 8)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a.AsSlice()},
+		&expr.Immediate{Register: 1, Data: []byte{1}},
+		&expr.Meta{Key: expr.MetaKeyNFTRACE, SourceRegister: true, Register: 1},
+	}
 }
 
 // traceExprs: meta l4proto P @th,32,16 ID @th,64,LEN PAYLOAD meta nftrace set 1.

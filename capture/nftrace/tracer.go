@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -26,11 +27,14 @@ import (
 // 16-byte register).
 const MaxPayload = 16
 
-// Match selects the run's probes: ICMP/ICMPv6 echo id and a payload prefix
-// unique to the run (requests and replies both carry them).
+// Match selects the run's packets: its probes by ICMP/ICMPv6 echo id and a
+// payload prefix unique to the run (requests and replies both carry them),
+// or, with Addrs (a passive run), the endpoints' own ICMP/ICMPv6 by source
+// or destination address.
 type Match struct {
 	EchoID  uint16
 	Payload []byte
+	Addrs   []netip.Addr
 }
 
 // ownerTables: ask for owner tables (tests turn it off to leave a table
@@ -62,6 +66,9 @@ type Tracer struct {
 func Open(ns *netns.Handle, m Match) (*Tracer, error) {
 	if len(m.Payload) > MaxPayload {
 		return nil, fmt.Errorf("nft trace: payload prefix of %d bytes, at most %d", len(m.Payload), MaxPayload)
+	}
+	if len(m.Addrs) > maxAddrs {
+		return nil, fmt.Errorf("nft trace: %d addresses, at most %d", len(m.Addrs), maxAddrs)
 	}
 	name, err := TableName(os.Getpid())
 	if err != nil {

@@ -77,7 +77,9 @@ type NgWriter struct {
 // NewNgWriter writes the section header and one interface block per
 // point: ifaces[i] describes pathOrder[i] (if_name = the point name,
 // if_description = ifaces[i].Description). WriteFrame's iface indexes both.
-func NewNgWriter(w io.Writer, ifaces []capture.Interface, pathOrder []string) (*NgWriter, error) {
+// comments become more section comments (opt_comment), after the path
+// order.
+func NewNgWriter(w io.Writer, ifaces []capture.Interface, pathOrder []string, comments ...string) (*NgWriter, error) {
 	if len(ifaces) != len(pathOrder) {
 		return nil, fmt.Errorf("pcapng writer: %d interfaces for %d path points", len(ifaces), len(pathOrder))
 	}
@@ -94,6 +96,12 @@ func NewNgWriter(w io.Writer, ifaces []capture.Interface, pathOrder []string) (*
 	shb = fileLE.AppendUint64(shb, ^uint64(0)) // section length unknown
 	shb = appendOpt(shb, 4, []byte("pathtrace"))
 	shb = appendOpt(shb, 1, []byte(pathOrderPrefix+strings.Join(pathOrder, ",")))
+	for _, c := range comments {
+		if len(c) > 0xffff {
+			return nil, fmt.Errorf("pcapng writer: section comment of %d bytes, at most 65535", len(c))
+		}
+		shb = appendOpt(shb, 1, []byte(c))
+	}
 	shb = appendOpt(shb, 0, nil)
 	if err := pw.block(ngBlockSHB, shb); err != nil {
 		return nil, err

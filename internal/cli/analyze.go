@@ -43,7 +43,7 @@ Path order is the order of the arguments. Each single-interface file is a
 point named after its base name (pod1-veth.cap → pod1-veth). The interfaces of
 a multi-interface file (pcapng, 'tcpdump -i any') and the files of a directory
 are placed by the traffic; --order overrides.`,
-		Example: `  # the seed's five captures, in path order
+		Example: `  # five tcpdumps along one path (pod1 → pod2 on a Flannel node), in path order
   pathtrace analyze pod1.cap pod1-veth.cap cni0.cap pod2-veth.cap pod2.cap
 
   # a directory of captures: order inferred from the traffic
@@ -172,7 +172,7 @@ func (o *analyzeOptions) run(ctx context.Context) error {
 		return usageError(fmt.Errorf("no frames in %s: nothing to analyse", strings.Join(names, ", ")))
 	}
 	if err := out.finish(report.Document{Result: res}); err != nil {
-		return outputError(err)
+		return reportError(err, interrupted, res.Summary.Clean)
 	}
 	return findings(interrupted, res.Summary.Clean)
 }

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,6 +82,9 @@ func (out *output) sink() func(*correlate.Trace) {
 
 // finish writes the rest of the document.
 func (out *output) finish(d report.Document) error {
+	if d.Tool == (report.Tool{}) {
+		d.Tool = buildTool()
+	}
 	if out.stream != nil {
 		return out.stream.Finish(d)
 	}
@@ -96,4 +101,15 @@ func (out *output) finish(d report.Document) error {
 	default:
 		return report.Table(out.w, d, ro)
 	}
+}
+
+// reportError is the status of a run whose report could not be written: a
+// reader that closed the pipe early (`pathtrace … | head`) got what it
+// wanted, so the run ends as it would have, quietly; anything else is an
+// output error.
+func reportError(err error, interrupted, clean bool) error {
+	if errors.Is(err, syscall.EPIPE) {
+		return findings(interrupted, clean)
+	}
+	return outputError(err)
 }

@@ -10,4 +10,8 @@ func checkPrivileges() error { return privs.Require("a live trace", privs.LiveTr
 
 func checkLabPrivileges() error { return privs.Require("the lab", privs.Lab...) }
 
+func checkLabRawPrivileges() error {
+	return privs.Require("the lab's ipip or ipsec tunnel", privs.LabRaw...)
+}
+
 func checkDemoPrivileges() error { return privs.Require("the demo", privs.Demo...) }

@@ -105,6 +105,8 @@ func runProbe(arg string) error {
 		return loadDropTracer()
 	case DropLocation:
 		return kallsymsAddress("_stext")
+	case LabTunnel:
+		return closeFd(unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_IPIP))
 	}
 	return fmt.Errorf("no probe for step %d", n)
 }

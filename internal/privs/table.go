@@ -19,6 +19,7 @@ const (
 	Analyze                        // read saved captures
 	DropReasons                    // load and attach a tracing BPF program with a ring buffer on kfree_skb
 	DropLocation                   // read kernel addresses in /proc/kallsyms, to name where a frame was dropped
+	LabTunnel                      // raw IP sockets of the two-node lab's userspace tunnels (ipip, ipsec)
 )
 
 // Need is what one step needs, why, and how that was established on this
@@ -65,12 +66,16 @@ var Table = []Need{
 			"(operation not permitted); CAP_BPF+CAP_PERFMON load and attach both (unprivileged_bpf_disabled=2)"},
 	{DropLocation, []Cap{Syslog}, "name the kernel function that dropped a frame",
 		"/proc/kallsyms shows zero addresses without CAP_SYSLOG (kptr_restrict=0, perf_event_paranoid=2)"},
+	{LabTunnel, []Cap{NetRaw}, "run the two-node lab's ipip and ipsec tunnels (raw IP sockets)",
+		"lab up --nodes 2 --backend ipip with the lab's capabilities but CAP_NET_RAW: raw IPPROTO_IPIP socket: operation not permitted; " +
+			"the udp and geneve tunnels (UDP sockets, ports above 1024) need nothing more than the lab"},
 }
 
 // Steps of each command.
 var (
 	LiveTrace = []Step{ListNamespaces, OtherProcessNS, EnterNamespace, PacketCapture, Promiscuous, SocketFilter, Probe, Evidence}
 	Lab       = []Step{LabNamespaces, LabLinks, LabState}
+	LabRaw    = append(append([]Step{}, Lab...), LabTunnel) // a two-node lab whose tunnels use raw sockets
 	Demo      = append(append([]Step{}, Lab...), LiveTrace...)
 )
 

@@ -51,6 +51,7 @@ var probes = []probe{
 	{LabState, nil},
 	{DropReasons, nil},
 	{DropLocation, nil},
+	{LabTunnel, nil},
 }
 
 func TestTableOnThisKernel(t *testing.T) {

@@ -42,13 +42,17 @@ func RequireTools(t testing.TB, tools ...string) {
 	}
 }
 
-// Corpus is the shared folder of public capture files (PATHTRACE_CAPTURES,
-// which .ci/run sets); its MANIFEST.tsv must be there.
+// Corpus is the shared folder of public capture files, which is not part
+// of the repository: PATHTRACE_CAPTURES, else shared/captures beside the
+// checkout (where .ci/run looks too); its MANIFEST.tsv must be there.
 func Corpus(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("PATHTRACE_CAPTURES")
 	if dir == "" {
-		SkipOrFail(t, "PATHTRACE_CAPTURES not set: no public capture corpus")
+		dir = filepath.Join(moduleRoot(), "..", "shared", "captures")
+		if _, err := os.Stat(dir); err != nil {
+			SkipOrFail(t, "no public capture corpus: PATHTRACE_CAPTURES not set and no %s", filepath.Clean(dir))
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err != nil {
 		SkipOrFail(t, "public capture corpus: %v (set PATHTRACE_CAPTURES)", err)
@@ -61,11 +65,16 @@ func Corpus(t testing.TB) string {
 // the repository: missing ones fail the test everywhere.
 func Captures(t testing.TB, scenario ...string) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "captures")
+	dir := filepath.Join(moduleRoot(), "testdata", "captures")
 	dir = filepath.Join(append([]string{dir}, scenario...)...)
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("golden captures: %v", err)
 	}
 	return dir
+}
+
+// moduleRoot is the checkout this file is in.
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }

@@ -27,6 +27,7 @@ usage: cluster.sh [--prefix P] VERB [ARGS]   (prefix: --prefix, else $PATHTRACE_
                                        busybox pod (sleep) bound to NODE, imagePullPolicy Never
   wait-pod NS/NAME [SECONDS]           until Running with an IP; prints the IP
   service NS/NAME PORT TARGETPORT POD...  ClusterIP Service + hand-written EndpointSlice; prints the ClusterIP
+  make-image REF ROOTDIR OUT.tar [-- CMD...]  docker-archive of ROOTDIR (for import-image; pods: imagePullPolicy Never)
 USAGE
 	exit 2
 }
@@ -180,5 +181,12 @@ ns) ns_prepare "${1:?ns NAME}" ;;
 pod) pod_create "$@" ;;
 wait-pod) pod_wait "$@" ;;
 service) service_create "$@" ;;
+make-image)
+	(($# >= 3)) || usage
+	ref=$1 root=$2 out=$3
+	shift 3
+	[[ ${1:-} == -- ]] && shift
+	make_image "$ref" "$root" "$(json_list "${@:-/bin/sh}")" "$out"
+	;;
 *) usage ;;
 esac

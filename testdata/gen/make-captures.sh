@@ -22,7 +22,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=${OUT:-$(cd "$HERE/.." && pwd)/captures}
-RUN=ptgen$$
+RUN=${RUN:-ptgen$$}
 WORK=$(mktemp -d "/tmp/$RUN.XXXXXX")
 ALL=(seed promisc hairpin-arp nft-drop routed any dumpcap-multi flood-wrap ipv6)
 # The seed's tcpdump options (plus nano stamps). Without --immediate-mode,
@@ -434,6 +434,31 @@ order_of() {
 		END { if (inv) print "NOT in time order (" inv " frames earlier than the one before)"; else print "in time order" }' "$DIR/tshark.tsv"
 }
 
+# facts_body NOTE: the files, capture statistics, expected story and echo
+# table of a FACTS.md; NOTE says how tshark.tsv was made.
+facts_body() {
+	local f r
+	echo "Files:"
+	echo
+	for f in "${FILES[@]}"; do
+		echo "- $f: $(capinfos -T -r -t -E -c "$DIR/$f" 2>/dev/null | awk -F'\t' '{print $2", "$3", "$4" packets"}') ($(stat -c %s "$DIR/$f") bytes), $(order_of "$f")"
+	done
+	echo
+	echo "Capture statistics:"
+	echo
+	for r in "${STATS[@]}"; do echo "- $r"; done
+	echo
+	echo "## Expected story"
+	echo
+	echo "$STORY"
+	echo
+	echo "## What tshark shows"
+	echo
+	echo "$1"
+	echo
+	awk -F'\t' -v points="$POINTS" -v proto="$PROTO" -v brief="${BRIEF:-0}" -f "$HERE/story.awk" "$DIR/tshark.tsv"
+}
+
 write_facts() {
 	local facts=$DIR/FACTS.md f
 	{
@@ -452,25 +477,7 @@ write_facts() {
 		done
 		for r in "${PODMACS[@]}"; do echo "- $r"; done
 		echo
-		echo "Files:"
-		echo
-		for f in "${FILES[@]}"; do
-			echo "- $f: $(capinfos -T -r -t -E -c "$DIR/$f" 2>/dev/null | awk -F'\t' '{print $2", "$3", "$4" packets"}') ($(stat -c %s "$DIR/$f") bytes), $(order_of "$f")"
-		done
-		echo
-		echo "Capture statistics:"
-		echo
-		for r in "${STATS[@]}"; do echo "- $r"; done
-		echo
-		echo "## Expected story"
-		echo
-		echo "$STORY"
-		echo
-		echo "## What tshark shows"
-		echo
-		echo "tshark.tsv = \`tshark -r FILE -T fields -e frame.number -e frame.time_epoch -e eth.src -e eth.dst -e ip.ttl -e icmp.type -e icmp.seq -e icmp.ident ...\` (all columns in its header) for every file, prefixed by point and file."
-		echo
-		awk -F'\t' -v points="$POINTS" -v proto="$PROTO" -v brief="${BRIEF:-0}" -f "$HERE/story.awk" "$DIR/tshark.tsv"
+		facts_body "tshark.tsv = \`tshark -r FILE -T fields -e frame.number -e frame.time_epoch -e eth.src -e eth.dst -e ip.ttl -e icmp.type -e icmp.seq -e icmp.ident ...\` (all columns in its header) for every file, prefixed by point and file."
 		echo
 		echo "## Checks"
 		echo
@@ -609,6 +616,8 @@ run_scenario() {
 	log "$SC: wrote $OUT/$SC ($(du -sk "$OUT/$SC" | cut -f1) KB)"
 }
 
+# Sourced (make-2node.sh uses the helpers above), it stops here.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 [[ $(id -u) == 0 ]] || die "must run as root (network namespaces)"
 need ip bridge tcpdump tshark capinfos dumpcap nft ping arping gzip od
 if (($# == 0)); then set -- "${ALL[@]}"; fi

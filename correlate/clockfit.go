@@ -1,0 +1,205 @@
+package correlate
+
+import (
+	"cmp"
+	"math"
+	"slices"
+)
+
+// fitPair estimates θ(to) − θ(from) from the samples of one pair: the line
+// that leaves the widest band between the upper bounds (frames from → to)
+// above it and the lower bounds (to → from) below it, and half that band
+// (the uncertainty). The band's height as a function of the slope is
+// concave, so its maximum lies at a slope of one of the two hulls' edges;
+// over spans too short for drift to show, the slope is 0. ok is false when
+// frames crossed one way only: then nothing bounds the other side.
+func fitPair(ss []clockSample, from, to int) (ClockLine, int64, bool) {
+	var up, lo []pt // upper bounds on θ, lower bounds on θ
+	for _, s := range ss {
+		if s.a == from {
+			up = append(up, pt{s.t, float64(s.d)})
+		} else {
+			// to → from: d = δ − θ, so θ ≥ −d. Time on from's clock: the
+			// arrival, s.t + s.d (≈ s.t; the offset is small against it).
+			lo = append(lo, pt{s.t + s.d, float64(-s.d)})
+		}
+	}
+	if len(up) == 0 || len(lo) == 0 {
+		return ClockLine{}, 0, false
+	}
+	first, last := minT(up, lo), maxT(up, lo)
+	mid := first + (last-first)/2
+	band := func(slope float64) (u, l, spread float64) {
+		u, l = math.Inf(1), math.Inf(-1)
+		for _, p := range up {
+			u = math.Min(u, p.v-slope*float64(p.t-mid))
+		}
+		for _, p := range lo {
+			l = math.Max(l, p.v-slope*float64(p.t-mid))
+		}
+		// How far the bounds lie from the band's edges on average: the
+		// line nearest the data (Moon et al.'s objective) among equally
+		// wide bands; few samples leave a range of slopes as wide.
+		var su, sl float64
+		for _, p := range up {
+			su += p.v - slope*float64(p.t-mid) - u
+		}
+		for _, p := range lo {
+			sl += l - (p.v - slope*float64(p.t-mid))
+		}
+		return u, l, su/float64(len(up)) + sl/float64(len(lo))
+	}
+	best := 0.0
+	bu, bl, bs := band(0)
+	if last-first >= minDriftSpan {
+		// The slope: fitted to the offsets request/reply pairs give (the
+		// midpoint of an upper and a lower bound close in time, NTP's
+		// view), least squares over all of them; without such pairs, the
+		// widest band's (its slope hangs on the two hulls' extreme points,
+		// which the delays' jitter moves).
+		slope, ok := pairedSlope(up, lo, mid)
+		if !ok {
+			widest := bu - bl
+			for _, sl := range append(hullSlopes(up, true), hullSlopes(lo, false)...) {
+				if math.Abs(sl) > maxDrift {
+					continue
+				}
+				if u, l, sp := band(sl); u-l > widest || u-l == widest && sp < bs {
+					widest, slope, bs = u-l, sl, sp
+				}
+			}
+		}
+		// A drift must widen the band by more than the delays' own jitter
+		// could, or the constant stays.
+		if u, l, _ := band(slope); math.Abs(slope) <= maxDrift && u-l > bu-bl+float64(minDriftGain) {
+			best, bu, bl = slope, u, l
+		}
+	}
+	line := ClockLine{Ref: mid, Offset: (bu + bl) / 2, Drift: best}
+	return line, int64(math.Ceil(math.Abs(bu-bl) / 2)), true
+}
+
+// maxDrift bounds a believable drift (clocks run within ±100 ppm); a
+// steeper slope is noise. minDriftGain is how much wider a drift must make
+// the band to be taken.
+const (
+	maxDrift     = 500e-6
+	minDriftGain = 10e3
+)
+
+// hullSlopes are the slopes of the edges of the lower convex hull of ps
+// (under: the tightest line below upper bounds bends there) or its upper
+// hull.
+func hullSlopes(ps []pt, under bool) []float64 {
+	s := slices.Clone(ps)
+	slices.SortFunc(s, func(a, b pt) int {
+		if a.t != b.t {
+			return cmp.Compare(a.t, b.t)
+		}
+		if under {
+			return cmp.Compare(a.v, b.v)
+		}
+		return cmp.Compare(b.v, a.v)
+	})
+	u := s[:0]
+	for _, p := range s {
+		if len(u) > 0 && u[len(u)-1].t == p.t {
+			continue // one point per time: the tightest
+		}
+		u = append(u, p)
+	}
+	var h []pt // monotone chain over time
+	for _, p := range u {
+		for len(h) >= 2 && !convex(h[len(h)-2], h[len(h)-1], p, under) {
+			h = h[:len(h)-1]
+		}
+		h = append(h, p)
+	}
+	var slopes []float64
+	for i := 1; i < len(h); i++ {
+		slopes = append(slopes, (h[i].v-h[i-1].v)/float64(h[i].t-h[i-1].t))
+	}
+	return slopes
+}
+
+// pairWindow: an upper and a lower bound this close in time make a pair
+// (a request and its reply).
+const pairWindow = 100e6
+
+// pairedSlope is the least-squares slope of the offsets that pairs of an
+// upper and a lower bound give, each the midpoint of its two bounds at the
+// mean of their times; ok needs pairs spread over time.
+func pairedSlope(up, lo []pt, mid int64) (float64, bool) {
+	var xs, ys []float64
+	for _, u := range up {
+		best, gap := -1, int64(pairWindow)
+		for j, l := range lo {
+			if g := max(u.t-l.t, l.t-u.t); g <= gap {
+				best, gap = j, g
+			}
+		}
+		if best >= 0 {
+			l := lo[best]
+			xs = append(xs, float64((u.t+l.t)/2-mid))
+			ys = append(ys, (u.v+l.v)/2)
+		}
+	}
+	if len(xs) < 3 {
+		return 0, false
+	}
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i]
+		my += ys[i]
+	}
+	mx /= float64(len(xs))
+	my /= float64(len(xs))
+	var sxy, sxx float64
+	for i := range xs {
+		sxy += (xs[i] - mx) * (ys[i] - my)
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	if sxx < float64(minDriftSpan)*float64(minDriftSpan)/16 {
+		return 0, false // the pairs bunch together: no slope to read
+	}
+	return sxy / sxx, true
+}
+
+// minDriftSpan: shorter captures give no drift worth estimating (50 ppm
+// over 200 ms is 10 µs, the order of the delays' own spread).
+const minDriftSpan = 200e6
+
+type pt struct {
+	t int64
+	v float64
+}
+
+func minT(a, b []pt) int64 {
+	m := a[0].t
+	for _, s := range [][]pt{a, b} {
+		for _, p := range s {
+			m = min(m, p.t)
+		}
+	}
+	return m
+}
+
+func maxT(a, b []pt) int64 {
+	m := a[0].t
+	for _, s := range [][]pt{a, b} {
+		for _, p := range s {
+			m = max(m, p.t)
+		}
+	}
+	return m
+}
+
+// convex: a, b, c turn the way the lower hull (under) or the upper hull
+// does.
+func convex(a, b, c pt, under bool) bool {
+	cross := float64(b.t-a.t)*(c.v-a.v) - (b.v-a.v)*float64(c.t-a.t)
+	if under {
+		return cross > 0
+	}
+	return cross < 0
+}
