@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# live.sh — issue #5, live: in the lab, offer the path pod1 → pod2 a ladder of
-# echo-request rates (bench/load: paced raw-socket senders, several in
-# parallel; then plain `ping -f` floods), and at each load capture the five
-# points for DURATION with `pathtrace --passive` (default table output), the
-# same with a 1 GiB spool (--spool-size), `pathtrace --passive --out DIR`
-# (evidence files too) and five tcpdumps.
-# For each run: the rate the points saw (frames/s, all five together), every
-# point's kernel drops, CPU and peak RSS. The highest rate each capturer took
-# with zero drops is the result. Also the arm time: from starting the command
-# to all five points capturing.
+# live.sh — issues #5 and #15, live: in the lab, offer the path pod1 → pod2
+# loads (default: four parallel `ping -f`; or a ladder of paced rates from
+# bench/load) and at each load capture the five points for DURATION with
+# `pathtrace --passive -f json` (correlating and writing every trace; also
+# variants: a 1 GiB spool, --out DIR) and with five tcpdumps, REPEAT times
+# interleaved. For each run: the rate the points saw (frames/s, all five
+# together), every point's kernel drops, CPU per captured frame and peak RSS;
+# then medians per capturer and load, pathtrace's CPU per frame against the
+# tcpdumps', and the issue-15 targets met or not. Also the arm time: from
+# starting the command to all five points capturing.
 #
 # Usage: sudo bench/live.sh     (see bench/README.md)
 #   BENCH_DIR=dir      (default /tmp/pathtrace-bench)
-#   LOADS="..."        rate x streams (echo requests/s, parallel senders) or floodN
-#                      (N parallel ping -f); default below
-#   CAPTURERS="pathtrace pathtrace-spool1g pathtrace-out tcpdump"
+#   LOADS="flood4"     rate x streams (echo requests/s, parallel senders) or floodN
+#                      (N parallel ping -f), e.g. the old ladder:
+#                      "10000x1 25000x1 50000x2 75000x2 100000x2 100000x4 150000x4 200000x4 flood1 flood2 flood4"
+#   CAPTURERS="pathtrace tcpdump"  also: pathtrace-spool1g, pathtrace-out
+#   REPEAT=5           runs per capturer and load, interleaved; medians reported
+#   FORMAT=json        pathtrace's output (json: every trace written, to a file in /dev/shm)
 #   DURATION=5         capture seconds                  ARM_RUNS=5
-#   TCPDUMP_BUFFER=32768  tcpdump -B (KiB): pathtrace --passive's 32 MiB ring
+#   TCPDUMP_BUFFER=32768  tcpdump -B (KiB)
 #   PATHTRACE=bin      use this binary instead of building ./cmd/pathtrace
 #
 # A paced sender offers every capturer the same load, where a flood ping's
@@ -34,8 +37,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/pathtrace-bench}
 PREFIX=ptbench- SUBNET=10.93.1.0/24
-LOADS=${LOADS:-10000x1 25000x1 50000x2 75000x2 100000x2 100000x4 150000x4 200000x4 flood1 flood2 flood4}
-CAPTURERS=${CAPTURERS:-pathtrace pathtrace-spool1g pathtrace-out tcpdump}
+LOADS=${LOADS:-flood4}
+CAPTURERS=${CAPTURERS:-pathtrace tcpdump}
+REPEAT=${REPEAT:-5}
+FORMAT=${FORMAT:-json}
 DURATION=${DURATION:-5}
 ARM_RUNS=${ARM_RUNS:-5}
 TCPDUMP_BUFFER=${TCPDUMP_BUFFER:-32768}
@@ -59,7 +64,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [[ $(id -u) == 0 ]] || die "must run as root (network namespaces)"
-for c in tcpdump capinfos jq go ping ip; do command -v "$c" >/dev/null || die "missing command $c"; done
+for c in tcpdump capinfos jq go ping ip python3; do command -v "$c" >/dev/null || die "missing command $c"; done
 [[ -x /usr/bin/time ]] || apt-get install -y -q time >/dev/null || die "apt-get install time failed"
 
 WORK=$BENCH_DIR/live
@@ -147,10 +152,10 @@ proc_cpu() {
 }
 
 OUT=$BENCH_DIR/live-results.tsv
-printf 'capturer\tload\tsent_per_s\tspan_s\tframes\tframes_per_s\tkernel_drops\tdrops_by_point\tcpu_s\tpeak_rss_mib\n' >"$OUT"
+printf 'capturer\tload\tsent_per_s\tspan_s\tframes\tframes_per_s\tkernel_drops\tdrops_by_point\tcpu_s\tpeak_rss_mib\tspool_filled\n' >"$OUT"
 
 run_pathtrace() { # spec variant(""|spool1g|out)
-	local spec=$1 rc=0 name=pathtrace${2:+-$2} args=()
+	local spec=$1 rc=0 name=pathtrace${2:+-$2} args=() out=$WORK/pt.txt
 	case ${2:-} in
 	out)
 		rm -rf "$WORK/evidence"
@@ -158,22 +163,42 @@ run_pathtrace() { # spec variant(""|spool1g|out)
 		;;
 	spool1g) args=(--spool-size $((1 << 30))) ;;
 	esac
+	# JSON goes to memory: the traces of a flood are gigabytes on a disk.
+	[[ $FORMAT == json ]] && out=/dev/shm/${PREFIX}live.json
 	load "$spec"
-	/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$PT" --src "$POD1" --dst "$POD2" --passive --duration "${DURATION}s" -q "${args[@]}" \
-		>"$WORK/pt.txt" 2>"$WORK/pt.err" || rc=$?
+	/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$PT" --src "$POD1" --dst "$POD2" --passive --duration "${DURATION}s" -q \
+		-f "$FORMAT" "${args[@]}" >"$out" 2>"$WORK/pt.err" || rc=$?
 	stop_load
 	((rc <= 1)) || die "pathtrace failed ($rc): $(tail -3 "$WORK/pt.err")"
-	local wall user sys kb span
+	local wall user sys kb
 	read -r wall user sys kb < <(tail -1 "$WORK/time")
-	span=$(sed -n 's/^passive: .*(\([0-9.]*\)s)$/\1/p' "$WORK/pt.txt")
-	[[ -n $span ]] || die "no capture span in pathtrace's output"
-	# The Points table: POINT ... FRAMES DROPS TRUNC, one row per point.
-	awk -v OFS='\t' -v c="$name" -v l="$spec" -v s="$(sent "$spec")" -v span="$span" -v cpu="$(awk -v u="$user" -v y="$sys" 'BEGIN {print u + y}')" -v kb="$kb" '
-		/^Points/ {in_pts = 1; next}
-		in_pts && /^ *POINT/ {next}
-		in_pts && NF == 0 {in_pts = 0}
-		in_pts {f += $(NF - 2); d += $(NF - 1); by = by (by == "" ? "" : ",") $(NF - 1)}
-		END {print c, l, s, span, f, int(f / span), d, by, cpu, int(kb / 1024)}' "$WORK/pt.txt" >>"$OUT"
+	local cpu
+	cpu=$(awk -v u="$user" -v y="$sys" 'BEGIN {print u + y}')
+	if [[ $FORMAT == json ]]; then
+		strip_traces <"$out" >"$WORK/pt.json"
+		rm -f "$out"
+		# span: the capture's coverage; frames and drops per point
+		jq -r --arg c "$name" --arg l "$spec" --arg s "$(sent "$spec")" --arg cpu "$cpu" --arg kb "$kb" '
+			def ns(t): (t | sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601) + ((t | capture("\\.(?<f>[0-9]+)Z$").f | "0." + .) | tonumber);
+			(ns(.live.ended) - ns(.live.started)) as $span
+			| ([.points[].coverage.frames] | add) as $f
+			| [$c, $l, $s, ($span * 1000 | round / 1000), $f, ($f / $span | floor),
+			   ([.points[].coverage.kernel_drops // 0] | add), ([.points[].coverage.kernel_drops // 0 | tostring] | join(",")),
+			   $cpu, (($kb | tonumber) / 1024 | floor), ([.warnings[] | select(test("spool"))] | length > 0)]
+			| @tsv' "$WORK/pt.json" >>"$OUT"
+	else
+		local span
+		span=$(sed -n 's/^passive: .*(\([0-9.]*\)s)$/\1/p' "$out")
+		[[ -n $span ]] || die "no capture span in pathtrace's output"
+		# The Points table: POINT ... FRAMES DROPS TRUNC, one row per point.
+		awk -v OFS='\t' -v c="$name" -v l="$spec" -v s="$(sent "$spec")" -v span="$span" -v cpu="$cpu" -v kb="$kb" '
+			/^Points/ {in_pts = 1; next}
+			in_pts && /^ *POINT/ {next}
+			in_pts && NF == 0 {in_pts = 0}
+			in_pts {f += $(NF - 2); d += $(NF - 1); by = by (by == "" ? "" : ",") $(NF - 1)}
+			/spool/ {filled = "true"}
+			END {print c, l, s, span, f, int(f / span), d, by, cpu, int(kb / 1024), (filled ? filled : "false")}' "$out" >>"$OUT"
+	fi
 	rm -rf "$WORK/evidence"
 }
 
@@ -198,24 +223,53 @@ run_tcpdump() { # spec
 		span=$(capinfos -T -r -u "$WORK/$name.cap" | awk -v s="$span" '{print ($2 > s ? $2 : s)}')
 		rm -f "$WORK/$name.cap"
 	done
-	printf 'tcpdump\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t-\n' "$spec" "$(sent "$spec")" "$span" "$f" \
+	printf 'tcpdump\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t-\t-\n' "$spec" "$(sent "$spec")" "$span" "$f" \
 		"$(awk -v f="$f" -v s="$span" 'BEGIN {print (s > 0 ? int(f / s) : 0)}')" "$d" "$by" "$cpu" >>"$OUT"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for spec in $LOADS; do
-	for c in $CAPTURERS; do
-		log "load $spec: $c for ${DURATION}s"
-		case $c in
-		pathtrace) run_pathtrace "$spec" ;;
-		pathtrace-spool1g) run_pathtrace "$spec" spool1g ;;
-		pathtrace-out) run_pathtrace "$spec" out ;;
-		tcpdump) run_tcpdump "$spec" ;;
-		*) die "capturer $c: want pathtrace, pathtrace-spool1g, pathtrace-out or tcpdump" ;;
-		esac
-		tail -1 "$OUT" | cut -f1-8 >&2
+	for ((r = 1; r <= REPEAT; r++)); do
+		for c in $CAPTURERS; do
+			log "load $spec, run $r/$REPEAT: $c for ${DURATION}s"
+			case $c in
+			pathtrace) run_pathtrace "$spec" ;;
+			pathtrace-spool1g) run_pathtrace "$spec" spool1g ;;
+			pathtrace-out) run_pathtrace "$spec" out ;;
+			tcpdump) run_tcpdump "$spec" ;;
+			*) die "capturer $c: want pathtrace, pathtrace-spool1g, pathtrace-out or tcpdump" ;;
+			esac
+			tail -1 "$OUT" | cut -f1-10 >&2
+		done
 	done
 done
+
+# medians per capturer and load; pathtrace's CPU per frame against the tcpdumps'
+MED=$BENCH_DIR/live-medians.tsv
+python3 - "$OUT" "$MED" "$BENCH_DIR/live-targets.txt" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+by = {}
+for r in rows:
+    by.setdefault((r[0], r[1]), []).append(r)
+med = lambda rs, i: statistics.median(float(r[i]) for r in rs)
+out, targets = open(sys.argv[2], "w"), open(sys.argv[3], "w")
+out.write("capturer\tload\truns\tframes_per_s\tkernel_drops\tcpu_ns_frame\tvs_tcpdump_cpu\tpeak_rss_mib\tspool_filled\n")
+cpf = {k: statistics.median(float(r[8]) / max(float(r[4]), 1) * 1e9 for r in rs) for k, rs in by.items()}
+for (c, l), rs in sorted(by.items()):
+    td = cpf.get(("tcpdump", l))
+    out.write("\t".join([c, l, str(len(rs)), "%d" % med(rs, 5), "%d" % med(rs, 6), "%d" % cpf[(c, l)],
+                          "%.2f" % (cpf[(c, l)] / td) if td else "-",
+                          str(max(int(r[9]) for r in rs)) if rs[0][9] != "-" else "-",
+                          str(sum(r[10] == "true" for r in rs)) if rs[0][10] != "-" else "-"]) + "\n")
+    if c == "pathtrace" and l == "flood4" and td:
+        drops, rss = max(int(r[6]) for r in rs), max(int(r[9]) for r in rs)
+        v = lambda ok: "met" if ok else "NOT met"
+        print(f"live, 4 floods: kernel drops (all runs) {drops} (target 0): {v(drops == 0)}", file=targets)
+        print(f"live, 4 floods: CPU per frame {cpf[(c, l)]:.0f} ns = {cpf[(c, l)] / td:.2f}x the tcpdumps' {td:.0f} ns (target <= 4x): {v(cpf[(c, l)] <= 4 * td)}", file=targets)
+        print(f"live, 4 floods: peak RSS {rss} MiB (target <= 256 MiB): {v(rss <= 256)}", file=targets)
+PY
+[[ -s $MED ]] || die "no medians"
 
 # arm time, idle: pathtrace start → all points armed (live.started)
 ARM=$BENCH_DIR/live-arm.txt
@@ -250,8 +304,12 @@ done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
-	echo "# live: $(nproc) cores, load average before/after: $LOAD_BEFORE / $LOAD_AFTER; ${DURATION}s per capture; tcpdump -B $TCPDUMP_BUFFER; echo requests pod1 → pod2 ($DST)"
+	echo "# live: $(nproc) cores, load average before/after: $LOAD_BEFORE / $LOAD_AFTER; ${DURATION}s per capture; pathtrace --passive -f $FORMAT; tcpdump -U -B $TCPDUMP_BUFFER -w; echo requests pod1 → pod2 ($DST); $REPEAT runs each, interleaved"
 	column -t -s $'\t' "$OUT"
+	echo
+	column -t -s $'\t' "$MED"
+	echo
+	cat "$BENCH_DIR/live-targets.txt"
 	echo
 	awk -F'\t' 'NR > 1 && $7 == 0 && $6 > best[$1] {best[$1] = $6; at[$1] = $2}
 		END {for (c in best) printf "highest rate with zero kernel drops: %-14s %9d frames/s at the five points (load %s)\n", c, best[c], at[c]}' "$OUT" | sort

@@ -2,9 +2,11 @@
 # run.sh — the issue #5 benchmark: build a large capture set in the lab (flood
 # ping pod1 → pod2 captured by tcpdump at the five points), then time, in the
 # same run and on the same files, `tcpdump -nn -e -tt -r`, `tshark -r` and
-# `pathtrace analyze` (table and JSON), with peak RSS; check the JSON's traces
-# (counts, one hop per point, no merged probes across the ICMP seq wrap) and
-# compare them with the in-memory reference (bench/refcheck); profile.
+# `pathtrace analyze` (table and JSON): medians of wall and CPU time (CPU per
+# frame), peak RSS, and the issue-15 targets met or not; check the JSON's
+# traces (counts, one hop per point, no merged probes across the ICMP seq
+# wrap) and compare them with the in-memory reference (bench/refcheck); the
+# cost of each stage per frame (BenchmarkStages) and a CPU profile.
 #
 # Usage: sudo bench/run.sh            (see bench/README.md)
 #   BENCH_DIR=dir   data, binaries, results (default /tmp/pathtrace-bench; never the repo)
@@ -13,14 +15,15 @@
 #                   of five time-shifted copies of the 1x set) | skip
 #   TENX=capture    10x set, likewise (2.3 GB, ~1 min of flood)
 #   REUSE=0         1: reuse sets a previous run left complete in BENCH_DIR
-#   REPEAT=3        timed runs per tool on the 1x set (interleaved); the table shows the fastest
-#   REPEAT_5X=2     the same on the 5x and 10x sets
+#   REPEAT=5        timed runs per tool on the 1x set (interleaved); the table shows medians
+#   REPEAT_5X=3     the same on the 5x and 10x sets
 #   TSHARK_5X=0     1: also time tshark on the 5x and 10x sets (slow)
 #   REF_5X=0        1: also run the in-memory reference on the 5x and 10x sets (~5 GB per 5x)
-#   PROFILE=1       0: skip the CPU profile (go test -bench in bench/ + pprof)
+#   PROFILE=1       0: skip the stage costs and the CPU profile (go test -bench in bench/ + pprof)
 #   TIMING=1        0: skip the timed runs, table from the previous run's runs.tsv
 #   TCPDUMP_BUFFER=32768  tcpdump -B (KiB); the default 2 MiB ring drops at flood rates
 #   PATHTRACE=bin   use this binary instead of building ./cmd/pathtrace
+#   BASELINE=bin    also time this (earlier) pathtrace build, interleaved: before/after in one run
 #
 # Everything runs in namespaces ptbench-*; the EXIT trap stops the captures
 # and pings and removes the lab, also on failure. Needs root, tcpdump, tshark,
@@ -35,8 +38,8 @@ PINGS=${PINGS:-200000}
 FIVEX=${FIVEX:-capture}
 TENX=${TENX:-capture}
 REUSE=${REUSE:-0}
-REPEAT=${REPEAT:-3}
-REPEAT_5X=${REPEAT_5X:-2}
+REPEAT=${REPEAT:-5}
+REPEAT_5X=${REPEAT_5X:-3}
 TSHARK_5X=${TSHARK_5X:-0}
 REF_5X=${REF_5X:-0}
 PROFILE=${PROFILE:-1}
@@ -219,25 +222,19 @@ fi
 # --- timing ---------------------------------------------------------------------
 
 RES=$BENCH_DIR/results.tsv
-printf 'tool\tinput\tframes\tseconds\tframes_s\tvs_tcpdump\tpeak_rss_mib\truns\n' >"$RES"
+printf 'tool\tinput\tframes\twall_s\tcpu_s\tcpu_ns_frame\tframes_s\twall_vs_tcpdump\tpeak_rss_mib\truns\n' >"$RES"
 
-# timeit OUT CMD... → T_SEC T_KB; exit status 1 (analyze: findings) counts as success.
+# timeit OUT CMD... → T_SEC T_CPU T_KB; exit status 1 (analyze: findings) counts as success.
 timeit() {
-	local out=$1 rc=0
+	local out=$1 rc=0 u sy
 	shift
-	/usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$out" 2>"$WORK/stderr" || rc=$?
+	/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" >"$out" 2>"$WORK/stderr" || rc=$?
 	((rc <= 1)) || die "$* failed ($rc): $(tail -3 "$WORK/stderr")"
-	read -r T_SEC T_KB < <(tail -1 "$WORK/time")
+	read -r T_SEC u sy T_KB < <(tail -1 "$WORK/time")
+	T_CPU=$(awk -v u="$u" -v s="$sy" 'BEGIN {printf "%.2f", u + s}')
 }
 
-declare -A BEST RSS RUNS
-RUNLOG=$BENCH_DIR/runs.tsv # every timed run, as measured
-record() { # key
-	local k=$1
-	if [[ -z ${BEST[$k]:-} ]] || awk -v a="$T_SEC" -v b="${BEST[$k]}" 'BEGIN {exit !(a < b)}'; then BEST[$k]=$T_SEC; fi
-	((${RSS[$k]:-0} >= T_KB)) || RSS[$k]=$T_KB
-	RUNS[$k]=$((${RUNS[$k]:-0} + 1))
-}
+RUNLOG=$BENCH_DIR/runs.tsv # every timed run, as measured: key, wall s, cpu s, peak KB
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ $TIMING == 1 ]]; then
@@ -247,7 +244,7 @@ else
 	log "TIMING=0: the table comes from the previous run's $RUNLOG"
 	LOAD_BEFORE="$(cat "$BENCH_DIR/load-before" 2>/dev/null) (previous run)"
 fi
-log_run() { printf '%s\t%s\t%s\n' "$1" "$T_SEC" "$T_KB" | tee -a "$RUNLOG" >&2; }
+log_run() { printf '%s\t%s\t%s\t%s\n' "$1" "$T_SEC" "$T_CPU" "$T_KB" | tee -a "$RUNLOG" >&2; }
 for set in "${SETS[@]}"; do
 	[[ $TIMING == 1 ]] || break
 	name=$(basename "$set")
@@ -263,6 +260,12 @@ for set in "${SETS[@]}"; do
 		log_run "pathtrace table|$name"
 		timeit /dev/null "$PT" analyze -q -f json "${paths[@]}"
 		log_run "pathtrace json|$name"
+		if [[ -n ${BASELINE:-} ]]; then
+			timeit /dev/null "$BASELINE" analyze -q "${paths[@]}"
+			log_run "baseline table|$name"
+			timeit /dev/null "$BASELINE" analyze -q -f json "${paths[@]}"
+			log_run "baseline json|$name"
+		fi
 	done
 	if [[ $name == set1x || $TSHARK_5X == 1 ]]; then
 		log "$name: tshark"
@@ -273,19 +276,27 @@ done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 [[ $TIMING == 1 ]] || LOAD_AFTER=$(cat "$BENCH_DIR/load-after" 2>/dev/null)
 echo "$LOAD_AFTER" >"$BENCH_DIR/load-after"
-while IFS=$'\t' read -r k T_SEC T_KB; do record "$k"; done <"$RUNLOG"
-
-for set in "${SETS[@]}"; do
-	name=$(basename "$set")
-	frames=$(cat "$set/frames")
-	for tool in tcpdump tshark "pathtrace table" "pathtrace json"; do
-		k="$tool|$name"
-		[[ -n ${BEST[$k]:-} ]] || continue
-		awk -v OFS='\t' -v tool="$tool" -v inp="$name" -v fr="$frames" -v s="${BEST[$k]}" -v td="${BEST[tcpdump|$name]}" \
-			-v kb="${RSS[$k]}" -v n="${RUNS[$k]}" \
-			'BEGIN {print tool, inp, fr, s, (s > 0 ? int(fr / s) : "-"), sprintf("%.2f", s / td), sprintf("%.1f", kb / 1024), n}' >>"$RES"
-	done
-done
+# medians per tool and set; × tcpdump from the medians of one run's interleaved timings
+python3 - "$RUNLOG" "$RES" "${SETS[@]}" <<'PY'
+import statistics, sys, os
+runlog, res, sets = sys.argv[1], sys.argv[2], sys.argv[3:]
+runs = {}
+for line in open(runlog):
+    k, wall, cpu, kb = line.rstrip("\n").split("\t")
+    runs.setdefault(k, []).append((float(wall), float(cpu), int(kb)))
+with open(res, "a") as out:
+    for d in sets:
+        name, frames = os.path.basename(d), int(open(os.path.join(d, "frames")).read())
+        td = runs.get("tcpdump|" + name)
+        for tool in ("tcpdump", "tshark", "baseline table", "baseline json", "pathtrace table", "pathtrace json"):
+            r = runs.get(tool + "|" + name)
+            if not r:
+                continue
+            wall, cpu = statistics.median(x[0] for x in r), statistics.median(x[1] for x in r)
+            vs = "%.2f" % (wall / statistics.median(x[0] for x in td)) if td else "-"
+            out.write("\t".join([tool, name, str(frames), "%.2f" % wall, "%.2f" % cpu, "%d" % (cpu / frames * 1e9),
+                                  str(int(frames / wall)), vs, "%.1f" % (max(x[2] for x in r) / 1024), str(len(r))]) + "\n")
+PY
 
 # --- correctness ----------------------------------------------------------------
 
@@ -334,7 +345,10 @@ done
 # --- profile --------------------------------------------------------------------
 
 if [[ $PROFILE == 1 ]]; then
-	log "profiling analyze (table) on set1x"
+	log "stage costs and CPU profile (go test -bench in bench/, set1x)"
+	(cd "$ROOT" && PATHTRACE_BENCH_SET=$SET1 go test -run '^$' -bench 'BenchmarkStages|BenchmarkEngine' -benchtime 3x -benchmem \
+		-o "$BENCH_DIR/bin/bench.test" ./bench/) >"$BENCH_DIR/stages.txt" 2>&1 ||
+		log "go test -bench failed: $(tail -5 "$BENCH_DIR/stages.txt")"
 	(cd "$ROOT" && PATHTRACE_BENCH_SET=$SET1 go test -run '^$' -bench 'BenchmarkAnalyze/table' -benchtime 1x -benchmem \
 		-cpuprofile "$BENCH_DIR/cpu.prof" -o "$BENCH_DIR/bin/bench.test" ./bench/) >"$BENCH_DIR/bench.txt" 2>&1 ||
 		log "go test -bench failed: $(tail -5 "$BENCH_DIR/bench.txt")"
@@ -344,21 +358,44 @@ if [[ $PROFILE == 1 ]]; then
 	fi
 fi
 
+# --- targets (issue 15) ---------------------------------------------------------
+
+TARGETS=$BENCH_DIR/targets.txt
+awk -F'\t' '
+	NR == 1 {next}
+	$1 == "pathtrace table" {w[$2] = $4; cpu[$2] = $6; rss[$2] = $9; vs[$2] = $8}
+	$1 == "pathtrace json" {jw[$2] = $4}
+	function v(ok) {return ok ? "met" : "NOT met"}
+	END {
+		if ("set1x" in w) {
+			printf "analyze (table) wall vs tcpdump, set1x: %.2fx (target <= 0.35x): %s\n", vs["set1x"], v(vs["set1x"] <= 0.35)
+			printf "CPU per frame, analyze, set1x: %d ns (target <= 400 ns): %s\n", cpu["set1x"], v(cpu["set1x"] <= 400)
+			printf "-f json vs table, set1x: %.2fx (target <= 1.2x): %s\n", jw["set1x"] / w["set1x"], v(jw["set1x"] <= 1.2 * w["set1x"])
+		}
+		for (s in rss) printf "peak RSS, analyze, %s: %.1f MiB (target <= 64 MiB): %s\n", s, rss[s], v(rss[s] <= 64)
+	}' "$RES" | sort >"$TARGETS"
+
 # --- report ---------------------------------------------------------------------
 
 {
 	echo "# pathtrace bench $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average before/after timing: $LOAD_BEFORE / $LOAD_AFTER"
-	echo "# pathtrace $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$( (cd "$ROOT" && git diff --quiet 2>/dev/null) || echo '+dirty'), tcpdump -B $TCPDUMP_BUFFER, best of $REPEAT runs on set1x, $REPEAT_5X on the larger sets (tshark: 1), output to /dev/null"
+	echo "# pathtrace $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$( (cd "$ROOT" && git diff --quiet 2>/dev/null) || echo '+dirty'), tcpdump -B $TCPDUMP_BUFFER, medians of $REPEAT interleaved runs on set1x, $REPEAT_5X on the larger sets (tshark: 1), output to /dev/null"
 	for set in "${SETS[@]}"; do
 		echo "# $(basename "$set"): $(du -sm "$set" | cut -f1) MB, $(cat "$set/frames") frames, $(cat "$set/requests") echo requests"
 		sed 's/^/#   /' "$set/capture-stats.txt"
 	done
 	column -t -s $'\t' "$RES"
 	echo
+	cat "$TARGETS"
+	echo
 	cat "$CHECKS"
+	if [[ -s $BENCH_DIR/stages.txt ]]; then
+		echo
+		echo "# stage costs per frame (each stage includes those before it), set1x:"
+		grep -E '^Benchmark' "$BENCH_DIR/stages.txt" || true
+	fi
 	if [[ -s $BENCH_DIR/pprof-top.txt ]]; then
 		echo
-		grep -E 'Benchmark|ns/op' "$BENCH_DIR/bench.txt" || true
 		cat "$BENCH_DIR/pprof-top.txt"
 	fi
 } | tee "$BENCH_DIR/report.txt"

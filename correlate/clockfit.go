@@ -131,14 +131,9 @@ const pairWindow = 100e6
 // mean of their times; ok needs pairs spread over time.
 func pairedSlope(up, lo []pt, mid int64) (float64, bool) {
 	var xs, ys []float64
+	near := newNearest(lo)
 	for _, u := range up {
-		best, gap := -1, int64(pairWindow)
-		for j, l := range lo {
-			if g := max(u.t-l.t, l.t-u.t); g <= gap {
-				best, gap = j, g
-			}
-		}
-		if best >= 0 {
+		if best := near.find(u.t, pairWindow); best >= 0 {
 			l := lo[best]
 			xs = append(xs, float64((u.t+l.t)/2-mid))
 			ys = append(ys, (u.v+l.v)/2)
@@ -163,6 +158,45 @@ func pairedSlope(up, lo []pt, mid int64) (float64, bool) {
 		return 0, false // the pairs bunch together: no slope to read
 	}
 	return sxy / sxx, true
+}
+
+// nearest finds, for a time, the lower bound closest to it in a sorted
+// index, as a scan of every bound would (pairedSlope was quadratic: a
+// tenth of a flood's analysis): of bounds equally close, the one that
+// comes last in the caller's order.
+type nearest struct {
+	ts  []int64 // sorted
+	idx []int   // the bound at ts[i]: by time, then by the caller's order
+}
+
+func newNearest(ps []pt) nearest {
+	n := nearest{idx: make([]int, len(ps)), ts: make([]int64, len(ps))}
+	for i := range n.idx {
+		n.idx[i] = i
+	}
+	slices.SortFunc(n.idx, func(a, b int) int { return cmp.Or(cmp.Compare(ps[a].t, ps[b].t), cmp.Compare(a, b)) })
+	for i, j := range n.idx {
+		n.ts[i] = ps[j].t
+	}
+	return n
+}
+
+// find returns the index of the bound nearest t, within window, or -1.
+func (n nearest) find(t, window int64) int {
+	i, _ := slices.BinarySearch(n.ts, t) // first at or after t
+	best, gap := -1, window
+	if i > 0 { // the last before t: the latest in order of those at its time
+		if g := t - n.ts[i-1]; g <= gap {
+			best, gap = n.idx[i-1], g
+		}
+	}
+	if i < len(n.ts) { // the first time at or after t, the last of its run
+		e, _ := slices.BinarySearch(n.ts[i:], n.ts[i]+1)
+		if g := n.ts[i] - t; g < gap || g == gap && n.idx[i+e-1] > best {
+			best = n.idx[i+e-1]
+		}
+	}
+	return best
 }
 
 // minDriftSpan: shorter captures give no drift worth estimating (50 ppm

@@ -9,8 +9,13 @@ import (
 const maxExamples = 10
 
 // emit finishes a trace: crossing order, deltas, rewrites, loss and gaps,
-// pairing, statistics, anomalies. Then hands it to the sink.
-func (e *Engine) emit(t *trace) {
+// pairing, statistics, anomalies. Then hands it to the sink. Without a
+// sink, what only the trace's report needs (its hops, rewrites,
+// addresses) is not built: the statistics, anomalies and summary are the
+// same. With Config.Async that report is built, and handed to the sink,
+// on the builder's goroutine (async.go); emit then reports whether it
+// handed t over (it comes back with its batch).
+func (e *Engine) emit(t *trace) (handed bool) {
 	out := &e.out
 	*out = Trace{
 		Hops:     out.Hops[:0],
@@ -18,7 +23,12 @@ func (e *Engine) emit(t *trace) {
 		Rewrites: out.Rewrites[:0],
 		Flags:    out.Flags[:0],
 	}
-	e.describe(t, out)
+	build := e.sink != nil && e.async == nil
+	if build {
+		e.describe(t, out)
+	} else {
+		out.N, out.Protocol = t.n, t.key.Proto
+	}
 	order, prev, forward := e.crossing(t)
 	out.dirCertain = e.dirCertain
 	out.Direction = Forward
@@ -26,15 +36,21 @@ func (e *Engine) emit(t *trace) {
 		out.Direction = Reverse
 	}
 	e.sum.Traces++
-	e.sum.ByProto[out.Protocol.String()]++
-	negative := e.hops(t, out, order, prev)
+	e.byProto[out.Protocol]++ // into sum.ByProto at the end: no string hashing per trace
+	negative := e.deltas(t, order, prev)
 	lostAt := e.lossFindings(t, out, forward)
 	e.hopFindings(t, out, order, negative)
 	e.mtuFindings(t, out, order, lostAt, forward)
 	e.pair(t, out, order)
-	if e.sink != nil {
+	switch {
+	case build:
+		e.buildHops(t, out, order, prev)
 		e.sink(out)
+	case e.sink != nil:
+		e.async.hand(t, out, order, prev)
+		return true
 	}
+	return false
 }
 
 // describe fills what the trace is: protocol, type and the first hop's
@@ -52,53 +68,76 @@ func (e *Engine) describe(t *trace, out *Trace) {
 	case ProtoICMP, ProtoICMPv6, ProtoTCP:
 		out.Seq = someU(uint64(t.key.Seq))
 	}
-	if h0.hasIPID {
-		out.IPID = someU(uint64(h0.ipid))
+	if t.hasIPID {
+		out.IPID = someU(uint64(t.ipid))
 	}
-	out.SrcIP, out.DstIP = addr(h0.srcIP), addr(h0.dstIP)
+	ips := &t.ips[h0.ips]
+	out.SrcIP, out.DstIP = addr(ips.src), addr(ips.dst)
 	if t.key.Proto == ProtoARP {
 		out.SrcIP, out.DstIP = addr(t.key.Addr1), addr(t.key.Addr2)
 	}
 	if h0.hasPorts {
 		out.SrcPort, out.DstPort = someU(uint64(h0.sport)), someU(uint64(h0.dport))
 	}
-	out.Length = int(h0.wireLen)
+	out.Length = int(t.wireLen)
 }
 
-// hops appends the hops in crossing order with their deltas, rewrites and
-// latency samples; true when a delta is negative.
-func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
+// delta is hop hi's delta from hop pi (its previous in crossing order)
+// and the uncertainty of the clocks between them.
+func (e *Engine) delta(t *trace, hi, pi int) (d, unc int64) {
+	h, p := &t.hops[hi], &t.hops[pi]
+	d = h.time - p.time
+	if a, b := &e.cfg.Points[p.point], &e.cfg.Points[h.point]; a.Clock != b.Clock {
+		unc = a.ClockUncertainty + b.ClockUncertainty
+	}
+	return d, unc
+}
+
+// deltas records the latency samples of the hops in crossing order and
+// flags clocks that disagree; true when a delta is negative.
+func (e *Engine) deltas(t *trace, order, prev []int) (negative bool) {
+	for i, hi := range order {
+		if prev[i] < 0 {
+			continue
+		}
+		h, p := &t.hops[hi], &t.hops[prev[i]]
+		d, unc := e.delta(t, hi, prev[i])
+		a, b := &e.cfg.Points[p.point], &e.cfg.Points[h.point]
+		switch {
+		case d < 0 && a.Clock != b.Clock && -d > max(ClockMinOffset, unc) && !h.refl:
+			e.clockSkew(t.n, a.Name, b.Name, d)
+		case d < 0:
+			negative = true
+		}
+		if !h.refl {
+			e.latency(p.point, h.point).add(d)
+		}
+	}
+	return negative
+}
+
+// buildHops appends the hops in crossing order, with their deltas, and
+// the rewrites between them. It reads only t and the points' names and
+// clocks: the builder's goroutine runs it too.
+func (e *Engine) buildHops(t *trace, out *Trace, order, prev []int) {
 	for i, hi := range order {
 		h := &t.hops[hi]
 		var d, unc int64
 		if prev[i] >= 0 {
-			p := &t.hops[prev[i]]
-			d = h.time - p.time
-			a, b := &e.cfg.Points[p.point], &e.cfg.Points[h.point]
-			if a.Clock != b.Clock {
-				unc = a.ClockUncertainty + b.ClockUncertainty
-			}
-			switch {
-			case d < 0 && a.Clock != b.Clock && -d > max(ClockMinOffset, unc) && !h.refl:
-				e.clockSkew(t.n, a.Name, b.Name, d)
-			case d < 0:
-				negative = true
-			}
-			e.rewrites(out, p, h)
-			if !h.refl {
-				e.latency(p.point, h.point).add(d)
-			}
+			d, unc = e.delta(t, hi, prev[i])
+			e.rewrites(out, t, &t.hops[prev[i]], h)
 		}
-		hop := Hop{
-			Point:         e.cfg.Points[h.point].Name,
-			Time:          Timestamp(h.stamp),
-			DeltaNs:       d,
-			UncertaintyNs: unc,
-			ClockOffsetNs: h.stamp - h.time,
-			Dir:           h.dir,
-			Frame:         int(h.num),
-			Reflection:    h.refl,
-		}
+		// Built in place: a Hop is large, and a copy per hop shows.
+		out.Hops = append(out.Hops, Hop{})
+		hop := &out.Hops[len(out.Hops)-1]
+		hop.Point = e.cfg.Points[h.point].Name
+		hop.Time = Timestamp(h.stamp)
+		hop.DeltaNs = d
+		hop.UncertaintyNs = unc
+		hop.ClockOffsetNs = h.stamp - h.time
+		hop.Dir = h.dir
+		hop.Frame = int(h.num)
+		hop.Reflection = h.refl
 		if h.hasSrc {
 			hop.SrcMAC = someMAC(h.src)
 		}
@@ -111,9 +150,7 @@ func (e *Engine) hops(t *trace, out *Trace, order, prev []int) (negative bool) {
 		if h.encap > 0 {
 			hop.Encap = encapRep(&t.encaps[h.encap-1])
 		}
-		out.Hops = append(out.Hops, hop)
 	}
-	return negative
 }
 
 // lossFindings judges loss and gaps against each point's coverage; it
@@ -256,13 +293,16 @@ func (e *Engine) flag(out *Trace, f Flag) {
 	}
 }
 
+// latency is the statistics of the hop pair from → to. The map keeps them
+// for the result; a flat index finds them per hop without hashing.
 func (e *Engine) latency(from, to int) *latency {
-	k := [2]int{from, to}
-	l := e.stats[k]
-	if l == nil {
-		l = &latency{}
-		e.stats[k] = l
+	i := from*len(e.cfg.Points) + to
+	if l := e.lat[i]; l != nil {
+		return l
 	}
+	l := &latency{}
+	e.stats[[2]int{from, to}] = l
+	e.lat[i] = l
 	return l
 }
 

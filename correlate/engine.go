@@ -1,7 +1,6 @@
 package correlate
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -67,50 +66,64 @@ type Config struct {
 	// clocks that could not be compared.
 	ClockOffsets  []ClockOffset
 	ClockProblems []ClockProblem
+	// Async builds each trace's report and calls the sink on a goroutine
+	// of the engine's (still in trace order; Finish waits for it), so the
+	// caller's goroutine only correlates. The sink is New's: SetSink(nil)
+	// still stops handing traces out.
+	Async bool
 }
 
 // Sink receives each finished trace, in trace-number order. The Trace is
 // reused after Sink returns; call Clone to keep it.
 type Sink func(*Trace)
 
+// hop is one sighting of a trace's frame. It is kept small (one cache
+// line): a flood's traces are emitted after their hops left the cache.
+// What only the first hop's frame says (IP id, length) lives in the trace,
+// and the hops' addresses in a per-trace table (they rarely change).
 type hop struct {
 	point    int
 	time     int64 // on the reference clock: deltas and matching
 	stamp    int64 // the capture's own: reported
 	num      int32
-	dir      LinkDir
+	ipLen    int32
 	src, dst MAC
-	hasSrc   bool
-	hasDst   bool
-	ttl      uint8
-	hasTTL   bool
-	srcIP    netip.Addr
-	dstIP    netip.Addr
 	sport    uint16
 	dport    uint16
-	hasPorts bool
 	echoID   uint16
+	dir      LinkDir
+	ttl      uint8
+	encap    uint8 // 1 + index into trace.encaps; 0: not encapsulated
+	ips      uint8 // index into trace.ips
+	hasSrc   bool
+	hasDst   bool
+	hasTTL   bool
+	hasPorts bool
 	hasEcho  bool
-	ipid     uint16
-	hasIPID  bool
-	ipLen    int32
-	wireLen  int32
 	frag     bool
 	refl     bool
-	encap    uint8 // 1 + index into trace.encaps; 0: not encapsulated
 }
 
 type trace struct {
-	flow     *flow // nil: the frame has no addresses, or the flow table is full
-	n        int
-	key      Key
-	hops     []hop
-	encaps   []Encap // outer headers of the hops seen in a tunnel (few: the hop stays small)
-	seen     uint64  // points with a non-reflection hop
+	// What expiry and matching read first, together at the start.
 	last     int64
+	seen     uint64 // points with a non-reflection hop
+	n        int
+	hops     []hop
 	nextSame *trace // next active trace with the same key
+	flow     *flow  // nil: the frame has no addresses, or the flow table is full
 	dup      bool
+	hasIPID  bool   // the first hop's frame carried an IPv4 id:
+	ipid     uint16 // this one
+	wireLen  int32  // the first hop's frame length
+	kh       uint64 // keyHash(&key): its chain in the active map
+	key      Key
+	encaps   []Encap  // outer headers of the hops seen in a tunnel (few: the hop stays small)
+	ips      []ipPair // the hops' addresses, each pair once in a row (hop.ips indexes it)
 }
+
+// ipPair is a hop's source and destination address.
+type ipPair struct{ src, dst netip.Addr }
 
 type coverage struct {
 	first, last int64    // on the reference clock: what loss is judged by
@@ -158,9 +171,10 @@ type Engine struct {
 	cfg    Config
 	window int64
 	sink   Sink
+	async  *builder // Config.Async: builds and hands out the traces
 
 	cov    []coverage
-	active map[uint64]*trace // by keyHash; a chain holds every active trace whose key hashes there
+	active activeTable       // by keyHash; a chain holds every active trace whose key hashes there
 	queue  ring.Ring[*trace] // active traces in creation (= trace number) order
 	free   []*trace
 	next   int // next trace number
@@ -174,6 +188,8 @@ type Engine struct {
 	// learned owners: MAC/IP → per-point origin counts
 	macOrigin map[MAC]*[MaxPoints]int32
 	ipOrigin  map[netip.Addr]*[MaxPoints]int32
+	macSeen   originCache[MAC]
+	ipSeen    originCache[netip.Addr]
 
 	echoReq map[uint64]echoInfo // by echoKey.hash
 	echoQ   ring.Ring[pending]
@@ -181,10 +197,14 @@ type Engine struct {
 	arpQ    ring.Ring[arpKey]
 
 	flows           map[flowKey]*flow
+	lastFlowKey     flowKey // the flow flowOf found last (a flood's frames are one conversation)
+	lastFlow        *flow
 	offPathOnePoint int               // off-path traces seen at a single point
 	shared          [MaxPoints]uint64 // bit q of shared[p]: p saw a frame q had seen before it
 
 	stats       map[[2]int]*latency
+	lat         []*latency // the same, at from*len(points)+to
+	byProto     [256]int   // traces per protocol, for sum.ByProto
 	anomalies   map[anomalyKey]*Anomaly
 	anomOrder   []anomalyKey
 	warnings    []string
@@ -257,7 +277,6 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		window:    w,
 		sink:      sink,
 		cov:       make([]coverage, len(cfg.Points)),
-		active:    make(map[uint64]*trace),
 		next:      1,
 		macOrigin: make(map[MAC]*[MaxPoints]int32),
 		ipOrigin:  make(map[netip.Addr]*[MaxPoints]int32),
@@ -265,13 +284,22 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		arpReq:    make(map[arpKey]arpInfo),
 		flows:     make(map[flowKey]*flow),
 		stats:     make(map[[2]int]*latency),
+		lat:       make([]*latency, len(cfg.Points)*len(cfg.Points)),
 		anomalies: make(map[anomalyKey]*Anomaly),
 		overMTU:   make(map[int][2]int32),
 	}
 	e.sum.ByProto = make(map[string]int)
 	e.all = 1<<uint(len(cfg.Points)) - 1
+	if cfg.Async && sink != nil {
+		e.startBuilder()
+	}
 	return e, nil
 }
+
+// SetSink replaces the sink, for the traces emitted from now on; nil stops
+// handing out traces (a report that keeps the first few has them), which
+// spares building them.
+func (e *Engine) SetSink(s Sink) { e.sink = s }
 
 // Warn records a warning for the result (e.g. from a reader).
 func (e *Engine) Warn(msg string) { e.warnings = append(e.warnings, msg) }
@@ -407,12 +435,12 @@ func (e *Engine) done(t *trace) bool {
 func (e *Engine) pop() {
 	t := e.queue.Pop()
 	// unlink from the key chain
-	kh := keyHash(&t.key)
-	if head := e.active[kh]; head == t {
+	kh := t.kh
+	if head := e.active.get(kh); head == t {
 		if t.nextSame == nil {
-			delete(e.active, kh)
+			e.active.del(kh)
 		} else {
-			e.active[kh] = t.nextSame
+			e.active.set(kh, t.nextSame)
 		}
 	} else {
 		for p := head; p != nil; p = p.nextSame {
@@ -422,9 +450,10 @@ func (e *Engine) pop() {
 			}
 		}
 	}
-	e.emit(t)
 	t.nextSame = nil
-	e.free = append(e.free, t)
+	if !e.emit(t) {
+		e.free = append(e.free, t)
+	}
 }
 
 // Flush emits every trace still open: no more frames will come. Finish
@@ -436,6 +465,10 @@ func (e *Engine) Flush() {
 	}
 	e.mark = 1<<63 - 1
 	e.expireRequests()
+	if e.async != nil {
+		e.async.wait()
+		e.async = nil
+	}
 }
 
 // Finish emits every remaining trace and returns the result without traces
@@ -445,6 +478,12 @@ func (e *Engine) Finish() *Result {
 	for i := range e.lostProbes {
 		e.emitLostProbe(&e.lostProbes[i])
 	}
+	for p, n := range e.byProto {
+		if n > 0 {
+			e.sum.ByProto[Proto(p).String()] += n
+			e.byProto[p] = 0
+		}
+	}
 	return e.result()
 }
 
@@ -453,32 +492,4 @@ func absDiff(a, b int64) int64 {
 		return a - b
 	}
 	return b - a
-}
-
-// keyHash mixes a Key into 64 bits. The active map is keyed by it rather
-// than by the Key itself: hashing a uint64 is far cheaper than an 88-byte
-// struct with address pointers, and chains compare full keys anyway.
-func keyHash(k *Key) uint64 {
-	mix := func(h, v uint64) uint64 {
-		h ^= v
-		h *= 0x9e3779b97f4a7c15
-		return h ^ h>>29
-	}
-	h := uint64(k.Proto)<<8 | uint64(k.Kind)
-	h = mix(h, uint64(k.Seq)<<32|uint64(k.Ack))
-	h = mix(h, uint64(k.IPID)<<32|uint64(k.Len))
-	h = mix(h, k.Hash)
-	var m uint64
-	for _, b := range k.MAC {
-		m = m<<8 | uint64(b)
-	}
-	h = mix(h, m)
-	for _, a := range [2]netip.Addr{k.Addr1, k.Addr2} {
-		if a.IsValid() {
-			b := a.As16()
-			h = mix(h, binary.BigEndian.Uint64(b[:8]))
-			h = mix(h, binary.BigEndian.Uint64(b[8:]))
-		}
-	}
-	return h
 }

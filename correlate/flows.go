@@ -41,10 +41,16 @@ func (e *Engine) flowOf(f *Frame) *flow {
 		a, b = b, a
 	}
 	k := flowKey{f.Key.Proto, a, b}
+	if e.lastFlow != nil && k == e.lastFlowKey {
+		return e.lastFlow // flows never leave the table
+	}
 	fl := e.flows[k]
 	if fl == nil && len(e.flows) < maxFlows {
 		fl = &flow{}
 		e.flows[k] = fl
+	}
+	if fl != nil {
+		e.lastFlowKey, e.lastFlow = k, fl
 	}
 	return fl
 }

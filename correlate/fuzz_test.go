@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 )
 
@@ -82,5 +83,39 @@ func fuzzBody(t *testing.T, data []byte) {
 		if r.Summary.Frames != len(frames) {
 			t.Fatalf("summary frames %d, fed %d", r.Summary.Frames, len(frames))
 		}
+		sameAsync(t, c, frames)
+	}
+}
+
+// sameAsync: the engine with its traces built on the builder goroutine
+// (Config.Async) emits the same traces, in the same order, and the same
+// result as without.
+func sameAsync(t *testing.T, c Config, frames []Frame) {
+	t.Helper()
+	run := func(async bool) ([]Trace, *Result) {
+		var got []Trace
+		c.Async = async
+		e, err := New(c, func(tr *Trace) { got = append(got, tr.Clone()) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range frames {
+			f := frames[i]
+			e.Add(&f)
+		}
+		return got, e.Finish()
+	}
+	st, sr := run(false)
+	at, ar := run(true)
+	if !reflect.DeepEqual(st, at) {
+		for i := range min(len(st), len(at)) {
+			if !reflect.DeepEqual(st[i], at[i]) {
+				t.Fatalf("async trace %d differs:\nsync  %+v\nasync %+v", i, st[i], at[i])
+			}
+		}
+		t.Fatalf("async: %d traces, sync %d", len(at), len(st))
+	}
+	if !reflect.DeepEqual(sr, ar) {
+		t.Fatalf("async result differs:\nsync  %+v\nasync %+v", sr, ar)
 	}
 }

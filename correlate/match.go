@@ -7,7 +7,7 @@ import "net/netip"
 // one.
 func (e *Engine) match(f *Frame) {
 	kh := keyHash(&f.Key)
-	head := e.active[kh]
+	head := e.active.get(kh)
 	// Join the nearest trace in time still missing this point, so a
 	// retransmission 200 ms later does not join a lost original; among
 	// traces within dupWindow of that nearest distance, the oldest (frames
@@ -60,13 +60,14 @@ func (e *Engine) match(f *Frame) {
 		e.addHop(refl, f, true)
 	default:
 		t := e.newTrace(f)
+		t.kh = kh
 		for o := head; o != nil; o = o.nextSame {
 			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && echoCompatible(o, f) && addrCompatible(o, f) && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
 				o.dup, t.dup = true, true
 			}
 		}
 		t.nextSame = head
-		e.active[kh] = t
+		e.active.set(kh, t)
 		e.addHop(t, f, false)
 	}
 }
@@ -85,7 +86,7 @@ func addrCompatible(t *trace, f *Frame) bool {
 	if !d.IsValid() || !(d.IsMulticast() || d == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
 		return true
 	}
-	return t.hops[0].srcIP == f.SrcIP
+	return t.ips[t.hops[0].ips].src == f.SrcIP
 }
 
 // echoCompatible: f may be the very frame t is (a duplicate, a reflection):
@@ -174,8 +175,8 @@ func (e *Engine) newTrace(f *Frame) *trace {
 	if n := len(e.free); n > 0 {
 		t = e.free[n-1]
 		e.free = e.free[:n-1]
-		hops, encaps := t.hops[:0], t.encaps[:0]
-		*t = trace{hops: hops, encaps: encaps}
+		hops, encaps, ips := t.hops[:0], t.encaps[:0], t.ips[:0]
+		*t = trace{hops: hops, encaps: encaps, ips: ips}
 	} else {
 		t = &trace{hops: make([]hop, 0, len(e.cfg.Points)+2)}
 	}
@@ -199,13 +200,20 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 		t.encaps = append(t.encaps, f.Encap)
 		encap = uint8(len(t.encaps))
 	}
+	if len(t.hops) == 0 {
+		t.ipid, t.hasIPID, t.wireLen = f.IPID, f.HasIPID, int32(f.WireLen)
+	}
+	// At most one pair per hop, and at most maxHops hops: the index fits.
+	ips := len(t.ips) - 1
+	if ips < 0 || t.ips[ips].src != f.SrcIP || t.ips[ips].dst != f.DstIP {
+		t.ips = append(t.ips, ipPair{f.SrcIP, f.DstIP})
+		ips++
+	}
 	t.hops = append(t.hops, hop{
-		point: f.Point, time: f.Time, stamp: stamp, num: int32(f.Num), dir: f.Dir, encap: encap,
+		point: f.Point, time: f.Time, stamp: stamp, num: int32(f.Num), dir: f.Dir, encap: encap, ips: uint8(ips),
 		src: f.SrcMAC, dst: f.DstMAC, hasSrc: f.HasSrcMAC, hasDst: f.HasDstMAC,
-		ttl: f.TTL, hasTTL: f.HasTTL, srcIP: f.SrcIP, dstIP: f.DstIP,
-		sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,
-		echoID: f.EchoID, hasEcho: f.HasEchoID, ipid: f.IPID, hasIPID: f.HasIPID,
-		ipLen: int32(f.IPLen), wireLen: int32(f.WireLen), frag: f.Fragment, refl: refl,
+		ttl: f.TTL, hasTTL: f.HasTTL, sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,
+		echoID: f.EchoID, hasEcho: f.HasEchoID, ipLen: int32(f.IPLen), frag: f.Fragment, refl: refl,
 	})
 	if !refl {
 		e.link(f.Point, t.seen)

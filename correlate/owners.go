@@ -21,7 +21,7 @@ func (e *Engine) configuredOwners(t *trace) bool {
 // sourceOf and destinationOf place the frame's addresses; learned: also by
 // where addresses were seen first.
 func (e *Engine) sourceOf(t *trace, learned bool) int {
-	ip := t.hops[0].srcIP
+	ip := t.ips[t.hops[0].ips].src
 	if t.key.Proto == ProtoARP {
 		ip = t.key.Addr1
 	}
@@ -34,7 +34,7 @@ func (e *Engine) sourceOf(t *trace, learned bool) int {
 	if !learned {
 		return -1
 	}
-	return e.learned(e.ipOrigin, ip)
+	return e.learned(ip)
 }
 
 func (e *Engine) destinationOf(t *trace, learned bool) int {
@@ -49,16 +49,16 @@ func (e *Engine) destinationOf(t *trace, learned bool) int {
 		if t.key.Kind == NDNeighborSolic {
 			ip = t.key.Addr1
 		} else {
-			ip = h0.dstIP
+			ip = t.ips[h0.ips].dst
 		}
 	default:
-		ip = h0.dstIP
+		ip = t.ips[h0.ips].dst
 	}
 	if ip.IsValid() {
 		if o, ok := e.cfg.IPOwners[ip]; ok {
 			return o.Point
 		}
-		if p := e.learned(e.ipOrigin, ip); learned && p >= 0 {
+		if p := e.learned(ip); learned && p >= 0 {
 			return p
 		}
 		if t.key.Proto != ProtoARP && t.key.Proto != ProtoND {
@@ -79,20 +79,46 @@ func (e *Engine) destinationOf(t *trace, learned bool) int {
 	return -1
 }
 
-func (e *Engine) learned(m map[netip.Addr]*[MaxPoints]int32, ip netip.Addr) int {
-	c, ok := m[ip]
-	if !ok {
+func (e *Engine) learned(ip netip.Addr) int {
+	c := e.ipSeen.get(e.ipOrigin, ip)
+	if c == nil {
 		return -1
 	}
 	return argmax(c[:len(e.cfg.Points)])
 }
 
 func (e *Engine) learnedMAC(mac MAC) int {
-	c, ok := e.macOrigin[mac]
-	if !ok {
+	c := e.macSeen.get(e.macOrigin, mac)
+	if c == nil {
 		return -1
 	}
 	return argmax(c[:len(e.cfg.Points)])
+}
+
+// originCache remembers the origin counters of the last two addresses
+// looked up: a conversation's traces come from one or two hosts, and a map
+// probe (hashing a netip.Addr) per trace showed in a flood's profile.
+// Entries never go stale: the maps only grow, and counters stay where they
+// were allocated.
+type originCache[K comparable] struct {
+	k [2]K
+	c [2]*[MaxPoints]int32
+}
+
+// get is m[k], from the cache when it holds k.
+func (oc *originCache[K]) get(m map[K]*[MaxPoints]int32, k K) *[MaxPoints]int32 {
+	if oc.c[0] != nil && oc.k[0] == k {
+		return oc.c[0]
+	}
+	if oc.c[1] != nil && oc.k[1] == k {
+		return oc.c[1]
+	}
+	c := m[k]
+	if c != nil {
+		oc.k[1], oc.c[1] = oc.k[0], oc.c[0]
+		oc.k[0], oc.c[0] = k, c
+	}
+	return c
 }
 
 // argmax returns the position holding a clear majority (≥ 80%) of origins.
@@ -118,7 +144,7 @@ const maxLearned = 1 << 14
 // belongs to the point where frames from it originate.
 func (e *Engine) learnOrigin(f *Frame) {
 	if f.HasSrcMAC && !f.SrcMAC.IsMulticast() {
-		c := e.macOrigin[f.SrcMAC]
+		c := e.macSeen.get(e.macOrigin, f.SrcMAC)
 		if c == nil && len(e.macOrigin) < maxLearned {
 			c = new([MaxPoints]int32)
 			e.macOrigin[f.SrcMAC] = c
@@ -132,7 +158,7 @@ func (e *Engine) learnOrigin(f *Frame) {
 		src = f.Key.Addr1
 	}
 	if src.IsValid() && !src.IsUnspecified() {
-		c := e.ipOrigin[src]
+		c := e.ipSeen.get(e.ipOrigin, src)
 		if c == nil && len(e.ipOrigin) < maxLearned {
 			c = new([MaxPoints]int32)
 			e.ipOrigin[src] = c

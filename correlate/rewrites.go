@@ -3,7 +3,7 @@ package correlate
 import "strconv"
 
 // rewrites appends the fields outside the key that changed from p to h.
-func (e *Engine) rewrites(out *Trace, p, h *hop) {
+func (e *Engine) rewrites(out *Trace, t *trace, p, h *hop) {
 	at := e.cfg.Points[h.point].Name
 	add := func(field Field, from, to string) {
 		out.Rewrites = append(out.Rewrites, Rewrite{Point: at, Field: field, From: from, To: to})
@@ -17,11 +17,14 @@ func (e *Engine) rewrites(out *Trace, p, h *hop) {
 	if p.hasTTL && h.hasTTL && p.ttl != h.ttl {
 		add(FieldTTL, strconv.Itoa(int(p.ttl)), strconv.Itoa(int(h.ttl)))
 	}
-	if p.srcIP.IsValid() && h.srcIP.IsValid() && p.srcIP != h.srcIP {
-		add(FieldSrcIP, p.srcIP.String(), h.srcIP.String())
-	}
-	if p.dstIP.IsValid() && h.dstIP.IsValid() && p.dstIP != h.dstIP {
-		add(FieldDstIP, p.dstIP.String(), h.dstIP.String())
+	if p.ips != h.ips { // the same pair otherwise
+		a, b := &t.ips[p.ips], &t.ips[h.ips]
+		if a.src.IsValid() && b.src.IsValid() && a.src != b.src {
+			add(FieldSrcIP, a.src.String(), b.src.String())
+		}
+		if a.dst.IsValid() && b.dst.IsValid() && a.dst != b.dst {
+			add(FieldDstIP, a.dst.String(), b.dst.String())
+		}
 	}
 	if p.hasPorts && h.hasPorts {
 		if p.sport != h.sport {

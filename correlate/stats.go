@@ -19,8 +19,11 @@ type latency struct {
 	count    int
 	min, max int64
 	exact    []int64
-	hist     map[int]int // bucket → count; negative values share bucket -1
-	negative []int64     // negatives stay exact: they are rare (clock inversions)
+	// hist counts samples per bucket (index), nil until the exact buffer
+	// overflows; a slice, not a map: a flood adds a sample per hop.
+	hist     []int
+	neg      int     // negative samples (one bucket of their own)
+	negative []int64 // negatives stay exact: they are rare (clock inversions)
 }
 
 func (l *latency) add(v int64) {
@@ -36,7 +39,7 @@ func (l *latency) add(v int64) {
 			l.exact = append(l.exact, v)
 			return
 		}
-		l.hist = make(map[int]int)
+		l.hist = make([]int, 0, 1<<(subBits+5))
 		for _, s := range l.exact {
 			l.histAdd(s)
 		}
@@ -50,10 +53,14 @@ func (l *latency) histAdd(v int64) {
 		if len(l.negative) < exactCap {
 			l.negative = append(l.negative, v)
 		}
-		l.hist[-1]++
+		l.neg++
 		return
 	}
-	l.hist[bucketOf(uint64(v))]++
+	b := bucketOf(uint64(v))
+	if b >= len(l.hist) {
+		l.hist = append(l.hist, make([]int, b+1-len(l.hist))...)
+	}
+	l.hist[b]++
 }
 
 func bucketOf(v uint64) int {
@@ -88,7 +95,7 @@ func (l *latency) quantile(q float64) int64 {
 		return s[rank-1]
 	}
 	seen := 0
-	if n := l.hist[-1]; n > 0 {
+	if n := l.neg; n > 0 {
 		if rank <= n {
 			s := slices.Clone(l.negative)
 			slices.Sort(s)
@@ -96,15 +103,11 @@ func (l *latency) quantile(q float64) int64 {
 		}
 		seen = n
 	}
-	keys := make([]int, 0, len(l.hist))
-	for k := range l.hist {
-		if k >= 0 {
-			keys = append(keys, k)
+	for k, n := range l.hist {
+		if n == 0 {
+			continue
 		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		seen += l.hist[k]
+		seen += n
 		if seen >= rank {
 			return min(max(bucketMid(k), l.min), l.max)
 		}

@@ -52,18 +52,17 @@ func planClocks(b *Bundle, specs []correlate.PointSpec, o ClockOptions, window i
 	}
 	estimated := map[int]correlate.ClockEstimate{}
 	if len(groups) > 1 {
-		sample, err := b.sampleFrames(clockSampleFrames)
+		sample, err := b.clockSample(clockSampleFrames)
 		if err != nil {
 			return nil, err
 		}
-		slices.SortStableFunc(sample, func(a, b correlate.Frame) int { return int(max(-1, min(1, a.Time-b.Time))) })
 		sampler := correlate.NewClockSampler(specs)
 		eng, err := correlate.New(correlate.Config{Points: specs, Window: window}, sampler.Add)
 		if err != nil {
 			return nil, err
 		}
-		for i := range sample {
-			eng.Add(&sample[i])
+		if err := sample.each(eng.Add); err != nil {
+			return nil, err
 		}
 		eng.Finish()
 		ests, problems := sampler.Estimate()

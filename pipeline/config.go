@@ -14,7 +14,7 @@ import (
 // and who owns which MAC and IP, so the report names owners and directions
 // come from the topology.
 func liveConfig(path *discover.Path, window time.Duration) correlate.Config {
-	cfg := correlate.Config{Window: int64(window), OnePath: true,
+	cfg := correlate.Config{Window: int64(window), OnePath: true, Async: true,
 		MACOwners: map[correlate.MAC]correlate.Owner{}, IPOwners: map[netip.Addr]correlate.Owner{}}
 	for i, p := range path.Points {
 		node := ""

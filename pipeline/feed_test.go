@@ -50,7 +50,7 @@ func (f *feed) buffered() []int64 {
 	var s []int64
 	for p := range f.queued.qs {
 		for i := range f.queued.len(p) {
-			s = append(s, f.queued.qs[p].At(i).v.Time)
+			s = append(s, f.queued.qs[p].At(i).v.t)
 		}
 	}
 	return s

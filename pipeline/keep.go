@@ -15,6 +15,10 @@ type keeper struct {
 	sinks []func(*correlate.Trace)
 	limit int
 	kept  []correlate.Trace
+	// enough, if set, is called once no trace to come is wanted (no sinks,
+	// limit reached, nothing held or watched): the correlator then stops
+	// building them.
+	enough func()
 
 	hold     bool
 	held     []correlate.Trace
@@ -49,6 +53,10 @@ func (k *keeper) pass(t *correlate.Trace, owned bool) {
 			c = t.Clone() // the correlator reuses t
 		}
 		k.kept = append(k.kept, c)
+	}
+	if k.enough != nil && !k.hold && k.seen == nil && len(k.sinks) == 0 && (k.limit < 0 || k.limit > 0 && len(k.kept) >= k.limit) {
+		k.enough()
+		k.enough = nil
 	}
 }
 

@@ -22,9 +22,10 @@ import (
 // Live tracing defaults.
 const (
 	// PassiveRingBytes is the ring per point with Passive: the endpoints'
-	// own traffic may be a flood (32 MiB rings keep a `ping -f` at five
-	// points without drops); probes are a few frames.
-	PassiveRingBytes = 32 << 20
+	// own traffic may be a flood (16 MiB rings kept four parallel `ping -f`
+	// at five points without drops, the points decoding straight from
+	// them; bench/live.sh); probes are a few frames.
+	PassiveRingBytes = 16 << 20
 	// DefaultProbeSize is ping's echo payload, in bytes.
 	DefaultProbeSize = 56
 	// MinProbeSize and MaxProbeSize bound a probe's payload: the tag that

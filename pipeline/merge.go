@@ -27,61 +27,65 @@ const outlierJump int64 = 60e9
 // released only once every open source has read past its stamp plus the
 // reorder span, so memory depends on the traffic rate and that span, never
 // on file sizes.
+//
+// Three stages, so the correlator (the caller of Next) has a core to itself:
+// one goroutine per source reads and decodes its frames into packed form
+// (mergeread.go, packed.go); one merge goroutine orders them and copies
+// each, as it leaves its reorder buffer, into batches for Next, which
+// unpacks them. The packed frames the correlator reads were written a
+// moment ago, not a reorder span ago: they are still in cache.
 type Merger struct {
 	reorder int64
 	inputs  []*mergeInput
-	queued  *stampMerge[frameRef] // per input: read, decoded, not yet released
 	started bool
-	stop    chan struct{} // closed by Close: readers give up
+	stop    chan struct{} // closed by Close: the goroutines give up
 	wg      sync.WaitGroup
-	held    *batch // holds the frame Next returned last
 	closed  func(point int, ifc capture.Interface, early bool)
 	cut     func(point int, why string)
-	clocks  []correlate.ClockLine // per point: subtracted from its stamps (nil: none)
-	warn    []string
+	warn    []string // the caller's (Next's goroutine)
+
+	// The merge goroutine's.
+	queued *stampMerge[rawRef] // per input: read, not yet released
+
+	// Between the merge goroutine and Next: decoded batches in order, and
+	// the empty ones back.
+	out   chan *frameBatch
+	spare chan *frameBatch
+	// Next's: the batch being handed out and where.
+	cur      *frameBatch
+	pos, ev  int
+	finished bool
+	frame    correlate.Frame // the frame Next returned last, unpacked
 }
 
-type mergeInput struct {
-	src     capture.Source
-	name    string
-	points  []int // iface → point; -1 ignores it (the reader goroutine's)
-	dec     *decode.Decoder
-	batches chan *batch // decoded frames from the reader goroutine
-	spareMu sync.Mutex
-	spare   []*batch // batches whose frames were all returned
-	cur     *batch
-	pos     int
-	maxTime int64
-	done    bool
-	frames  int
-	jump    int64 // an unconfirmed stamp far ahead of maxTime
-	// lateSkipped: interfaces first seen after the points were set up
-	// (reader goroutine's until the last batch).
-	lateSkipped []int
-	// perIface numbers frames per interface instead of per file: set for
-	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
-	// the per-point .cap files written beside them.
-	perIface []int
-	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
-	filter   *frameFilter          // the reader goroutine's
+// rawRef is a record waiting in a reorder buffer: where it lives, so
+// ordering never moves it.
+type rawRef struct {
+	b *rawBatch
+	i int32
 }
 
-// batch is up to batchFrames decoded frames; the last batch of a source
-// also carries how it ended.
-type batch struct {
-	frames []correlate.Frame
-	owner  *mergeInput
-	refs   int // frames of it still buffered or just returned, +1 while being read (merger goroutine)
-	eof    bool
-	err    error
-	warns  []string
-	ifaces []capture.Interface
-	points []int
+// frameBatch is decoded frames in merge order. A source's end comes as an
+// event at the position it had in the stream, so Next reports it exactly
+// where the single-goroutine merger did (the correlator's coverage depends
+// on it).
+type frameBatch struct {
+	recs []packed
+	full []correlate.Frame // frames packed cannot hold (recs[i].full indexes them)
+	ends []endEvent
+	last bool // nothing follows
+}
+
+// endEvent: input in ended (its last batch b) before recs[at].
+type endEvent struct {
+	at int
+	in *mergeInput
+	b  *rawBatch
 }
 
 const (
-	batchFrames = 256
-	batchesPer  = 4
+	outFrames  = 256 // per frameBatch: tens of KiB in flight, cache-sized
+	outBatches = 4   // queued between the merge goroutine and Next
 )
 
 // NewMerger returns a Merger. closed, if not nil, is called for each point
@@ -104,13 +108,12 @@ func (m *Merger) OnCut(f func(point int, why string)) { m.cut = f }
 // point indices (-1 ignores one); interfaces the source reveals later (an
 // SLL2 ifindex first seen deep in a file) are ignored with a warning.
 func (m *Merger) Add(name string, src capture.Source, points []int) {
-	in := &mergeInput{src: src, name: name, points: points, dec: decode.New(),
-		batches: make(chan *batch, batchesPer)}
+	in := &mergeInput{src: src, name: name, points: points, batches: make(chan *rawBatch, batchesPer), dec: decode.New()}
 	m.inputs = append(m.inputs, in)
 }
 
-// Close stops the reader goroutines (an analysis ended early) and waits for
-// them; call it before closing the sources.
+// Close stops the goroutines (an analysis ended early) and waits for them;
+// call it before closing the sources.
 func (m *Merger) Close() {
 	if m.started {
 		close(m.stop)
@@ -119,11 +122,18 @@ func (m *Merger) Close() {
 	}
 }
 
-// start launches one reader per source: reading and decoding run on the
-// other cores while the caller merges and correlates.
+// start launches one reader per source and the merge goroutine.
 func (m *Merger) start() {
 	m.started = true
 	m.stop = make(chan struct{})
+	m.out = make(chan *frameBatch, outBatches)
+	// Enough that the merge goroutine always finds one: outBatches queued,
+	// one held by Next, one being filled.
+	m.spare = make(chan *frameBatch, outBatches+2)
+	for range outBatches + 2 {
+		m.spare <- &frameBatch{recs: make([]packed, 0, outFrames)}
+	}
+	m.queued = newStampMerge[rawRef](len(m.inputs))
 	for _, in := range m.inputs {
 		m.wg.Add(1)
 		go func() {
@@ -131,61 +141,11 @@ func (m *Merger) start() {
 			in.produce(m.stop)
 		}()
 	}
-}
-
-// produce reads and decodes the source in batches until it ends or stop.
-func (in *mergeInput) produce(stop <-chan struct{}) {
-	for {
-		b := in.getSpare()
-		b.frames = b.frames[:0]
-		for len(b.frames) < batchFrames {
-			rf, err := in.src.Next()
-			if err != nil {
-				b.eof, b.err = true, err
-				b.warns = in.src.Warnings()
-				b.ifaces = in.src.Interfaces()
-				b.points = in.points
-				break
-			}
-			point := -1
-			if rf.Iface >= 0 && rf.Iface < len(in.points) {
-				point = in.points[rf.Iface]
-			} else if rf.Iface >= 0 {
-				// An interface the source revealed only now (an SLL2
-				// ifindex deep in a file) has no point: note it once.
-				for len(in.points) <= rf.Iface {
-					in.points = append(in.points, -1)
-				}
-				in.lateSkipped = append(in.lateSkipped, rf.Iface)
-			}
-			if point < 0 {
-				continue
-			}
-			b.frames = append(b.frames, correlate.Frame{})
-			f := &b.frames[len(b.frames)-1]
-			in.dec.DecodeAny(&rf, f)
-			in.filter.apply(in.dec, &rf, f)
-			f.Point = point
-			if point < len(in.clocks) && !in.clocks[point].Zero() {
-				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
-			}
-			if in.perIface != nil {
-				for len(in.perIface) <= rf.Iface {
-					in.perIface = append(in.perIface, 0)
-				}
-				in.perIface[rf.Iface]++
-				f.Num = in.perIface[rf.Iface]
-			}
-		}
-		select {
-		case in.batches <- b:
-		case <-stop:
-			return
-		}
-		if b.eof {
-			return
-		}
-	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.merge()
+	}()
 }
 
 // SetClocks sets the clock correction of each point (by index): frames
@@ -226,60 +186,144 @@ func (m *Merger) NumberPerInterface() {
 func (m *Merger) Warnings() []string { return m.warn }
 
 // Next returns the next frame in stamp order, or nil at the end. The frame
-// is valid until the next call: it lives in its reader's batch, which is
-// recycled once every frame of it has been returned.
+// is valid until the next call: it lives in a batch that is recycled once
+// every frame of it has been returned.
 func (m *Merger) Next() *correlate.Frame {
-	if b := m.held; b != nil {
-		m.held = nil
-		b.unref()
+	if m.finished {
+		return nil
 	}
-	if m.queued == nil {
-		m.queued = newStampMerge[frameRef](len(m.inputs))
+	if !m.started {
+		if len(m.inputs) == 0 {
+			m.finished = true
+			return nil
+		}
+		m.start()
+	}
+	for {
+		if b := m.cur; b != nil {
+			for m.ev < len(b.ends) && b.ends[m.ev].at == m.pos {
+				m.end(b.ends[m.ev].in, b.ends[m.ev].b)
+				m.ev++
+			}
+			if m.pos < len(b.recs) {
+				p := &b.recs[m.pos]
+				m.pos++
+				if p.full >= 0 {
+					return &b.full[p.full]
+				}
+				unpack(p, &m.frame)
+				return &m.frame
+			}
+			if b.last {
+				m.finished = true
+				return nil
+			}
+			m.spare <- b // never blocks: the channel holds every batch
+		}
+		select {
+		case m.cur = <-m.out:
+			m.pos, m.ev = 0, 0
+		case <-m.stop:
+			m.cur, m.finished = nil, true
+			return nil
+		}
+	}
+}
+
+// merge is the merge goroutine: it reads ahead until every open source is
+// past the earliest queued record's stamp plus the reorder span, so nothing
+// earlier can still arrive, then copies that record into the batch for
+// Next.
+func (m *Merger) merge() {
+	ob := m.nextBatch()
+	if ob == nil {
+		return
 	}
 	for {
 		best := m.queued.earliest()
-		// Read ahead until every open source is past the candidate's stamp
-		// plus the reorder span, so nothing earlier can still arrive.
 		progressed := false
 		for i, in := range m.inputs {
 			if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.frontTime(best)+m.reorder) {
 				continue
 			}
-			m.read(i)
+			if !m.read(i, ob) {
+				return
+			}
 			progressed = true
 		}
 		if progressed {
 			continue
 		}
 		if best < 0 {
-			return nil
+			ob.last = true
+			m.send(ob)
+			return
 		}
 		r := m.queued.pop(best)
-		m.held = r.b
-		return &r.b.frames[r.i]
+		p := &r.b.recs[r.i]
+		ob.recs = append(ob.recs, *p)
+		if p.full >= 0 {
+			ob.recs[len(ob.recs)-1].full = int32(len(ob.full))
+			ob.full = append(ob.full, r.b.full[p.full])
+		}
+		r.b.unref()
+		if len(ob.recs) == outFrames {
+			if !m.send(ob) {
+				return
+			}
+			if ob = m.nextBatch(); ob == nil {
+				return
+			}
+		}
 	}
 }
 
-func (m *Merger) read(idx int) {
-	in := m.inputs[idx]
-	if !m.started {
-		m.start()
+// nextBatch is an empty batch to fill, nil once stopped.
+func (m *Merger) nextBatch() *frameBatch {
+	select {
+	case b := <-m.spare:
+		b.recs, b.full, b.ends, b.last = b.recs[:0], b.full[:0], b.ends[:0], false
+		return b
+	case <-m.stop:
+		return nil
 	}
-	for in.cur == nil || in.pos == len(in.cur.frames) {
+}
+
+// send hands a batch to Next; false once stopped.
+func (m *Merger) send(b *frameBatch) bool {
+	select {
+	case m.out <- b:
+		return true
+	case <-m.stop:
+		return false
+	}
+}
+
+// read queues the next record of input idx (the merge goroutine's); at the
+// source's end it notes the end in ob instead. False once stopped.
+func (m *Merger) read(idx int, ob *frameBatch) bool {
+	in := m.inputs[idx]
+	for in.cur == nil || in.pos == len(in.cur.recs) {
 		if in.cur != nil {
 			if in.cur.eof {
-				m.end(in, in.cur)
-				return
+				in.done = true
+				ob.ends = append(ob.ends, endEvent{at: len(ob.recs), in: in, b: in.cur})
+				return true
 			}
-			in.cur.unref() // recycles it at once if no frame of it is held
+			in.cur.unref() // recycles it at once if no record of it is queued
 		}
-		in.cur, in.pos = <-in.batches, 0
+		select {
+		case in.cur = <-in.batches:
+		case <-m.stop:
+			return false
+		}
+		in.pos = 0
 		in.cur.refs = 1 // held by in.cur until all of it is read
 	}
 	i := in.pos
 	in.pos++
 	in.cur.refs++
-	t := in.cur.frames[i].Time
+	t := in.cur.recs[i].t
 	in.frames++
 	switch {
 	case in.frames == 1:
@@ -299,37 +343,14 @@ func (m *Merger) read(idx int) {
 	default:
 		in.jump = 0
 	}
-	*m.queued.push(idx, t) = frameRef{b: in.cur, i: int32(i)}
+	*m.queued.push(idx, t) = rawRef{b: in.cur, i: int32(i)}
+	return true
 }
 
-// unref drops one reference; the last one hands the batch back to its
-// reader.
-func (b *batch) unref() {
-	b.refs--
-	if b.refs == 0 {
-		b.owner.spareMu.Lock()
-		b.owner.spare = append(b.owner.spare, b)
-		b.owner.spareMu.Unlock()
-	}
-}
-
-// getSpare is a recycled batch, or a new one: batches held by the reorder
-// buffers are not back yet, and waiting for them could deadlock.
-func (in *mergeInput) getSpare() *batch {
-	in.spareMu.Lock()
-	defer in.spareMu.Unlock()
-	if n := len(in.spare); n > 0 {
-		b := in.spare[n-1]
-		in.spare = in.spare[:n-1]
-		return b
-	}
-	return &batch{frames: make([]correlate.Frame, 0, batchFrames), owner: in}
-}
-
-// end handles a source's last batch: warnings, and the closed callback per
-// point with the interfaces as the source finally describes them.
-func (m *Merger) end(in *mergeInput, b *batch) {
-	in.done = true
+// end handles a source's last batch (on Next's goroutine, at the source's
+// place in the stream): warnings, and the closed callback per point with
+// the interfaces as the source finally describes them.
+func (m *Merger) end(in *mergeInput, b *rawBatch) {
 	early := !errors.Is(b.err, io.EOF)
 	if early {
 		m.warn = append(m.warn, fmt.Sprintf("%s: %v (frames after it ignored)", in.name, b.err))
@@ -355,11 +376,4 @@ func (m *Merger) end(in *mergeInput, b *batch) {
 			m.closed(p, b.ifaces[i], early)
 		}
 	}
-}
-
-// frameRef is a buffered frame: where it lives, so ordering never moves
-// the (large) frames.
-type frameRef struct {
-	b *batch
-	i int32
 }

@@ -68,12 +68,16 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	if o.Sink != nil {
 		keep.sinks, keep.limit = append(keep.sinks, o.Sink), -1
 	}
-	cfg := correlate.Config{Points: specs, Window: window, ClockOffsets: clocks.offsets, ClockProblems: clocks.problems}
+	// Every trace goes to a sink (JSON, HTML): built on the engine's
+	// builder goroutine. Otherwise only the first few are (SetSink(nil)).
+	cfg := correlate.Config{Points: specs, Window: window, ClockOffsets: clocks.offsets, ClockProblems: clocks.problems,
+		Async: o.Sink != nil}
 	b.agentConfig(&cfg)
 	eng, err := correlate.New(cfg, keep.add)
 	if err != nil {
 		return nil, err
 	}
+	keep.enough = func() { eng.SetSink(nil) }
 	m, files, err := b.Open(int64(o.Reorder), func(p int, ifc capture.Interface, early bool) {
 		eng.Close(p, early)
 		if ifc.HasDrops {

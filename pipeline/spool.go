@@ -10,16 +10,21 @@ import (
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/capture/afpacket"
+	"github.com/pathtrace/pathtrace/capture/decode"
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
-// Live spooling. A point's goroutine only copies frames out of its ring into
-// slabs, as tcpdump copies them into a file: no decoding, allocation, lock or
-// channel operation per frame. The correlator decodes and matches the slabs
-// on a goroutine of its own. When it falls behind (a flood on a node short of
-// CPU) the slabs wait in memory, up to the spool's size, and it catches up
-// after the capture; only then do the capture goroutines wait, the rings fill
-// and the kernel counts drops — which the report states.
+// Live spooling. A point's goroutine decodes each frame straight from its
+// ring block, while the block is held and its bytes are in cache, and
+// writes the frame packed (88 bytes: what a flood is made of) into a slab;
+// a frame packed cannot hold (IPv6, ARP, tunnels) goes in raw, as captured,
+// and the correlator decodes it. No allocation, lock or channel operation
+// per frame: a slab changes hands when full or when the ring is empty. The
+// correlator takes the slabs on a goroutine of its own. When it falls
+// behind (a flood on a node short of CPU) the slabs wait in memory, up to
+// the spool's size, and it catches up after the capture; only then do the
+// capture goroutines wait, the rings fill and the kernel counts drops —
+// which the report states.
 const (
 	slabBytes = 256 << 10
 	// DefaultSpoolBytes bounds the frames captured but not yet correlated.
@@ -36,16 +41,26 @@ type slab struct {
 	used  int
 }
 
-// Spooled frame header: stamp, record number, wire length, captured length,
-// link type, direction; the frame follows, padded to 8 bytes.
+// Spooled frame header: stamp, kind, then by kind. A packed frame
+// (kindPacked) follows in packedBytes; a raw one (kindRaw, kindRawUnkeyed:
+// the point's filter left it out) has record number, wire length, captured
+// length, link type and direction, then the frame, padded to 8 bytes.
 const (
-	hdrTime = 0
-	hdrNum  = 8
-	hdrWire = 16
-	hdrCap  = 20
-	hdrLink = 24
-	hdrDir  = 28
-	hdrLen  = 32
+	hdrTime   = 0
+	hdrKind   = 8
+	hdrPacked = 16 // packed frame
+	hdrNum    = 16 // raw frame
+	hdrWire   = 24
+	hdrCap    = 28
+	hdrLink   = 32
+	hdrDir    = 36
+	hdrLen    = 40
+
+	kindPacked     = 1
+	kindRaw        = 2
+	kindRawUnkeyed = 3
+
+	packedEntry = hdrPacked + packedBytes
 )
 
 func spooledLen(n int) int { return hdrLen + (n+7)&^7 }
@@ -58,9 +73,11 @@ func newSlab(size int) (*slab, error) {
 	return &slab{mem: mem}, nil
 }
 
-func (s *slab) put(rf *capture.RawFrame) {
+// put spools rf as captured, kind kindRaw or kindRawUnkeyed.
+func (s *slab) put(rf *capture.RawFrame, kind uint32) {
 	b := s.mem[s.used:]
 	ne.PutUint64(b[hdrTime:], uint64(rf.Time))
+	ne.PutUint32(b[hdrKind:], kind)
 	ne.PutUint64(b[hdrNum:], uint64(rf.Num))
 	ne.PutUint32(b[hdrWire:], uint32(rf.WireLen))
 	ne.PutUint32(b[hdrCap:], uint32(len(rf.Data)))
@@ -70,21 +87,38 @@ func (s *slab) put(rf *capture.RawFrame) {
 	s.used += spooledLen(len(rf.Data))
 }
 
-// each calls fn for every frame; rf.Data is the slab's memory.
-func (s *slab) each(fn func(rf *capture.RawFrame)) {
+// putPacked spools a frame decoded at capture, stamped t.
+func (s *slab) putPacked(t int64, p *packed) {
+	b := s.mem[s.used:]
+	ne.PutUint64(b[hdrTime:], uint64(t))
+	ne.PutUint32(b[hdrKind:], kindPacked)
+	p.put(b[hdrPacked:])
+	s.used += packedEntry
+}
+
+// each calls packedFn for every packed frame and rawFn for every raw one
+// (whose Data is the slab's memory), in spooling order.
+func (s *slab) each(packedFn func(t int64, b []byte), rawFn func(rf *capture.RawFrame, unkeyed bool)) {
 	var rf capture.RawFrame
 	for off := 0; off < s.used; {
 		b := s.mem[off:]
+		t := int64(ne.Uint64(b[hdrTime:]))
+		kind := ne.Uint32(b[hdrKind:])
+		if kind == kindPacked {
+			packedFn(t, b[hdrPacked:packedEntry])
+			off += packedEntry
+			continue
+		}
 		n := int(ne.Uint32(b[hdrCap:]))
 		rf = capture.RawFrame{
 			Data:     b[hdrLen : hdrLen+n : hdrLen+n],
-			Time:     int64(ne.Uint64(b[hdrTime:])),
+			Time:     t,
 			Num:      int(ne.Uint64(b[hdrNum:])),
 			WireLen:  int(ne.Uint32(b[hdrWire:])),
 			LinkType: capture.LinkType(ne.Uint32(b[hdrLink:])),
 			Dir:      correlate.LinkDir(b[hdrDir]),
 		}
-		fn(&rf)
+		rawFn(&rf, kind == kindRawUnkeyed)
 		off += spooledLen(n)
 	}
 }
@@ -96,11 +130,12 @@ var ne = binary.NativeEndian
 type spool struct {
 	feed  *feed
 	queue chan *slab
-	free  chan *slab
 	done  chan struct{}
 	sinks []afpacket.Sink
 
-	mu    sync.Mutex // capture goroutines allocate slabs
+	mu    sync.Mutex // capture goroutines take slabs, the correlator gives them back
+	freed *sync.Cond // a slab was given back
+	free  []*slab    // empty slabs, the last given back on top: still in cache
 	slabs []*slab    // every slab mapped, to unmap at Close
 	limit int        // the spool's size in slabs
 	full  atomic.Bool
@@ -110,7 +145,8 @@ type spool struct {
 // points. spoolBytes bounds what is captured but not yet correlated (<= 0:
 // DefaultSpoolBytes). captured, if set, sees every frame on its point's
 // capture goroutine as it is captured (counters, a file per point); it must
-// not keep rf.Data.
+// not keep rf.Data. Set feed.filter before the capture starts: the points
+// apply it as they decode.
 func startSpool(eng *correlate.Engine, points, spoolBytes int, captured func(point int, rf *capture.RawFrame)) (*spool, error) {
 	if spoolBytes <= 0 {
 		spoolBytes = DefaultSpoolBytes
@@ -119,10 +155,10 @@ func startSpool(eng *correlate.Engine, points, spoolBytes int, captured func(poi
 	l := &spool{
 		feed:  newFeed(eng, 0),
 		queue: make(chan *slab, n),
-		free:  make(chan *slab, n),
 		done:  make(chan struct{}),
 		limit: n,
 	}
+	l.freed = sync.NewCond(&l.mu)
 	for p := range points {
 		// A slab per point up front: a capture goroutine can always make
 		// progress, even if mapping more fails.
@@ -132,14 +168,13 @@ func startSpool(eng *correlate.Engine, points, spoolBytes int, captured func(poi
 			return nil, err
 		}
 		l.slabs = append(l.slabs, sl)
-		l.sinks = append(l.sinks, &liveSink{live: l, point: p, tap: captured, cur: sl})
+		l.sinks = append(l.sinks, &liveSink{live: l, point: p, tap: captured, cur: sl, dec: decode.New()})
 	}
 	go func() {
 		defer close(l.done)
 		for sl := range l.queue {
-			l.feed.addRaw(sl)
-			sl.used = 0
-			l.free <- sl
+			l.feed.addSlab(sl)
+			l.put(sl)
 		}
 		l.feed.flush()
 	}()
@@ -152,6 +187,12 @@ func startSpool(eng *correlate.Engine, points, spoolBytes int, captured func(poi
 func (l *spool) close() {
 	close(l.queue)
 	<-l.done
+	for _, s := range l.sinks {
+		// What the points' filters left out counts with the feed's.
+		if ls := s.(*liveSink); ls.filter != nil && l.feed.filter != nil {
+			l.feed.filter.out.Add(int64(ls.filter.filteredOut()))
+		}
+	}
 	l.unmap()
 }
 
@@ -164,27 +205,37 @@ func (l *spool) unmap() {
 	l.slabs = nil
 }
 
-// get returns an empty slab: a recycled one, a new one while the spool has
-// room, else the next one the correlator frees (the capture waits, and its
-// ring fills).
+// get returns an empty slab: the one given back last, a new one while the
+// spool has room, else the next one the correlator gives back (the capture
+// waits, and its ring fills).
 func (l *spool) get() *slab {
-	select {
-	case sl := <-l.free:
-		return sl
-	default:
-	}
 	l.mu.Lock()
-	if len(l.slabs) < l.limit {
-		if sl, err := newSlab(slabBytes); err == nil {
-			l.slabs = append(l.slabs, sl)
-			l.mu.Unlock()
+	defer l.mu.Unlock()
+	for {
+		if n := len(l.free); n > 0 {
+			sl := l.free[n-1]
+			l.free = l.free[:n-1]
 			return sl
 		}
-		l.limit = len(l.slabs) // out of memory: make do with what there is
+		if len(l.slabs) < l.limit {
+			if sl, err := newSlab(slabBytes); err == nil {
+				l.slabs = append(l.slabs, sl)
+				return sl
+			}
+			l.limit = len(l.slabs) // out of memory: make do with what there is
+		}
+		l.full.Store(true)
+		l.freed.Wait()
 	}
+}
+
+// put gives back a slab the correlator is done with.
+func (l *spool) put(sl *slab) {
+	sl.used = 0
+	l.mu.Lock()
+	l.free = append(l.free, sl)
 	l.mu.Unlock()
-	l.full.Store(true)
-	return <-l.free
+	l.freed.Signal()
 }
 
 // filled reports whether a capture goroutine ever had to wait for the
@@ -193,30 +244,60 @@ func (l *spool) filled() bool { return l.full.Load() }
 
 // liveSink is one point's spooler; only its capture goroutine touches it.
 type liveSink struct {
-	live  *spool
-	point int
-	tap   func(int, *capture.RawFrame)
-	cur   *slab
+	live   *spool
+	point  int
+	tap    func(int, *capture.RawFrame)
+	cur    *slab
+	dec    *decode.Decoder
+	filter *frameFilter // the point's own copy of the feed's
+	ready  bool         // filter set up
+	frame  correlate.Frame
+	packed packed
 }
 
 func (s *liveSink) Frame(rf *capture.RawFrame) {
 	if s.tap != nil {
 		s.tap(s.point, rf)
 	}
-	if s.cur != nil && s.cur.used+spooledLen(len(rf.Data)) > len(s.cur.mem) {
-		s.Idle()
+	if !s.ready {
+		if ff := s.live.feed.filter; ff != nil {
+			s.filter = newFrameFilter(ff.f)
+		}
+		s.ready = true
 	}
-	if s.cur == nil {
-		s.cur = s.live.get()
+	f := &s.frame
+	s.dec.DecodeAny(rf, f)
+	s.filter.apply(s.dec, rf, f)
+	f.Point = s.point
+	if pack(f, &s.packed) {
+		s.room(packedEntry)
+		s.cur.putPacked(rf.Time, &s.packed)
+		return
 	}
-	if room := len(s.cur.mem) - hdrLen; len(rf.Data) > room {
+	// Decoded again by the correlator, which then need not filter it.
+	kind := uint32(kindRaw)
+	if s.filter != nil && f.Key.Proto == correlate.ProtoNone {
+		kind = kindRawUnkeyed
+	}
+	if room := slabBytes - hdrLen; len(rf.Data) > room {
 		// Cannot happen: a ring block (128 KiB) is smaller than a slab.
 		c := *rf
 		c.Data = c.Data[:room]
 		rf = &c
 	}
+	s.room(spooledLen(len(rf.Data)))
+	s.cur.put(rf, kind)
+}
+
+// room makes sure the current slab has n bytes free.
+func (s *liveSink) room(n int) {
+	if s.cur != nil && s.cur.used+n > len(s.cur.mem) {
+		s.Idle()
+	}
+	if s.cur == nil {
+		s.cur = s.live.get()
+	}
 	s.cur.point = s.point
-	s.cur.put(rf)
 }
 
 // Idle hands the slab over, however full: the ring is empty, so its frames

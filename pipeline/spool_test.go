@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"path/filepath"
@@ -157,12 +158,28 @@ func TestLiveSpoolBackpressure(t *testing.T) {
 		t.Fatalf("spool of %d slabs, want the minimum %d", live.limit, minSpoolSlabs)
 	}
 	sink := live.sinks[0]
-	data := make([]byte, 1000) // not a decodable frame: counted, keyed by nothing
-	const n = 40000            // 40 MB through a 2 MiB spool
+	// Half of them not decodable (counted, keyed by nothing), packed; half
+	// IPv6 UDP, which packed does not hold: spooled raw, decoded again.
+	data := make([]byte, 1000)
+	v6 := make([]byte, 1000)
+	v6[12], v6[13], v6[14] = 0x86, 0xdd, 0x60
+	binary.BigEndian.PutUint16(v6[18:], 1000-54) // payload length
+	v6[20], v6[21] = 17, 64                      // UDP, hop limit
+	v6[22], v6[23], v6[37] = 0xfd, 0, 1          // fd00::1
+	v6[38], v6[39], v6[53] = 0xfd, 0, 2          // fd00::2
+	binary.BigEndian.PutUint16(v6[54:], 40000)
+	binary.BigEndian.PutUint16(v6[56:], 9999)
+	binary.BigEndian.PutUint16(v6[58:], 1000-54)
+	const n = 40000 // 22 MB through a 2 MiB spool
 	rf := capture.RawFrame{Data: data, Time: 1e18, WireLen: len(data), LinkType: capture.LinkTypeEthernet}
 	feed := func() { // one frame variable, as capture.RunLive's readers have
 		rf.Time += 1000
 		rf.Num++
+		rf.Data = data
+		if rf.Num%2 == 0 {
+			binary.BigEndian.PutUint64(v6[62:], uint64(rf.Num)) // a payload, and key, of its own
+			rf.Data = v6
+		}
 		sink.Frame(&rf)
 	}
 	for range n / 2 {
@@ -175,6 +192,9 @@ func TestLiveSpoolBackpressure(t *testing.T) {
 	if res.Summary.Frames != n+1 { // AllocsPerRun runs once more to warm up
 		t.Fatalf("correlator saw %d frames, want %d", res.Summary.Frames, n+1)
 	}
+	if res.Summary.Decoded != (n+1)/2 {
+		t.Fatalf("correlator keyed %d frames, want the %d IPv6 ones", res.Summary.Decoded, (n+1)/2)
+	}
 	if allocs > 0.01 {
 		t.Errorf("%.3f allocations per spooled frame, want ~0", allocs)
 	}
@@ -186,7 +206,7 @@ func TestLiveSpoolBackpressure(t *testing.T) {
 }
 
 // TestSlabRoundTrip: every field a decoder or evidence writer reads comes
-// back from the spool as it went in.
+// back from the spool as it went in, raw frames and packed ones.
 func TestSlabRoundTrip(t *testing.T) {
 	sl, err := newSlab(slabBytes)
 	if err != nil {
@@ -198,20 +218,39 @@ func TestSlabRoundTrip(t *testing.T) {
 		{Data: nil, Time: 0, WireLen: 60, LinkType: 276, Num: 9},
 	}
 	in[1].Data[1499] = 0xee
+	odd := packed{stamp: -1 << 63, num: 1<<63 - 1, hash: 1<<64 - 1, seq: 1, ack: 2, kipid: 3, len: 4, ipLen: 5, wire: 1<<32 - 1, cap: 7,
+		src: [4]byte{1, 2, 3, 4}, dst: [4]byte{5, 6, 7, 8}, srcMAC: correlate.MAC{9, 10, 11, 12, 13, 14}, dstMAC: correlate.MAC{15, 16, 17, 18, 19, 20},
+		sport: 21, dport: 22, echoID: 23, ipid: 24, bits: 0x3ff, proto: correlate.ProtoTCP, kind: 26, ttl: 27, dir: correlate.DirOut}
 	for i := range in {
-		sl.put(&in[i])
+		sl.put(&in[i], kindRaw+uint32(i%2))
+		sl.putPacked(int64(i), &odd)
 	}
 	var out []capture.RawFrame
-	sl.each(func(rf *capture.RawFrame) {
+	var unkeyed []bool
+	var packs []packed
+	sl.each(func(ts int64, b []byte) {
+		var p packed
+		p.get(b)
+		p.t = ts
+		packs = append(packs, p)
+	}, func(rf *capture.RawFrame, u bool) {
 		c := *rf
 		c.Data = append([]byte{}, rf.Data...)
 		out = append(out, c)
+		unkeyed = append(unkeyed, u)
 	})
 	for i := range in {
 		in[i].Data = append([]byte{}, in[i].Data...)
 	}
-	if !reflect.DeepEqual(in, out) {
-		t.Fatalf("round trip:\nin  %+v\nout %+v", in, out)
+	if !reflect.DeepEqual(in, out) || !reflect.DeepEqual(unkeyed, []bool{false, true, false}) {
+		t.Fatalf("round trip:\nin  %+v\nout %+v %v", in, out, unkeyed)
+	}
+	for i, p := range packs {
+		want := odd
+		want.t = int64(i)
+		if p != want {
+			t.Fatalf("packed %d: %+v, want %+v", i, p, want)
+		}
 	}
 }
 
@@ -245,7 +284,7 @@ func TestLiveSpoolFilled(t *testing.T) {
 		t.Fatal("get returned a slab beyond the spool's size")
 	case <-time.After(20 * time.Millisecond):
 	}
-	live.free <- held[0] // the correlator frees one
+	live.put(held[0]) // the correlator frees one
 	if sl := <-got; sl != held[0] {
 		t.Fatal("the waiting get did not receive the freed slab")
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -13,306 +15,426 @@ import (
 // appendTrace writes t as encoding/json would with SetEscapeHTML(false) and
 // SetIndent(indent(depth), "  ") — byte for byte (TestTraceJSONMatchesEncodingJSON)
 // — but without reflection: a long capture emits hundreds of thousands of
-// traces, and encoding/json was most of the time of a JSON report.
+// traces, and encoding/json was most of the time of a JSON report. What
+// lies between two values (comma, newline, indentation, the next key) is
+// one precomputed string per place (jsonLayout), and stamps reuse the date
+// of the previous one (stampCache): a flood's report is a few hundred
+// thousand traces of 1.7 KB each.
 func appendTrace(b []byte, t *correlate.Trace, depth int) []byte {
-	w := objWriter{b: b, depth: depth}
-	w.open('{')
-	w.key("n")
-	w.b = strconv.AppendInt(w.b, int64(t.N), 10)
-	w.key("protocol")
-	w.str(t.Protocol.String())
-	w.key("type")
-	w.str(t.Type)
-	w.key("id")
-	w.optU(t.ID)
-	w.key("seq")
-	w.optU(t.Seq)
-	w.key("ip_id")
-	w.optU(t.IPID)
-	w.key("src_ip")
-	w.addr(t.SrcIP)
-	w.key("dst_ip")
-	w.addr(t.DstIP)
-	w.key("src_port")
-	w.optU(t.SrcPort)
-	w.key("dst_port")
-	w.optU(t.DstPort)
-	w.key("length")
-	w.b = strconv.AppendInt(w.b, int64(t.Length), 10)
-	w.key("direction")
-	w.str(t.Direction.String())
-	w.key("hops")
+	var sc stampCache
+	return appendTraceCached(b, t, depth, &sc)
+}
+
+// appendTraceCached is appendTrace with the caller's stamp cache (a stream
+// keeps one: consecutive traces share their second).
+func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) []byte {
+	l := layoutFor(depth)
+	b = append(b, '{')
+	b = append(b, l.tN...)
+	b = strconv.AppendInt(b, int64(t.N), 10)
+	b = append(b, l.tProtocol...)
+	b = appendStr(b, t.Protocol.String())
+	b = append(b, l.tType...)
+	b = appendStr(b, t.Type)
+	b = append(b, l.tID...)
+	b = appendOptU(b, t.ID)
+	b = append(b, l.tSeq...)
+	b = appendOptU(b, t.Seq)
+	b = append(b, l.tIPID...)
+	b = appendOptU(b, t.IPID)
+	b = append(b, l.tSrcIP...)
+	b = appendAddr(b, t.SrcIP)
+	b = append(b, l.tDstIP...)
+	b = appendAddr(b, t.DstIP)
+	b = append(b, l.tSrcPort...)
+	b = appendOptU(b, t.SrcPort)
+	b = append(b, l.tDstPort...)
+	b = appendOptU(b, t.DstPort)
+	b = append(b, l.tLength...)
+	b = strconv.AppendInt(b, int64(t.Length), 10)
+	b = append(b, l.tDirection...)
+	b = appendStr(b, t.Direction.String())
+	b = append(b, l.tHops...)
 	if len(t.Hops) == 0 {
-		w.b = append(w.b, "[]"...)
+		b = append(b, "[]"...)
 	} else {
-		w.open('[')
+		b = append(b, '[')
 		for i := range t.Hops {
-			w.elem()
-			w.hop(&t.Hops[i])
+			b = append(b, l.elem2[min(i, 1)]...)
+			b = appendHop(b, l, &t.Hops[i], sc)
 		}
-		w.close(']')
+		b = append(b, l.nl[1]...)
+		b = append(b, ']')
 	}
 	if t.LostAfter != "" {
-		w.key("lost_after")
-		w.str(t.LostAfter)
+		b = append(b, l.tLostAfter...)
+		b = appendStr(b, t.LostAfter)
 	}
-	w.key("missing")
-	w.strs(t.Missing)
-	w.key("rewrites")
+	b = append(b, l.tMissing...)
+	b = appendStrs(b, l, t.Missing)
+	b = append(b, l.tRewrites...)
 	if len(t.Rewrites) == 0 {
-		w.b = append(w.b, "[]"...)
+		b = append(b, "[]"...)
 	} else {
-		w.open('[')
-		for _, r := range t.Rewrites {
-			w.elem()
-			w.open('{')
-			w.key("point")
-			w.str(r.Point)
-			w.key("field")
-			w.str(r.Field.String())
-			w.key("from")
-			w.str(r.From)
-			w.key("to")
-			w.str(r.To)
-			w.close('}')
+		b = append(b, '[')
+		for i, r := range t.Rewrites {
+			b = append(b, l.elem2[min(i, 1)]...)
+			b = append(b, l.rPoint...)
+			b = appendStr(b, r.Point)
+			b = append(b, l.rField...)
+			b = appendStr(b, r.Field.String())
+			b = append(b, l.rFrom...)
+			b = appendStr(b, r.From)
+			b = append(b, l.rTo...)
+			b = appendStr(b, r.To)
+			b = append(b, l.nl[2]...)
+			b = append(b, '}')
 		}
-		w.close(']')
+		b = append(b, l.nl[1]...)
+		b = append(b, ']')
 	}
-	w.key("reply_to")
+	b = append(b, l.tReplyTo...)
 	if t.ReplyTo.Valid {
-		w.b = strconv.AppendInt(w.b, t.ReplyTo.V, 10)
+		b = strconv.AppendInt(b, t.ReplyTo.V, 10)
 	} else {
-		w.b = append(w.b, "null"...)
+		b = append(b, "null"...)
 	}
 	if t.RTT != nil {
-		w.key("rtt")
-		w.open('{')
-		w.key("total_ns")
-		w.b = strconv.AppendInt(w.b, t.RTT.TotalNs, 10)
-		w.key("forward_ns")
-		w.b = strconv.AppendInt(w.b, t.RTT.ForwardNs, 10)
-		w.key("turnaround_ns")
-		w.b = strconv.AppendInt(w.b, t.RTT.TurnaroundNs, 10)
-		w.key("reverse_ns")
-		w.b = strconv.AppendInt(w.b, t.RTT.ReverseNs, 10)
-		w.close('}')
+		b = append(b, l.tRTT...)
+		b = strconv.AppendInt(b, t.RTT.TotalNs, 10)
+		b = append(b, l.rttForward...)
+		b = strconv.AppendInt(b, t.RTT.ForwardNs, 10)
+		b = append(b, l.rttTurnaround...)
+		b = strconv.AppendInt(b, t.RTT.TurnaroundNs, 10)
+		b = append(b, l.rttReverse...)
+		b = strconv.AppendInt(b, t.RTT.ReverseNs, 10)
+		b = append(b, l.nl[1]...)
+		b = append(b, '}')
 	}
-	w.key("flags")
-	w.flags(t.Flags)
-	if d := t.Drop; d != nil {
-		w.key("drop")
-		w.open('{')
-		w.key("reason")
-		w.str(d.Reason)
-		w.key("location")
-		w.str(d.Location)
-		w.key("netns")
-		w.str(d.Netns)
-		w.key("interface")
-		w.str(d.Interface)
-		w.key("time")
-		w.stamp(d.Time)
-		if d.Rule != "" {
-			w.key("rule")
-			w.str(d.Rule)
+	b = append(b, l.tFlags...)
+	if len(t.Flags) == 0 {
+		b = append(b, "[]"...)
+	} else {
+		b = append(b, '[')
+		for i, f := range t.Flags {
+			b = append(b, l.elem2[min(i, 1)]...)
+			b = appendStr(b, f.String())
 		}
-		w.close('}')
+		b = append(b, l.nl[1]...)
+		b = append(b, ']')
 	}
-	w.close('}')
-	return w.b
+	if d := t.Drop; d != nil {
+		b = append(b, l.tDrop...)
+		b = appendStr(b, d.Reason)
+		b = append(b, l.dLocation...)
+		b = appendStr(b, d.Location)
+		b = append(b, l.dNetns...)
+		b = appendStr(b, d.Netns)
+		b = append(b, l.dInterface...)
+		b = appendStr(b, d.Interface)
+		b = append(b, l.dTime...)
+		b = append(sc.append(b, int64(d.Time)), '"')
+		if d.Rule != "" {
+			b = append(b, l.dRule...)
+			b = appendStr(b, d.Rule)
+		}
+		b = append(b, l.nl[1]...)
+		b = append(b, '}')
+	}
+	b = append(b, l.nl[0]...)
+	return append(b, '}')
 }
 
-func (w *objWriter) hop(h *correlate.Hop) {
-	w.open('{')
-	w.key("point")
-	w.str(h.Point)
-	w.key("time")
-	w.stamp(h.Time)
-	w.key("delta_ns")
-	w.b = strconv.AppendInt(w.b, h.DeltaNs, 10)
-	w.key("src_mac")
-	w.mac(h.SrcMAC)
-	w.key("dst_mac")
-	w.mac(h.DstMAC)
-	w.key("ttl")
-	w.optU(h.TTL)
-	if h.Dir != correlate.DirUnknown {
-		w.key("dir")
-		w.str(h.Dir.String())
+func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte {
+	b = append(b, sc.pointHead(l, h.Point)...)
+	b = sc.append(b, int64(h.Time))
+	b = append(b, l.hDelta...)
+	b = strconv.AppendInt(b, h.DeltaNs, 10)
+	if (!h.TTL.Valid || h.TTL.V < 256) && int(h.Dir) < len(l.hDirFrame) {
+		b = append(b, sc.middle(l, h)...)
+	} else {
+		b = appendMAC(append(appendMAC(append(b, l.hSrcMAC...), h.SrcMAC), l.hDstMAC...), h.DstMAC)
+		b = append(b, l.hTTL...)
+		b = appendOptU(b, h.TTL)
+		if h.Dir != correlate.DirUnknown {
+			b = append(b, l.hDir...)
+			b = appendStr(b, h.Dir.String())
+		}
+		b = append(b, l.hFrame...)
 	}
-	w.key("frame")
-	w.b = strconv.AppendInt(w.b, int64(h.Frame), 10)
+	b = strconv.AppendInt(b, int64(h.Frame), 10)
 	if h.Reflection {
-		w.key("reflection")
-		w.b = append(w.b, "true"...)
+		b = append(b, l.hReflection...)
+		b = append(b, "true"...)
 	}
 	if h.UncertaintyNs != 0 {
-		w.key("uncertainty_ns")
-		w.b = strconv.AppendInt(w.b, h.UncertaintyNs, 10)
+		b = append(b, l.hUncertainty...)
+		b = strconv.AppendInt(b, h.UncertaintyNs, 10)
 	}
 	if h.ClockOffsetNs != 0 {
-		w.key("clock_offset_ns")
-		w.b = strconv.AppendInt(w.b, h.ClockOffsetNs, 10)
+		b = append(b, l.hClockOffset...)
+		b = strconv.AppendInt(b, h.ClockOffsetNs, 10)
 	}
 	if h.Encap != (correlate.HopEncap{}) {
-		w.key("encap")
-		w.encap(&h.Encap)
+		e := &h.Encap
+		b = append(b, l.hEncap...)
+		b = appendStr(b, e.Type.String())
+		if e.VNI.Valid {
+			b = append(b, l.eVNI...)
+			b = appendOptU(b, e.VNI)
+		}
+		b = append(b, l.eOuterSrcIP...)
+		b = appendAddr(b, e.OuterSrcIP)
+		b = append(b, l.eOuterDstIP...)
+		b = appendAddr(b, e.OuterDstIP)
+		b = append(b, l.eOuterSrcMAC...)
+		b = appendMAC(b, e.OuterSrcMAC)
+		b = append(b, l.eOuterDstMAC...)
+		b = appendMAC(b, e.OuterDstMAC)
+		b = append(b, l.eOuterTTL...)
+		b = appendOptU(b, e.OuterTTL)
+		b = append(b, l.eSrcPort...)
+		b = appendOptU(b, e.SrcPort)
+		b = append(b, l.eDstPort...)
+		b = appendOptU(b, e.DstPort)
+		b = append(b, l.nl[3]...)
+		b = append(b, '}')
 	}
-	w.close('}')
+	b = append(b, l.nl[2]...)
+	return append(b, '}')
 }
 
-func (w *objWriter) encap(e *correlate.HopEncap) {
-	w.open('{')
-	w.key("type")
-	w.str(e.Type.String())
-	if e.VNI.Valid {
-		w.key("vni")
-		w.optU(e.VNI)
+// jsonLayout is what goes between the values of a trace written at one
+// depth: for each member, the comma ending the one before (none for a
+// first member), the newline, the indentation and the quoted key.
+type jsonLayout struct {
+	nl    [5]string // newline and indentation at level i below the trace's own
+	elem2 [2]string // an array element at level 2: first, later
+	tN, tProtocol, tType, tID, tSeq, tIPID, tSrcIP, tDstIP, tSrcPort, tDstPort,
+	tLength, tDirection, tHops, tLostAfter, tMissing, tRewrites, tReplyTo, tRTT, tFlags string
+	rttForward, rttTurnaround, rttReverse              string
+	rPoint, rField, rFrom, rTo                         string
+	tDrop, dLocation, dNetns, dInterface, dTime, dRule string
+	hPoint, hTime, hDelta, hSrcMAC, hDstMAC, hTTL, hDir, hFrame, hReflection,
+	hUncertainty, hClockOffset, hEncap string
+	// Whole runs for the commonest values: "ttl" and its value (256:
+	// null), "dir" and its value with "frame"'s key.
+	hTTLs                                                                                     [257]string
+	hDirFrame                                                                                 [3]string
+	eVNI, eOuterSrcIP, eOuterDstIP, eOuterSrcMAC, eOuterDstMAC, eOuterTTL, eSrcPort, eDstPort string
+}
+
+func newLayout(depth int) *jsonLayout {
+	l := &jsonLayout{}
+	for i := range l.nl {
+		l.nl[i] = "\n" + strings.Repeat("  ", depth+i)
 	}
-	w.key("outer_src_ip")
-	w.addr(e.OuterSrcIP)
-	w.key("outer_dst_ip")
-	w.addr(e.OuterDstIP)
-	w.key("outer_src_mac")
-	w.mac(e.OuterSrcMAC)
-	w.key("outer_dst_mac")
-	w.mac(e.OuterDstMAC)
-	w.key("outer_ttl")
-	w.optU(e.OuterTTL)
-	w.key("src_port")
-	w.optU(e.SrcPort)
-	w.key("dst_port")
-	w.optU(e.DstPort)
-	w.close('}')
-}
-
-// objWriter tracks nesting the way encoding/json's indenter lays it out:
-// each member on its own line, indented two spaces per level below depth.
-type objWriter struct {
-	b      []byte
-	depth  int
-	levels int
-	first  [4]bool // per open level (a trace nests 3 deep): no member written yet
-}
-
-func (w *objWriter) open(c byte) {
-	w.b = append(w.b, c)
-	w.first[w.levels] = true
-	w.levels++
-}
-
-func (w *objWriter) close(c byte) {
-	w.levels--
-	w.newline(w.levels)
-	w.b = append(w.b, c)
-}
-
-// elem starts the next member of the innermost level.
-func (w *objWriter) elem() {
-	top := w.levels - 1
-	if !w.first[top] {
-		w.b = append(w.b, ',')
+	first := func(level int, k string) string { return l.nl[level] + `"` + k + `": ` }
+	next := func(level int, k string) string { return "," + first(level, k) }
+	l.elem2 = [2]string{l.nl[2], "," + l.nl[2]}
+	l.tN, l.tProtocol, l.tType = first(1, "n"), next(1, "protocol"), next(1, "type")
+	l.tID, l.tSeq, l.tIPID = next(1, "id"), next(1, "seq"), next(1, "ip_id")
+	l.tSrcIP, l.tDstIP = next(1, "src_ip"), next(1, "dst_ip")
+	l.tSrcPort, l.tDstPort = next(1, "src_port"), next(1, "dst_port")
+	l.tLength, l.tDirection, l.tHops = next(1, "length"), next(1, "direction"), next(1, "hops")
+	l.tLostAfter, l.tMissing, l.tRewrites = next(1, "lost_after"), next(1, "missing"), next(1, "rewrites")
+	l.tReplyTo, l.tFlags = next(1, "reply_to"), next(1, "flags")
+	l.tRTT = next(1, "rtt") + "{" + first(2, "total_ns")
+	l.rttForward, l.rttTurnaround, l.rttReverse = next(2, "forward_ns"), next(2, "turnaround_ns"), next(2, "reverse_ns")
+	l.tDrop = next(1, "drop") + "{" + first(2, "reason")
+	l.dLocation, l.dNetns, l.dInterface = next(2, "location"), next(2, "netns"), next(2, "interface")
+	l.dTime, l.dRule = next(2, "time")+`"`, next(2, "rule")
+	l.rPoint = "{" + first(3, "point")
+	l.rField, l.rFrom, l.rTo = next(3, "field"), next(3, "from"), next(3, "to")
+	l.hPoint = "{" + first(3, "point")
+	l.hTime, l.hDelta = next(3, "time")+`"`, `"`+next(3, "delta_ns")
+	l.hSrcMAC, l.hDstMAC, l.hTTL = next(3, "src_mac"), next(3, "dst_mac"), next(3, "ttl")
+	l.hDir, l.hFrame, l.hReflection = next(3, "dir"), next(3, "frame"), next(3, "reflection")
+	l.hUncertainty, l.hClockOffset = next(3, "uncertainty_ns"), next(3, "clock_offset_ns")
+	l.hEncap = next(3, "encap") + "{" + first(4, "type")
+	for v := range 256 {
+		l.hTTLs[v] = l.hTTL + strconv.Itoa(v)
 	}
-	w.first[top] = false
-	w.newline(w.levels)
-}
-
-func (w *objWriter) key(k string) {
-	w.elem()
-	w.b = append(w.b, '"')
-	w.b = append(w.b, k...)
-	w.b = append(w.b, `": `...)
-}
-
-func (w *objWriter) newline(level int) {
-	w.b = append(w.b, '\n')
-	for range w.depth + level {
-		w.b = append(w.b, ' ', ' ')
+	l.hTTLs[256] = l.hTTL + "null"
+	for d := range l.hDirFrame {
+		if dir := correlate.LinkDir(d); dir != correlate.DirUnknown {
+			l.hDirFrame[d] = l.hDir + string(appendStr(nil, dir.String())) + l.hFrame
+		} else {
+			l.hDirFrame[d] = l.hFrame
+		}
 	}
+	l.eVNI = next(4, "vni")
+	l.eOuterSrcIP, l.eOuterDstIP = next(4, "outer_src_ip"), next(4, "outer_dst_ip")
+	l.eOuterSrcMAC, l.eOuterDstMAC = next(4, "outer_src_mac"), next(4, "outer_dst_mac")
+	l.eOuterTTL, l.eSrcPort, l.eDstPort = next(4, "outer_ttl"), next(4, "src_port"), next(4, "dst_port")
+	return l
 }
 
-func (w *objWriter) stamp(t correlate.Timestamp) {
-	w.b = append(w.b, '"')
-	w.b = time.Unix(0, int64(t)).UTC().AppendFormat(w.b, "2006-01-02T15:04:05.000000000Z07:00")
-	w.b = append(w.b, '"')
+var (
+	layoutMu sync.Mutex
+	layouts  = map[int]*jsonLayout{}
+	// layout2 is the stream's (depth 2), looked up without the lock.
+	layout2 = newLayout(2)
+)
+
+func layoutFor(depth int) *jsonLayout {
+	if depth == 2 {
+		return layout2
+	}
+	layoutMu.Lock()
+	defer layoutMu.Unlock()
+	l := layouts[depth]
+	if l == nil {
+		l = newLayout(depth)
+		layouts[depth] = l
+	}
+	return l
 }
 
-func (w *objWriter) optU(o correlate.OptUint) {
+// stampCache is what an encoder keeps from one hop to the next: the date
+// and clock of the last second seen (a stamp then costs its nine digits),
+// and the runs of text for the last point names and MACs, TTLs and
+// directions it wrote (a flood's hops repeat a few of each).
+type stampCache struct {
+	sec    int64
+	valid  bool
+	n      int      // bytes of prefix
+	prefix [40]byte // "2006-01-02T15:04:05." of sec
+	heads  [8]struct {
+		l    *jsonLayout
+		name string
+		run  []byte
+	}
+	nextHead int
+	mids     [8]struct {
+		l        *jsonLayout
+		src, dst correlate.OptMAC
+		ttl      correlate.OptUint
+		dir      correlate.LinkDir
+		run      []byte
+	}
+	nextMid int
+}
+
+// pointHead is the run from a hop's "point" key to its stamp's quote.
+func (c *stampCache) pointHead(l *jsonLayout, name string) []byte {
+	for i := range c.heads {
+		if h := &c.heads[i]; h.l == l && h.name == name {
+			return h.run
+		}
+	}
+	h := &c.heads[c.nextHead]
+	c.nextHead = (c.nextHead + 1) % len(c.heads)
+	h.l, h.name = l, name
+	h.run = append(appendStr(append(h.run[:0], l.hPoint...), name), l.hTime...)
+	return h.run
+}
+
+// middle is the run of a hop from "src_mac" to "frame"'s key: MACs, TTL
+// (below 256, or null) and direction (a LinkDir's name, or none).
+func (c *stampCache) middle(l *jsonLayout, h *correlate.Hop) []byte {
+	for i := range c.mids {
+		if m := &c.mids[i]; m.l == l && m.src == h.SrcMAC && m.dst == h.DstMAC && m.ttl == h.TTL && m.dir == h.Dir {
+			return m.run
+		}
+	}
+	m := &c.mids[c.nextMid]
+	c.nextMid = (c.nextMid + 1) % len(c.mids)
+	m.l, m.src, m.dst, m.ttl, m.dir = l, h.SrcMAC, h.DstMAC, h.TTL, h.Dir
+	r := appendMAC(append(appendMAC(append(m.run[:0], l.hSrcMAC...), h.SrcMAC), l.hDstMAC...), h.DstMAC)
+	if h.TTL.Valid {
+		r = append(r, l.hTTLs[h.TTL.V]...)
+	} else {
+		r = append(r, l.hTTLs[256]...)
+	}
+	m.run = append(r, l.hDirFrame[h.Dir]...)
+	return m.run
+}
+
+func (c *stampCache) append(b []byte, ns int64) []byte {
+	sec, frac := ns/1e9, ns%1e9
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e9
+	}
+	if !c.valid || sec != c.sec {
+		c.n = len(time.Unix(sec, 0).UTC().AppendFormat(c.prefix[:0], "2006-01-02T15:04:05."))
+		c.sec, c.valid = sec, true
+	}
+	b = append(b, c.prefix[:c.n]...)
+	f := uint32(frac)
+	hi, mid, lo := digits3[f/1e6], digits3[f/1e3%1e3], digits3[f%1e3]
+	return append(b, hi[0], hi[1], hi[2], mid[0], mid[1], mid[2], lo[0], lo[1], lo[2], 'Z')
+}
+
+// digits3 is every number below 1000 as three digits.
+var digits3 = func() (d [1000][3]byte) {
+	for i := range d {
+		d[i] = [3]byte{byte('0' + i/100), byte('0' + i/10%10), byte('0' + i%10)}
+	}
+	return d
+}()
+
+func appendOptU(b []byte, o correlate.OptUint) []byte {
 	if !o.Valid {
-		w.b = append(w.b, "null"...)
-		return
+		return append(b, "null"...)
 	}
-	w.b = strconv.AppendUint(w.b, o.V, 10)
+	return strconv.AppendUint(b, o.V, 10)
 }
 
-func (w *objWriter) addr(o correlate.OptAddr) {
+func appendAddr(b []byte, o correlate.OptAddr) []byte {
 	if !o.V.IsValid() {
-		w.b = append(w.b, "null"...)
-		return
+		return append(b, "null"...)
 	}
-	w.b = append(w.b, '"')
-	w.b = o.V.AppendTo(w.b)
-	w.b = append(w.b, '"')
+	b = append(b, '"')
+	b = o.V.AppendTo(b)
+	return append(b, '"')
 }
 
-func (w *objWriter) mac(o correlate.OptMAC) {
+func appendMAC(b []byte, o correlate.OptMAC) []byte {
 	if !o.Valid {
-		w.b = append(w.b, "null"...)
-		return
+		return append(b, "null"...)
 	}
 	const hexdigits = "0123456789abcdef"
-	w.b = append(w.b, '"')
+	var m [19]byte
+	m[0], m[18] = '"', '"'
 	for i, v := range o.V {
-		if i > 0 {
-			w.b = append(w.b, ':')
+		m[1+3*i], m[2+3*i] = hexdigits[v>>4], hexdigits[v&0xf]
+		if i < 5 {
+			m[3+3*i] = ':'
 		}
-		w.b = append(w.b, hexdigits[v>>4], hexdigits[v&0xf])
 	}
-	w.b = append(w.b, '"')
+	return append(b, m[:]...)
 }
 
-func (w *objWriter) strs(ss []string) {
+// appendStrs writes a string array at level 2.
+func appendStrs(b []byte, l *jsonLayout, ss []string) []byte {
 	if len(ss) == 0 {
-		w.b = append(w.b, "[]"...)
-		return
+		return append(b, "[]"...)
 	}
-	w.open('[')
-	for _, s := range ss {
-		w.elem()
-		w.str(s)
+	b = append(b, '[')
+	for i, s := range ss {
+		b = append(b, l.elem2[min(i, 1)]...)
+		b = appendStr(b, s)
 	}
-	w.close(']')
+	b = append(b, l.nl[1]...)
+	return append(b, ']')
 }
 
-func (w *objWriter) flags(fs []correlate.Flag) {
-	if len(fs) == 0 {
-		w.b = append(w.b, "[]"...)
-		return
-	}
-	w.open('[')
-	for _, f := range fs {
-		w.elem()
-		w.str(f.String())
-	}
-	w.close(']')
-}
-
-// str quotes s. Plain printable ASCII is written as is; anything that
-// needs escaping goes through encoding/json, so the rules stay its own.
-func (w *objWriter) str(s string) {
+// appendStr quotes s. Plain printable ASCII is written as is; anything
+// that needs escaping goes through encoding/json, so the rules stay its own.
+func appendStr(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
 			var buf bytes.Buffer
 			enc := json.NewEncoder(&buf)
 			enc.SetEscapeHTML(false)
 			enc.Encode(s)
-			w.b = append(w.b, bytes.TrimRight(buf.Bytes(), "\n")...)
-			return
+			return append(b, bytes.TrimRight(buf.Bytes(), "\n")...)
 		}
 	}
-	w.b = append(w.b, '"')
-	w.b = append(w.b, s...)
-	w.b = append(w.b, '"')
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // AppendTraceJSON appends t as the JSON report writes each trace (indented

@@ -76,14 +76,27 @@ func TestTraceJSONMatchesEncodingJSON(t *testing.T) {
 	checkTrace(t, "empty", &correlate.Trace{})
 }
 
+// BenchmarkTraceJSON encodes a flood's echo-request trace (five hops, as
+// a `ping -f` through a bridge gives) the way the JSON report's encoders
+// do, one trace after the other.
 func BenchmarkTraceJSON(b *testing.B) {
-	tr := correlate.Trace{N: 1, Protocol: correlate.ProtoICMP, Type: "echo-request", Direction: correlate.Forward,
-		Seq: correlate.OptUint{V: 1, Valid: true}, Hops: make([]correlate.Hop, 5)}
+	ip := func(s string) correlate.OptAddr { return correlate.OptAddr{V: netip.MustParseAddr(s)} }
+	tr := correlate.Trace{N: 123456, Protocol: correlate.ProtoICMP, Type: "echo-request", Direction: correlate.Forward,
+		ID: correlate.OptUint{V: 4711, Valid: true}, Seq: correlate.OptUint{V: 65000, Valid: true},
+		IPID: correlate.OptUint{V: 51234, Valid: true}, SrcIP: ip("10.244.1.2"), DstIP: ip("10.244.1.3"), Length: 98}
+	for i, p := range []string{"pod1", "pod1-veth", "cni0", "pod2-veth", "pod2"} {
+		tr.Hops = append(tr.Hops, correlate.Hop{Point: p, Time: correlate.Timestamp(1764478862123456789 + int64(i)*9000),
+			DeltaNs: int64(i) * 9000, TTL: correlate.OptUint{V: 64, Valid: true}, Frame: 400000 + i,
+			SrcMAC: correlate.OptMAC{V: correlate.MAC{0x36, 0x38, 0x56, 0x34, 0x22, 0xdb}, Valid: true},
+			DstMAC: correlate.OptMAC{V: correlate.MAC{0x0e, 0x5d, 0x63, 0xde, 0x25, 0x41}, Valid: true}})
+	}
+	var sc stampCache
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendTrace(buf[:0], &tr, 2)
+		buf = appendTraceCached(buf[:0], &tr, 2, &sc)
 	}
+	b.SetBytes(int64(len(appendTrace(nil, &tr, 2))))
 }
 
 // analyzeDir correlates every frame of every capture in dir, one point per

@@ -27,6 +27,8 @@ type Decoder struct {
 	// frame starts and what it starts with (0: not tunnelled).
 	tunnelOff  int
 	tunnelLink capture.LinkType
+	// general turns the fast path off (tests compare both paths).
+	general bool
 }
 
 // Tunnel says where the inner frame of the last frame Decode decoded
@@ -61,9 +63,13 @@ func (d *Decoder) Decode(rf *capture.RawFrame, f *correlate.Frame) bool {
 	d.tunnelOff = 0
 	data := rf.Data
 	var first gopacket.LayerType
+	ipOff := -1 // where an IPv4 packet starts, for the fast path
 	switch rf.LinkType {
 	case capture.LinkTypeEthernet:
 		first = layers.LayerTypeEthernet
+		if len(data) >= 14 && binary.BigEndian.Uint16(data[12:14]) == etherTypeIPv4 {
+			ipOff = 14
+		}
 	case capture.LinkTypeLinuxSLL:
 		// The SLL headers are parsed by hand rather than with gopacket's
 		// LinuxSLL/LinuxSLL2 layers: those reject an address length above 8,
@@ -74,6 +80,9 @@ func (d *Decoder) Decode(rf *capture.RawFrame, f *correlate.Frame) bool {
 		}
 		d.sllAddr(f, binary.BigEndian.Uint16(data[0:2]), int(binary.BigEndian.Uint16(data[4:6])), data[6:14])
 		first = layers.EthernetType(binary.BigEndian.Uint16(data[14:16])).LayerType()
+		if first == layers.LayerTypeIPv4 {
+			ipOff = 16
+		}
 		data = data[16:]
 	case capture.LinkTypeSLL2:
 		if len(data) < 20 {
@@ -81,9 +90,15 @@ func (d *Decoder) Decode(rf *capture.RawFrame, f *correlate.Frame) bool {
 		}
 		d.sllAddr(f, uint16(data[10]), int(data[11]), data[12:20])
 		first = layers.EthernetType(binary.BigEndian.Uint16(data[0:2])).LayerType()
+		if first == layers.LayerTypeIPv4 {
+			ipOff = 20
+		}
 		data = data[20:]
 	case capture.LinkTypeRaw, capture.LinkTypeIPv4, capture.LinkTypeIPv6:
 		first = ipVersionLayer(data)
+		if first == layers.LayerTypeIPv4 {
+			ipOff = 0
+		}
 	case capture.LinkTypeNull, capture.LinkTypeLoop:
 		// A 4-byte address family: host byte order of the capturing machine
 		// for NULL, network order for LOOP. AF_INET is 2 everywhere; AF_INET6
@@ -98,6 +113,7 @@ func (d *Decoder) Decode(rf *capture.RawFrame, f *correlate.Frame) bool {
 		switch fam {
 		case 2:
 			first = layers.LayerTypeIPv4
+			ipOff = 4
 		case 10, 24, 28, 30:
 			first = layers.LayerTypeIPv6
 		default:
@@ -106,6 +122,9 @@ func (d *Decoder) Decode(rf *capture.RawFrame, f *correlate.Frame) bool {
 		data = data[4:]
 	default:
 		return false
+	}
+	if ipOff >= 0 && d.fastIPv4(rf.Data, ipOff, f, rf.LinkType == capture.LinkTypeEthernet) {
+		return true
 	}
 	return d.decodeFrom(&d.outer, rf.Data, data, first, f, true)
 }

@@ -62,6 +62,8 @@ type input struct {
 	warnings []string
 
 	buf      []byte // reused for every record; grows up to maxBlockBytes
+	view     []byte // pcap: bytes the read buffer holds beyond the last record read from it
+	vpos     int    // how much of view was read
 	frames   int    // frames returned so far
 	num      int    // records counted so far (tshark's frame.number of the last one)
 	err      error  // sticky terminal error (io.EOF included)

@@ -23,16 +23,58 @@ func (s *Reader) Next() (capture.RawFrame, error) {
 	if s.err != nil {
 		return capture.RawFrame{}, s.err
 	}
+	// The commonest case, inline: the whole record lies in the bytes the
+	// read buffer already holds (the view). Its data is then the buffer's
+	// own memory, valid until the next call, as Next promises.
+	p := &s.pcap
+	if v := s.view[s.vpos:]; len(v) >= p.hlen {
+		caplen := p.u32(v[8:12])
+		if end := p.hlen + int(caplen); caplen <= MaxFrameBytes && len(v) >= end {
+			s.vpos += end
+			s.num++
+			s.frames++
+			return s.frame(v[p.hlen:end:end], v), nil
+		}
+	}
 	return s.done(s.next())
+}
+
+// frame is the record with header hdr and captured bytes data.
+func (s *Reader) frame(data, hdr []byte) capture.RawFrame {
+	p := &s.pcap
+	sub := uint64(p.u32(hdr[4:8]))
+	if !p.nano {
+		sub *= 1000
+	}
+	rf := capture.RawFrame{
+		Data:     data,
+		Time:     int64(uint64(p.u32(hdr[0:4]))*1e9 + sub),
+		WireLen:  int(p.u32(hdr[12:16])),
+		LinkType: p.linkType,
+		Num:      s.num,
+	}
+	if p.linkType == capture.LinkTypeLinuxSLL || p.linkType == capture.LinkTypeSLL2 {
+		s.linkMeta(&rf, -1)
+	}
+	return rf
 }
 
 type pcapState struct {
 	order    binary.ByteOrder
+	le       bool // order is little-endian (read without an interface call)
 	nano     bool
 	modified bool // Alexey Kuznetzov's patched libpcap: 8 more header bytes
+	hlen     int  // record header length
 	snaplen  int
 	linkType capture.LinkType
 	hdr      [24]byte
+}
+
+func (p *pcapState) u32(b []byte) uint32 {
+	if p.le {
+		return binary.LittleEndian.Uint32(b)
+	}
+	return binary.BigEndian.Uint32(b)
 }
 
 type pcapVariant struct {
@@ -77,6 +119,11 @@ func (s *Reader) start() {
 	}
 	v, _ := pcapMagic(p.hdr[:4])
 	p.order, p.nano, p.modified = v.order, v.nano, v.modified
+	p.le = v.order == binary.LittleEndian
+	p.hlen = 16
+	if p.modified {
+		p.hlen = 24
+	}
 	major, minor := p.order.Uint16(p.hdr[4:6]), p.order.Uint16(p.hdr[6:8])
 	if major != 2 {
 		// Version 1 files predate the current record layout; nothing reads
@@ -99,49 +146,52 @@ func (s *Reader) start() {
 	}
 }
 
+// next reads a record the view does not hold whole: it gives the view's
+// bytes back to the read buffer, reads the record from it (in place when
+// the buffer holds it, else copying, which also reports cuts exactly) and
+// views what the buffer holds beyond it.
 func (s *Reader) next() (capture.RawFrame, error) {
 	p := &s.pcap
-	hlen := 16
-	if p.modified {
-		hlen = 24
-	}
-	ok, clean, err := s.readFull(p.hdr[:hlen])
-	if err != nil {
-		return capture.RawFrame{}, err
-	}
-	if clean {
-		return capture.RawFrame{}, io.EOF
-	}
+	s.br.Discard(s.vpos)
+	s.view, s.vpos = nil, 0
+	hlen := p.hlen
 	num := s.num + 1
-	if !ok {
-		return capture.RawFrame{}, s.truncated(fmt.Sprintf("the header of frame %d", num))
+	hdr, _ := s.br.Peek(hlen)
+	if len(hdr) < hlen {
+		ok, clean, err := s.readFull(p.hdr[:hlen])
+		if err != nil {
+			return capture.RawFrame{}, err
+		}
+		if clean {
+			return capture.RawFrame{}, io.EOF
+		}
+		if !ok {
+			return capture.RawFrame{}, s.truncated(fmt.Sprintf("the header of frame %d", num))
+		}
+	} else {
+		copy(p.hdr[:hlen], hdr) // the buffer may move when the data is read
+		s.br.Discard(hlen)
 	}
-	sec := uint64(p.order.Uint32(p.hdr[0:4]))
-	sub := uint64(p.order.Uint32(p.hdr[4:8]))
-	caplen := p.order.Uint32(p.hdr[8:12])
-	wirelen := p.order.Uint32(p.hdr[12:16])
+	caplen := p.u32(p.hdr[8:12])
 	if caplen > MaxFrameBytes {
 		return capture.RawFrame{}, s.stop("frame %d claims %d captured bytes, more than the %d-byte limit (corrupt file?)", num, caplen, MaxFrameBytes)
 	}
-	data := s.record(int(caplen))
-	ok, _, err = s.readFull(data)
-	if err != nil {
-		return capture.RawFrame{}, err
-	}
-	if !ok {
-		return capture.RawFrame{}, s.truncated(fmt.Sprintf("frame %d", num))
+	data, _ := s.br.Peek(int(caplen))
+	if len(data) == int(caplen) {
+		s.br.Discard(int(caplen))
+	} else {
+		data = s.record(int(caplen))
+		ok, _, err := s.readFull(data)
+		if err != nil {
+			return capture.RawFrame{}, err
+		}
+		if !ok {
+			return capture.RawFrame{}, s.truncated(fmt.Sprintf("frame %d", num))
+		}
 	}
 	s.num = num
-	if !p.nano {
-		sub *= 1000
-	}
-	rf := capture.RawFrame{
-		Data:     data,
-		Time:     int64(sec*1e9 + sub),
-		WireLen:  int(wirelen),
-		LinkType: p.linkType,
-		Num:      num,
-	}
-	s.linkMeta(&rf, -1)
+	rf := s.frame(data[:len(data):len(data)], p.hdr[:hlen])
+	// Viewing what is buffered reads nothing: data stays where it is.
+	s.view, _ = s.br.Peek(s.br.Buffered())
 	return rf, nil
 }

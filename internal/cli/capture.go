@@ -104,7 +104,7 @@ stamp order, about 100 ms behind; no report.`,
 	f.BoolVar(&o.SharedOut, "allow-shared-out", false, "write evidence into a folder others can write or another user owns")
 	f.BoolVar(&o.NoWhy, "no-why", false, "with --probe: do not ask the kernel why probes were dropped")
 	o.kube.addFlags(cmd)
-	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 32M... (default 4MiB with --probe, 32MiB without)")
+	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 16M... (default 4MiB with --probe, 16MiB without)")
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
 	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...")
 	return cmd

@@ -82,7 +82,7 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	o.kube.addFlags(cmd)
 	o.cl.addFlags(cmd)
 	o.changed = cmd.Flags().Changed
-	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 32M, 1G... (default 4MiB with probes, 32MiB with --passive)")
+	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 16M, 1G... (default 4MiB with probes, 16MiB with --passive)")
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
 	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...; what a flood may get ahead of the correlator before the rings fill")
 }

@@ -1,0 +1,124 @@
+package correlate
+
+// With Config.Async, a finished trace's report — its hops, rewrites and
+// addresses — is built, and handed to the sink, on a goroutine of the
+// engine's (the builder): the correlator's goroutine keeps the matching and
+// everything judged against frames still coming (loss, gaps, pairing,
+// statistics, anomalies) and passes each trace on with those judgements.
+// Traces reach the sink in number order, as without it; a trace returns to
+// the correlator with its batch once built.
+
+// handed is one trace passed to the builder, with what the correlator
+// judged of it.
+type handed struct {
+	t          *trace
+	order      []int
+	prev       []int
+	direction  Direction
+	dirCertain bool
+	missing    []string
+	lostAfter  string
+	flags      []Flag
+	replyTo    OptInt
+	rtt        RTT
+	hasRTT     bool
+}
+
+type handBatch struct {
+	recs []handed
+	n    int
+}
+
+type builder struct {
+	e    *Engine
+	sink Sink
+	todo chan *handBatch
+	back chan *handBatch // built: its traces are the correlator's again
+	done chan struct{}
+	cur  *handBatch
+	out  Trace // the builder goroutine's
+}
+
+const (
+	handBatchTraces = 64
+	handBatches     = 4 // being filled or built: bounds the traces out at once
+)
+
+// startBuilder starts the builder goroutine for e's sink.
+func (e *Engine) startBuilder() {
+	b := &builder{e: e, sink: e.sink, todo: make(chan *handBatch, handBatches),
+		back: make(chan *handBatch, handBatches), done: make(chan struct{})}
+	for range handBatches {
+		b.back <- &handBatch{recs: make([]handed, handBatchTraces)}
+	}
+	go b.run()
+	e.async = b
+}
+
+// hand passes t on, out holding the correlator's judgements. A full batch
+// goes to the builder; the next one is the first batch back (its traces
+// return to the free list).
+func (b *builder) hand(t *trace, out *Trace, order, prev []int) {
+	if b.cur == nil {
+		b.cur = <-b.back
+		for i := range b.cur.n {
+			b.e.free = append(b.e.free, b.cur.recs[i].t)
+			b.cur.recs[i].t = nil
+		}
+		b.cur.n = 0
+	}
+	r := &b.cur.recs[b.cur.n]
+	b.cur.n++
+	r.t = t
+	r.order = append(r.order[:0], order...)
+	r.prev = append(r.prev[:0], prev...)
+	r.direction, r.dirCertain, r.lostAfter, r.replyTo = out.Direction, out.dirCertain, out.LostAfter, out.ReplyTo
+	r.missing = append(r.missing[:0], out.Missing...)
+	r.flags = append(r.flags[:0], out.Flags...)
+	r.hasRTT = out.RTT != nil
+	if r.hasRTT {
+		r.rtt = *out.RTT
+	}
+	if b.cur.n == handBatchTraces {
+		b.flush()
+	}
+}
+
+func (b *builder) flush() {
+	if b.cur != nil && b.cur.n > 0 {
+		b.todo <- b.cur
+		b.cur = nil
+	}
+}
+
+// wait hands over what is left and returns once every trace is built and
+// handed to the sink.
+func (b *builder) wait() {
+	b.flush()
+	close(b.todo)
+	<-b.done
+}
+
+func (b *builder) run() {
+	defer close(b.done)
+	out := &b.out
+	for batch := range b.todo {
+		for i := range batch.n {
+			r := &batch.recs[i]
+			*out = Trace{
+				Hops:     out.Hops[:0],
+				Missing:  append(out.Missing[:0], r.missing...),
+				Rewrites: out.Rewrites[:0],
+				Flags:    append(out.Flags[:0], r.flags...),
+			}
+			b.e.describe(r.t, out)
+			out.Direction, out.dirCertain, out.LostAfter, out.ReplyTo = r.direction, r.dirCertain, r.lostAfter, r.replyTo
+			if r.hasRTT {
+				out.RTT = &r.rtt
+			}
+			b.e.buildHops(r.t, out, r.order, r.prev)
+			b.sink(out)
+		}
+		b.back <- batch
+	}
+}

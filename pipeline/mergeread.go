@@ -1,0 +1,148 @@
+package pipeline
+
+import (
+	"sync"
+
+	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/decode"
+	"github.com/pathtrace/pathtrace/correlate"
+)
+
+// The merger's reading side: one goroutine per source reads its records
+// and decodes each while its bytes are in cache, into batches of packed
+// frames (packed.go) with the stamp on the reference clock: they wait in
+// the reorder buffers for the whole reorder span, where their size is what
+// counts.
+
+// mergeInput is one source of the merger.
+type mergeInput struct {
+	src     capture.Source
+	name    string
+	points  []int          // iface → point; -1 ignores it (the reader goroutine's)
+	batches chan *rawBatch // filled by the reader goroutine
+	spareMu sync.Mutex
+	spare   []*rawBatch // batches whose records were all merged
+	// The merge goroutine's: the batch being read and where.
+	cur     *rawBatch
+	pos     int
+	maxTime int64
+	done    bool
+	frames  int
+	jump    int64 // an unconfirmed stamp far ahead of maxTime
+	// lateSkipped: interfaces first seen after the points were set up
+	// (reader goroutine's until the last batch).
+	lateSkipped []int
+	// perIface numbers frames per interface instead of per file: set for
+	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
+	// the per-point .cap files written beside them.
+	perIface []int
+	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
+	// The reader goroutine's decoding.
+	dec    *decode.Decoder
+	filter *frameFilter
+	frame  correlate.Frame
+}
+
+// rawBatch is up to rawBatchFrames decoded frames of one source, in
+// reading order; the last batch of a source also carries how it ended.
+type rawBatch struct {
+	owner  *mergeInput
+	recs   []packed
+	full   []correlate.Frame // frames packed cannot hold (recs[i].full indexes them)
+	refs   int               // records of it still queued, +1 while being read (merge goroutine)
+	eof    bool
+	err    error
+	warns  []string
+	ifaces []capture.Interface
+	points []int
+}
+
+const (
+	rawBatchFrames = 256
+	batchesPer     = 4
+)
+
+// produce reads the source in batches until it ends or stop.
+func (in *mergeInput) produce(stop <-chan struct{}) {
+	for {
+		b := in.getSpare()
+		b.recs, b.full = b.recs[:0], b.full[:0]
+		for len(b.recs) < rawBatchFrames {
+			rf, err := in.src.Next()
+			if err != nil {
+				b.eof, b.err = true, err
+				b.warns = in.src.Warnings()
+				b.ifaces = in.src.Interfaces()
+				b.points = in.points
+				break
+			}
+			point := -1
+			if rf.Iface >= 0 && rf.Iface < len(in.points) {
+				point = in.points[rf.Iface]
+			} else if rf.Iface >= 0 {
+				// An interface the source revealed only now (an SLL2
+				// ifindex deep in a file) has no point: note it once.
+				for len(in.points) <= rf.Iface {
+					in.points = append(in.points, -1)
+				}
+				in.lateSkipped = append(in.lateSkipped, rf.Iface)
+			}
+			if point < 0 {
+				continue
+			}
+			if in.perIface != nil {
+				for len(in.perIface) <= rf.Iface {
+					in.perIface = append(in.perIface, 0)
+				}
+				in.perIface[rf.Iface]++
+				rf.Num = in.perIface[rf.Iface]
+			}
+			f := &in.frame
+			in.dec.DecodeAny(&rf, f)
+			in.filter.apply(in.dec, &rf, f)
+			f.Point = point
+			if point < len(in.clocks) && !in.clocks[point].Zero() {
+				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
+			}
+			b.recs = b.recs[:len(b.recs)+1]
+			p := &b.recs[len(b.recs)-1]
+			p.t, p.full = f.Time, -1
+			if !pack(f, p) {
+				p.full = int32(len(b.full))
+				b.full = append(b.full, *f)
+			}
+		}
+		select {
+		case in.batches <- b:
+		case <-stop:
+			return
+		}
+		if b.eof {
+			return
+		}
+	}
+}
+
+// unref drops one reference; the last one hands the batch back to its
+// reader.
+func (b *rawBatch) unref() {
+	b.refs--
+	if b.refs == 0 {
+		b.owner.spareMu.Lock()
+		b.owner.spare = append(b.owner.spare, b)
+		b.owner.spareMu.Unlock()
+	}
+}
+
+// getSpare is a recycled batch, or a new one: batches held by the reorder
+// buffers are not back yet, and waiting for them could deadlock.
+func (in *mergeInput) getSpare() *rawBatch {
+	in.spareMu.Lock()
+	defer in.spareMu.Unlock()
+	if n := len(in.spare); n > 0 {
+		b := in.spare[n-1]
+		in.spare = in.spare[:n-1]
+		return b
+	}
+	return &rawBatch{owner: in, recs: make([]packed, 0, rawBatchFrames)}
+}
