@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/pathtrace/pathtrace/capture"
@@ -51,40 +50,7 @@ func TestStreamMatchesFiles(t *testing.T) {
 	}
 	rec := NewAgentRecord(path, SideSrc, "host1", "")
 	s.start(rec.note())
-	first, end := int64(1<<63-1), int64(0)
-	for _, fs := range frames {
-		first, end = min(first, fs[0].Time), max(end, fs[len(fs)-1].Time)
-	}
-	const step = 5e6
-	var wg sync.WaitGroup
-	steps := make([]chan int64, len(frames))
-	for p := range frames {
-		steps[p] = make(chan int64)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			i := 0
-			for bound := range steps[p] {
-				for ; i < len(frames[p]) && frames[p][i].Time < bound; i++ {
-					rf := frames[p][i]
-					s.frame(p, &rf)
-				}
-				steps[p] <- 0
-			}
-		}()
-	}
-	for bound := first + step; bound <= end+step; bound += step {
-		for p := range steps {
-			steps[p] <- bound
-		}
-		for p := range steps {
-			<-steps[p]
-		}
-	}
-	for p := range steps {
-		close(steps[p])
-	}
-	wg.Wait()
+	lockstep(frames, func(p int, rf *capture.RawFrame) { s.frame(p, rf) }, nil)
 	if err := s.finish(&correlate.Result{}); err != nil {
 		t.Fatal(err)
 	}

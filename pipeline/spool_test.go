@@ -85,41 +85,7 @@ func TestLiveMatchesOffline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			first, end := int64(1<<63-1), int64(0)
-			for _, fs := range frames {
-				first, end = min(first, fs[0].Time), max(end, fs[len(fs)-1].Time)
-			}
-			const step = 5e6
-			var wg sync.WaitGroup
-			steps := make([]chan int64, len(frames))
-			for p := range frames {
-				steps[p] = make(chan int64)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					sink, i := live.sinks[p], 0
-					for bound := range steps[p] {
-						for ; i < len(frames[p]) && frames[p][i].Time < bound; i++ {
-							rf := frames[p][i]
-							sink.Frame(&rf)
-						}
-						sink.Idle()
-						steps[p] <- 0
-					}
-				}()
-			}
-			for bound := first + step; bound <= end+step; bound += step {
-				for p := range steps {
-					steps[p] <- bound
-				}
-				for p := range steps {
-					<-steps[p]
-				}
-			}
-			for p := range steps {
-				close(steps[p])
-			}
-			wg.Wait()
+			lockstep(frames, func(p int, rf *capture.RawFrame) { live.sinks[p].Frame(rf) }, func(p int) { live.sinks[p].Idle() })
 			live.close()
 			res := eng.Finish()
 
@@ -289,4 +255,47 @@ func TestLiveSpoolFilled(t *testing.T) {
 		t.Fatal("the waiting get did not receive the freed slab")
 	}
 	live.close()
+}
+
+// lockstep feeds each point's frames from a goroutine of its own, as the
+// capture goroutines do, in 5 ms steps of capture time that all points
+// finish before the next begins (idle, if set, after each point's step).
+func lockstep(frames [][]capture.RawFrame, deliver func(p int, rf *capture.RawFrame), idle func(p int)) {
+	first, end := int64(1<<63-1), int64(0)
+	for _, fs := range frames {
+		first, end = min(first, fs[0].Time), max(end, fs[len(fs)-1].Time)
+	}
+	const step = 5e6
+	var wg sync.WaitGroup
+	steps := make([]chan int64, len(frames))
+	for p := range frames {
+		steps[p] = make(chan int64)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			i := 0
+			for bound := range steps[p] {
+				for ; i < len(frames[p]) && frames[p][i].Time < bound; i++ {
+					rf := frames[p][i]
+					deliver(p, &rf)
+				}
+				if idle != nil {
+					idle(p)
+				}
+				steps[p] <- 0
+			}
+		}()
+	}
+	for bound := first + step; bound <= end+step; bound += step {
+		for p := range steps {
+			steps[p] <- bound
+		}
+		for p := range steps {
+			<-steps[p]
+		}
+	}
+	for p := range steps {
+		close(steps[p])
+	}
+	wg.Wait()
 }
