@@ -73,6 +73,7 @@ type htmlPage struct {
 	Verdict        string
 	Summary        string
 	Live           string
+	Clocks         []string // each node's or capture's clock (report/nodes.go)
 	Stats          []htmlStat
 	Path           *htmlPath
 
@@ -83,6 +84,7 @@ type htmlPage struct {
 	Latency       []latencyRow
 	LatencyHeader []string
 	LatencyNote   string
+	Segments      htmlTable // time per node and on the wire, on a path across nodes
 
 	Anomalies htmlTable
 	Warnings  []string
@@ -107,6 +109,7 @@ func buildPage(d Document) *htmlPage {
 	p.Title = "pathtrace: " + p.Heading
 	p.Stats = []htmlStat{{s.Traces, "traces", false}, {s.Complete, "complete", false}, {s.Lost, "lost", s.Lost > 0},
 		{s.WithGaps, "with gaps", s.WithGaps > 0}, {s.Frames, "frames", false}, {len(r.Points), "points", false}}
+	p.Clocks = allClockLines(r, d.Live != nil)
 	if d.Live != nil {
 		p.Live = liveLine(d.Live)
 		p.Evidence = d.Live.Evidence
@@ -140,6 +143,17 @@ func buildPage(d Document) *htmlPage {
 	if len(r.HopLatency) > 0 {
 		rows, n := latencyRows(r)
 		p.Latency, p.LatencyHeader = rows, append(append([]string{}, latencyHeader...), "DISTRIBUTION (log µs)")
+		if labels := latencyNodes(r); labels != nil {
+			p.LatencyHeader = append([]string{"NODE"}, p.LatencyHeader...)
+			for i := range rows {
+				l := labels[i]
+				if i > 0 && labels[i-1] == l {
+					l = "" // grouped, as the table does
+				}
+				rows[i].Node = &l
+			}
+			p.Segments = newTable(segmentHeader, nodeSegments(r), 2, 3, 4, 5)
+		}
 		p.LatencyNote = fmt.Sprintf("Bars: the %d hop crossings of the traces in this report. Line below: min to max; "+
 			"ticks: p50 (dark) and p99 (orange), over every crossing of the run. ≈: estimated from a histogram.", n)
 	}

@@ -94,6 +94,8 @@ type laneDiagram struct {
 	scale   yScale
 	pair    [2]netip.Addr
 	hasPair bool
+	nodes   map[string]string // point → node, on a path across nodes
+	band    float64           // height of the node band over the lane names
 	s       svgW
 }
 
@@ -124,6 +126,9 @@ func newLaneDiagram(d Document, plan *lanePlan) *laneDiagram {
 		ld.x[0] = laneLeft + laneMargin + inner/2
 	}
 	ld.width = max(laneWidth, laneLeft+2*laneMargin+float64(max(n-1, 0))*ld.gap+laneRight)
+	if ld.nodes = pointNodes(d.Result); ld.nodes != nil {
+		ld.band = nodeBandH
+	}
 	return ld
 }
 
@@ -134,7 +139,7 @@ func laneSVG(d Document, plan *lanePlan) template.HTML {
 }
 
 func (ld *laneDiagram) height() float64 {
-	h := headH
+	h := headH + ld.band
 	if ld.plan.aggregated {
 		h += 2*captionH + float64(len(ld.plan.aggs))*rowH
 	}
@@ -155,7 +160,7 @@ func (ld *laneDiagram) render() template.HTML {
 		attr("0 0 "+num(ld.width)+" "+num(h)), "role", attr("img"))
 	s.title("Lane diagram: one lane per capture point in path order, one row per trace, time flowing down")
 	ld.header(h)
-	y := headH
+	y := headH + ld.band
 	if ld.plan.aggregated {
 		s.text("cap", 8, y+17, "", fmt.Sprintf("Typical crossing: median of %d clean traces, one line per shape", ld.plan.aggTraces))
 		y += captionH
@@ -196,23 +201,53 @@ func (ld *laneDiagram) render() template.HTML {
 // headings, and the lanes themselves.
 func (ld *laneDiagram) header(h float64) {
 	s := &ld.s
-	s.el("rect", "head", "x", 0, "y", 0, "width", ld.width, "height", headH-6)
+	b := ld.band
+	s.el("rect", "head", "x", 0, "y", 0, "width", ld.width, "height", b+headH-6)
+	ld.nodeBand()
 	day := coverageDate(ld.d.Result)
-	s.text("gh", 8, 22, "", "TRACE")
-	s.text("gh", 8, 38, "", "first stamp (UTC "+day+")")
-	s.text("gh", ld.width-laneRight+14, 22, "", "FINDINGS")
-	s.text("gh", ld.width-laneRight+14, 38, "", "Δ and rtt in µs")
+	s.text("gh", 8, b+22, "", "TRACE")
+	s.text("gh", 8, b+38, "", "first stamp (UTC "+day+")")
+	s.text("gh", ld.width-laneRight+14, b+22, "", "FINDINGS")
+	s.text("gh", ld.width-laneRight+14, b+38, "", "Δ and rtt in µs")
 	chars := int(ld.gap / 7.5)
 	for i, name := range ld.names {
 		x := ld.x[i]
-		s.el("line", "lane", "x1", x, "y1", headH-6, "x2", x, "y2", h)
+		s.el("line", "lane", "x1", x, "y1", b+headH-6, "x2", x, "y2", h)
 		sub1, sub2 := ld.laneInfo(name)
 		s.open("g", "lh", false)
 		s.title(strings.TrimSpace(name + "\n" + sub1 + "\n" + sub2))
-		s.text("ln-name", x, 18, "", truncMiddle(name, chars))
-		s.text("ln-sub", x, 33, "", truncMiddle(sub1, chars+3))
-		s.text("ln-sub", x, 47, "", truncMiddle(sub2, chars+3))
+		s.text("ln-name", x, b+18, "", truncMiddle(name, chars))
+		s.text("ln-sub", x, b+33, "", truncMiddle(sub1, chars+3))
+		s.text("ln-sub", x, b+47, "", truncMiddle(sub2, chars+3))
 		s.close("g")
+	}
+}
+
+// nodeBandH is the height of the band naming each node over its lanes.
+const nodeBandH = 22.0
+
+// nodeBand names each node over the run of lanes it holds (a path across
+// nodes), as the table's ruler does over its columns.
+func (ld *laneDiagram) nodeBand() {
+	if ld.band == 0 {
+		return
+	}
+	s := &ld.s
+	for i := 0; i < len(ld.names); {
+		n := ld.nodes[ld.names[i]]
+		j := i
+		for j+1 < len(ld.names) && ld.nodes[ld.names[j+1]] == n {
+			j++
+		}
+		if n != "" {
+			x0, x1 := ld.x[i]-ld.gap/2+6, ld.x[j]+ld.gap/2-6
+			s.open("g", "nb", false)
+			s.title("node " + n)
+			s.el("rect", "nodeband", "x", x0, "y", 4, "width", x1-x0, "height", ld.band-6, "rx", 3)
+			s.text("node-name", (x0+x1)/2, ld.band-8, "", truncMiddle(n, int((x1-x0)/7.5)))
+			s.close("g")
+		}
+		i = j + 1
 	}
 }
 

@@ -155,6 +155,7 @@ func decadeLabel(d float64) string {
 
 // latencyRow is one hop pair in the HTML latency table.
 type latencyRow struct {
+	Node  *string // the row's node or "wire" on a path across nodes ("": as above)
 	Cells []string
 	Hist  template.HTML
 }

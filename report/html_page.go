@@ -23,6 +23,9 @@ const pageSrc = `<!DOCTYPE html>
 {{- with .Live}}
 <p class="sum">{{.}}</p>
 {{- end}}
+{{- range .Clocks}}
+<p class="sum">Clocks: {{.}}</p>
+{{- end}}
 </section>
 {{- with .Path}}
 <section id="path"><h2>Path</h2>
@@ -49,9 +52,13 @@ const pageSrc = `<!DOCTYPE html>
 <p class="note">{{.LatencyNote}}</p>
 <table><thead><tr>{{range .LatencyHeader}}<th>{{.}}</th>{{end}}</tr></thead><tbody>
 {{- range .Latency}}
-<tr>{{range $i, $c := .Cells}}<td{{if $i}} class="r"{{end}}>{{$c}}</td>{{end}}<td class="hist">{{.Hist}}</td></tr>
+<tr>{{with .Node}}<td>{{.}}</td>{{end}}{{range $i, $c := .Cells}}<td{{if $i}} class="r"{{end}}>{{$c}}</td>{{end}}<td class="hist">{{.Hist}}</td></tr>
 {{- end}}
 </tbody></table>
+{{- if .Segments.Rows}}
+<h3>Time per node and on the wire (from each node's first point to its last)</h3>
+{{template "table" .Segments}}
+{{- end}}
 </section>
 {{- end}}
 <section id="anomalies"><h2>Anomalies</h2>
@@ -143,6 +150,8 @@ footer{margin-top:28px;padding-top:8px;border-top:1px solid var(--rule);color:va
 .rf,.krf{stroke:var(--refl);stroke-width:1.6;stroke-dasharray:2 3}
 .refl,.krefl{fill:var(--refl)}
 .kruler{stroke:var(--mut);stroke-width:1}
+.nodeband{fill:#ddf4ff;stroke:#54aeff;stroke-width:1}
+.node-name{font-size:11.5px;font-weight:bold;fill:var(--fg);text-anchor:middle}
 .skipln{stroke:#afb8c1;stroke-dasharray:2 4}
 .skiptx{font-size:10.5px;paint-order:stroke;stroke:#fff;stroke-width:4px}
 .bar{fill:#54aeff}

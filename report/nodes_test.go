@@ -123,3 +123,44 @@ func TestSpan(t *testing.T) {
 		}
 	}
 }
+
+// The HTML page of a path across nodes: the clock line, a band naming each
+// node over its lanes, the node of each hop-latency row and the time per
+// node and on the wire; on one node none of it.
+func TestNodesInHTML(t *testing.T) {
+	r := nodesResult()
+	var b bytes.Buffer
+	if err := HTML(&b, Document{Result: r}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{
+		"Clocks: nodeA: the reference; nodeB: &#43;16.000 ms ± 3.1 µs (estimated from 2 frames); deltas corrected",
+		`<title>node nodeA</title><rect class="nodeband"`,
+		`<title>node nodeB</title><rect class="nodeband"`,
+		"<th>NODE</th><th>FROM → TO</th>",
+		"<tr><td>wire</td><td>a2 → b1</td>",
+		"<h3>Time per node and on the wire",
+		"<td>wire (a2 … b1)</td>",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if n := strings.Count(page, `<rect class="nodeband"`); n != 2 {
+		t.Errorf("%d node bands, want 2", n)
+	}
+	for i := range r.Points {
+		r.Points[i].Node = "nodeA"
+	}
+	r.ClockOffsets = nil
+	b.Reset()
+	if err := HTML(&b, Document{Result: r}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, not := range []string{`<rect class="nodeband"`, "<th>NODE</th>", "Time per node", "Clocks:"} {
+		if strings.Contains(b.String(), not) {
+			t.Errorf("one node's page has %q", not)
+		}
+	}
+}
