@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/pathtrace/pathtrace/discover"
 	"github.com/pathtrace/pathtrace/discover/k8s"
 	"github.com/pathtrace/pathtrace/internal/interrupt"
+	"github.com/pathtrace/pathtrace/internal/safefile"
 )
 
 // Run is one cluster-mode trace: two pods the API server placed, and what
@@ -24,8 +24,12 @@ type Run struct {
 	// Probe are the capture flags that shape the probes on the source's
 	// node (-c, -i, --size, --timeout, --no-why), passed on as they are.
 	Probe []string
-	// Dir receives each node's capture as DIR/NODE/path.pcapng.
-	Dir string
+	// Dir receives each node's capture as DIR/NODE/path.pcapng, made and
+	// written under Policy (no link followed, no shared folder unless
+	// allowed); an existing capture is replaced only with Replace (--force).
+	Dir     string
+	Policy  safefile.Policy
+	Replace bool
 	// Log takes progress lines (agents started, the agents' own lines).
 	Log func(string)
 }
@@ -158,7 +162,6 @@ type agentCapture struct {
 	done   chan struct{} // closed when the exec returned
 	err    error
 	cancel context.CancelFunc
-	file   *os.File
 }
 
 // start execs argv in the node's agent: stdout into the node's
@@ -167,14 +170,15 @@ type agentCapture struct {
 // still read.
 func (r Run) start(a *Agents, node string, argv []string) (*agentCapture, error) {
 	c := &agentCapture{node: node, dir: filepath.Join(r.Dir, node), armed: make(chan struct{}), done: make(chan struct{})}
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("capture of node %s: %w", node, err)
-	}
-	f, err := os.OpenFile(filepath.Join(c.dir, "path.pcapng"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	d, err := safefile.MkdirAll(c.dir, r.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("capture of node %s: %w", node, err)
 	}
-	c.file = f
+	f, err := d.Place("path.pcapng", r.Replace)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("capture of node %s: %w (--force replaces it)", node, err)
+	}
 	stdin, w := io.Pipe()
 	c.stdin = w
 	var once sync.Once

@@ -15,6 +15,7 @@ import (
 	"github.com/pathtrace/pathtrace/discover"
 	"github.com/pathtrace/pathtrace/discover/k8s"
 	"github.com/pathtrace/pathtrace/internal/privs"
+	"github.com/pathtrace/pathtrace/internal/safefile"
 	"github.com/pathtrace/pathtrace/pipeline"
 )
 
@@ -119,9 +120,8 @@ func (o *traceOptions) runCluster(ctx context.Context) error {
 			return outputError(err)
 		}
 		defer os.RemoveAll(r.Dir)
-	} else if err := os.MkdirAll(r.Dir, 0o700); err != nil {
-		return outputError(err)
 	}
+	r.Policy, r.Replace = safefile.UserPolicy(o.SharedOut, "--allow-shared-out"), o.Force
 	t0 := time.Now()
 	c, err := cluster.Capture(ctx, conn, cfg, r)
 	if err != nil {
