@@ -191,7 +191,7 @@ func Capture(ctx context.Context, o AgentOptions) (report.Document, AgentRecord,
 		ctx, cancel = context.WithCancelCause(ctx)
 		defer cancel(nil)
 		var err error
-		if st, err = newStream(o.Stream, o.Path, cancel); err != nil {
+		if st, err = newStream(o.Stream, o.Path, o.SpoolBytes, cancel); err != nil {
 			return report.Document{}, rec, err
 		}
 		defer st.stop()

@@ -25,11 +25,14 @@ type stream struct {
 	order  []string
 	fail   func(error) // stops the capture when the stream cannot be written
 
-	mu     sync.Mutex
-	queued *stampMerge[streamFrame]
-	newest int64
-	free   [][]byte
-	err    error
+	mu      sync.Mutex
+	queued  *stampMerge[streamFrame]
+	newest  int64
+	free    [][]byte
+	err     error
+	limit   int      // bytes queued at most: a reader that falls behind costs frames, not the node's memory
+	bytes   int      // bytes queued now
+	dropped []uint64 // per point: frames the stream had no room for
 
 	ng      *pcapfile.NgWriter // the writer goroutine's, once started
 	started bool
@@ -46,9 +49,14 @@ type streamFrame struct {
 // enough: a reader sees frames at most DefaultLag plus this late.
 const streamTick = 50 * time.Millisecond
 
-func newStream(w io.Writer, path *discover.Path, fail func(error)) (*stream, error) {
-	s := &stream{w: w, fail: fail, queued: newStampMerge[streamFrame](len(path.Points)),
-		quit: make(chan struct{}), done: make(chan struct{})}
+// newStream: limit bounds the bytes queued for a slow reader (<= 0:
+// DefaultSpoolBytes); frames beyond it are counted as the point's drops.
+func newStream(w io.Writer, path *discover.Path, limit int, fail func(error)) (*stream, error) {
+	if limit <= 0 {
+		limit = DefaultSpoolBytes
+	}
+	s := &stream{w: w, fail: fail, queued: newStampMerge[streamFrame](len(path.Points)), limit: limit,
+		dropped: make([]uint64, len(path.Points)), quit: make(chan struct{}), done: make(chan struct{})}
 	for _, p := range path.Points {
 		s.ifaces = append(s.ifaces, evidenceInterface(p))
 		s.order = append(s.order, p.Name)
@@ -67,6 +75,11 @@ func (s *stream) frame(point int, rf *capture.RawFrame) {
 	if s.err != nil {
 		return
 	}
+	if s.bytes+len(rf.Data) > s.limit {
+		s.dropped[point]++
+		return
+	}
+	s.bytes += len(rf.Data)
 	var buf []byte
 	if n := len(s.free); n > 0 {
 		buf, s.free = s.free[n-1][:0], s.free[:n-1]
@@ -124,6 +137,7 @@ func (s *stream) release(all bool) {
 		}
 		f := s.queued.pop(p)
 		f.rf.Iface = p
+		s.bytes -= len(f.buf)
 		batch = append(batch, f)
 	}
 	failed := s.err != nil
@@ -186,8 +200,10 @@ func (s *stream) finish(res *correlate.Result) error {
 		if i >= len(s.ifaces) {
 			break
 		}
-		if d := p.Coverage.KernelDrops; d.Valid {
-			s.ng.SetDrops(i, d.V)
+		// The stream's own drops count as the point's: frames the
+		// reader of the stream never gets, as a full ring's would be.
+		if d := p.Coverage.KernelDrops; d.Valid || s.dropped[i] > 0 {
+			s.ng.SetDrops(i, d.V+s.dropped[i])
 		}
 		if c := p.Coverage; c.First != nil && c.Last != nil {
 			s.ng.SetWindow(i, int64(*c.First), int64(*c.Last))

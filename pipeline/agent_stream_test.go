@@ -44,7 +44,7 @@ func TestStreamMatchesFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s, err := newStream(f, path, func(err error) { t.Errorf("stream failed: %v", err) })
+	s, err := newStream(f, path, 0, func(err error) { t.Errorf("stream failed: %v", err) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,4 +110,36 @@ func TestStreamMatchesFiles(t *testing.T) {
 		}
 	}
 	t.Logf("%d frames, %d traces equal", res.Summary.Frames, len(want))
+}
+
+// A reader that falls behind costs frames, never unbounded memory: beyond
+// its byte limit the stream counts each frame as a drop of its point, and
+// takes frames again once it has written what it held.
+func TestStreamBounded(t *testing.T) {
+	path := &discover.Path{Points: []discover.Point{{Name: "a", Interface: "eth0", MTU: 1500}, {Name: "b", Interface: "eth0", MTU: 1500}}}
+	s, err := newStream(io.Discard, path, 1000, func(err error) { t.Errorf("stream failed: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := func(point int, ts int64) {
+		s.frame(point, &capture.RawFrame{Time: ts, Data: make([]byte, 600), WireLen: 600, LinkType: capture.LinkTypeEthernet})
+	}
+	frame(0, 1)
+	frame(1, 2) // 1200 bytes: no room
+	frame(0, 3)
+	if s.dropped[0] != 1 || s.dropped[1] != 1 || s.bytes != 600 {
+		t.Fatalf("dropped %v, %d bytes queued; want [1 1], 600", s.dropped, s.bytes)
+	}
+	s.start()
+	s.release(true)
+	if s.bytes != 0 {
+		t.Fatalf("%d bytes queued after a release, want 0", s.bytes)
+	}
+	frame(1, 4)
+	if s.dropped[1] != 1 || s.bytes != 600 {
+		t.Errorf("after the release: dropped %v, %d bytes queued; want point b's frame taken", s.dropped, s.bytes)
+	}
+	if err := s.finish(&correlate.Result{}); err != nil {
+		t.Fatal(err)
+	}
 }
