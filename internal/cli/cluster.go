@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/pathtrace/pathtrace/cluster"
 	"github.com/pathtrace/pathtrace/discover"
 	"github.com/pathtrace/pathtrace/discover/k8s"
+	"github.com/pathtrace/pathtrace/internal/interrupt"
 	"github.com/pathtrace/pathtrace/internal/privs"
 	"github.com/pathtrace/pathtrace/internal/safefile"
 	"github.com/pathtrace/pathtrace/pipeline"
@@ -38,12 +42,27 @@ func (c *clusterOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&c.ServiceAccount, "agent-service-account", "pathtrace-agent", "with --cluster: the agents' service account (reads pods as the tracer does)")
 }
 
+// clusterFlagsAlone refuses cluster mode's own flags without --cluster,
+// rather than ignore them.
+func (o *traceOptions) clusterFlagsAlone() error {
+	for _, n := range []string{"agent-namespace", "image", "agent-privileged", "agent-service-account"} {
+		if o.changed != nil && o.changed(n) {
+			return fmt.Errorf("--%s is for --cluster's agent pods: add --cluster, or drop it", n)
+		}
+	}
+	return nil
+}
+
 // clusterRefused are the tracer's flags cluster mode does not take yet:
 // agents capture with probes only, ICMP only.
 var clusterRefused = []string{"passive", "duration", "filter", "why", "tcp-port", "ring-size", "spool-size", "node", "cri-endpoint"}
 
 // podConfig is how the agent pods are made for a run of this many probes.
-func (o *traceOptions) podConfig() (cluster.PodConfig, error) {
+// The drop-reason steps' capabilities only where they are used: a path
+// within one node runs the tracer in its agent, which asks the kernel why
+// probes were lost; the captures of a path across nodes stream frames
+// only (their drop records have no place in the stream yet).
+func (o *traceOptions) podConfig(sameNode bool) (cluster.PodConfig, error) {
 	img := o.cl.Image
 	if img == "" {
 		bin, err := cluster.Binary()
@@ -52,7 +71,10 @@ func (o *traceOptions) podConfig() (cluster.PodConfig, error) {
 		}
 		img = cluster.DefaultImage(buildTool().Version, bin)
 	}
-	steps := append(append([]privs.Step{}, privs.LiveTrace...), privs.DropReasons, privs.DropLocation, privs.DropRules)
+	steps := append([]privs.Step{}, privs.LiveTrace...)
+	if sameNode && !o.NoWhy {
+		steps = append(steps, privs.DropReasons, privs.DropLocation, privs.DropRules)
+	}
 	return cluster.PodConfig{
 		Namespace: o.cl.Namespace, Image: img, Privileged: o.cl.Privileged, ServiceAccount: o.cl.ServiceAccount,
 		Caps:     privs.For(steps...),
@@ -77,6 +99,9 @@ func (o *traceOptions) runCluster(ctx context.Context) error {
 	if err := o.validate(); err != nil {
 		return usageError(err)
 	}
+	if strings.HasPrefix(o.Src, "svc/") || strings.HasPrefix(o.Dst, "svc/") {
+		return usageError(errors.New("--cluster traces between pods: a Service's ClusterIP (kube-proxy's DNAT) is traced without --cluster, on the node; give the pod behind it"))
+	}
 	for _, n := range clusterRefused {
 		if o.changed(n) {
 			return usageError(fmt.Errorf("--%s does not go with --cluster (its agents send ICMP probes from the source's node)", n))
@@ -99,10 +124,6 @@ func (o *traceOptions) runCluster(ctx context.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	cfg, err := o.podConfig()
-	if err != nil {
-		return usageError(err)
-	}
 	var mu sync.Mutex
 	r.Log = func(s string) {
 		if !o.Quiet {
@@ -111,21 +132,35 @@ func (o *traceOptions) runCluster(ctx context.Context) error {
 			mu.Unlock()
 		}
 	}
+	for _, ep := range []discover.Endpoint{r.Src, r.Dst} {
+		for _, n := range ep.Notes {
+			r.Log("pathtrace: " + n) // which pod of a workload
+		}
+	}
 	r.Probe = o.probeArgs()
-	if r.Src.Pod != nil && r.Dst.Pod != nil && r.Src.Pod.Node == r.Dst.Pod.Node {
+	same := r.Src.Pod != nil && r.Dst.Pod != nil && r.Src.Pod.Node == r.Dst.Pod.Node
+	cfg, err := o.podConfig(same)
+	if err != nil {
+		return usageError(err)
+	}
+	if same {
 		return o.clusterSame(ctx, conn, cfg, r)
 	}
+	r.Policy, r.Replace = safefile.UserPolicy(o.SharedOut, "--allow-shared-out"), o.Force
 	if r.Dir = o.OutDir; r.Dir == "" {
 		if r.Dir, err = os.MkdirTemp("", "pathtrace-cluster-"); err != nil {
 			return outputError(err)
 		}
+		// Full payloads of two nodes: gone at the end, also on a forced exit.
+		defer interrupt.AtExit(func() { os.RemoveAll(r.Dir) })()
 		defer os.RemoveAll(r.Dir)
+	} else if err := clusterOutFree(r); err != nil {
+		return outputError(err) // before any pod is made
 	}
-	r.Policy, r.Replace = safefile.UserPolicy(o.SharedOut, "--allow-shared-out"), o.Force
 	t0 := time.Now()
 	c, err := cluster.Capture(ctx, conn, cfg, r)
 	if err != nil {
-		return usageError(err)
+		return clusterError(ctx, err)
 	}
 	r.Log(fmt.Sprintf("pathtrace: captured on %s and %s in %v (agents: swept %v, deleted %v); run %v",
 		c.Nodes[0], c.Nodes[1], c.Capture.Round(time.Millisecond), c.Times.Sweep.Round(time.Millisecond),
@@ -161,7 +196,38 @@ func (o *traceOptions) clusterSame(ctx context.Context, conn *k8s.Conn, cfg clus
 		return &exitError{code: ee.Code}
 	}
 	if err != nil {
-		return usageError(err)
+		return clusterError(ctx, err)
 	}
 	return nil
+}
+
+// clusterOutFree refuses, before any agent runs, --out folders that could
+// not take the nodes' captures: a folder the policy refuses, or a capture
+// already there without --force.
+func clusterOutFree(r cluster.Run) error {
+	for _, ep := range []discover.Endpoint{r.Src, r.Dst} {
+		dir := filepath.Join(r.Dir, ep.Pod.Node)
+		if err := safefile.Check(dir, r.Policy); err != nil {
+			return err
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "path.pcapng")); err == nil && !r.Replace {
+			return fmt.Errorf("%s: exists (--force replaces it)", filepath.Join(dir, "path.pcapng"))
+		}
+	}
+	return nil
+}
+
+// clusterError gives a failed cluster run its exit status: interrupted
+// (Ctrl-C before the captures were under way), an evidence file that could
+// not be written, else the run's own error.
+func clusterError(ctx context.Context, err error) error {
+	var pe *fs.PathError
+	var re *safefile.RefusedError
+	switch {
+	case ctx.Err() != nil:
+		return &exitError{exitInterrupted, err}
+	case errors.As(err, &re), errors.As(err, &pe):
+		return outputError(err)
+	}
+	return usageError(err)
 }

@@ -144,6 +144,9 @@ func (o *traceOptions) run(ctx context.Context) error {
 	if o.cl.Cluster {
 		return o.runCluster(ctx)
 	}
+	if err := o.clusterFlagsAlone(); err != nil {
+		return usageError(err)
+	}
 	if err := o.validate(); err != nil {
 		return usageError(err)
 	}
