@@ -206,6 +206,9 @@ func (o *traceOptions) clusterSame(ctx context.Context, conn *k8s.Conn, cfg clus
 // already there without --force.
 func clusterOutFree(r cluster.Run) error {
 	for _, ep := range []discover.Endpoint{r.Src, r.Dst} {
+		if ep.Pod == nil {
+			continue // not a pod: cluster.Capture says so
+		}
 		dir := filepath.Join(r.Dir, ep.Pod.Node)
 		if err := safefile.Check(dir, r.Policy); err != nil {
 			return err
