@@ -3,19 +3,22 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pathtrace/pathtrace/cluster"
 	"github.com/pathtrace/pathtrace/internal/iostreams"
+	"github.com/pathtrace/pathtrace/internal/safefile"
 )
 
 type imageOptions struct {
-	IO  *iostreams.IOStreams
-	Out string
-	Ref string
+	IO        *iostreams.IOStreams
+	Out       string
+	Ref       string
+	Force     bool
+	SharedOut bool
 }
 
 // newImageCmd is `pathtrace image`: the agent image of this very binary as
@@ -41,6 +44,8 @@ registry runs its agents once the archive is imported on every node.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run() },
 	}
 	cmd.Flags().StringVarP(&o.Out, "out", "o", "", "the archive to write ('-': stdout)")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "replace an existing archive")
+	cmd.Flags().BoolVar(&o.SharedOut, "allow-shared-out", false, "write into a folder others can write or another user owns")
 	cmd.Flags().StringVar(&o.Ref, "ref", "", "the image's name (default: the one --cluster uses, "+cluster.Repository+":VERSION)")
 	return cmd
 }
@@ -64,26 +69,27 @@ func (o *imageOptions) run() error {
 		}
 		return nil
 	}
-	// Written beside the target, then renamed: a failed write leaves no
-	// half archive under the name.
-	tmp, err := os.CreateTemp(filepath.Dir(o.Out), ".pathtrace-image-*")
+	// As evidence is written (safefile): no link followed, a folder others
+	// can write refused, the archive named only once complete (a failed
+	// write leaves nothing), an existing one replaced only with --force.
+	dir, err := safefile.MkdirAll(filepath.Dir(o.Out), safefile.UserPolicy(o.SharedOut, "--allow-shared-out"))
 	if err != nil {
 		return outputError(fmt.Errorf("write %s: %w", o.Out, err))
 	}
-	defer os.Remove(tmp.Name())
-	d, err := cluster.WriteImage(tmp, ref, version, bin)
-	if err == nil {
-		err = tmp.Close()
-	} else {
-		tmp.Close()
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), o.Out)
-	}
+	defer dir.Close()
+	f, err := dir.Create(filepath.Base(o.Out))
 	if err != nil {
+		return outputError(fmt.Errorf("write %s: %w", o.Out, err))
+	}
+	d, err := cluster.WriteImage(f, ref, version, bin)
+	if err != nil {
+		f.Close()
+		return outputError(fmt.Errorf("write %s: %w", o.Out, err))
+	}
+	if err := f.Commit(o.Force); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return outputError(fmt.Errorf("%s exists (--force replaces it)", o.Out))
+		}
 		return outputError(fmt.Errorf("write %s: %w", o.Out, err))
 	}
 	fmt.Fprintf(o.IO.ErrOut, "wrote %s: image %s (%s)\n", o.Out, ref, d.Config)
