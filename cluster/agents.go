@@ -286,7 +286,26 @@ func deletePods(conn *k8s.Conn, ns, selector string, names []string) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("agent pods %s not gone after %v (%v), and removing them by force failed: %w", strings.Join(left, ", "), DeleteTimeout, err, errors.Join(errs...))
 	}
-	return fmt.Errorf("agent pods %s were removed by force: their kubelet did not confirm the deletion within %v (the node may be down; it kills their containers when it syncs)", strings.Join(left, ", "), DeleteTimeout)
+	return &ForcedRemoval{Pods: left}
+}
+
+// ForcedRemoval is deletePods' note that pods are gone from the API only
+// by force: not a failure (nothing is left to delete), but worth a line.
+type ForcedRemoval struct{ Pods []string }
+
+func (f *ForcedRemoval) Error() string {
+	return fmt.Sprintf("agent pods %s were removed by force: their kubelet did not confirm the deletion within %v (the node may be down; it kills their containers when it syncs)", strings.Join(f.Pods, ", "), DeleteTimeout)
+}
+
+// noteForced logs a forced removal and returns nil for it; other errors
+// are returned as they are.
+func noteForced(err error, log func(string)) error {
+	var fr *ForcedRemoval
+	if errors.As(err, &fr) {
+		log("pathtrace: " + fr.Error())
+		return nil
+	}
+	return err
 }
 
 // waitGone polls until none of names is left; the ones left when ctx ends.

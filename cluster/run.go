@@ -78,7 +78,7 @@ func Capture(ctx context.Context, conn *k8s.Conn, cfg PodConfig, r Run) (*Captur
 	t0 := time.Now()
 	runErr := r.capture(ctx, agents, c, srcNode, dstNode)
 	c.Capture = time.Since(t0)
-	closeErr := agents.Close()
+	closeErr := noteForced(agents.Close(), r.Log)
 	c.Times = agents.Times
 	if runErr != nil {
 		return c, errors.Join(runErr, closeErr)
@@ -182,10 +182,15 @@ func (r Run) start(a *Agents, node string, argv []string) (*agentCapture, error)
 	stdin, w := io.Pipe()
 	c.stdin = w
 	var once sync.Once
+	var tmu sync.Mutex
+	var last []string // the agent's last lines: why it failed, even with -q
 	errW := logWriter(func(line string) {
 		if strings.Contains(line, "pathtrace capture: armed") {
 			once.Do(func() { close(c.armed) })
 		}
+		tmu.Lock()
+		last = append(last[max(0, len(last)-2):], strings.TrimPrefix(line, "node "+node+": "))
+		tmu.Unlock()
 		r.Log(line)
 	}, "node "+node+": ")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,6 +204,13 @@ func (r Run) start(a *Agents, node string, argv []string) (*agentCapture, error)
 		if errors.As(err, &ee) && (ee.Code == 1 || ee.Code == 3) {
 			err = nil
 		}
+		if err != nil {
+			tmu.Lock()
+			if len(last) > 0 {
+				err = fmt.Errorf("%w (node %s: %s)", err, node, strings.Join(last, " | "))
+			}
+			tmu.Unlock()
+		}
 		if cerr := f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("capture of node %s: %w", node, cerr)
 		}
@@ -209,17 +221,31 @@ func (r Run) start(a *Agents, node string, argv []string) (*agentCapture, error)
 }
 
 // logWriter passes what is written to it to log, a line at a time,
-// prefixed; Close passes on a last unterminated line.
+// prefixed; Close passes on a last unterminated line and returns once every
+// line has been logged.
 func logWriter(log func(string), prefix string) io.WriteCloser {
 	pr, pw := io.Pipe()
+	lw := &lineWriter{PipeWriter: pw, done: make(chan struct{})}
 	go func() {
+		defer close(lw.done)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			log(prefix + sc.Text())
 		}
 		io.Copy(io.Discard, pr)
 	}()
-	return pw
+	return lw
+}
+
+type lineWriter struct {
+	*io.PipeWriter
+	done chan struct{}
+}
+
+func (w *lineWriter) Close() error {
+	err := w.PipeWriter.Close()
+	<-w.done
+	return err
 }
 
 // stop ends the capture (its stdin closed) and waits for its stream's end,

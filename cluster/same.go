@@ -54,6 +54,6 @@ func Same(ctx context.Context, conn *k8s.Conn, cfg PodConfig, r Run, args []stri
 		}
 	}
 	w.Close()
-	closeErr := agents.Close()
+	closeErr := noteForced(agents.Close(), r.Log)
 	return agents.Times, errors.Join(err, closeErr)
 }

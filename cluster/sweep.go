@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,6 +44,10 @@ func Sweep(ctx context.Context, conn *k8s.Conn, ns string) ([]string, error) {
 		return nil, nil
 	}
 	if err := deletePods(conn, ns, AgentSelector, names); err != nil {
+		var fr *ForcedRemoval
+		if errors.As(err, &fr) {
+			return append(notes, fr.Error()), nil // gone: the run goes on
+		}
 		return notes, fmt.Errorf("removing a killed run's agent pods: %w", err)
 	}
 	return notes, nil
