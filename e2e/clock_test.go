@@ -198,6 +198,8 @@ func clockOffsets(t *testing.T, set clockSet) {
 			if len(got.Traces) != len(base.Traces) {
 				t.Fatalf("%d traces, unshifted %d", len(got.Traces), len(base.Traces))
 			}
+			var worst, worstTol int64 // logged: how close the correction came
+			defer func() { t.Logf("largest |Δ − unshifted Δ|: %d ns (allowed there: %d ns)", worst, worstTol) }()
 			for i, tr := range got.Traces {
 				bt := base.Traces[i]
 				for j, h := range tr.Hops {
@@ -212,6 +214,9 @@ func clockOffsets(t *testing.T, set clockSet) {
 					tol := int64(5e3)
 					if tc.ppm != 0 {
 						tol = max(tol, h.UncertaintyNs)
+					}
+					if diff := max(h.DeltaNs-bh.DeltaNs, bh.DeltaNs-h.DeltaNs); diff > worst {
+						worst, worstTol = diff, tol
 					}
 					if diff := h.DeltaNs - bh.DeltaNs; diff > tol || diff < -tol {
 						t.Errorf("trace %d %s: Δ %d ns, unshifted %d ns (clock offsets %+v)", tr.N, h.Point, h.DeltaNs, bh.DeltaNs, got.ClockOffsets)
