@@ -71,3 +71,21 @@ func (s *sniffer) stamps(keep func(echo) bool) map[uint16]int64 {
 		}
 	}
 }
+
+// keepTimestamps turns the kernel's receive timestamps on for the whole
+// test: a socket asking for them flips a global static key, but in
+// deferred work, so the first frame after the sniffer's own
+// SO_TIMESTAMPNS can come without a stamp and get its read time instead
+// (seen: 1.4 s late on a loaded CI machine).
+func keepTimestamps(t *testing.T) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the deferred work runs
+}

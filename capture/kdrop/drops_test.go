@@ -236,6 +236,7 @@ func TestDrops(t *testing.T) {
 	nstest.RequireRoot(t)
 	l := nstest.UpLab(t, "ptdk", 251)
 	nstest.KeepRulesets(t, l.Namespaces()...)
+	keepTimestamps(t)
 	r := newRun(t)
 	for i, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
