@@ -97,14 +97,16 @@ func TestRobustInterrupt(t *testing.T) {
 	}
 
 	// Probes stopped: the requests at pod1 are seqs 1..sent, none sent after
-	// the signal (20 ms for the signal to reach the prober).
+	// the signal (up to 40 ms for the signal to reach the prober).
 	reqs := d.ofType("echo-request")
 	if len(reqs) == 0 || reqs[0].ID == nil {
 		t.Fatal("no echo request with an id in the report")
 	}
 	pod1 := checks[points[0].Name+".cap"]
 	seqs, last := pod1.requestSeqs(*reqs[0].ID, time.Time{})
-	if late := time.Unix(0, last).Sub(sig); late > 20*time.Millisecond {
+	// The probes are 50 ms apart: one leaving after the signal by more
+	// than a scheduling delay was sent after the stop.
+	if late := time.Unix(0, last).Sub(sig); late > 40*time.Millisecond {
 		t.Errorf("an echo request left pod1 %v after SIGINT, want none", late.Round(time.Microsecond))
 	}
 	if len(seqs) != d.Live.Sent || len(seqs) == 0 || seqs[len(seqs)-1] != uint64(d.Live.Sent) {
@@ -554,8 +556,10 @@ func TestRobustDemoInterrupt(t *testing.T) {
 			if tc.report && !strings.Contains(p.out.String(), "INTERRUPTED") {
 				t.Errorf("no report marked interrupted on stdout: %.1500s", p.out)
 			}
-			if tc.sigs == 2 && p.exited.Sub(last) > 300*time.Millisecond {
-				t.Errorf("exit %v after the second SIGINT, want at once (< 300ms)", p.exited.Sub(last))
+			// At once, as in TestRobustSecondInterrupt: seconds would be a
+			// drain; a loaded machine's teardown takes up to ~0.7 s.
+			if tc.sigs == 2 && p.exited.Sub(last) > 1500*time.Millisecond {
+				t.Errorf("exit %v after the second SIGINT, want at once (< 1.5s)", p.exited.Sub(last))
 			}
 			if left := labLeftovers(cfg.Prefix); len(left) != 0 {
 				t.Errorf("the demo's lab is still there after the interrupted demo: %v", left)
