@@ -219,8 +219,10 @@ func TestLiveStopCutsAtStop(t *testing.T) {
 		if last[i] > stop {
 			t.Errorf("%s: frame stamped %v after the stop", p.Name, time.Duration(last[i]-stop))
 		}
-		// Traffic ran up to the stop: a point's newest frame is recent.
-		if gap := time.Duration(stop - last[i]); gap > 20*time.Millisecond {
+		// Traffic ran up to the stop (a request every 0.2 ms): a point's
+		// newest frame is recent, unless the sender went unscheduled
+		// for a while on a loaded machine.
+		if gap := time.Duration(stop - last[i]); gap > 100*time.Millisecond {
 			t.Errorf("%s: newest frame %v before the stop, want the ring drained up to it", p.Name, gap)
 		}
 	}
