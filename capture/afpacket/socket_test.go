@@ -414,7 +414,9 @@ func TestLiveTopology(t *testing.T) {
 					first = p.time
 				}
 				prev = p.time
-				if d := time.Duration(p.time - at.UnixNano()); d < -time.Millisecond || d > 50*time.Millisecond {
+				// The stamp is the kernel's, on the send's own clock: within
+				// the send's scheduling delay (generous: a loaded machine).
+				if d := time.Duration(p.time - at.UnixNano()); d < -time.Millisecond || d > 500*time.Millisecond {
 					t.Errorf("seq %d at %s: stamp %v after send", seq, tp.points[i].Name, d)
 				}
 			}
