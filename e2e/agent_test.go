@@ -194,6 +194,11 @@ func analyzeAgents(t *testing.T, args ...string) *mergedDoc {
 	if code != exitOK {
 		t.Fatalf("analyze %v: exit %d, want 0: %s\n%.3000s", args, code, errb, out)
 	}
+	return decodeMerged(t, out)
+}
+
+func decodeMerged(t *testing.T, out string) *mergedDoc {
+	t.Helper()
 	var d mergedDoc
 	if err := json.Unmarshal([]byte(out), &d); err != nil {
 		t.Fatal(err)

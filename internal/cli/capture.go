@@ -102,7 +102,7 @@ stamp order, about 100 ms behind; no report.`,
 	f.StringVarP(&o.OutDir, "out", "o", "", "write evidence to DIR (a pcap per point, path.pcapng, reports), or - for path.pcapng on stdout as it is captured")
 	f.BoolVar(&o.Force, "force", false, "overwrite existing evidence files")
 	f.BoolVar(&o.SharedOut, "allow-shared-out", false, "write evidence into a folder others can write or another user owns")
-	f.BoolVar(&o.NoWhy, "no-why", false, "with --probe: do not ask the kernel why probes were dropped")
+	f.BoolVar(&o.NoWhy, "no-why", false, "do not ask the kernel why frames between the endpoints were dropped (with --out DIR it does, on either node)")
 	o.kube.addFlags(cmd)
 	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 16M... (default 4MiB with --probe, 16MiB without)")
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
@@ -111,7 +111,7 @@ stamp order, about 100 ms behind; no report.`,
 }
 
 // captureProbeFlags shape probes: without --probe they are refused.
-var captureProbeFlags = []string{"count", "interval", "timeout", "size", "no-why"}
+var captureProbeFlags = []string{"count", "interval", "timeout", "size"}
 
 // streamRefused are the flags that write to stdout or to a folder, which
 // --out - replaces.
@@ -197,7 +197,11 @@ func (o *captureOptions) run(ctx context.Context) error {
 			Path: ends.path, Count: o.Count, Size: o.Size, Interval: o.Interval, Timeout: o.Timeout,
 			Passive: !o.Probe, Duration: o.duration(), Window: o.Window,
 			RingBytes: int(o.RingBytes), SpoolBytes: int(o.SpoolBytes), Evidence: ev, Limit: o.Limit,
-			Why: o.Probe && !o.NoWhy && ev != nil,
+			// Both ends watch for drops (the destination's node by the
+			// endpoints' addresses, as --passive --why does): a policy on
+			// the destination's node is where probes most often die. The
+			// drops travel in path.pcapng, so only with --out DIR.
+			Why: !o.NoWhy && ev != nil,
 		},
 		Local: ends.local, Host: host, Node: ends.node,
 	}
