@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pathtrace/pathtrace/internal/testenv"
 	"github.com/pathtrace/pathtrace/lab"
@@ -29,17 +31,27 @@ func TestCaptureDropOnDestinationNode(t *testing.T) {
 	unhideA := hideNow(t, a.Name, p1.Name)
 	bCtx, stopB := context.WithCancel(ctx)
 	defer stopB()
-	waitB := startCapture(t, bCtx, nil, "capture", "--src", p1.IP.String(), "--dst", p2.Name, "--duration", "0", "--out", dirB, "-q")
-	waitSockets(t, nodesPath(l)[5:], 1)
+	// Its armed line, not its sockets: the line comes once the drop
+	// watcher (eBPF program, nft trace tables) is ready too.
+	errB := &syncBuffer{}
+	doneB := make(chan int, 1)
+	go func() {
+		doneB <- runIO(bCtx, []string{"capture", "--src", p1.IP.String(), "--dst", p2.Name, "--duration", "0", "--out", dirB}, io.Discard, errB)
+	}()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(errB.String(), "pathtrace capture: armed"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nodeB's capture not armed after 20 s: %s", errB.String())
+		}
+	}
 	unhideA()
 	unhideB := hideNow(t, b.Name, p2.Name)
 	ra := runTrace(t, ctx, "capture", "--src", p1.Name, "--dst", p2.IP.String(), "--probe", "-c", "4", "-i", "100ms", "--out", dirA, "-f", "json", "-q")
 	unhideB()
+	time.Sleep(200 * time.Millisecond) // the last replies reach nodeB's rings
 	stopB()
-	rb := waitB()
-	if ra.Code != exitFindings || rb.Code != exitInterrupted {
-		t.Fatalf("nodeA's capture: exit %d, want %d (a probe unanswered); nodeB's: exit %d, want %d\n%s\n%s",
-			ra.Code, exitFindings, rb.Code, exitInterrupted, ra.describe(), rb.describe())
+	if codeB := <-doneB; ra.Code != exitFindings || codeB != exitInterrupted {
+		t.Fatalf("nodeA's capture: exit %d, want %d (a probe unanswered); nodeB's: exit %d, want %d\n%s\nnodeB: %s",
+			ra.Code, exitFindings, codeB, exitInterrupted, ra.describe(), errB.String())
 	}
 	// (The lab's two nodes share one kernel: nodeA's agent sees the drop
 	// too, in a namespace it cannot name. On two hosts it would not.)
