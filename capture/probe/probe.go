@@ -124,41 +124,9 @@ func (p *Prober) Send(seq uint16) (time.Time, error) {
 func (p *Prober) Recv(deadline time.Time) (Reply, error) {
 	buf := make([]byte, 65536)
 	for {
-		ms := int(time.Until(deadline) / time.Millisecond)
-		if ms < 0 {
-			return Reply{}, capture.ErrTimeout
-		}
-		fds := []unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, ms)
-		if err == unix.EINTR {
-			continue
-		}
+		msg, src, at, err := recvRaw(p.fd, buf, deadline, "prober to "+p.dst.String())
 		if err != nil {
-			return Reply{}, fmt.Errorf("prober to %s: poll: %w", p.dst, err)
-		}
-		if n == 0 {
-			return Reply{}, capture.ErrTimeout
-		}
-		m, from, err := unix.Recvfrom(p.fd, buf, unix.MSG_DONTWAIT)
-		if err == unix.EAGAIN || err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return Reply{}, fmt.Errorf("prober to %s: receive: %w", p.dst, err)
-		}
-		at := time.Now()
-		msg := buf[:m]
-		var src netip.Addr
-		switch sa := from.(type) {
-		case *unix.SockaddrInet4:
-			src = netip.AddrFrom4(sa.Addr)
-			// IPv4 raw sockets deliver the IP header too.
-			if len(msg) < 20 || int(msg[0]&0xf)*4 > len(msg) {
-				continue
-			}
-			msg = msg[int(msg[0]&0xf)*4:]
-		case *unix.SockaddrInet6:
-			src = netip.AddrFrom16(sa.Addr)
+			return Reply{}, err
 		}
 		if len(msg) < 8 || (msg[0] != 0 && msg[0] != 129) || binary.BigEndian.Uint16(msg[4:]) != p.id {
 			continue
@@ -168,6 +136,51 @@ func (p *Prober) Recv(deadline time.Time) (Reply, error) {
 			continue
 		}
 		return Reply{From: src, Seq: seq, SentAt: sent, At: at}, nil
+	}
+}
+
+// recvRaw waits until deadline for the next datagram on a raw IP socket
+// and returns it without its IPv4 header (IPv4 raw sockets deliver it,
+// IPv6 ones do not), its source and when it was read; capture.ErrTimeout
+// once the deadline passes. what names the socket in errors.
+func recvRaw(fd int, buf []byte, deadline time.Time, what string) ([]byte, netip.Addr, time.Time, error) {
+	for {
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms < 0 {
+			return nil, netip.Addr{}, time.Time{}, capture.ErrTimeout
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, netip.Addr{}, time.Time{}, fmt.Errorf("%s: poll: %w", what, err)
+		}
+		if n == 0 {
+			return nil, netip.Addr{}, time.Time{}, capture.ErrTimeout
+		}
+		m, from, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN || err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, netip.Addr{}, time.Time{}, fmt.Errorf("%s: receive: %w", what, err)
+		}
+		at := time.Now()
+		msg := buf[:m]
+		var src netip.Addr
+		switch sa := from.(type) {
+		case *unix.SockaddrInet4:
+			src = netip.AddrFrom4(sa.Addr)
+			if len(msg) < 20 || int(msg[0]&0xf)*4 > len(msg) {
+				continue
+			}
+			msg = msg[int(msg[0]&0xf)*4:]
+		case *unix.SockaddrInet6:
+			src = netip.AddrFrom16(sa.Addr)
+		}
+		return msg, src, at, nil
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/netns"
 )
 
@@ -140,40 +139,9 @@ func (p *TCPProber) Send(seq uint16) (time.Time, error) {
 func (p *TCPProber) Recv(deadline time.Time) (Reply, error) {
 	buf := make([]byte, 65536)
 	for {
-		ms := int(time.Until(deadline) / time.Millisecond)
-		if ms < 0 {
-			return Reply{}, capture.ErrTimeout
-		}
-		fds := []unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, ms)
-		if err == unix.EINTR {
-			continue
-		}
+		seg, src, at, err := recvRaw(p.fd, buf, deadline, "TCP prober to "+p.dst.String())
 		if err != nil {
-			return Reply{}, fmt.Errorf("TCP prober to %s: poll: %w", p.dst, err)
-		}
-		if n == 0 {
-			return Reply{}, capture.ErrTimeout
-		}
-		m, from, err := unix.Recvfrom(p.fd, buf, unix.MSG_DONTWAIT)
-		if err == unix.EAGAIN || err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return Reply{}, fmt.Errorf("TCP prober to %s: receive: %w", p.dst, err)
-		}
-		at := time.Now()
-		seg := buf[:m]
-		var src netip.Addr
-		switch sa := from.(type) {
-		case *unix.SockaddrInet4:
-			src = netip.AddrFrom4(sa.Addr)
-			if len(seg) < 20 || int(seg[0]&0xf)*4 > len(seg) {
-				continue // IPv4 raw sockets deliver the IP header too
-			}
-			seg = seg[int(seg[0]&0xf)*4:]
-		case *unix.SockaddrInet6:
-			src = netip.AddrFrom16(sa.Addr)
+			return Reply{}, err
 		}
 		seq, ok := p.answer(seg)
 		if !ok {
