@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/nftables"
 
+	"github.com/pathtrace/pathtrace/capture/nftrace"
 	"github.com/pathtrace/pathtrace/netns"
 )
 
@@ -73,27 +74,11 @@ func promiscHazard(path string) string {
 	}
 	for _, ch := range chains {
 		if ch.Type == nftables.ChainTypeNAT && ch.Hooknum != nil && *ch.Hooknum == *nftables.ChainHookPrerouting && ch.Table != nil {
-			dnat = append(dnat, familyName(ch.Table.Family)+" "+ch.Table.Name+" "+ch.Name)
+			dnat = append(dnat, nftrace.Family(ch.Table.Family).String()+" "+ch.Table.Name+" "+ch.Name)
 		}
 	}
 	if len(dnat) == 0 {
 		return ""
 	}
 	return fmt.Sprintf("its node passes bridged frames to iptables (bridge-nf-call-iptables) and rewrites destinations in prerouting (nat chains %s)", strings.Join(dnat, ", "))
-}
-
-// familyName is nft's word for a table family: kube-proxy makes a table of
-// one name in ip and in ip6.
-func familyName(f nftables.TableFamily) string {
-	switch f {
-	case nftables.TableFamilyIPv4:
-		return "ip"
-	case nftables.TableFamilyIPv6:
-		return "ip6"
-	case nftables.TableFamilyINet:
-		return "inet"
-	case nftables.TableFamilyBridge:
-		return "bridge"
-	}
-	return fmt.Sprintf("family %d", f)
 }
