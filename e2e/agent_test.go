@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -45,6 +46,7 @@ func TestCaptureAcrossNodes(t *testing.T) {
 			checkAgentEvidence(t, l, r)
 			merged := analyzeAgents(t, r.dirA, r.shiftedB)
 			compareMerged(t, r.live, merged)
+			checkMergedHTML(t, merged, r)
 			checkAlone(t, l, r)
 			checkWrongPair(t, l, r)
 		})
@@ -234,5 +236,34 @@ func TestCaptureUsageErrors(t *testing.T) {
 	if code := cli.Run(context.Background(), []string{"capture", "--src", "pod1", "--dst", "10.1.2.3", "--out", "-"}, ios); code != exitUsage ||
 		out.Len() != 0 || !strings.Contains(errb.String(), "which is a terminal") {
 		t.Errorf("--out - to a terminal: exit %d, stderr %q", code, errb)
+	}
+}
+
+// checkMergedHTML: the page of the merged analysis names each node over
+// its lanes (as many bands as the JSON has nodes) and gives nodeB's
+// estimated clock.
+func checkMergedHTML(t *testing.T, merged *mergedDoc, r *agentRun) {
+	t.Helper()
+	code, page, errb := runCLI(t, "analyze", "-q", "-f", "html", r.dirA, r.shiftedB)
+	if code != exitOK {
+		t.Fatalf("analyze -f html: exit %d: %s", code, errb)
+	}
+	var nodes []string
+	for _, p := range merged.Points {
+		if !slices.Contains(nodes, p.Node) {
+			nodes = append(nodes, p.Node)
+		}
+	}
+	if len(nodes) != 2 || strings.Count(page, `<rect class="nodeband"`) != 2 {
+		t.Errorf("nodes %v; %d node bands in the page, want one per node", nodes, strings.Count(page, `<rect class="nodeband"`))
+	}
+	for _, n := range nodes {
+		if !strings.Contains(page, "<title>node "+n+"</title>") {
+			t.Errorf("the page names no node %s over its lanes", n)
+		}
+	}
+	clock := regexp.MustCompile("Clocks: " + regexp.QuoteMeta(nodes[0]+": the reference; "+nodes[1]+": &#43;") + `(15\.99\d|16\.00\d) ms ± `)
+	if !clock.MatchString(page) {
+		t.Errorf("the page does not give %s's clock as about +16 ms", nodes[len(nodes)-1])
 	}
 }
