@@ -63,7 +63,7 @@ func Start(ctx context.Context, conn *k8s.Conn, cfg PodConfig, nodes []string, l
 	}
 	owner := Self()
 	deadline := time.Now().Add(cfg.Lifetime)
-	pods := conn.Clientset.CoreV1().Pods(cfg.Namespace)
+	pods := conn.Client.Pods(cfg.Namespace)
 	created := map[string]time.Time{}
 	for i, node := range nodes {
 		socket, err := a.runtimeSocket(ctx, node)
@@ -89,7 +89,7 @@ func Start(ctx context.Context, conn *k8s.Conn, cfg PodConfig, nodes []string, l
 // runtimeSocket is the CRI socket of the node's runtime, "" for a runtime
 // pathtrace does not know (the agent then finds the pod by its IP alone).
 func (a *Agents) runtimeSocket(ctx context.Context, node string) (string, error) {
-	n, err := a.conn.Clientset.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	n, err := a.conn.Client.Nodes().Get(ctx, node, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return "", fmt.Errorf("node %s does not exist (API server %s)", node, a.conn.Server)
 	}
@@ -131,7 +131,7 @@ func (a *Agents) createError(err error, node string) error {
 func (a *Agents) waitRunning(ctx context.Context, created map[string]time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
-	pods := a.conn.Clientset.CoreV1().Pods(a.cfg.Namespace)
+	pods := a.conn.Client.Pods(a.cfg.Namespace)
 	sel := metav1.ListOptions{LabelSelector: LabelRun + "=" + a.Run}
 	last := map[string]*corev1.Pod{}
 	for {
@@ -259,7 +259,7 @@ func valuesOf(m map[string]string) []string {
 func deletePods(conn *k8s.Conn, ns, selector string, names []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), DeleteTimeout)
 	defer cancel()
-	pods := conn.Clientset.CoreV1().Pods(ns)
+	pods := conn.Client.Pods(ns)
 	grace := int64(2)
 	var errs []error
 	for _, n := range names {

@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
@@ -40,13 +39,11 @@ func (a *Agents) Exec(ctx context.Context, node string, argv []string, stdin io.
 	if !ok {
 		return fmt.Errorf("no agent on node %s", node)
 	}
-	req := a.conn.Clientset.CoreV1().RESTClient().Post().
-		Namespace(a.cfg.Namespace).Resource("pods").Name(pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{
-			Container: ContainerName, Command: argv,
-			Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil,
-		}, scheme.ParameterCodec)
-	ex, err := executor(a.conn.REST, req.URL().String())
+	u := a.conn.Client.Pods(a.cfg.Namespace).ExecURL(pod, &corev1.PodExecOptions{
+		Container: ContainerName, Command: argv,
+		Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil,
+	})
+	ex, err := executor(a.conn.REST, u.String())
 	if err != nil {
 		return fmt.Errorf("exec in agent on node %s: %w", node, err)
 	}

@@ -21,7 +21,7 @@ import (
 // run still going, here or elsewhere, are left alone. It returns one line
 // per pod removed.
 func Sweep(ctx context.Context, conn *k8s.Conn, ns string) ([]string, error) {
-	pods := conn.Clientset.CoreV1().Pods(ns)
+	pods := conn.Client.Pods(ns)
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: AgentSelector})
 	if apierrors.IsNotFound(err) {
 		return nil, nil // no namespace: nothing left over; Start says what to do

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/pkg/twwidth"
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/pathtrace/pathtrace/correlate"
@@ -20,6 +21,11 @@ import (
 func Table(w io.Writer, d Document, o Options) error {
 	return write(w, d, o, "table", func(b *writer) { (&textWriter{b}).render(d) })
 }
+
+// tablewriter's package init makes a cell-width cache of 8,192 entries, 2 MiB
+// of heap every run carries to its end (and the GC's pacing doubles); a
+// report's tables hold a few hundred distinct cells.
+func init() { twwidth.SetCacheCapacity(512) }
 
 type textWriter struct{ *writer }
 

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/pathtrace/pathtrace/internal/kube"
 )
 
 // errNoConfig: no kubeconfig and not in a pod: names are netns names only.
@@ -19,7 +19,7 @@ var errNoConfig = errors.New("no Kubernetes configuration (no --kubeconfig, KUBE
 
 // client is the API connection and what error messages name.
 type client struct {
-	cs        kubernetes.Interface
+	cs        *kube.Client
 	rc        *rest.Config
 	server    string // https://host:port
 	context   string // kubeconfig context, or "in-cluster"
@@ -33,30 +33,30 @@ const defaultRequestTimeout = 10 * time.Second
 
 // connect builds the client from kubectl's flags and loading rules (the
 // flag, KUBECONFIG, ~/.kube/config, then in-cluster).
-func connect(cf *genericclioptions.ConfigFlags) (*client, error) {
-	loader := cf.ToRawKubeConfigLoader()
-	// Without any configuration client-go falls back to kubectl's
-	// http://localhost:8080; pathtrace takes that as "no Kubernetes here".
+func connect(cf *kube.Flags) (*client, error) {
+	loader := cf.Loader()
+	// No configuration is "no Kubernetes here" (not kubectl's fallback to
+	// http://localhost:8080).
 	if raw, err := loader.RawConfig(); err == nil && len(raw.Clusters) == 0 && !inCluster() &&
-		(cf.APIServer == nil || *cf.APIServer == "") {
+		cf.Overrides.ClusterInfo.Server == "" {
 		return nil, errNoConfig
 	}
-	rc, err := cf.ToRESTConfig()
+	rc, err := loader.ClientConfig()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {
 			return nil, errNoConfig
 		}
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
-	if cf.Timeout == nil || *cf.Timeout == "" || *cf.Timeout == "0" {
+	if t := cf.Overrides.Timeout; t == "" || t == "0" {
 		rc.Timeout = defaultRequestTimeout
 	}
 	rc.UserAgent = "pathtrace"
 	c := &client{rc: rc, server: rc.Host, context: "in-cluster"}
 	if raw, err := loader.RawConfig(); err == nil && len(raw.Contexts) > 0 {
 		c.context = raw.CurrentContext
-		if cf.Context != nil && *cf.Context != "" {
-			c.context = *cf.Context
+		if cf.Overrides.CurrentContext != "" {
+			c.context = cf.Overrides.CurrentContext
 		}
 		if ctx := raw.Contexts[c.context]; ctx != nil {
 			c.user = ctx.AuthInfo
@@ -65,8 +65,8 @@ func connect(cf *genericclioptions.ConfigFlags) (*client, error) {
 	if c.namespace, _, err = loader.Namespace(); err != nil || c.namespace == "" {
 		c.namespace = "default"
 	}
-	if c.cs, err = kubernetes.NewForConfig(rc); err != nil {
-		return nil, fmt.Errorf("client for %s: %w", rc.Host, err)
+	if c.cs, err = kube.New(rc); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

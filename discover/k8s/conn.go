@@ -1,15 +1,16 @@
 package k8s
 
 import (
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/pathtrace/pathtrace/internal/kube"
 )
 
 // Conn is the resolver's connection to the API server, for what goes
 // through it besides names: cluster mode's agent pods.
 type Conn struct {
-	Clientset kubernetes.Interface
-	// REST is the configuration the clientset was made from (exec
+	Client *kube.Client
+	// REST is the configuration the client was made from (exec
 	// streams are built from it); its Timeout bounds each request.
 	REST *rest.Config
 	// Server, Context and Namespace are what messages name: the API
@@ -25,7 +26,7 @@ func (r *Resolver) Conn() (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Clientset: c.cs, REST: c.rc, Server: c.server, Context: c.context, Namespace: c.namespace, c: c}, nil
+	return &Conn{Client: c.cs, REST: c.rc, Server: c.server, Context: c.context, Namespace: c.namespace, c: c}, nil
 }
 
 // APIError is a failed request as one line that names the server, the

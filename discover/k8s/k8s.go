@@ -1,7 +1,7 @@
 // Package k8s resolves endpoints as kubectl users name them (pods, Services,
 // workloads, nodes) to network namespaces on this node, through the
-// Kubernetes API (client-go, with kubectl's own flags and kubeconfig
-// handling from cli-runtime) and the container runtime's CRI socket. What is
+// Kubernetes API (client-go's REST client and kubeconfig handling, with
+// kubectl's flags: internal/kube) and the container runtime's CRI socket. What is
 // not a Kubernetes name (a netns name, a path, a PID, an IP) goes to
 // discover's own resolver, so the lab and `ip netns` users keep working.
 package k8s
@@ -19,16 +19,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/pathtrace/pathtrace/discover"
+	"github.com/pathtrace/pathtrace/internal/kube"
 )
 
 // Options configure the resolver; the CLI fills them from its flags.
 type Options struct {
 	// Config is kubectl's flags (--kubeconfig, --context, -n, …); nil:
 	// the defaults (KUBECONFIG, ~/.kube/config, in-cluster).
-	Config *genericclioptions.ConfigFlags
+	Config *kube.Flags
 	// Node is this node's name (--node); "" = NODE_NAME, else the Node
 	// whose address or hostname is this host's.
 	Node string
@@ -67,7 +67,7 @@ type Resolver struct {
 // New returns a resolver; nothing is contacted until an endpoint needs it.
 func New(o Options) *Resolver {
 	if o.Config == nil {
-		o.Config = genericclioptions.NewConfigFlags(false)
+		o.Config = kube.NewFlags()
 	}
 	return &Resolver{o: o, local: discover.NewResolver(), names: map[uint64]string{}, used: map[string]string{}}
 }
@@ -198,7 +198,7 @@ func (r *Resolver) bare(ctx context.Context, name string) (discover.Endpoint, er
 		// must not hold up a trace of a plain netns.
 		qctx, cancel := context.WithTimeout(ctx, quickLook)
 		defer cancel()
-		if _, perr := c.cs.CoreV1().Pods(c.namespace).Get(qctx, name, getOpts); perr == nil {
+		if _, perr := c.cs.Pods(c.namespace).Get(qctx, name, getOpts); perr == nil {
 			return discover.Endpoint{}, ambiguous("%q is both network namespace %s and pod %s/%s (context %s): write %s for the namespace or pod/%s for the pod",
 				name, netnsFile, c.namespace, name, c.context, netnsFile, name)
 		}

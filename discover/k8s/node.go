@@ -43,7 +43,7 @@ func (r *Resolver) findNode(ctx context.Context) selfNode {
 	if err != nil {
 		return selfNode{err: err}
 	}
-	nodes, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodes, err := c.cs.Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return selfNode{err: c.apiError(err, "list", "nodes", "")}
 	}
@@ -139,7 +139,7 @@ func (r *Resolver) NodeNames() map[netip.Addr]string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), quickLook)
 	defer cancel()
-	nodes, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodes, err := c.cs.Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil
 	}

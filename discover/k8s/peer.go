@@ -36,7 +36,7 @@ func (r *Resolver) ResolvePeer(arg string) (discover.Endpoint, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*defaultRequestTimeout)
 	defer cancel()
-	pod, err := c.cs.CoreV1().Pods(ns).Get(ctx, ref.name, getOpts)
+	pod, err := c.cs.Pods(ns).Get(ctx, ref.name, getOpts)
 	if apierrors.IsNotFound(err) {
 		return discover.Endpoint{}, noMatch("no pod %q in namespace %s (context %s, API server %s); kubectl get pods -n %s lists them", ref.name, ns, c.context, c.server, ns)
 	}

@@ -28,7 +28,7 @@ func (r *Resolver) podByName(ctx context.Context, ns, name, also string) (discov
 	if ns == "" {
 		ns = c.namespace
 	}
-	pod, err := c.cs.CoreV1().Pods(ns).Get(ctx, name, getOpts)
+	pod, err := c.cs.Pods(ns).Get(ctx, name, getOpts)
 	if apierrors.IsNotFound(err) {
 		return discover.Endpoint{}, noMatch("no pod %q in namespace %s (context %s, API server %s)%s; kubectl get pods -n %s lists them", name, ns, c.context, c.server, also, ns)
 	}
@@ -48,7 +48,7 @@ func (r *Resolver) podByIP(ctx context.Context, ip netip.Addr) (discover.Endpoin
 	}
 	ctx, cancel := context.WithTimeout(ctx, quickLook)
 	defer cancel()
-	list, err := c.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "status.podIP=" + ip.String()})
+	list, err := c.cs.Pods("").List(ctx, metav1.ListOptions{FieldSelector: "status.podIP=" + ip.String()})
 	if err != nil {
 		return discover.Endpoint{}, false
 	}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pathtrace/pathtrace/discover"
+	"github.com/pathtrace/pathtrace/internal/kube"
 )
 
 // service is svc/NAME[:PORT]: one of the Service's ready endpoints from
@@ -24,7 +25,7 @@ func (r *Resolver) service(ctx context.Context, ref ref) (discover.Endpoint, err
 		return discover.Endpoint{}, fmt.Errorf("svc/%s: %w", ref.name, err)
 	}
 	ns := c.namespace
-	svc, err := c.cs.CoreV1().Services(ns).Get(ctx, ref.name, getOpts)
+	svc, err := c.cs.Services(ns).Get(ctx, ref.name, getOpts)
 	if apierrors.IsNotFound(err) {
 		return discover.Endpoint{}, noMatch("no service %q in namespace %s (context %s)", ref.name, ns, c.context)
 	}
@@ -35,7 +36,7 @@ func (r *Resolver) service(ctx context.Context, ref ref) (discover.Endpoint, err
 	if err != nil {
 		return discover.Endpoint{}, err
 	}
-	slices, err := c.cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + ref.name})
+	slices, err := c.cs.EndpointSlices(ctx, ns, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + ref.name})
 	if err != nil {
 		return discover.Endpoint{}, c.apiError(err, "list", "endpointslices.discovery.k8s.io", ns)
 	}
@@ -108,40 +109,7 @@ func (r *Resolver) workload(ctx context.Context, ref ref) (discover.Endpoint, er
 		return discover.Endpoint{}, fmt.Errorf("%s/%s: %w", ref.resource, ref.name, err)
 	}
 	ns := c.namespace
-	var sel *metav1.LabelSelector
-	apps, batch := c.cs.AppsV1(), c.cs.BatchV1()
-	switch ref.resource {
-	case "deployments":
-		o, e := apps.Deployments(ns).Get(ctx, ref.name, getOpts)
-		err = e
-		if e == nil {
-			sel = o.Spec.Selector
-		}
-	case "statefulsets":
-		o, e := apps.StatefulSets(ns).Get(ctx, ref.name, getOpts)
-		err = e
-		if e == nil {
-			sel = o.Spec.Selector
-		}
-	case "daemonsets":
-		o, e := apps.DaemonSets(ns).Get(ctx, ref.name, getOpts)
-		err = e
-		if e == nil {
-			sel = o.Spec.Selector
-		}
-	case "replicasets":
-		o, e := apps.ReplicaSets(ns).Get(ctx, ref.name, getOpts)
-		err = e
-		if e == nil {
-			sel = o.Spec.Selector
-		}
-	case "jobs":
-		o, e := batch.Jobs(ns).Get(ctx, ref.name, getOpts)
-		err = e
-		if e == nil {
-			sel = o.Spec.Selector
-		}
-	}
+	sel, err := c.cs.Selector(ctx, kube.Workload{Group: apiGroup(ref.resource), Version: "v1", Resource: ref.resource}, ns, ref.name)
 	if apierrors.IsNotFound(err) {
 		return discover.Endpoint{}, noMatch("no %s %q in namespace %s (context %s)", ref.resource, ref.name, ns, c.context)
 	}
@@ -152,7 +120,7 @@ func (r *Resolver) workload(ctx context.Context, ref ref) (discover.Endpoint, er
 	if err != nil || s.Empty() {
 		return discover.Endpoint{}, fmt.Errorf("%s/%s: no usable pod selector (%v)", ref.resource, ref.name, err)
 	}
-	pods, err := c.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: s.String()})
+	pods, err := c.cs.Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: s.String()})
 	if err != nil {
 		return discover.Endpoint{}, c.apiError(err, "list", "pods", ns)
 	}

@@ -10,28 +10,24 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/pathtrace/pathtrace/discover/k8s"
+	"github.com/pathtrace/pathtrace/internal/kube"
 )
 
 // kubeOptions are the Kubernetes flags of the tracer: kubectl's own
-// (cli-runtime), and where this node and its container runtime are.
+// (internal/kube), and where this node and its container runtime are.
 type kubeOptions struct {
-	config      *genericclioptions.ConfigFlags
+	config      *kube.Flags
 	node        string
 	criEndpoint string
 }
 
 func (k *kubeOptions) addFlags(cmd *cobra.Command) {
-	cf := genericclioptions.NewConfigFlags(false)
 	// Only what a node-local tool needs; --cluster is left for pathtrace's
 	// own cluster mode, --timeout is the probes' (kubectl's is
 	// --request-timeout).
-	cf.ClusterName, cf.CacheDir, cf.TLSServerName, cf.DisableCompression, cf.ProxyURL = nil, nil, nil, nil, nil
-	cf.Impersonate, cf.ImpersonateUID, cf.ImpersonateGroup, cf.ImpersonateUserExtra = nil, nil, nil, nil
-	cf.Username, cf.Password = nil, nil
+	cf := kube.NewFlags()
 	cf.AddFlags(cmd.Flags())
 	// Its default stays kubectl's "0" (a changed default would make
 	// client-go take the flags for a configuration and skip in-cluster);
@@ -79,19 +75,16 @@ func (k *kubeOptions) completeAPI(toComplete string) []string {
 	if k.config == nil {
 		return nil
 	}
-	rc, err := k.config.ToRESTConfig()
+	rc, err := k.config.RESTConfig()
 	if err != nil {
 		return nil
 	}
 	rc.Timeout = 2 * time.Second
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := kube.New(rc)
 	if err != nil {
 		return nil
 	}
-	ns, _, err := k.config.ToRawKubeConfigLoader().Namespace()
-	if err != nil || ns == "" {
-		ns = "default"
-	}
+	ns := k.config.Namespace()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	prefix, _, hasSlash := strings.Cut(toComplete, "/")
@@ -100,26 +93,26 @@ func (k *kubeOptions) completeAPI(toComplete string) []string {
 	opts := metav1.ListOptions{}
 	switch {
 	case !hasSlash:
-		if l, err := cs.CoreV1().Pods(ns).List(ctx, opts); err == nil {
+		if l, err := cs.Pods(ns).List(ctx, opts); err == nil {
 			for _, p := range l.Items {
 				add("", p.Name)
 			}
 		}
 		out = append(out, "pod/", "svc/", "deploy/", "node/")
 	case prefix == "svc" || prefix == "service":
-		if l, err := cs.CoreV1().Services(ns).List(ctx, opts); err == nil {
+		if l, err := cs.Services(ns).List(ctx, opts); err == nil {
 			for _, s := range l.Items {
 				add(prefix+"/", s.Name)
 			}
 		}
 	case prefix == "deploy" || prefix == "deployment":
-		if l, err := cs.AppsV1().Deployments(ns).List(ctx, opts); err == nil {
-			for _, d := range l.Items {
-				add(prefix+"/", d.Name)
+		if names, err := cs.Names(ctx, kube.Workload{Group: "apps", Version: "v1", Resource: "deployments"}, ns); err == nil {
+			for _, n := range names {
+				add(prefix+"/", n)
 			}
 		}
 	case prefix == "node":
-		if l, err := cs.CoreV1().Nodes().List(ctx, opts); err == nil {
+		if l, err := cs.Nodes().List(ctx, opts); err == nil {
 			for _, n := range l.Items {
 				add("node/", n.Name)
 			}
@@ -129,7 +122,7 @@ func (k *kubeOptions) completeAPI(toComplete string) []string {
 		if prefix == "pod" || prefix == "po" || prefix == "pods" {
 			podNS = ns
 		}
-		if l, err := cs.CoreV1().Pods(podNS).List(ctx, opts); err == nil {
+		if l, err := cs.Pods(podNS).List(ctx, opts); err == nil {
 			for _, p := range l.Items {
 				add(prefix+"/", p.Name)
 			}
