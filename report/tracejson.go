@@ -32,29 +32,13 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 	b = append(b, '{')
 	b = append(b, l.tN...)
 	b = strconv.AppendInt(b, int64(t.N), 10)
-	b = append(b, l.tProtocol...)
-	b = appendStr(b, t.Protocol.String())
-	b = append(b, l.tType...)
-	b = appendStr(b, t.Type)
-	b = append(b, l.tID...)
+	b = append(b, sc.kind(l, t)...)
 	b = appendOptU(b, t.ID)
 	b = append(b, l.tSeq...)
 	b = appendOptU(b, t.Seq)
 	b = append(b, l.tIPID...)
 	b = appendOptU(b, t.IPID)
-	b = append(b, l.tSrcIP...)
-	b = appendAddr(b, t.SrcIP)
-	b = append(b, l.tDstIP...)
-	b = appendAddr(b, t.DstIP)
-	b = append(b, l.tSrcPort...)
-	b = appendOptU(b, t.SrcPort)
-	b = append(b, l.tDstPort...)
-	b = appendOptU(b, t.DstPort)
-	b = append(b, l.tLength...)
-	b = strconv.AppendInt(b, int64(t.Length), 10)
-	b = append(b, l.tDirection...)
-	b = appendStr(b, t.Direction.String())
-	b = append(b, l.tHops...)
+	b = append(b, sc.flow(l, t)...)
 	if len(t.Hops) == 0 {
 		b = append(b, "[]"...)
 	} else {
@@ -70,28 +54,13 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 		b = append(b, l.tLostAfter...)
 		b = appendStr(b, t.LostAfter)
 	}
-	b = append(b, l.tMissing...)
-	b = appendStrs(b, l, t.Missing)
-	b = append(b, l.tRewrites...)
-	if len(t.Rewrites) == 0 {
-		b = append(b, "[]"...)
+	if len(t.Missing) == 0 && len(t.Rewrites) == 0 {
+		b = append(b, l.tNoMissingNoRewrites...) // most traces: one run
 	} else {
-		b = append(b, '[')
-		for i, r := range t.Rewrites {
-			b = append(b, l.elem2[min(i, 1)]...)
-			b = append(b, l.rPoint...)
-			b = appendStr(b, r.Point)
-			b = append(b, l.rField...)
-			b = appendStr(b, r.Field.String())
-			b = append(b, l.rFrom...)
-			b = appendStr(b, r.From)
-			b = append(b, l.rTo...)
-			b = appendStr(b, r.To)
-			b = append(b, l.nl[2]...)
-			b = append(b, '}')
-		}
-		b = append(b, l.nl[1]...)
-		b = append(b, ']')
+		b = append(b, l.tMissing...)
+		b = appendStrs(b, l, t.Missing)
+		b = append(b, l.tRewrites...)
+		b = appendRewrites(b, l, t.Rewrites)
 	}
 	b = append(b, l.tReplyTo...)
 	if t.ReplyTo.Valid {
@@ -145,6 +114,28 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 	return append(b, '}')
 }
 
+func appendRewrites(b []byte, l *jsonLayout, rs []correlate.Rewrite) []byte {
+	if len(rs) == 0 {
+		return append(b, "[]"...)
+	}
+	b = append(b, '[')
+	for i, r := range rs {
+		b = append(b, l.elem2[min(i, 1)]...)
+		b = append(b, l.rPoint...)
+		b = appendStr(b, r.Point)
+		b = append(b, l.rField...)
+		b = appendStr(b, r.Field.String())
+		b = append(b, l.rFrom...)
+		b = appendStr(b, r.From)
+		b = append(b, l.rTo...)
+		b = appendStr(b, r.To)
+		b = append(b, l.nl[2]...)
+		b = append(b, '}')
+	}
+	b = append(b, l.nl[1]...)
+	return append(b, ']')
+}
+
 func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte {
 	b = append(b, sc.pointHead(l, h.Point)...)
 	b = sc.append(b, int64(h.Time))
@@ -175,7 +166,9 @@ func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte
 		b = append(b, l.hClockOffset...)
 		b = strconv.AppendInt(b, h.ClockOffsetNs, 10)
 	}
-	if h.Encap != (correlate.HopEncap{}) {
+	// encapRep fills a HopEncap only with a type: no type, no encap (and
+	// no compare of the whole struct per hop).
+	if h.Encap.Type != correlate.EncapNone {
 		e := &h.Encap
 		b = append(b, l.hEncap...)
 		b = appendStr(b, e.Type.String())
@@ -212,6 +205,7 @@ type jsonLayout struct {
 	elem2 [2]string // an array element at level 2: first, later
 	tN, tProtocol, tType, tID, tSeq, tIPID, tSrcIP, tDstIP, tSrcPort, tDstPort,
 	tLength, tDirection, tHops, tLostAfter, tMissing, tRewrites, tReplyTo, tRTT, tFlags string
+	tNoMissingNoRewrites                               string // "missing": [] and "rewrites": []
 	rttForward, rttTurnaround, rttReverse              string
 	rPoint, rField, rFrom, rTo                         string
 	tDrop, dLocation, dNetns, dInterface, dTime, dRule string
@@ -239,6 +233,7 @@ func newLayout(depth int) *jsonLayout {
 	l.tLength, l.tDirection, l.tHops = next(1, "length"), next(1, "direction"), next(1, "hops")
 	l.tLostAfter, l.tMissing, l.tRewrites = next(1, "lost_after"), next(1, "missing"), next(1, "rewrites")
 	l.tReplyTo, l.tFlags = next(1, "reply_to"), next(1, "flags")
+	l.tNoMissingNoRewrites = l.tMissing + "[]" + l.tRewrites + "[]"
 	l.tRTT = next(1, "rtt") + "{" + first(2, "total_ns")
 	l.rttForward, l.rttTurnaround, l.rttReverse = next(2, "forward_ns"), next(2, "turnaround_ns"), next(2, "reverse_ns")
 	l.tDrop = next(1, "drop") + "{" + first(2, "reason")
@@ -314,6 +309,59 @@ type stampCache struct {
 		run      []byte
 	}
 	nextMid int
+	kinds   [4]struct {
+		l     *jsonLayout
+		proto correlate.Proto
+		typ   string
+		run   []byte
+	}
+	nextKind int
+	flows    [4]struct {
+		l            *jsonLayout
+		src, dst     correlate.OptAddr
+		sport, dport correlate.OptUint
+		length       int
+		dir          correlate.Direction
+		run          []byte
+	}
+	nextFlow int
+}
+
+// kind is the run of a trace from "protocol"'s key to "id"'s value.
+func (c *stampCache) kind(l *jsonLayout, t *correlate.Trace) []byte {
+	for i := range c.kinds {
+		if k := &c.kinds[i]; k.l == l && k.proto == t.Protocol && k.typ == t.Type {
+			return k.run
+		}
+	}
+	k := &c.kinds[c.nextKind]
+	c.nextKind = (c.nextKind + 1) % len(c.kinds)
+	k.l, k.proto, k.typ = l, t.Protocol, t.Type
+	r := appendStr(append(k.run[:0], l.tProtocol...), t.Protocol.String())
+	k.run = append(appendStr(append(r, l.tType...), t.Type), l.tID...)
+	return k.run
+}
+
+// flow is the run of a trace from "src_ip"'s key to "hops"' value:
+// addresses, ports, length and direction (a flood's traces share them).
+func (c *stampCache) flow(l *jsonLayout, t *correlate.Trace) []byte {
+	for i := range c.flows {
+		if f := &c.flows[i]; f.l == l && f.src == t.SrcIP && f.dst == t.DstIP && f.sport == t.SrcPort &&
+			f.dport == t.DstPort && f.length == t.Length && f.dir == t.Direction {
+			return f.run
+		}
+	}
+	f := &c.flows[c.nextFlow]
+	c.nextFlow = (c.nextFlow + 1) % len(c.flows)
+	f.l, f.src, f.dst, f.sport, f.dport, f.length, f.dir = l, t.SrcIP, t.DstIP, t.SrcPort, t.DstPort, t.Length, t.Direction
+	r := appendAddr(append(f.run[:0], l.tSrcIP...), t.SrcIP)
+	r = appendAddr(append(r, l.tDstIP...), t.DstIP)
+	r = appendOptU(append(r, l.tSrcPort...), t.SrcPort)
+	r = appendOptU(append(r, l.tDstPort...), t.DstPort)
+	r = strconv.AppendInt(append(r, l.tLength...), int64(t.Length), 10)
+	r = appendStr(append(r, l.tDirection...), t.Direction.String())
+	f.run = append(r, l.tHops...)
+	return f.run
 }
 
 // pointHead is the run from a hop's "point" key to its stamp's quote.
