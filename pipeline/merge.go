@@ -29,11 +29,12 @@ const outlierJump int64 = 60e9
 // on file sizes.
 //
 // Three stages, so the correlator (the caller of Next) has a core to itself:
-// one goroutine per source reads and decodes its frames into packed form
-// (mergeread.go, packed.go); one merge goroutine orders them and copies
-// each, as it leaves its reorder buffer, into batches for Next, which
-// unpacks them. The packed frames the correlator reads were written a
-// moment ago, not a reorder span ago: they are still in cache.
+// one goroutine per source reads and decodes its frames into batches
+// (mergeread.go); one merge goroutine orders them by their stamps alone and
+// lists a reference to each, as it leaves its reorder buffer, in batches
+// for Next, which returns them as they are. No frame is copied on the way:
+// a source's batch goes back to its reader once Next has handed out its
+// last frame.
 type Merger struct {
 	reorder int64
 	inputs  []*mergeInput
@@ -55,7 +56,6 @@ type Merger struct {
 	cur      *frameBatch
 	pos, ev  int
 	finished bool
-	frame    correlate.Frame // the frame Next returned last, unpacked
 }
 
 // rawRef is a record waiting in a reorder buffer: where it lives, so
@@ -65,13 +65,15 @@ type rawRef struct {
 	i int32
 }
 
-// frameBatch is decoded frames in merge order. A source's end comes as an
-// event at the position it had in the stream, so Next reports it exactly
-// where the single-goroutine merger did (the correlator's coverage depends
-// on it).
+// frameBatch is decoded frames in merge order, by reference into their
+// sources' batches. A source's end comes as an event at the position it
+// had in the stream, so Next reports it exactly where the single-goroutine
+// merger did (the correlator's coverage depends on it).
 type frameBatch struct {
-	recs []packed
-	full []correlate.Frame // frames packed cannot hold (recs[i].full indexes them)
+	frames []*correlate.Frame
+	// done: source batches whose last frame is in this batch or an
+	// earlier one, recycled once Next is through with this one.
+	done []*rawBatch
 	ends []endEvent
 	last bool // nothing follows
 }
@@ -131,7 +133,7 @@ func (m *Merger) start() {
 	// one held by Next, one being filled.
 	m.spare = make(chan *frameBatch, outBatches+2)
 	for range outBatches + 2 {
-		m.spare <- &frameBatch{recs: make([]packed, 0, outFrames)}
+		m.spare <- &frameBatch{frames: make([]*correlate.Frame, 0, outFrames)}
 	}
 	m.queued = newStampMerge[rawRef](len(m.inputs))
 	for _, in := range m.inputs {
@@ -205,18 +207,16 @@ func (m *Merger) Next() *correlate.Frame {
 				m.end(b.ends[m.ev].in, b.ends[m.ev].b)
 				m.ev++
 			}
-			if m.pos < len(b.recs) {
-				p := &b.recs[m.pos]
+			if m.pos < len(b.frames) {
 				m.pos++
-				if p.full >= 0 {
-					return &b.full[p.full]
-				}
-				unpack(p, &m.frame)
-				return &m.frame
+				return b.frames[m.pos-1]
 			}
 			if b.last {
 				m.finished = true
 				return nil
+			}
+			for _, rb := range b.done {
+				rb.recycle()
 			}
 			m.spare <- b // never blocks: the channel holds every batch
 		}
@@ -231,9 +231,8 @@ func (m *Merger) Next() *correlate.Frame {
 }
 
 // merge is the merge goroutine: it reads ahead until every open source is
-// past the earliest queued record's stamp plus the reorder span, so nothing
-// earlier can still arrive, then copies that record into the batch for
-// Next.
+// past the earliest queued frame's stamp plus the reorder span, so nothing
+// earlier can still arrive, then lists that frame in the batch for Next.
 func (m *Merger) merge() {
 	ob := m.nextBatch()
 	if ob == nil {
@@ -260,14 +259,11 @@ func (m *Merger) merge() {
 			return
 		}
 		r := m.queued.pop(best)
-		p := &r.b.recs[r.i]
-		ob.recs = append(ob.recs, *p)
-		if p.full >= 0 {
-			ob.recs[len(ob.recs)-1].full = int32(len(ob.full))
-			ob.full = append(ob.full, r.b.full[p.full])
+		ob.frames = append(ob.frames, &r.b.frames[r.i])
+		if r.b.unref() {
+			ob.done = append(ob.done, r.b)
 		}
-		r.b.unref()
-		if len(ob.recs) == outFrames {
+		if len(ob.frames) == outFrames {
 			if !m.send(ob) {
 				return
 			}
@@ -282,7 +278,7 @@ func (m *Merger) merge() {
 func (m *Merger) nextBatch() *frameBatch {
 	select {
 	case b := <-m.spare:
-		b.recs, b.full, b.ends, b.last = b.recs[:0], b.full[:0], b.ends[:0], false
+		b.frames, b.done, b.ends, b.last = b.frames[:0], b.done[:0], b.ends[:0], false
 		return b
 	case <-m.stop:
 		return nil
@@ -299,18 +295,20 @@ func (m *Merger) send(b *frameBatch) bool {
 	}
 }
 
-// read queues the next record of input idx (the merge goroutine's); at the
+// read queues the next frame of input idx (the merge goroutine's); at the
 // source's end it notes the end in ob instead. False once stopped.
 func (m *Merger) read(idx int, ob *frameBatch) bool {
 	in := m.inputs[idx]
-	for in.cur == nil || in.pos == len(in.cur.recs) {
+	for in.cur == nil || in.pos == len(in.cur.times) {
 		if in.cur != nil {
 			if in.cur.eof {
 				in.done = true
-				ob.ends = append(ob.ends, endEvent{at: len(ob.recs), in: in, b: in.cur})
+				ob.ends = append(ob.ends, endEvent{at: len(ob.frames), in: in, b: in.cur})
 				return true
 			}
-			in.cur.unref() // recycles it at once if no record of it is queued
+			if in.cur.unref() { // none of it queued: back once Next is past ob
+				ob.done = append(ob.done, in.cur)
+			}
 		}
 		select {
 		case in.cur = <-in.batches:
@@ -323,7 +321,7 @@ func (m *Merger) read(idx int, ob *frameBatch) bool {
 	i := in.pos
 	in.pos++
 	in.cur.refs++
-	t := in.cur.recs[i].t
+	t := in.cur.times[i]
 	in.frames++
 	switch {
 	case in.frames == 1:

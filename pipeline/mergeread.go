@@ -9,10 +9,11 @@ import (
 )
 
 // The merger's reading side: one goroutine per source reads its records
-// and decodes each while its bytes are in cache, into batches of packed
-// frames (packed.go) with the stamp on the reference clock: they wait in
-// the reorder buffers for the whole reorder span, where their size is what
-// counts.
+// and decodes each while its bytes are in cache, straight into the batch
+// the frame stays in until the correlator has seen it: the merge goroutine
+// and Next hand out references to it, so a frame is written once and
+// copied never. A batch also keeps its frames' stamps on the reference
+// clock apart, dense: the merge reads those and nothing else.
 
 // mergeInput is one source of the merger.
 type mergeInput struct {
@@ -40,16 +41,15 @@ type mergeInput struct {
 	// The reader goroutine's decoding.
 	dec    *decode.Decoder
 	filter *frameFilter
-	frame  correlate.Frame
 }
 
 // rawBatch is up to rawBatchFrames decoded frames of one source, in
 // reading order; the last batch of a source also carries how it ended.
 type rawBatch struct {
 	owner  *mergeInput
-	recs   []packed
-	full   []correlate.Frame // frames packed cannot hold (recs[i].full indexes them)
-	refs   int               // records of it still queued, +1 while being read (merge goroutine)
+	frames []correlate.Frame
+	times  []int64 // frames[i].Time
+	refs   int     // frames of it still queued, +1 while being read (merge goroutine)
 	eof    bool
 	err    error
 	warns  []string
@@ -66,8 +66,8 @@ const (
 func (in *mergeInput) produce(stop <-chan struct{}) {
 	for {
 		b := in.getSpare()
-		b.recs, b.full = b.recs[:0], b.full[:0]
-		for len(b.recs) < rawBatchFrames {
+		b.frames, b.times = b.frames[:0], b.times[:0]
+		for len(b.frames) < rawBatchFrames {
 			rf, err := in.src.Next()
 			if err != nil {
 				b.eof, b.err = true, err
@@ -97,20 +97,15 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 				in.perIface[rf.Iface]++
 				rf.Num = in.perIface[rf.Iface]
 			}
-			f := &in.frame
+			b.frames = b.frames[:len(b.frames)+1]
+			f := &b.frames[len(b.frames)-1]
 			in.dec.DecodeAny(&rf, f)
 			in.filter.apply(in.dec, &rf, f)
 			f.Point = point
 			if point < len(in.clocks) && !in.clocks[point].Zero() {
 				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
 			}
-			b.recs = b.recs[:len(b.recs)+1]
-			p := &b.recs[len(b.recs)-1]
-			p.t, p.full = f.Time, -1
-			if !pack(f, p) {
-				p.full = int32(len(b.full))
-				b.full = append(b.full, *f)
-			}
+			b.times = append(b.times, f.Time)
 		}
 		select {
 		case in.batches <- b:
@@ -123,15 +118,20 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 	}
 }
 
-// unref drops one reference; the last one hands the batch back to its
-// reader.
-func (b *rawBatch) unref() {
+// unref drops one reference (the merge goroutine's); true when it was
+// the last, and the batch is to go back to its reader once Next has handed
+// out its frames (recycle).
+func (b *rawBatch) unref() bool {
 	b.refs--
-	if b.refs == 0 {
-		b.owner.spareMu.Lock()
-		b.owner.spare = append(b.owner.spare, b)
-		b.owner.spareMu.Unlock()
-	}
+	return b.refs == 0
+}
+
+// recycle hands the batch back to its reader (Next's goroutine, once none
+// of its frames can still be in use).
+func (b *rawBatch) recycle() {
+	b.owner.spareMu.Lock()
+	b.owner.spare = append(b.owner.spare, b)
+	b.owner.spareMu.Unlock()
 }
 
 // getSpare is a recycled batch, or a new one: batches held by the reorder
@@ -144,5 +144,5 @@ func (in *mergeInput) getSpare() *rawBatch {
 		in.spare = in.spare[:n-1]
 		return b
 	}
-	return &rawBatch{owner: in, recs: make([]packed, 0, rawBatchFrames)}
+	return &rawBatch{owner: in, frames: make([]correlate.Frame, 0, rawBatchFrames), times: make([]int64, 0, rawBatchFrames)}
 }
