@@ -110,7 +110,8 @@ func (m *Merger) OnCut(f func(point int, why string)) { m.cut = f }
 // point indices (-1 ignores one); interfaces the source reveals later (an
 // SLL2 ifindex first seen deep in a file) are ignored with a warning.
 func (m *Merger) Add(name string, src capture.Source, points []int) {
-	in := &mergeInput{src: src, name: name, points: points, batches: make(chan *rawBatch, batchesPer), dec: decode.New()}
+	in := &mergeInput{src: src, name: name, points: points, batches: make(chan *rawBatch, batchesPer), dec: decode.New(),
+		raw: newBatchSource(src), rfs: make([]capture.RawFrame, 0, readFrames)}
 	m.inputs = append(m.inputs, in)
 }
 

@@ -38,9 +38,37 @@ type mergeInput struct {
 	// the per-point .cap files written beside them.
 	perIface []int
 	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
-	// The reader goroutine's decoding.
+	// The reader goroutine's reading and decoding.
+	raw    batchSource
+	rfs    []capture.RawFrame // read, not yet decoded: rfs[next:]
+	next   int
 	dec    *decode.Decoder
 	filter *frameFilter
+}
+
+// batchSource reads several frames a call, valid until the next call
+// (pcapfile.Reader); oneByOne makes one of any capture.Source.
+type batchSource interface {
+	NextBatch(rfs []capture.RawFrame) (int, error)
+}
+
+type oneByOne struct{ capture.Source }
+
+func (o oneByOne) NextBatch(rfs []capture.RawFrame) (int, error) {
+	rf, err := o.Next()
+	if err != nil {
+		return 0, err
+	}
+	rfs[0] = rf
+	return 1, nil
+}
+
+// newBatchSource reads src a batch at a time where it can.
+func newBatchSource(src capture.Source) batchSource {
+	if b, ok := src.(batchSource); ok {
+		return b
+	}
+	return oneByOne{src}
 }
 
 // rawBatch is up to rawBatchFrames decoded frames of one source, in
@@ -60,6 +88,7 @@ type rawBatch struct {
 const (
 	rawBatchFrames = 256
 	batchesPer     = 4
+	readFrames     = 256 // frames read a call of NextBatch, at most
 )
 
 // produce reads the source in batches until it ends or stop.
@@ -68,14 +97,19 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 		b := in.getSpare()
 		b.frames, b.times = b.frames[:0], b.times[:0]
 		for len(b.frames) < rawBatchFrames {
-			rf, err := in.src.Next()
-			if err != nil {
-				b.eof, b.err = true, err
-				b.warns = in.src.Warnings()
-				b.ifaces = in.src.Interfaces()
-				b.points = in.points
-				break
+			if in.next == len(in.rfs) {
+				n, err := in.raw.NextBatch(in.rfs[:cap(in.rfs)])
+				if err != nil {
+					b.eof, b.err = true, err
+					b.warns = in.src.Warnings()
+					b.ifaces = in.src.Interfaces()
+					b.points = in.points
+					break
+				}
+				in.rfs, in.next = in.rfs[:n], 0
 			}
+			rf := &in.rfs[in.next]
+			in.next++
 			point := -1
 			if rf.Iface >= 0 && rf.Iface < len(in.points) {
 				point = in.points[rf.Iface]
@@ -99,8 +133,8 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			}
 			b.frames = b.frames[:len(b.frames)+1]
 			f := &b.frames[len(b.frames)-1]
-			in.dec.DecodeAny(&rf, f)
-			in.filter.apply(in.dec, &rf, f)
+			in.dec.DecodeAny(rf, f)
+			in.filter.apply(in.dec, rf, f)
 			f.Point = point
 			if point < len(in.clocks) && !in.clocks[point].Zero() {
 				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
