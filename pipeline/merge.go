@@ -31,10 +31,11 @@ const outlierJump int64 = 60e9
 // Three stages, so the correlator (the caller of Next) has a core to itself:
 // one goroutine per source reads and decodes its frames into batches
 // (mergeread.go); one merge goroutine orders them by their stamps alone and
-// lists a reference to each, as it leaves its reorder buffer, in batches
-// for Next, which returns them as they are. No frame is copied on the way:
-// a source's batch goes back to its reader once Next has handed out its
-// last frame.
+// copies each, as it leaves its reorder buffer, into batches for Next,
+// which returns them in place. The frames the correlator reads were
+// written a moment ago, in one stream, not a reorder span ago in five:
+// handing out references into the sources' batches instead saves the
+// copy but costs the correlator's core more in cache misses than it saves.
 type Merger struct {
 	reorder int64
 	inputs  []*mergeInput
@@ -65,15 +66,11 @@ type rawRef struct {
 	i int32
 }
 
-// frameBatch is decoded frames in merge order, by reference into their
-// sources' batches. A source's end comes as an event at the position it
+// frameBatch is decoded frames in merge order. A source's end comes as an event at the position it
 // had in the stream, so Next reports it exactly where the single-goroutine
 // merger did (the correlator's coverage depends on it).
 type frameBatch struct {
-	frames []*correlate.Frame
-	// done: source batches whose last frame is in this batch or an
-	// earlier one, recycled once Next is through with this one.
-	done []*rawBatch
+	frames []correlate.Frame
 	ends []endEvent
 	last bool // nothing follows
 }
@@ -134,7 +131,7 @@ func (m *Merger) start() {
 	// one held by Next, one being filled.
 	m.spare = make(chan *frameBatch, outBatches+2)
 	for range outBatches + 2 {
-		m.spare <- &frameBatch{frames: make([]*correlate.Frame, 0, outFrames)}
+		m.spare <- &frameBatch{frames: make([]correlate.Frame, 0, outFrames)}
 	}
 	m.queued = newStampMerge[rawRef](len(m.inputs))
 	for _, in := range m.inputs {
@@ -210,14 +207,11 @@ func (m *Merger) Next() *correlate.Frame {
 			}
 			if m.pos < len(b.frames) {
 				m.pos++
-				return b.frames[m.pos-1]
+				return &b.frames[m.pos-1]
 			}
 			if b.last {
 				m.finished = true
 				return nil
-			}
-			for _, rb := range b.done {
-				rb.recycle()
 			}
 			m.spare <- b // never blocks: the channel holds every batch
 		}
@@ -233,7 +227,7 @@ func (m *Merger) Next() *correlate.Frame {
 
 // merge is the merge goroutine: it reads ahead until every open source is
 // past the earliest queued frame's stamp plus the reorder span, so nothing
-// earlier can still arrive, then lists that frame in the batch for Next.
+// earlier can still arrive, then copies that frame into the batch for Next.
 func (m *Merger) merge() {
 	ob := m.nextBatch()
 	if ob == nil {
@@ -260,9 +254,9 @@ func (m *Merger) merge() {
 			return
 		}
 		r := m.queued.pop(best)
-		ob.frames = append(ob.frames, &r.b.frames[r.i])
+		ob.frames = append(ob.frames, r.b.frames[r.i])
 		if r.b.unref() {
-			ob.done = append(ob.done, r.b)
+			r.b.recycle()
 		}
 		if len(ob.frames) == outFrames {
 			if !m.send(ob) {
@@ -279,7 +273,7 @@ func (m *Merger) merge() {
 func (m *Merger) nextBatch() *frameBatch {
 	select {
 	case b := <-m.spare:
-		b.frames, b.done, b.ends, b.last = b.frames[:0], b.done[:0], b.ends[:0], false
+		b.frames, b.ends, b.last = b.frames[:0], b.ends[:0], false
 		return b
 	case <-m.stop:
 		return nil
@@ -307,8 +301,8 @@ func (m *Merger) read(idx int, ob *frameBatch) bool {
 				ob.ends = append(ob.ends, endEvent{at: len(ob.frames), in: in, b: in.cur})
 				return true
 			}
-			if in.cur.unref() { // none of it queued: back once Next is past ob
-				ob.done = append(ob.done, in.cur)
+			if in.cur.unref() { // none of it queued
+				in.cur.recycle()
 			}
 		}
 		select {

@@ -10,10 +10,8 @@ import (
 
 // The merger's reading side: one goroutine per source reads its records
 // and decodes each while its bytes are in cache, straight into the batch
-// the frame stays in until the correlator has seen it: the merge goroutine
-// and Next hand out references to it, so a frame is written once and
-// copied never. A batch also keeps its frames' stamps on the reference
-// clock apart, dense: the merge reads those and nothing else.
+// it waits in. A batch also keeps its frames' stamps on the reference
+// clock apart, dense: the merge orders by those alone.
 
 // mergeInput is one source of the merger.
 type mergeInput struct {
@@ -153,15 +151,13 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 }
 
 // unref drops one reference (the merge goroutine's); true when it was
-// the last, and the batch is to go back to its reader once Next has handed
-// out its frames (recycle).
+// the last, and the batch is to go back to its reader (recycle).
 func (b *rawBatch) unref() bool {
 	b.refs--
 	return b.refs == 0
 }
 
-// recycle hands the batch back to its reader (Next's goroutine, once none
-// of its frames can still be in use).
+// recycle hands the batch back to its reader.
 func (b *rawBatch) recycle() {
 	b.owner.spareMu.Lock()
 	b.owner.spare = append(b.owner.spare, b)
