@@ -71,8 +71,8 @@ type rawRef struct {
 // merger did (the correlator's coverage depends on it).
 type frameBatch struct {
 	frames []correlate.Frame
-	ends []endEvent
-	last bool // nothing follows
+	ends   []endEvent
+	last   bool // nothing follows
 }
 
 // endEvent: input in ended (its last batch b) before recs[at].
