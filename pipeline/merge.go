@@ -233,25 +233,36 @@ func (m *Merger) merge() {
 	if ob == nil {
 		return
 	}
+	// Only read changes what the pass over the inputs decides on: while
+	// the open input that read least far is past best's stamp plus the
+	// span, the pass would read nothing, and best leaves at once.
+	lowest, started, known := int64(0), false, false
 	for {
 		best := m.queued.earliest()
-		progressed := false
-		for i, in := range m.inputs {
-			if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.frontTime(best)+m.reorder) {
+		if !known {
+			lowest, started = m.lowest()
+			known = true
+		}
+		if best < 0 || !started || lowest <= m.queued.frontTime(best)+m.reorder {
+			progressed := false
+			for i, in := range m.inputs {
+				if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.frontTime(best)+m.reorder) {
+					continue
+				}
+				if !m.read(i, ob) {
+					return
+				}
+				progressed = true
+			}
+			if progressed {
+				known = false
 				continue
 			}
-			if !m.read(i, ob) {
+			if best < 0 {
+				ob.last = true
+				m.send(ob)
 				return
 			}
-			progressed = true
-		}
-		if progressed {
-			continue
-		}
-		if best < 0 {
-			ob.last = true
-			m.send(ob)
-			return
 		}
 		r := m.queued.pop(best)
 		ob.frames = append(ob.frames, r.b.frames[r.i])
@@ -267,6 +278,22 @@ func (m *Merger) merge() {
 			}
 		}
 	}
+}
+
+// lowest is the least maxTime of the open inputs, and whether every one of
+// them has read a frame (the merge goroutine's).
+func (m *Merger) lowest() (low int64, started bool) {
+	low = 1<<63 - 1
+	for _, in := range m.inputs {
+		if in.done {
+			continue
+		}
+		if in.frames == 0 {
+			return 0, false
+		}
+		low = min(low, in.maxTime)
+	}
+	return low, true
 }
 
 // nextBatch is an empty batch to fill, nil once stopped.
