@@ -66,16 +66,17 @@ type rawRef struct {
 	i int32
 }
 
-// frameBatch is decoded frames in merge order. A source's end comes as an event at the position it
-// had in the stream, so Next reports it exactly where the single-goroutine
-// merger did (the correlator's coverage depends on it).
+// frameBatch is decoded frames in merge order. A source's end comes as an
+// event at the position it had in the stream, so Next reports it exactly
+// where the single-goroutine merger did (the correlator's coverage depends
+// on it).
 type frameBatch struct {
 	frames []correlate.Frame
 	ends   []endEvent
 	last   bool // nothing follows
 }
 
-// endEvent: input in ended (its last batch b) before recs[at].
+// endEvent: input in ended (its last batch b) before frames[at].
 type endEvent struct {
 	at int
 	in *mergeInput
@@ -266,9 +267,7 @@ func (m *Merger) merge() {
 		}
 		r := m.queued.pop(best)
 		ob.frames = append(ob.frames, r.b.frames[r.i])
-		if r.b.unref() {
-			r.b.recycle()
-		}
+		r.b.unref()
 		if len(ob.frames) == outFrames {
 			if !m.send(ob) {
 				return
@@ -328,9 +327,7 @@ func (m *Merger) read(idx int, ob *frameBatch) bool {
 				ob.ends = append(ob.ends, endEvent{at: len(ob.frames), in: in, b: in.cur})
 				return true
 			}
-			if in.cur.unref() { // none of it queued
-				in.cur.recycle()
-			}
+			in.cur.unref() // recycles it at once if no frame of it is queued
 		}
 		select {
 		case in.cur = <-in.batches:

@@ -150,18 +150,15 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 	}
 }
 
-// unref drops one reference (the merge goroutine's); true when it was
-// the last, and the batch is to go back to its reader (recycle).
-func (b *rawBatch) unref() bool {
+// unref drops one reference; the last one hands the batch back to its
+// reader.
+func (b *rawBatch) unref() {
 	b.refs--
-	return b.refs == 0
-}
-
-// recycle hands the batch back to its reader.
-func (b *rawBatch) recycle() {
-	b.owner.spareMu.Lock()
-	b.owner.spare = append(b.owner.spare, b)
-	b.owner.spareMu.Unlock()
+	if b.refs == 0 {
+		b.owner.spareMu.Lock()
+		b.owner.spare = append(b.owner.spare, b)
+		b.owner.spareMu.Unlock()
+	}
 }
 
 // getSpare is a recycled batch, or a new one: batches held by the reorder
