@@ -29,11 +29,13 @@ const outlierJump int64 = 60e9
 // on file sizes.
 //
 // Three stages, so the correlator (the caller of Next) has a core to itself:
-// one goroutine per source reads and decodes its frames into packed form
-// (mergeread.go, packed.go); one merge goroutine orders them and copies
-// each, as it leaves its reorder buffer, into batches for Next, which
-// unpacks them. The packed frames the correlator reads were written a
-// moment ago, not a reorder span ago: they are still in cache.
+// one goroutine per source reads and decodes its frames into batches
+// (mergeread.go); one merge goroutine orders them by their stamps alone and
+// copies each, as it leaves its reorder buffer, into batches for Next,
+// which returns them in place. The frames the correlator reads were
+// written a moment ago, in one stream, not a reorder span ago in five:
+// handing out references into the sources' batches instead saves the
+// copy but costs the correlator's core more in cache misses than it saves.
 type Merger struct {
 	reorder int64
 	inputs  []*mergeInput
@@ -55,7 +57,6 @@ type Merger struct {
 	cur      *frameBatch
 	pos, ev  int
 	finished bool
-	frame    correlate.Frame // the frame Next returned last, unpacked
 }
 
 // rawRef is a record waiting in a reorder buffer: where it lives, so
@@ -70,13 +71,12 @@ type rawRef struct {
 // where the single-goroutine merger did (the correlator's coverage depends
 // on it).
 type frameBatch struct {
-	recs []packed
-	full []correlate.Frame // frames packed cannot hold (recs[i].full indexes them)
-	ends []endEvent
-	last bool // nothing follows
+	frames []correlate.Frame
+	ends   []endEvent
+	last   bool // nothing follows
 }
 
-// endEvent: input in ended (its last batch b) before recs[at].
+// endEvent: input in ended (its last batch b) before frames[at].
 type endEvent struct {
 	at int
 	in *mergeInput
@@ -108,7 +108,8 @@ func (m *Merger) OnCut(f func(point int, why string)) { m.cut = f }
 // point indices (-1 ignores one); interfaces the source reveals later (an
 // SLL2 ifindex first seen deep in a file) are ignored with a warning.
 func (m *Merger) Add(name string, src capture.Source, points []int) {
-	in := &mergeInput{src: src, name: name, points: points, batches: make(chan *rawBatch, batchesPer), dec: decode.New()}
+	in := &mergeInput{src: src, name: name, points: points, batches: make(chan *rawBatch, batchesPer), dec: decode.New(),
+		raw: newBatchSource(src), rfs: make([]capture.RawFrame, 0, readFrames)}
 	m.inputs = append(m.inputs, in)
 }
 
@@ -131,7 +132,7 @@ func (m *Merger) start() {
 	// one held by Next, one being filled.
 	m.spare = make(chan *frameBatch, outBatches+2)
 	for range outBatches + 2 {
-		m.spare <- &frameBatch{recs: make([]packed, 0, outFrames)}
+		m.spare <- &frameBatch{frames: make([]correlate.Frame, 0, outFrames)}
 	}
 	m.queued = newStampMerge[rawRef](len(m.inputs))
 	for _, in := range m.inputs {
@@ -205,14 +206,9 @@ func (m *Merger) Next() *correlate.Frame {
 				m.end(b.ends[m.ev].in, b.ends[m.ev].b)
 				m.ev++
 			}
-			if m.pos < len(b.recs) {
-				p := &b.recs[m.pos]
+			if m.pos < len(b.frames) {
 				m.pos++
-				if p.full >= 0 {
-					return &b.full[p.full]
-				}
-				unpack(p, &m.frame)
-				return &m.frame
+				return &b.frames[m.pos-1]
 			}
 			if b.last {
 				m.finished = true
@@ -231,43 +227,48 @@ func (m *Merger) Next() *correlate.Frame {
 }
 
 // merge is the merge goroutine: it reads ahead until every open source is
-// past the earliest queued record's stamp plus the reorder span, so nothing
-// earlier can still arrive, then copies that record into the batch for
-// Next.
+// past the earliest queued frame's stamp plus the reorder span, so nothing
+// earlier can still arrive, then copies that frame into the batch for Next.
 func (m *Merger) merge() {
 	ob := m.nextBatch()
 	if ob == nil {
 		return
 	}
+	// Only read changes what the pass over the inputs decides on: while
+	// the open input that read least far is past best's stamp plus the
+	// span, the pass would read nothing, and best leaves at once.
+	lowest, started, known := int64(0), false, false
 	for {
 		best := m.queued.earliest()
-		progressed := false
-		for i, in := range m.inputs {
-			if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.frontTime(best)+m.reorder) {
+		if !known {
+			lowest, started = m.lowest()
+			known = true
+		}
+		if best < 0 || !started || lowest <= m.queued.frontTime(best)+m.reorder {
+			progressed := false
+			for i, in := range m.inputs {
+				if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.frontTime(best)+m.reorder) {
+					continue
+				}
+				if !m.read(i, ob) {
+					return
+				}
+				progressed = true
+			}
+			if progressed {
+				known = false
 				continue
 			}
-			if !m.read(i, ob) {
+			if best < 0 {
+				ob.last = true
+				m.send(ob)
 				return
 			}
-			progressed = true
-		}
-		if progressed {
-			continue
-		}
-		if best < 0 {
-			ob.last = true
-			m.send(ob)
-			return
 		}
 		r := m.queued.pop(best)
-		p := &r.b.recs[r.i]
-		ob.recs = append(ob.recs, *p)
-		if p.full >= 0 {
-			ob.recs[len(ob.recs)-1].full = int32(len(ob.full))
-			ob.full = append(ob.full, r.b.full[p.full])
-		}
+		ob.frames = append(ob.frames, r.b.frames[r.i])
 		r.b.unref()
-		if len(ob.recs) == outFrames {
+		if len(ob.frames) == outFrames {
 			if !m.send(ob) {
 				return
 			}
@@ -278,11 +279,27 @@ func (m *Merger) merge() {
 	}
 }
 
+// lowest is the least maxTime of the open inputs, and whether every one of
+// them has read a frame (the merge goroutine's).
+func (m *Merger) lowest() (low int64, started bool) {
+	low = 1<<63 - 1
+	for _, in := range m.inputs {
+		if in.done {
+			continue
+		}
+		if in.frames == 0 {
+			return 0, false
+		}
+		low = min(low, in.maxTime)
+	}
+	return low, true
+}
+
 // nextBatch is an empty batch to fill, nil once stopped.
 func (m *Merger) nextBatch() *frameBatch {
 	select {
 	case b := <-m.spare:
-		b.recs, b.full, b.ends, b.last = b.recs[:0], b.full[:0], b.ends[:0], false
+		b.frames, b.ends, b.last = b.frames[:0], b.ends[:0], false
 		return b
 	case <-m.stop:
 		return nil
@@ -299,18 +316,18 @@ func (m *Merger) send(b *frameBatch) bool {
 	}
 }
 
-// read queues the next record of input idx (the merge goroutine's); at the
+// read queues the next frame of input idx (the merge goroutine's); at the
 // source's end it notes the end in ob instead. False once stopped.
 func (m *Merger) read(idx int, ob *frameBatch) bool {
 	in := m.inputs[idx]
-	for in.cur == nil || in.pos == len(in.cur.recs) {
+	for in.cur == nil || in.pos == len(in.cur.times) {
 		if in.cur != nil {
 			if in.cur.eof {
 				in.done = true
-				ob.ends = append(ob.ends, endEvent{at: len(ob.recs), in: in, b: in.cur})
+				ob.ends = append(ob.ends, endEvent{at: len(ob.frames), in: in, b: in.cur})
 				return true
 			}
-			in.cur.unref() // recycles it at once if no record of it is queued
+			in.cur.unref() // recycles it at once if no frame of it is queued
 		}
 		select {
 		case in.cur = <-in.batches:
@@ -323,7 +340,7 @@ func (m *Merger) read(idx int, ob *frameBatch) bool {
 	i := in.pos
 	in.pos++
 	in.cur.refs++
-	t := in.cur.recs[i].t
+	t := in.cur.times[i]
 	in.frames++
 	switch {
 	case in.frames == 1:

@@ -9,10 +9,9 @@ import (
 )
 
 // The merger's reading side: one goroutine per source reads its records
-// and decodes each while its bytes are in cache, into batches of packed
-// frames (packed.go) with the stamp on the reference clock: they wait in
-// the reorder buffers for the whole reorder span, where their size is what
-// counts.
+// and decodes each while its bytes are in cache, straight into the batch
+// it waits in. A batch also keeps its frames' stamps on the reference
+// clock apart, dense: the merge orders by those alone.
 
 // mergeInput is one source of the merger.
 type mergeInput struct {
@@ -37,19 +36,46 @@ type mergeInput struct {
 	// the per-point .cap files written beside them.
 	perIface []int
 	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
-	// The reader goroutine's decoding.
+	// The reader goroutine's reading and decoding.
+	raw    batchSource
+	rfs    []capture.RawFrame // read, not yet decoded: rfs[next:]
+	next   int
 	dec    *decode.Decoder
 	filter *frameFilter
-	frame  correlate.Frame
+}
+
+// batchSource reads several frames a call, valid until the next call
+// (pcapfile.Reader); oneByOne makes one of any capture.Source.
+type batchSource interface {
+	NextBatch(rfs []capture.RawFrame) (int, error)
+}
+
+type oneByOne struct{ capture.Source }
+
+func (o oneByOne) NextBatch(rfs []capture.RawFrame) (int, error) {
+	rf, err := o.Next()
+	if err != nil {
+		return 0, err
+	}
+	rfs[0] = rf
+	return 1, nil
+}
+
+// newBatchSource reads src a batch at a time where it can.
+func newBatchSource(src capture.Source) batchSource {
+	if b, ok := src.(batchSource); ok {
+		return b
+	}
+	return oneByOne{src}
 }
 
 // rawBatch is up to rawBatchFrames decoded frames of one source, in
 // reading order; the last batch of a source also carries how it ended.
 type rawBatch struct {
 	owner  *mergeInput
-	recs   []packed
-	full   []correlate.Frame // frames packed cannot hold (recs[i].full indexes them)
-	refs   int               // records of it still queued, +1 while being read (merge goroutine)
+	frames []correlate.Frame
+	times  []int64 // frames[i].Time
+	refs   int     // frames of it still queued, +1 while being read (merge goroutine)
 	eof    bool
 	err    error
 	warns  []string
@@ -60,22 +86,28 @@ type rawBatch struct {
 const (
 	rawBatchFrames = 256
 	batchesPer     = 4
+	readFrames     = 256 // frames read a call of NextBatch, at most
 )
 
 // produce reads the source in batches until it ends or stop.
 func (in *mergeInput) produce(stop <-chan struct{}) {
 	for {
 		b := in.getSpare()
-		b.recs, b.full = b.recs[:0], b.full[:0]
-		for len(b.recs) < rawBatchFrames {
-			rf, err := in.src.Next()
-			if err != nil {
-				b.eof, b.err = true, err
-				b.warns = in.src.Warnings()
-				b.ifaces = in.src.Interfaces()
-				b.points = in.points
-				break
+		b.frames, b.times = b.frames[:0], b.times[:0]
+		for len(b.frames) < rawBatchFrames {
+			if in.next == len(in.rfs) {
+				n, err := in.raw.NextBatch(in.rfs[:cap(in.rfs)])
+				if err != nil {
+					b.eof, b.err = true, err
+					b.warns = in.src.Warnings()
+					b.ifaces = in.src.Interfaces()
+					b.points = in.points
+					break
+				}
+				in.rfs, in.next = in.rfs[:n], 0
 			}
+			rf := &in.rfs[in.next]
+			in.next++
 			point := -1
 			if rf.Iface >= 0 && rf.Iface < len(in.points) {
 				point = in.points[rf.Iface]
@@ -97,20 +129,15 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 				in.perIface[rf.Iface]++
 				rf.Num = in.perIface[rf.Iface]
 			}
-			f := &in.frame
-			in.dec.DecodeAny(&rf, f)
-			in.filter.apply(in.dec, &rf, f)
+			b.frames = b.frames[:len(b.frames)+1]
+			f := &b.frames[len(b.frames)-1]
+			in.dec.DecodeAny(rf, f)
+			in.filter.apply(in.dec, rf, f)
 			f.Point = point
 			if point < len(in.clocks) && !in.clocks[point].Zero() {
 				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
 			}
-			b.recs = b.recs[:len(b.recs)+1]
-			p := &b.recs[len(b.recs)-1]
-			p.t, p.full = f.Time, -1
-			if !pack(f, p) {
-				p.full = int32(len(b.full))
-				b.full = append(b.full, *f)
-			}
+			b.times = append(b.times, f.Time)
 		}
 		select {
 		case in.batches <- b:
@@ -144,5 +171,5 @@ func (in *mergeInput) getSpare() *rawBatch {
 		in.spare = in.spare[:n-1]
 		return b
 	}
-	return &rawBatch{owner: in, recs: make([]packed, 0, rawBatchFrames)}
+	return &rawBatch{owner: in, frames: make([]correlate.Frame, 0, rawBatchFrames), times: make([]int64, 0, rawBatchFrames)}
 }

@@ -7,9 +7,9 @@ import (
 )
 
 // packed is a decoded frame in 112 bytes instead of a correlate.Frame's
-// 296: frames wait in the merger's reorder buffers for the whole reorder
-// span, and by then they have left the cache, so their size is what the
-// merge pays per frame. It holds a frame without a key, or one with an
+// 296: a live capture's frames wait in the feed's queues for the whole lag
+// (a flood's hundred thousand of them), and cross the spool and agent
+// streams in it (put, get). It holds a frame without a key, or one with an
 // IPv4 (or no) header and a key of its own fields (what a flood is made
 // of): pack refuses anything else (tunnelled frames, IPv6, ARP and ND
 // keys), which travels as a whole Frame. unpack(pack(f)) == f, field for
