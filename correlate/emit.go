@@ -23,6 +23,7 @@ func (e *Engine) emit(t *trace) (handed bool) {
 		Rewrites: out.Rewrites[:0],
 		Flags:    out.Flags[:0],
 	}
+	e.ownersOf = nil
 	build := e.sink != nil && e.async == nil
 	if build {
 		e.describe(t, out)

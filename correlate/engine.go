@@ -107,6 +107,7 @@ type hop struct {
 type trace struct {
 	// What expiry and matching read first, together at the start.
 	last     int64
+	first    int64  // the earliest hop's time (hops need not come in time order)
 	seen     uint64 // points with a non-reflection hop
 	n        int
 	hops     []hop
@@ -218,6 +219,15 @@ type Engine struct {
 	overMTU     map[int][2]int32 // point → smallest and largest IP length over its MTU
 	bypass      bypassCounts     // bypass.go
 	missed      uint64           // the points the trace being judged crossed unseen
+	// sameClock: bit q of sameClock[p] when points p and q (q != p) share
+	// a clock, so a trace's hops are checked for one without reading the
+	// points' specs.
+	sameClock [MaxPoints]uint64
+	// The learned owners of the trace being emitted (source, destination),
+	// found once per trace: direction and loss both ask. ownersOf: the
+	// trace they are for.
+	ownersOf       *trace
+	ownSrc, ownDst int
 }
 
 type echoKey struct {
@@ -290,6 +300,13 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	}
 	e.sum.ByProto = make(map[string]int)
 	e.all = 1<<uint(len(cfg.Points)) - 1
+	for p := range cfg.Points {
+		for q := range cfg.Points {
+			if q != p && cfg.Points[q].Clock == cfg.Points[p].Clock {
+				e.sameClock[p] |= 1 << uint(q)
+			}
+		}
+	}
 	if cfg.Async && sink != nil {
 		e.startBuilder()
 	}

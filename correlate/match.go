@@ -122,10 +122,7 @@ const reflectEntry int64 = 1e6
 
 // distance from ts to the span of t's hops, and whether it is within the window.
 func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
-	first := t.hops[0].time
-	for i := range t.hops {
-		first = min(first, t.hops[i].time)
-	}
+	first := t.first
 	var d int64
 	switch {
 	case ts < first:
@@ -184,7 +181,7 @@ func (e *Engine) newTrace(f *Frame) *trace {
 	e.next++
 	t.key = f.Key
 	t.flow = e.flowOf(f)
-	t.last = f.Time
+	t.last, t.first = f.Time, f.Time
 	e.queue.Push(t)
 	e.learnOrigin(f)
 	return t
@@ -231,4 +228,5 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 		}
 	}
 	t.last = max(t.last, f.Time)
+	t.first = min(t.first, f.Time)
 }

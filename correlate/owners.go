@@ -4,12 +4,21 @@ import "net/netip"
 
 // source is the position of the owner of the frame's source address (the
 // sender IP for ARP), or -1 when unknown.
-func (e *Engine) source(t *trace) int { return e.sourceOf(t, true) }
+func (e *Engine) source(t *trace) int { e.owners(t); return e.ownSrc }
 
 // destination is the position the frame is addressed to, where known: the
 // owner of its destination IP (target IP for ARP requests), else of its
 // destination MAC. -1 when unknown.
-func (e *Engine) destination(t *trace) int { return e.destinationOf(t, true) }
+func (e *Engine) destination(t *trace) int { e.owners(t); return e.ownDst }
+
+// owners finds t's source and destination once: what is learned changes
+// only when a trace starts, never while one is emitted. emit clears
+// ownersOf, as a trace's memory is reused.
+func (e *Engine) owners(t *trace) {
+	if e.ownersOf != t {
+		e.ownersOf, e.ownSrc, e.ownDst = t, e.sourceOf(t, true), e.destinationOf(t, true)
+	}
+}
 
 // configuredOwners: the frame's source and destination are both placed by
 // the owners the configuration names (live discovery), not by owners
@@ -58,8 +67,10 @@ func (e *Engine) destinationOf(t *trace, learned bool) int {
 		if o, ok := e.cfg.IPOwners[ip]; ok {
 			return o.Point
 		}
-		if p := e.learned(ip); learned && p >= 0 {
-			return p
+		if learned {
+			if p := e.learned(ip); p >= 0 {
+				return p
+			}
 		}
 		if t.key.Proto != ProtoARP && t.key.Proto != ProtoND {
 			return -1 // routed IP: the MAC only names the next hop
