@@ -187,8 +187,8 @@ type Engine struct {
 	mark       int64
 
 	// learned owners: MAC/IP → per-point origin counts
-	macOrigin map[MAC]*[MaxPoints]int32
-	ipOrigin  map[netip.Addr]*[MaxPoints]int32
+	macOrigin map[MAC]*origins
+	ipOrigin  map[netip.Addr]*origins
 	macSeen   originCache[MAC]
 	ipSeen    originCache[netip.Addr]
 
@@ -288,8 +288,8 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		sink:      sink,
 		cov:       make([]coverage, len(cfg.Points)),
 		next:      1,
-		macOrigin: make(map[MAC]*[MaxPoints]int32),
-		ipOrigin:  make(map[netip.Addr]*[MaxPoints]int32),
+		macOrigin: make(map[MAC]*origins),
+		ipOrigin:  make(map[netip.Addr]*origins),
 		echoReq:   make(map[uint64]echoInfo),
 		arpReq:    make(map[arpKey]arpInfo),
 		flows:     make(map[flowKey]*flow),

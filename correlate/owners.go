@@ -91,19 +91,38 @@ func (e *Engine) destinationOf(t *trace, learned bool) int {
 }
 
 func (e *Engine) learned(ip netip.Addr) int {
-	c := e.ipSeen.get(e.ipOrigin, ip)
-	if c == nil {
-		return -1
-	}
-	return argmax(c[:len(e.cfg.Points)])
+	return e.ipSeen.get(e.ipOrigin, ip).owner()
 }
 
 func (e *Engine) learnedMAC(mac MAC) int {
-	c := e.macSeen.get(e.macOrigin, mac)
-	if c == nil {
+	return e.macSeen.get(e.macOrigin, mac).owner()
+}
+
+// origins counts, per position, the frames from one address that entered
+// the path there. The leader is kept as they are counted: a trace asks for
+// its addresses' owners several times, a frame counts once.
+type origins struct {
+	best  int32 // the first position with the most
+	total int32
+	n     [MaxPoints]int32
+}
+
+func (o *origins) add(p int) {
+	o.n[p]++
+	o.total++
+	// Only n[p] grew: the first position with the most is p or as it was.
+	if b := int(o.best); o.n[p] > o.n[b] || o.n[p] == o.n[b] && p < b {
+		o.best = int32(p)
+	}
+}
+
+// owner is the position holding a clear majority (≥ 80%) of the origins,
+// -1 when none does (or o is nil: the address was never seen).
+func (o *origins) owner() int {
+	if o == nil || o.total == 0 || o.n[o.best]*5 < o.total*4 {
 		return -1
 	}
-	return argmax(c[:len(e.cfg.Points)])
+	return int(o.best)
 }
 
 // originCache remembers the origin counters of the last two addresses
@@ -113,11 +132,11 @@ func (e *Engine) learnedMAC(mac MAC) int {
 // were allocated.
 type originCache[K comparable] struct {
 	k [2]K
-	c [2]*[MaxPoints]int32
+	c [2]*origins
 }
 
 // get is m[k], from the cache when it holds k.
-func (oc *originCache[K]) get(m map[K]*[MaxPoints]int32, k K) *[MaxPoints]int32 {
+func (oc *originCache[K]) get(m map[K]*origins, k K) *origins {
 	if oc.c[0] != nil && oc.k[0] == k {
 		return oc.c[0]
 	}
@@ -132,21 +151,6 @@ func (oc *originCache[K]) get(m map[K]*[MaxPoints]int32, k K) *[MaxPoints]int32 
 	return c
 }
 
-// argmax returns the position holding a clear majority (≥ 80%) of origins.
-func argmax(c []int32) int {
-	best, total := -1, int32(0)
-	for i, v := range c {
-		total += v
-		if best < 0 || v > c[best] {
-			best = i
-		}
-	}
-	if total == 0 || c[best]*5 < total*4 {
-		return -1
-	}
-	return best
-}
-
 // maxLearned bounds the addresses whose origin is learned, so a capture full
 // of distinct addresses (a scan) cannot grow memory without bound.
 const maxLearned = 1 << 14
@@ -157,11 +161,11 @@ func (e *Engine) learnOrigin(f *Frame) {
 	if f.HasSrcMAC && !f.SrcMAC.IsMulticast() {
 		c := e.macSeen.get(e.macOrigin, f.SrcMAC)
 		if c == nil && len(e.macOrigin) < maxLearned {
-			c = new([MaxPoints]int32)
+			c = new(origins)
 			e.macOrigin[f.SrcMAC] = c
 		}
 		if c != nil {
-			c[f.Point]++
+			c.add(f.Point)
 		}
 	}
 	src := f.SrcIP
@@ -171,11 +175,11 @@ func (e *Engine) learnOrigin(f *Frame) {
 	if src.IsValid() && !src.IsUnspecified() {
 		c := e.ipSeen.get(e.ipOrigin, src)
 		if c == nil && len(e.ipOrigin) < maxLearned {
-			c = new([MaxPoints]int32)
+			c = new(origins)
 			e.ipOrigin[src] = c
 		}
 		if c != nil {
-			c[f.Point]++
+			c.add(f.Point)
 		}
 	}
 }
