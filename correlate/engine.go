@@ -228,6 +228,7 @@ type Engine struct {
 	// trace they are for.
 	ownersOf       *trace
 	ownSrc, ownDst int
+	manyCands      []candidate // match's, for a chain longer than its own array
 }
 
 type echoKey struct {
