@@ -134,7 +134,7 @@ func (e *Engine) direction(t *trace, main []int) (forward, certain bool) {
 	// behind makes it look first): owners discovery named, else the order
 	// of its sightings on one clock, before owners learned from stamps.
 	if e.crossesClocks(t, main) {
-		if src, dst := e.sourceOf(t, false), e.destinationOf(t, false); src >= 0 && dst >= 0 && src != dst {
+		if src, dst := e.configuredSource(t), e.configuredDestination(t); src >= 0 && dst >= 0 && src != dst {
 			return dst > src, true
 		}
 		if s := e.stampVote(t, main, true); s != 0 {

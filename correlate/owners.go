@@ -24,7 +24,24 @@ func (e *Engine) owners(t *trace) {
 // the owners the configuration names (live discovery), not by owners
 // learned from the stamps.
 func (e *Engine) configuredOwners(t *trace) bool {
-	return e.sourceOf(t, false) >= 0 && e.destinationOf(t, false) >= 0
+	return e.configuredSource(t) >= 0 && e.configuredDestination(t) >= 0
+}
+
+// configuredSource and configuredDestination place the frame's addresses
+// by the owners the configuration names only: none offline, where they
+// need no look-up.
+func (e *Engine) configuredSource(t *trace) int {
+	if len(e.cfg.IPOwners) == 0 && len(e.cfg.MACOwners) == 0 {
+		return -1
+	}
+	return e.sourceOf(t, false)
+}
+
+func (e *Engine) configuredDestination(t *trace) int {
+	if len(e.cfg.IPOwners) == 0 && len(e.cfg.MACOwners) == 0 {
+		return -1
+	}
+	return e.destinationOf(t, false)
 }
 
 // sourceOf and destinationOf place the frame's addresses; learned: also by
