@@ -137,11 +137,7 @@ func keyHash(k *Key) uint64 {
 	h = mix(h, uint64(k.Seq)<<32|uint64(k.Ack))
 	h = mix(h, uint64(k.IPID)<<32|uint64(k.Len))
 	h = mix(h, k.Hash)
-	var m uint64
-	for _, b := range k.MAC {
-		m = m<<8 | uint64(b)
-	}
-	h = mix(h, m)
+	h = mix(h, uint64(binary.BigEndian.Uint32(k.MAC[:4]))<<16|uint64(binary.BigEndian.Uint16(k.MAC[4:])))
 	for _, a := range [2]netip.Addr{k.Addr1, k.Addr2} {
 		if a.IsValid() {
 			b := a.As16()
