@@ -15,7 +15,16 @@ type activeTable struct {
 	slots []activeSlot
 	n     int
 	shift uint // 64 - log2(len(slots))
+	// peak is the most entries held since the last shrinkEvery
+	// deletions (dels).
+	peak, dels int
 }
+
+// shrinkEvery is how many deletions pass between checks whether the table
+// is far larger than its recent peak needs: a table sized for a burst
+// long past spreads the few traces left over memory the cache drops,
+// while resizing on every swing of a flood's load costs more than it saves.
+const shrinkEvery = 1 << 16
 
 type activeSlot struct {
 	kh uint64
@@ -44,7 +53,7 @@ func (a *activeTable) get(kh uint64) *trace {
 // set makes t the head of kh's chain.
 func (a *activeTable) set(kh uint64, t *trace) {
 	if 2*(a.n+1) > len(a.slots) {
-		a.grow()
+		a.resize(max(64, 2*len(a.slots)))
 	}
 	mask := len(a.slots) - 1
 	for i := a.home(kh); ; i = (i + 1) & mask {
@@ -52,6 +61,7 @@ func (a *activeTable) set(kh uint64, t *trace) {
 		if s.t == nil {
 			*s = activeSlot{kh, t}
 			a.n++
+			a.peak = max(a.peak, a.n)
 			return
 		}
 		if s.kh == kh {
@@ -84,11 +94,17 @@ func (a *activeTable) del(kh uint64) {
 		}
 	}
 	a.slots[i] = activeSlot{}
+	if a.dels++; a.dels >= shrinkEvery {
+		// Room for four times the peak: under a quarter full.
+		if size := max(64, 1<<bitsLen(4*a.peak-1)); size < len(a.slots) {
+			a.resize(size)
+		}
+		a.dels, a.peak = 0, a.n
+	}
 }
 
-func (a *activeTable) grow() {
+func (a *activeTable) resize(size int) {
 	old := a.slots
-	size := max(64, 2*len(old))
 	a.slots = make([]activeSlot, size)
 	a.shift = uint(64 - bitsLen(size-1))
 	a.n = 0
@@ -121,11 +137,7 @@ func keyHash(k *Key) uint64 {
 	h = mix(h, uint64(k.Seq)<<32|uint64(k.Ack))
 	h = mix(h, uint64(k.IPID)<<32|uint64(k.Len))
 	h = mix(h, k.Hash)
-	var m uint64
-	for _, b := range k.MAC {
-		m = m<<8 | uint64(b)
-	}
-	h = mix(h, m)
+	h = mix(h, uint64(binary.BigEndian.Uint32(k.MAC[:4]))<<16|uint64(binary.BigEndian.Uint16(k.MAC[4:])))
 	for _, a := range [2]netip.Addr{k.Addr1, k.Addr2} {
 		if a.IsValid() {
 			b := a.As16()

@@ -40,3 +40,30 @@ func TestActiveTableMatchesMap(t *testing.T) {
 		}
 	}
 }
+
+// TestActiveTableShrinks: after a burst, the table returns to a size its
+// recent peak needs, and still finds every key.
+func TestActiveTableShrinks(t *testing.T) {
+	var a activeTable
+	tr := &trace{}
+	for k := range uint64(5000) {
+		a.set(k*0x9e37, tr)
+	}
+	big := len(a.slots)
+	for k := range uint64(4990) {
+		a.del(k * 0x9e37)
+	}
+	for i := range uint64(2 * shrinkEvery) {
+		k := (1<<40 + i) * 0x9e37
+		a.set(k, tr)
+		a.del(k)
+	}
+	if len(a.slots) >= big || len(a.slots) > 64 {
+		t.Fatalf("%d slots after the burst (%d at its peak), want 64", len(a.slots), big)
+	}
+	for k := range uint64(5000) {
+		if got, want := a.get(k*0x9e37), k >= 4990; (got != nil) != want {
+			t.Fatalf("get(%d) = %p after shrinking", k, got)
+		}
+	}
+}

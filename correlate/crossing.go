@@ -1,6 +1,6 @@
 package correlate
 
-import "slices"
+import "math/bits"
 
 // isFlood: a frame a bridge floods to every port.
 func isFlood(t *trace) bool {
@@ -67,7 +67,7 @@ func (e *Engine) crossing(t *trace) (order, prev []int, forward bool) {
 	}
 	if branch {
 		op := pos(origin)
-		slices.SortFunc(main, func(a, b int) int {
+		insertionSort(main, func(a, b int) int {
 			da, db := pos(a)-op, pos(b)-op
 			// ahead side (>= 0) first, by distance; then behind, by distance
 			if (da >= 0) != (db >= 0) {
@@ -79,7 +79,7 @@ func (e *Engine) crossing(t *trace) (order, prev []int, forward bool) {
 			return abs(da) - abs(db)
 		})
 	} else {
-		slices.SortFunc(main, func(a, b int) int { return pos(a) - pos(b) })
+		insertionSort(main, func(a, b int) int { return pos(a) - pos(b) })
 	}
 	prev = e.prevScratch[:0]
 	for k, i := range main {
@@ -101,7 +101,7 @@ func (e *Engine) crossing(t *trace) (order, prev []int, forward bool) {
 			order = append(order, i)
 		}
 	}
-	slices.SortStableFunc(order[refl:], func(a, b int) int { return cmp64(t.hops[a].time, t.hops[b].time) })
+	insertionSort(order[refl:], func(a, b int) int { return cmp64(t.hops[a].time, t.hops[b].time) })
 	for k := refl; k < len(order); k++ {
 		h := &t.hops[order[k]]
 		from := order[k-1]
@@ -134,7 +134,7 @@ func (e *Engine) direction(t *trace, main []int) (forward, certain bool) {
 	// behind makes it look first): owners discovery named, else the order
 	// of its sightings on one clock, before owners learned from stamps.
 	if e.crossesClocks(t, main) {
-		if src, dst := e.sourceOf(t, false), e.destinationOf(t, false); src >= 0 && dst >= 0 && src != dst {
+		if src, dst := e.configuredSource(t), e.configuredDestination(t); src >= 0 && dst >= 0 && src != dst {
 			return dst > src, true
 		}
 		if s := e.stampVote(t, main, true); s != 0 {
@@ -159,9 +159,19 @@ func (e *Engine) direction(t *trace, main []int) (forward, certain bool) {
 
 // crossesClocks: the trace's hops are on more than one clock.
 func (e *Engine) crossesClocks(t *trace, main []int) bool {
-	c := e.cfg.Points[t.hops[main[0]].point].Clock
+	p := t.hops[main[0]].point
 	for _, i := range main[1:] {
-		if e.cfg.Points[t.hops[i].point].Clock != c {
+		if q := t.hops[i].point; q != p && e.sameClock[p]&(1<<uint(q)) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// sharesClock: two of the points in seen are on one clock.
+func (e *Engine) sharesClock(seen uint64) bool {
+	for s := seen; s != 0; s &= s - 1 {
+		if e.sameClock[bits.TrailingZeros64(s)]&seen != 0 {
 			return true
 		}
 	}
@@ -172,11 +182,14 @@ func (e *Engine) crossesClocks(t *trace, main []int) bool {
 // frame went forward), < 0 when they fall; sameClock counts only pairs of
 // hops on one clock.
 func (e *Engine) stampVote(t *trace, main []int, sameClock bool) int {
+	if sameClock && !e.sharesClock(t.seen) {
+		return 0 // every hop on a clock of its own (a file each)
+	}
 	s := 0
 	for a := 0; a < len(main); a++ {
 		for b := a + 1; b < len(main); b++ {
 			ha, hb := &t.hops[main[a]], &t.hops[main[b]]
-			if sameClock && e.cfg.Points[ha.point].Clock != e.cfg.Points[hb.point].Clock {
+			if sameClock && ha.point != hb.point && e.sameClock[ha.point]&(1<<uint(hb.point)) == 0 {
 				continue
 			}
 			dp := sign(hb.point - ha.point)
@@ -213,6 +226,17 @@ func ttlDirection(t *trace, main []int) (forward, ok bool) {
 		}
 	}
 	return s > 0, s != 0
+}
+
+// insertionSort sorts s stably: a trace's few hops mostly arrive in
+// crossing order already, so this is a pass over them. (The main hops are
+// at distinct points, so their order is the same as any sort's.)
+func insertionSort(s []int, cmp func(a, b int) int) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && cmp(s[j-1], s[j]) > 0; j-- {
+			s[j-1], s[j] = s[j], s[j-1]
+		}
+	}
 }
 
 func sign(v int) int {

@@ -23,6 +23,7 @@ func (e *Engine) emit(t *trace) (handed bool) {
 		Rewrites: out.Rewrites[:0],
 		Flags:    out.Flags[:0],
 	}
+	e.ownersOf = nil
 	build := e.sink != nil && e.async == nil
 	if build {
 		e.describe(t, out)
@@ -157,6 +158,7 @@ func (e *Engine) buildHops(t *trace, out *Trace, order, prev []int) {
 // returns the position the frame was lost after, or -1.
 func (e *Engine) lossFindings(t *trace, out *Trace, forward bool) int {
 	lostAt, offPath := e.lossAndGaps(t, out, forward)
+	e.countCrossings(t, forward, lostAt < 0 && !offPath)
 	if offPath {
 		e.sum.OffPath++
 		if t.flow != nil && !t.flow.offPath {

@@ -107,6 +107,7 @@ type hop struct {
 type trace struct {
 	// What expiry and matching read first, together at the start.
 	last     int64
+	first    int64  // the earliest hop's time (hops need not come in time order)
 	seen     uint64 // points with a non-reflection hop
 	n        int
 	hops     []hop
@@ -124,44 +125,6 @@ type trace struct {
 
 // ipPair is a hop's source and destination address.
 type ipPair struct{ src, dst netip.Addr }
-
-type coverage struct {
-	first, last int64    // on the reference clock: what loss is judged by
-	stamps      [2]int64 // first and last as captured: what the report shows
-	frames      int
-	decoded     int
-	truncated   int
-	cutTo       int        // the longest frame cut to a snaplen, as captured
-	esp, wg     int        // frames of encrypted tunnels, whose inner packets cannot be matched
-	early       bool       // ended before the others: coverage stops at last
-	cut         string     // why the source ended early, when it was cut short (CutShort)
-	macs        []macCount // at most maxMACsSeen, most frequent first
-}
-
-// macCount is a source MAC and its frames at a point. A short slice kept
-// roughly by frequency beats a map here: a point sees a handful of MACs and
-// the first one or two match almost every frame.
-type macCount struct {
-	mac MAC
-	n   int
-}
-
-const maxMACsSeen = 64
-
-func (c *coverage) countMAC(m MAC) {
-	for i := range c.macs {
-		if c.macs[i].mac == m {
-			c.macs[i].n++
-			if i > 0 && c.macs[i].n > c.macs[i-1].n {
-				c.macs[i], c.macs[i-1] = c.macs[i-1], c.macs[i]
-			}
-			return
-		}
-	}
-	if len(c.macs) < maxMACsSeen {
-		c.macs = append(c.macs, macCount{m, 1})
-	}
-}
 
 // Engine correlates frames into traces. Feed it frames in (nearly) time
 // order with Add; it emits each trace once no frame within the window can
@@ -186,8 +149,8 @@ type Engine struct {
 	mark       int64
 
 	// learned owners: MAC/IP → per-point origin counts
-	macOrigin map[MAC]*[MaxPoints]int32
-	ipOrigin  map[netip.Addr]*[MaxPoints]int32
+	macOrigin map[MAC]*origins
+	ipOrigin  map[netip.Addr]*origins
 	macSeen   originCache[MAC]
 	ipSeen    originCache[netip.Addr]
 
@@ -218,6 +181,16 @@ type Engine struct {
 	overMTU     map[int][2]int32 // point → smallest and largest IP length over its MTU
 	bypass      bypassCounts     // bypass.go
 	missed      uint64           // the points the trace being judged crossed unseen
+	// sameClock: bit q of sameClock[p] when points p and q (q != p) share
+	// a clock, so a trace's hops are checked for one without reading the
+	// points' specs.
+	sameClock [MaxPoints]uint64
+	// The learned owners of the trace being emitted (source, destination),
+	// found once per trace: direction and loss both ask. ownersOf: the
+	// trace they are for.
+	ownersOf       *trace
+	ownSrc, ownDst int
+	manyCands      []candidate // match's, for a chain longer than its own array
 }
 
 type echoKey struct {
@@ -278,8 +251,8 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		sink:      sink,
 		cov:       make([]coverage, len(cfg.Points)),
 		next:      1,
-		macOrigin: make(map[MAC]*[MaxPoints]int32),
-		ipOrigin:  make(map[netip.Addr]*[MaxPoints]int32),
+		macOrigin: make(map[MAC]*origins),
+		ipOrigin:  make(map[netip.Addr]*origins),
 		echoReq:   make(map[uint64]echoInfo),
 		arpReq:    make(map[arpKey]arpInfo),
 		flows:     make(map[flowKey]*flow),
@@ -290,6 +263,13 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	}
 	e.sum.ByProto = make(map[string]int)
 	e.all = 1<<uint(len(cfg.Points)) - 1
+	for p := range cfg.Points {
+		for q := range cfg.Points {
+			if q != p && cfg.Points[q].Clock == cfg.Points[p].Clock {
+				e.sameClock[p] |= 1 << uint(q)
+			}
+		}
+	}
 	if cfg.Async && sink != nil {
 		e.startBuilder()
 	}

@@ -34,6 +34,12 @@ func (e *Engine) flowOf(f *Frame) *flow {
 	if f.Key.Proto == ProtoARP {
 		a, b = f.Key.Addr1, f.Key.Addr2
 	}
+	// The last flow's addresses, either way round, are conversant: its
+	// key, checked first and field by field, spares the rest.
+	if lk := &e.lastFlowKey; e.lastFlow != nil && f.Key.Proto == lk.proto &&
+		(a == lk.a && b == lk.b || a == lk.b && b == lk.a) {
+		return e.lastFlow // flows never leave the table
+	}
 	if !conversant(a) || !conversant(b) {
 		return nil // no conversation to follow: DAD from ::, multicast, broadcast
 	}
@@ -41,9 +47,6 @@ func (e *Engine) flowOf(f *Frame) *flow {
 		a, b = b, a
 	}
 	k := flowKey{f.Key.Proto, a, b}
-	if e.lastFlow != nil && k == e.lastFlowKey {
-		return e.lastFlow // flows never leave the table
-	}
 	fl := e.flows[k]
 	if fl == nil && len(e.flows) < maxFlows {
 		fl = &flow{}

@@ -23,9 +23,9 @@ func (e *Engine) covers(p int, ts int64) bool {
 // that are just files, at the farthest point the frame's flow was seen at,
 // and only between points that have seen a frame in common at all. A frame
 // whose way beyond its last point is unknown did not take the rest of the
-// path: off-path, not lost.
+// path: off-path, not lost. The caller counts the crossings with what it
+// returns (countCrossings).
 func (e *Engine) lossAndGaps(t *trace, out *Trace, forward bool) (lostAt int, offPath bool) {
-	defer func() { e.countCrossings(t, forward, lostAt < 0 && !offPath) }()
 	n := len(e.cfg.Points)
 	lo, hi := n, -1
 	var loT, hiT int64

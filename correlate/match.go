@@ -16,14 +16,28 @@ func (e *Engine) match(f *Frame) {
 	// payload under different echo ids: where a trace with f's own id is a
 	// candidate, only such traces are (masquerade rewrites the id, so a
 	// different one is still allowed when nothing else matches).
+	//
+	// The first pass keeps the traces f may join or reflect (its key and
+	// addresses, within the window) with their distance, so the second
+	// does not compare keys again; a chain with more than fit is walked
+	// twice.
+	var cands [8]candidate
+	nc := 0
 	nearest := int64(-1)
 	ownID := false
 	for t := head; t != nil; t = t.nextSame {
-		if t.key != f.Key || t.seen&(1<<uint(f.Point)) != 0 || !addrCompatible(t, f) {
+		if t.key != f.Key || !addrCompatible(t, f) {
 			continue
 		}
 		d, ok := e.distance(t, f.Time)
 		if !ok {
+			continue
+		}
+		if nc < len(cands) {
+			cands[nc] = candidate{t, d}
+		}
+		nc++
+		if t.seen&(1<<uint(f.Point)) != 0 {
 			continue
 		}
 		same := sameEchoID(t, f)
@@ -34,15 +48,22 @@ func (e *Engine) match(f *Frame) {
 			nearest = d
 		}
 	}
+	all := cands[:min(nc, len(cands))]
+	if nc > len(cands) {
+		e.manyCands = e.manyCands[:0]
+		for t := head; t != nil; t = t.nextSame {
+			if t.key != f.Key || !addrCompatible(t, f) {
+				continue
+			}
+			if d, ok := e.distance(t, f.Time); ok {
+				e.manyCands = append(e.manyCands, candidate{t, d})
+			}
+		}
+		all = e.manyCands
+	}
 	var join, refl *trace
-	for t := head; t != nil; t = t.nextSame {
-		if t.key != f.Key || !addrCompatible(t, f) {
-			continue
-		}
-		d, ok := e.distance(t, f.Time)
-		if !ok {
-			continue
-		}
+	for _, c := range all {
+		t, d := c.t, c.d
 		if t.seen&(1<<uint(f.Point)) == 0 {
 			if d <= nearest+dupWindow && (!ownID || sameEchoID(t, f)) && (join == nil || t.n < join.n) {
 				join = t
@@ -70,6 +91,12 @@ func (e *Engine) match(f *Frame) {
 		e.active.set(kh, t)
 		e.addHop(t, f, false)
 	}
+}
+
+// candidate is an active trace a frame may join, and its distance.
+type candidate struct {
+	t *trace
+	d int64
 }
 
 // sameEchoID: f and t's first hop carry the same echo id.
@@ -122,10 +149,7 @@ const reflectEntry int64 = 1e6
 
 // distance from ts to the span of t's hops, and whether it is within the window.
 func (e *Engine) distance(t *trace, ts int64) (int64, bool) {
-	first := t.hops[0].time
-	for i := range t.hops {
-		first = min(first, t.hops[i].time)
-	}
+	first := t.first
 	var d int64
 	switch {
 	case ts < first:
@@ -184,7 +208,7 @@ func (e *Engine) newTrace(f *Frame) *trace {
 	e.next++
 	t.key = f.Key
 	t.flow = e.flowOf(f)
-	t.last = f.Time
+	t.last, t.first = f.Time, f.Time
 	e.queue.Push(t)
 	e.learnOrigin(f)
 	return t
@@ -231,4 +255,5 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 		}
 	}
 	t.last = max(t.last, f.Time)
+	t.first = min(t.first, f.Time)
 }

@@ -4,18 +4,44 @@ import "net/netip"
 
 // source is the position of the owner of the frame's source address (the
 // sender IP for ARP), or -1 when unknown.
-func (e *Engine) source(t *trace) int { return e.sourceOf(t, true) }
+func (e *Engine) source(t *trace) int { e.owners(t); return e.ownSrc }
 
 // destination is the position the frame is addressed to, where known: the
 // owner of its destination IP (target IP for ARP requests), else of its
 // destination MAC. -1 when unknown.
-func (e *Engine) destination(t *trace) int { return e.destinationOf(t, true) }
+func (e *Engine) destination(t *trace) int { e.owners(t); return e.ownDst }
+
+// owners finds t's source and destination once: what is learned changes
+// only when a trace starts, never while one is emitted. emit clears
+// ownersOf, as a trace's memory is reused.
+func (e *Engine) owners(t *trace) {
+	if e.ownersOf != t {
+		e.ownersOf, e.ownSrc, e.ownDst = t, e.sourceOf(t, true), e.destinationOf(t, true)
+	}
+}
 
 // configuredOwners: the frame's source and destination are both placed by
 // the owners the configuration names (live discovery), not by owners
 // learned from the stamps.
 func (e *Engine) configuredOwners(t *trace) bool {
-	return e.sourceOf(t, false) >= 0 && e.destinationOf(t, false) >= 0
+	return e.configuredSource(t) >= 0 && e.configuredDestination(t) >= 0
+}
+
+// configuredSource and configuredDestination place the frame's addresses
+// by the owners the configuration names only: none offline, where they
+// need no look-up.
+func (e *Engine) configuredSource(t *trace) int {
+	if len(e.cfg.IPOwners) == 0 && len(e.cfg.MACOwners) == 0 {
+		return -1
+	}
+	return e.sourceOf(t, false)
+}
+
+func (e *Engine) configuredDestination(t *trace) int {
+	if len(e.cfg.IPOwners) == 0 && len(e.cfg.MACOwners) == 0 {
+		return -1
+	}
+	return e.destinationOf(t, false)
 }
 
 // sourceOf and destinationOf place the frame's addresses; learned: also by
@@ -58,8 +84,10 @@ func (e *Engine) destinationOf(t *trace, learned bool) int {
 		if o, ok := e.cfg.IPOwners[ip]; ok {
 			return o.Point
 		}
-		if p := e.learned(ip); learned && p >= 0 {
-			return p
+		if learned {
+			if p := e.learned(ip); p >= 0 {
+				return p
+			}
 		}
 		if t.key.Proto != ProtoARP && t.key.Proto != ProtoND {
 			return -1 // routed IP: the MAC only names the next hop
@@ -80,19 +108,38 @@ func (e *Engine) destinationOf(t *trace, learned bool) int {
 }
 
 func (e *Engine) learned(ip netip.Addr) int {
-	c := e.ipSeen.get(e.ipOrigin, ip)
-	if c == nil {
-		return -1
-	}
-	return argmax(c[:len(e.cfg.Points)])
+	return e.ipSeen.get(e.ipOrigin, ip).owner()
 }
 
 func (e *Engine) learnedMAC(mac MAC) int {
-	c := e.macSeen.get(e.macOrigin, mac)
-	if c == nil {
+	return e.macSeen.get(e.macOrigin, mac).owner()
+}
+
+// origins counts, per position, the frames from one address that entered
+// the path there. The leader is kept as they are counted: a trace asks for
+// its addresses' owners several times, a frame counts once.
+type origins struct {
+	best  int32 // the first position with the most
+	total int32
+	n     [MaxPoints]int32
+}
+
+func (o *origins) add(p int) {
+	o.n[p]++
+	o.total++
+	// Only n[p] grew: the first position with the most is p or as it was.
+	if b := int(o.best); o.n[p] > o.n[b] || o.n[p] == o.n[b] && p < b {
+		o.best = int32(p)
+	}
+}
+
+// owner is the position holding a clear majority (≥ 80%) of the origins,
+// -1 when none does (or o is nil: the address was never seen).
+func (o *origins) owner() int {
+	if o == nil || o.total == 0 || o.n[o.best]*5 < o.total*4 {
 		return -1
 	}
-	return argmax(c[:len(e.cfg.Points)])
+	return int(o.best)
 }
 
 // originCache remembers the origin counters of the last two addresses
@@ -102,11 +149,11 @@ func (e *Engine) learnedMAC(mac MAC) int {
 // were allocated.
 type originCache[K comparable] struct {
 	k [2]K
-	c [2]*[MaxPoints]int32
+	c [2]*origins
 }
 
 // get is m[k], from the cache when it holds k.
-func (oc *originCache[K]) get(m map[K]*[MaxPoints]int32, k K) *[MaxPoints]int32 {
+func (oc *originCache[K]) get(m map[K]*origins, k K) *origins {
 	if oc.c[0] != nil && oc.k[0] == k {
 		return oc.c[0]
 	}
@@ -121,21 +168,6 @@ func (oc *originCache[K]) get(m map[K]*[MaxPoints]int32, k K) *[MaxPoints]int32 
 	return c
 }
 
-// argmax returns the position holding a clear majority (≥ 80%) of origins.
-func argmax(c []int32) int {
-	best, total := -1, int32(0)
-	for i, v := range c {
-		total += v
-		if best < 0 || v > c[best] {
-			best = i
-		}
-	}
-	if total == 0 || c[best]*5 < total*4 {
-		return -1
-	}
-	return best
-}
-
 // maxLearned bounds the addresses whose origin is learned, so a capture full
 // of distinct addresses (a scan) cannot grow memory without bound.
 const maxLearned = 1 << 14
@@ -146,11 +178,11 @@ func (e *Engine) learnOrigin(f *Frame) {
 	if f.HasSrcMAC && !f.SrcMAC.IsMulticast() {
 		c := e.macSeen.get(e.macOrigin, f.SrcMAC)
 		if c == nil && len(e.macOrigin) < maxLearned {
-			c = new([MaxPoints]int32)
+			c = new(origins)
 			e.macOrigin[f.SrcMAC] = c
 		}
 		if c != nil {
-			c[f.Point]++
+			c.add(f.Point)
 		}
 	}
 	src := f.SrcIP
@@ -160,11 +192,11 @@ func (e *Engine) learnOrigin(f *Frame) {
 	if src.IsValid() && !src.IsUnspecified() {
 		c := e.ipSeen.get(e.ipOrigin, src)
 		if c == nil && len(e.ipOrigin) < maxLearned {
-			c = new([MaxPoints]int32)
+			c = new(origins)
 			e.ipOrigin[src] = c
 		}
 		if c != nil {
-			c[f.Point]++
+			c.add(f.Point)
 		}
 	}
 }

@@ -83,6 +83,9 @@ func bucketMid(b int) int64 {
 
 // quantile uses the nearest-rank definition: the smallest sample with at
 // least q of the samples at or below it.
+// It reorders the samples (their order means nothing): a selection in
+// place is linear, where sorting a copy per quantile showed at the end of
+// every analysis.
 func (l *latency) quantile(q float64) int64 {
 	if l.count == 0 {
 		return 0
@@ -90,16 +93,12 @@ func (l *latency) quantile(q float64) int64 {
 	rank := int(math.Ceil(q * float64(l.count)))
 	rank = max(rank, 1)
 	if l.hist == nil {
-		s := slices.Clone(l.exact)
-		slices.Sort(s)
-		return s[rank-1]
+		return nth(l.exact, rank-1)
 	}
 	seen := 0
 	if n := l.neg; n > 0 {
 		if rank <= n {
-			s := slices.Clone(l.negative)
-			slices.Sort(s)
-			return s[min(rank, len(s))-1]
+			return nth(l.negative, min(rank, len(l.negative))-1)
 		}
 		seen = n
 	}
@@ -113,4 +112,52 @@ func (l *latency) quantile(q float64) int64 {
 		}
 	}
 	return l.max
+}
+
+// nth is the k-th smallest of s (0-based), moving s's elements: a
+// quickselect, with a median-of-three pivot; a sort should the partitions
+// shrink too slowly (an adversarial order).
+func nth(s []int64, k int) int64 {
+	lo, hi := 0, len(s)-1
+	for budget := 2 * bits.Len(uint(len(s))); hi > lo; budget-- {
+		if budget == 0 {
+			slices.Sort(s[lo : hi+1])
+			break
+		}
+		m := lo + (hi-lo)/2
+		if s[m] < s[lo] {
+			s[m], s[lo] = s[lo], s[m]
+		}
+		if s[hi] < s[lo] {
+			s[hi], s[lo] = s[lo], s[hi]
+		}
+		if s[hi] < s[m] {
+			s[hi], s[m] = s[m], s[hi]
+		}
+		pivot := s[m]
+		i, j := lo, hi
+		for i <= j {
+			for s[i] < pivot {
+				i++
+			}
+			for s[j] > pivot {
+				j--
+			}
+			if i <= j {
+				s[i], s[j] = s[j], s[i]
+				i++
+				j--
+			}
+		}
+		// s[lo..j] <= pivot <= s[i..hi]; between them, pivots.
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return s[k]
+		}
+	}
+	return s[k]
 }
