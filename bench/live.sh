@@ -15,7 +15,7 @@
 #   LOADS="flood4"     rate x streams (echo requests/s, parallel senders) or floodN
 #                      (N parallel ping -f), e.g. the old ladder:
 #                      "10000x1 25000x1 50000x2 75000x2 100000x2 100000x4 150000x4 200000x4 flood1 flood2 flood4"
-#   CAPTURERS="pathtrace tcpdump"  also: pathtrace-spool1g, pathtrace-out
+#   CAPTURERS="pathtrace tcpdump"  also: pathtrace-spool1g, pathtrace-out, pathtrace-ringN (--ring-size N MiB)
 #   REPEAT=5           runs per capturer and load, interleaved; medians reported
 #   FORMAT=json        pathtrace's output (json: every trace written, to a file in /dev/shm)
 #   DURATION=5         capture seconds                  ARM_RUNS=5
@@ -159,7 +159,7 @@ proc_cpu() {
 OUT=$BENCH_DIR/live-results.tsv
 printf 'capturer\tload\tsent_per_s\tspan_s\tframes\tframes_per_s\tkernel_drops\tdrops_by_point\tcpu_s\tpeak_rss_mib\tspool_filled\n' >"$OUT"
 
-run_pathtrace() { # spec variant(""|spool1g|out)
+run_pathtrace() { # spec variant(""|spool1g|out|ringN)
 	local spec=$1 rc=0 name=pathtrace${2:+-$2} args=() out=$WORK/pt.txt
 	case ${2:-} in
 	out)
@@ -167,6 +167,7 @@ run_pathtrace() { # spec variant(""|spool1g|out)
 		args=(--out "$WORK/evidence")
 		;;
 	spool1g) args=(--spool-size $((1 << 30))) ;;
+	ring*) args=(--ring-size "${2#ring}MiB") ;;
 	esac
 	# JSON goes to memory: the traces of a flood are gigabytes on a disk.
 	[[ $FORMAT == json ]] && out=/dev/shm/${PREFIX}live.json
@@ -240,9 +241,10 @@ for spec in $LOADS; do
 			case $c in
 			pathtrace) run_pathtrace "$spec" ;;
 			pathtrace-spool1g) run_pathtrace "$spec" spool1g ;;
+			pathtrace-ring[0-9]*) run_pathtrace "$spec" "${c#pathtrace-}" ;;
 			pathtrace-out) run_pathtrace "$spec" out ;;
 			tcpdump) run_tcpdump "$spec" ;;
-			*) die "capturer $c: want pathtrace, pathtrace-spool1g, pathtrace-out or tcpdump" ;;
+			*) die "capturer $c: want pathtrace, pathtrace-spool1g, pathtrace-out, pathtrace-ringN or tcpdump" ;;
 			esac
 			tail -1 "$OUT" | cut -f1-10 >&2
 		done
