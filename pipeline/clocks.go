@@ -61,7 +61,7 @@ func planClocks(b *Bundle, specs []correlate.PointSpec, o ClockOptions, window i
 		if err != nil {
 			return nil, err
 		}
-		if err := sample.each(eng.Add); err != nil {
+		if err := feedAside(sample.each, eng.Add); err != nil {
 			return nil, err
 		}
 		eng.Finish()
