@@ -40,7 +40,6 @@ var (
 
 // Client is a connection to one API server.
 type Client struct {
-	rc   *rest.Config
 	rest *rest.RESTClient // core/v1; other groups by absolute path
 }
 
@@ -53,16 +52,12 @@ func New(rc *rest.Config) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = rest.DefaultKubernetesUserAgent()
 	}
-	rc2, err := rest.RESTClientFor(cfg)
+	rcl, err := rest.RESTClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("client for %s: %w", rc.Host, err)
 	}
-	return &Client{rc: rc, rest: rc2}, nil
+	return &Client{rest: rcl}, nil
 }
-
-// Config is the configuration the client was made from (exec streams are
-// built from it).
-func (c *Client) Config() *rest.Config { return c.rc }
 
 // Pods are the pods of namespace ns ("": every namespace, for List).
 func (c *Client) Pods(ns string) Pods { return Pods{c, ns} }
