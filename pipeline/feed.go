@@ -53,11 +53,11 @@ func (f *feed) add(point int, rf *capture.RawFrame) {
 // addSlab queues a slab's frames (one point's, in capture order) and
 // releases what is old enough.
 func (f *feed) addSlab(sl *slab) {
-	sl.each(func(t int64, b []byte) {
+	sl.each(func(t int64) *packed {
 		p := f.queued.push(sl.point, t)
-		p.get(b)
 		p.t, p.point, p.full = t, int32(sl.point), -1
 		f.newest = max(f.newest, t)
+		return p
 	}, func(rf *capture.RawFrame, unkeyed bool) {
 		// Its point decoded and filtered it already: only the key it
 		// left out is to be left out again.

@@ -16,9 +16,9 @@ import (
 
 // Live spooling. A point's goroutine decodes each frame straight from its
 // ring block, while the block is held and its bytes are in cache, and
-// writes the frame packed (88 bytes: what a flood is made of) into a slab;
-// a frame packed cannot hold (IPv6, ARP, tunnels) goes in raw, as captured,
-// and the correlator decodes it. No allocation, lock or channel operation
+// writes the frame slim (48 bytes, what a flood is made of: slim.go) or
+// packed (104) into a slab; a frame packed cannot hold (IPv6, ARP, tunnels)
+// goes in raw, as captured, and the correlator decodes it. No allocation, lock or channel operation
 // per frame: a slab changes hands when full or when the ring is empty. The
 // correlator takes the slabs on a goroutine of its own. When it falls
 // behind (a flood on a node short of CPU) the slabs wait in memory, up to
@@ -39,12 +39,23 @@ type slab struct {
 	point int
 	mem   []byte
 	used  int
+	// Slim entries' shared fields (slim.go).
+	flows    []flowFields
+	lastFlow int
+	numBase  int64
+	numSet   bool
 }
 
-// Spooled frame header: stamp, kind, then by kind. A packed frame
-// (kindPacked) follows in packedBytes; a raw one (kindRaw, kindRawUnkeyed:
-// the point's filter left it out) has record number, wire length, captured
-// length, link type and direction, then the frame, padded to 8 bytes.
+// reset empties the slab for reuse.
+func (s *slab) reset() {
+	s.used, s.flows, s.lastFlow, s.numSet = 0, s.flows[:0], 0, false
+}
+
+// Spooled frame header: stamp, kind (a byte), then by kind. A packed frame
+// (kindPacked) follows in packedBytes; a slim one (kindSlim) is laid out in
+// slim.go; a raw one (kindRaw, kindRawUnkeyed: the point's filter left it
+// out) has record number, wire length, captured length, link type and
+// direction, then the frame, padded to 8 bytes.
 const (
 	hdrTime   = 0
 	hdrKind   = 8
@@ -59,6 +70,7 @@ const (
 	kindPacked     = 1
 	kindRaw        = 2
 	kindRawUnkeyed = 3
+	kindSlim       = 4
 
 	packedEntry = hdrPacked + packedBytes
 )
@@ -70,14 +82,14 @@ func newSlab(size int) (*slab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: map %d bytes: %w", size, err)
 	}
-	return &slab{mem: mem}, nil
+	return &slab{mem: mem, flows: make([]flowFields, 0, slabFlows)}, nil
 }
 
 // put spools rf as captured, kind kindRaw or kindRawUnkeyed.
-func (s *slab) put(rf *capture.RawFrame, kind uint32) {
+func (s *slab) put(rf *capture.RawFrame, kind byte) {
 	b := s.mem[s.used:]
 	ne.PutUint64(b[hdrTime:], uint64(rf.Time))
-	ne.PutUint32(b[hdrKind:], kind)
+	b[hdrKind] = kind
 	ne.PutUint64(b[hdrNum:], uint64(rf.Num))
 	ne.PutUint32(b[hdrWire:], uint32(rf.WireLen))
 	ne.PutUint32(b[hdrCap:], uint32(len(rf.Data)))
@@ -91,21 +103,26 @@ func (s *slab) put(rf *capture.RawFrame, kind uint32) {
 func (s *slab) putPacked(t int64, p *packed) {
 	b := s.mem[s.used:]
 	ne.PutUint64(b[hdrTime:], uint64(t))
-	ne.PutUint32(b[hdrKind:], kindPacked)
+	b[hdrKind] = kindPacked
 	p.put(b[hdrPacked:])
 	s.used += packedEntry
 }
 
-// each calls packedFn for every packed frame and rawFn for every raw one
-// (whose Data is the slab's memory), in spooling order.
-func (s *slab) each(packedFn func(t int64, b []byte), rawFn func(rf *capture.RawFrame, unkeyed bool)) {
+// each reads every frame in spooling order: a packed or slim one into the
+// packed dst returns for its stamp (dst sets t, point and full), a raw one
+// to rawFn (its Data is the slab's memory).
+func (s *slab) each(dst func(t int64) *packed, rawFn func(rf *capture.RawFrame, unkeyed bool)) {
 	var rf capture.RawFrame
 	for off := 0; off < s.used; {
 		b := s.mem[off:]
 		t := int64(ne.Uint64(b[hdrTime:]))
-		kind := ne.Uint32(b[hdrKind:])
-		if kind == kindPacked {
-			packedFn(t, b[hdrPacked:packedEntry])
+		switch kind := b[hdrKind]; kind {
+		case kindSlim:
+			s.getSlim(b[:slimEntry], t, dst(t))
+			off += slimEntry
+			continue
+		case kindPacked:
+			dst(t).get(b[hdrPacked:packedEntry])
 			off += packedEntry
 			continue
 		}
@@ -118,7 +135,7 @@ func (s *slab) each(packedFn func(t int64, b []byte), rawFn func(rf *capture.Raw
 			LinkType: capture.LinkType(ne.Uint32(b[hdrLink:])),
 			Dir:      correlate.LinkDir(b[hdrDir]),
 		}
-		rawFn(&rf, kind == kindRawUnkeyed)
+		rawFn(&rf, b[hdrKind] == kindRawUnkeyed)
 		off += spooledLen(n)
 	}
 }
@@ -231,7 +248,7 @@ func (l *spool) get() *slab {
 
 // put gives back a slab the correlator is done with.
 func (l *spool) put(sl *slab) {
-	sl.used = 0
+	sl.reset()
 	l.mu.Lock()
 	l.free = append(l.free, sl)
 	l.mu.Unlock()
@@ -270,12 +287,14 @@ func (s *liveSink) Frame(rf *capture.RawFrame) {
 	s.filter.apply(s.dec, rf, f)
 	f.Point = s.point
 	if pack(f, &s.packed) {
-		s.room(packedEntry)
-		s.cur.putPacked(rf.Time, &s.packed)
+		s.room(packedEntry) // room for either
+		if !s.cur.putSlim(rf.Time, &s.packed) {
+			s.cur.putPacked(rf.Time, &s.packed)
+		}
 		return
 	}
 	// Decoded again by the correlator, which then need not filter it.
-	kind := uint32(kindRaw)
+	kind := byte(kindRaw)
 	if s.filter != nil && f.Key.Proto == correlate.ProtoNone {
 		kind = kindRawUnkeyed
 	}

@@ -172,7 +172,8 @@ func TestLiveSpoolBackpressure(t *testing.T) {
 }
 
 // TestSlabRoundTrip: every field a decoder or evidence writer reads comes
-// back from the spool as it went in, raw frames and packed ones.
+// back from the spool as it went in: raw frames, packed ones, and slim ones
+// (including those slim cannot hold, which go in packed).
 func TestSlabRoundTrip(t *testing.T) {
 	sl, err := newSlab(slabBytes)
 	if err != nil {
@@ -187,18 +188,67 @@ func TestSlabRoundTrip(t *testing.T) {
 	odd := packed{stamp: -1 << 63, num: 1<<63 - 1, hash: 1<<64 - 1, seq: 1, ack: 2, kipid: 3, len: 4, ipLen: 5, wire: 1<<32 - 1, cap: 7,
 		src: [4]byte{1, 2, 3, 4}, dst: [4]byte{5, 6, 7, 8}, srcMAC: correlate.MAC{9, 10, 11, 12, 13, 14}, dstMAC: correlate.MAC{15, 16, 17, 18, 19, 20},
 		sport: 21, dport: 22, echoID: 23, ipid: 24, bits: 0x3ff, proto: correlate.ProtoTCP, kind: 26, ttl: 27, dir: correlate.DirOut}
+	var want []packed
 	for i := range in {
-		sl.put(&in[i], kindRaw+uint32(i%2))
+		sl.put(&in[i], kindRaw+byte(i%2))
 		sl.putPacked(int64(i), &odd)
+		w := odd
+		w.t = int64(i)
+		want = append(want, w)
+	}
+	// Slim: a flood's frames (two flows), then 40 flows more than a
+	// slab's table holds, a record number too far from the slab's first,
+	// a stamp other than the capture's, a wire length slim cannot split.
+	flood := odd
+	flood.stamp, flood.num, flood.wire, flood.ipLen, flood.cap, flood.sport = 1000, 100, 98, 84, 98, 1<<15
+	slims, packs := 0, 0
+	put := func(p packed) {
+		if sl.putSlim(p.stamp, &p) {
+			slims++
+		} else {
+			sl.putPacked(p.stamp, &p)
+			packs++
+		}
+		p.t = p.stamp
+		want = append(want, p)
+	}
+	for i := range 100 {
+		p := flood
+		p.stamp += int64(i)
+		p.num += int64(i)
+		p.seq, p.hash, p.ipid, p.kipid = uint32(i), uint64(i)*0x9e3779b97f4a7c15, uint16(i), uint32(i)
+		if i%2 == 1 {
+			p.src, p.dst, p.srcMAC, p.dstMAC, p.dir = p.dst, p.src, p.dstMAC, p.srcMAC, correlate.DirIn
+		}
+		put(p)
+	}
+	for i := range slabFlows + 8 {
+		p := flood
+		p.sport = uint16(i)
+		put(p)
+	}
+	far := flood
+	far.num = 1 << 40
+	put(far)
+	skew := flood
+	skew.stamp = 5
+	if sl.putSlim(6, &skew) {
+		t.Fatal("a frame whose stamp is not its capture time went in slim")
+	}
+	wide := flood
+	wide.wire, wide.ipLen = 1<<32-1, 0
+	put(wide)
+	// The table's room: the flood's 2 flows and 30 of the 40.
+	if slims != 100+slabFlows-2 || packs != 10+2 {
+		t.Fatalf("%d slim, %d packed: want %d and %d", slims, packs, 100+slabFlows-2, 10+2)
 	}
 	var out []capture.RawFrame
 	var unkeyed []bool
-	var packs []packed
-	sl.each(func(ts int64, b []byte) {
-		var p packed
-		p.get(b)
-		p.t = ts
-		packs = append(packs, p)
+	var got []*packed
+	sl.each(func(ts int64) *packed {
+		p := &packed{t: ts}
+		got = append(got, p)
+		return p
 	}, func(rf *capture.RawFrame, u bool) {
 		c := *rf
 		c.Data = append([]byte{}, rf.Data...)
@@ -211,12 +261,18 @@ func TestSlabRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(in, out) || !reflect.DeepEqual(unkeyed, []bool{false, true, false}) {
 		t.Fatalf("round trip:\nin  %+v\nout %+v %v", in, out, unkeyed)
 	}
-	for i, p := range packs {
-		want := odd
-		want.t = int64(i)
-		if p != want {
-			t.Fatalf("packed %d: %+v, want %+v", i, p, want)
+	if len(got) != len(want) {
+		t.Fatalf("%d packed frames back, want %d", len(got), len(want))
+	}
+	for i, p := range got {
+		if *p != want[i] {
+			t.Fatalf("packed %d: %+v, want %+v", i, *p, want[i])
 		}
+	}
+	// A slab given back starts its table afresh.
+	sl.reset()
+	if p := flood; !sl.putSlim(p.stamp, &p) || len(sl.flows) != 1 || sl.numBase != flood.num {
+		t.Fatalf("after reset: %d flows, base %d", len(sl.flows), sl.numBase)
 	}
 }
 
