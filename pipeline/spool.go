@@ -116,7 +116,7 @@ func (s *slab) each(dst func(t int64) *packed, rawFn func(rf *capture.RawFrame, 
 	for off := 0; off < s.used; {
 		b := s.mem[off:]
 		t := int64(ne.Uint64(b[hdrTime:]))
-		switch kind := b[hdrKind]; kind {
+		switch b[hdrKind] {
 		case kindSlim:
 			s.getSlim(b[:slimEntry], t, dst(t))
 			off += slimEntry
