@@ -16,6 +16,10 @@ const (
 	// slabFlows bounds a slab's table: the lookup is a scan, and a
 	// point's traffic under a filter is a handful of flows.
 	slabFlows = 32
+	// slabMisses: after this many frames of flows the full table has no
+	// room for, the rest of the slab goes packed without a scan (traffic
+	// of many flows would otherwise pay a whole scan a frame).
+	slabMisses = 2 * slabFlows
 )
 
 // Slim entry layout; hdrTime and hdrKind as every entry.
@@ -48,7 +52,7 @@ type flowFields struct {
 // putSlim spools p, captured at t, as a slim entry; false when it does not
 // fit one (nothing written).
 func (s *slab) putSlim(t int64, p *packed) bool {
-	if p.stamp != t {
+	if p.stamp != t || s.misses >= slabMisses {
 		return false
 	}
 	l2 := int64(p.wire) - int64(p.ipLen)
@@ -100,6 +104,7 @@ func (s *slab) flow(ff *flowFields) int {
 		}
 	}
 	if len(s.flows) == slabFlows {
+		s.misses++
 		return -1
 	}
 	s.flows = append(s.flows, *ff)

@@ -17,9 +17,10 @@ import (
 // Live spooling. A point's goroutine decodes each frame straight from its
 // ring block, while the block is held and its bytes are in cache, and
 // writes the frame slim (48 bytes, what a flood is made of: slim.go) or
-// packed (104) into a slab; a frame packed cannot hold (IPv6, ARP, tunnels)
-// goes in raw, as captured, and the correlator decodes it. No allocation, lock or channel operation
-// per frame: a slab changes hands when full or when the ring is empty. The
+// packed (104 bytes) into a slab; a frame packed cannot hold (IPv6, ARP,
+// tunnels) goes in raw, as captured, and the correlator decodes it. No
+// allocation, lock or channel operation per frame: a slab changes hands
+// when full or when the ring is empty. The
 // correlator takes the slabs on a goroutine of its own. When it falls
 // behind (a flood on a node short of CPU) the slabs wait in memory, up to
 // the spool's size, and it catches up after the capture; only then do the
@@ -42,13 +43,14 @@ type slab struct {
 	// Slim entries' shared fields (slim.go).
 	flows    []flowFields
 	lastFlow int
+	misses   int
 	numBase  int64
 	numSet   bool
 }
 
 // reset empties the slab for reuse.
 func (s *slab) reset() {
-	s.used, s.flows, s.lastFlow, s.numSet = 0, s.flows[:0], 0, false
+	s.used, s.flows, s.lastFlow, s.misses, s.numSet = 0, s.flows[:0], 0, 0, false
 }
 
 // Spooled frame header: stamp, kind (a byte), then by kind. A packed frame

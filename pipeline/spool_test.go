@@ -196,7 +196,7 @@ func TestSlabRoundTrip(t *testing.T) {
 		w.t = int64(i)
 		want = append(want, w)
 	}
-	// Slim: a flood's frames (two flows), then 40 flows more than a
+	// Slim: a flood's frames (two flows), then 40 flows, more than a
 	// slab's table holds, a record number too far from the slab's first,
 	// a stamp other than the capture's, a wire length slim cannot split.
 	flood := odd
@@ -268,6 +268,18 @@ func TestSlabRoundTrip(t *testing.T) {
 		if *p != want[i] {
 			t.Fatalf("packed %d: %+v, want %+v", i, *p, want[i])
 		}
+	}
+	// Past slabMisses frames the full table had no room for, the slab
+	// stops looking: even a flow in its table goes packed.
+	for i := range slabMisses {
+		p := flood
+		p.sport = uint16(1000 + i)
+		if sl.putSlim(p.stamp, &p) {
+			t.Fatalf("new flow %d went in slim with the table full", i)
+		}
+	}
+	if p := flood; sl.putSlim(p.stamp, &p) {
+		t.Fatal("a slab past its misses still took a slim entry")
 	}
 	// A slab given back starts its table afresh.
 	sl.reset()
