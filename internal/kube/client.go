@@ -59,6 +59,18 @@ func New(rc *rest.Config) (*Client, error) {
 	return &Client{rest: rcl}, nil
 }
 
+// get reads core/v1 object name of resource in namespace ns ("": a
+// cluster-scoped resource) into out.
+func (c *Client) get(ctx context.Context, ns, resource, name string, o *metav1.GetOptions, out runtime.Object) error {
+	return c.rest.Get().Namespace(ns).Resource(resource).Name(name).VersionedParams(o, params).Do(ctx).Into(out)
+}
+
+// list reads the core/v1 resource's objects in namespace ns ("": every
+// namespace, or a cluster-scoped resource) into out.
+func (c *Client) list(ctx context.Context, ns, resource string, o *metav1.ListOptions, out runtime.Object) error {
+	return c.rest.Get().Namespace(ns).Resource(resource).VersionedParams(o, params).Do(ctx).Into(out)
+}
+
 // Pods are the pods of namespace ns ("": every namespace, for List).
 func (c *Client) Pods(ns string) Pods { return Pods{c, ns} }
 
@@ -70,14 +82,12 @@ type Pods struct {
 
 func (p Pods) Get(ctx context.Context, name string, o metav1.GetOptions) (*corev1.Pod, error) {
 	out := &corev1.Pod{}
-	err := p.c.rest.Get().Namespace(p.ns).Resource("pods").Name(name).VersionedParams(&o, params).Do(ctx).Into(out)
-	return out, err
+	return out, p.c.get(ctx, p.ns, "pods", name, &o, out)
 }
 
 func (p Pods) List(ctx context.Context, o metav1.ListOptions) (*corev1.PodList, error) {
 	out := &corev1.PodList{}
-	err := p.c.rest.Get().Namespace(p.ns).Resource("pods").VersionedParams(&o, params).Do(ctx).Into(out)
-	return out, err
+	return out, p.c.list(ctx, p.ns, "pods", &o, out)
 }
 
 func (p Pods) Create(ctx context.Context, pod *corev1.Pod, o metav1.CreateOptions) (*corev1.Pod, error) {
@@ -102,14 +112,12 @@ type Nodes struct{ c *Client }
 
 func (n Nodes) Get(ctx context.Context, name string, o metav1.GetOptions) (*corev1.Node, error) {
 	out := &corev1.Node{}
-	err := n.c.rest.Get().Resource("nodes").Name(name).VersionedParams(&o, params).Do(ctx).Into(out)
-	return out, err
+	return out, n.c.get(ctx, "", "nodes", name, &o, out)
 }
 
 func (n Nodes) List(ctx context.Context, o metav1.ListOptions) (*corev1.NodeList, error) {
 	out := &corev1.NodeList{}
-	err := n.c.rest.Get().Resource("nodes").VersionedParams(&o, params).Do(ctx).Into(out)
-	return out, err
+	return out, n.c.list(ctx, "", "nodes", &o, out)
 }
 
 // Services are the Services of namespace ns.
@@ -122,14 +130,12 @@ type Services struct {
 
 func (s Services) Get(ctx context.Context, name string, o metav1.GetOptions) (*corev1.Service, error) {
 	out := &corev1.Service{}
-	err := s.c.rest.Get().Namespace(s.ns).Resource("services").Name(name).VersionedParams(&o, params).Do(ctx).Into(out)
-	return out, err
+	return out, s.c.get(ctx, s.ns, "services", name, &o, out)
 }
 
 func (s Services) List(ctx context.Context, o metav1.ListOptions) (*corev1.ServiceList, error) {
 	out := &corev1.ServiceList{}
-	err := s.c.rest.Get().Namespace(s.ns).Resource("services").VersionedParams(&o, params).Do(ctx).Into(out)
-	return out, err
+	return out, s.c.list(ctx, s.ns, "services", &o, out)
 }
 
 // EndpointSlices lists the EndpointSlices of namespace ns.
