@@ -62,13 +62,23 @@ func New(rc *rest.Config) (*Client, error) {
 // get reads core/v1 object name of resource in namespace ns ("": a
 // cluster-scoped resource) into out.
 func (c *Client) get(ctx context.Context, ns, resource, name string, o *metav1.GetOptions, out runtime.Object) error {
-	return c.rest.Get().Namespace(ns).Resource(resource).Name(name).VersionedParams(o, params).Do(ctx).Into(out)
+	return c.in(ns).Resource(resource).Name(name).VersionedParams(o, params).Do(ctx).Into(out)
 }
 
 // list reads the core/v1 resource's objects in namespace ns ("": every
 // namespace, or a cluster-scoped resource) into out.
 func (c *Client) list(ctx context.Context, ns, resource string, o *metav1.ListOptions, out runtime.Object) error {
-	return c.rest.Get().Namespace(ns).Resource(resource).VersionedParams(o, params).Do(ctx).Into(out)
+	return c.in(ns).Resource(resource).VersionedParams(o, params).Do(ctx).Into(out)
+}
+
+// in starts a GET in namespace ns; "" sets none (client-go refuses an
+// empty namespace beside a name).
+func (c *Client) in(ns string) *rest.Request {
+	r := c.rest.Get()
+	if ns != "" {
+		r = r.Namespace(ns)
+	}
+	return r
 }
 
 // Pods are the pods of namespace ns ("": every namespace, for List).

@@ -41,6 +41,12 @@ func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, string(body))
 	case r.Method == http.MethodDelete:
 		io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Success"}`)
+	case r.URL.Path == "/api/v1/nodes/n1":
+		io.WriteString(w, `{"kind":"Node","apiVersion":"v1","metadata":{"name":"n1"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.56.1"}]}}`)
+	case r.URL.Path == "/api/v1/namespaces/shop/services/web":
+		io.WriteString(w, `{"kind":"Service","apiVersion":"v1","metadata":{"name":"web"},"spec":{"clusterIP":"10.96.0.10"}}`)
+	case r.URL.Path == "/api/v1/namespaces/shop/services":
+		io.WriteString(w, `{"kind":"ServiceList","apiVersion":"v1","items":[{"metadata":{"name":"web"}}]}`)
 	case r.URL.Path == "/api/v1/nodes":
 		io.WriteString(w, `{"kind":"NodeList","apiVersion":"v1","items":[{"metadata":{"name":"n1"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.56.1"}]}}]}`)
 	case r.URL.Path == "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices":
@@ -90,6 +96,16 @@ func TestClientRequests(t *testing.T) {
 	if err != nil || len(nodes.Items) != 1 || nodes.Items[0].Status.Addresses[0].Address != "192.168.56.1" {
 		t.Fatalf("nodes: %+v, %v", nodes, err)
 	}
+	// A cluster-scoped get: no namespace in its path.
+	if node, err := c.Nodes().Get(ctx, "n1", metav1.GetOptions{}); err != nil || node.Status.Addresses[0].Address != "192.168.56.1" {
+		t.Fatalf("node: %+v, %v", node, err)
+	}
+	if svc, err := c.Services("shop").Get(ctx, "web", metav1.GetOptions{}); err != nil || svc.Spec.ClusterIP != "10.96.0.10" {
+		t.Fatalf("service: %+v, %v", svc, err)
+	}
+	if svcs, err := c.Services("shop").List(ctx, metav1.ListOptions{}); err != nil || len(svcs.Items) != 1 {
+		t.Fatalf("services: %+v, %v", svcs, err)
+	}
 	slices, err := c.EndpointSlices(ctx, "shop", metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=web"})
 	if err != nil || len(slices.Items) != 1 || slices.Items[0].Endpoints[0].Addresses[0] != "10.244.0.7" {
 		t.Fatalf("endpointslices: %+v, %v", slices, err)
@@ -118,6 +134,9 @@ func TestClientRequests(t *testing.T) {
 		`POST /api/v1/namespaces/pt/pods {"kind":"Pod","apiVersion":"v1","metadata":{"name":"agent-n1"},"spec":{"containers":null},"status":{}}`,
 		`DELETE /api/v1/namespaces/pt/pods/agent-n1 {"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":0}`,
 		"GET /api/v1/nodes ",
+		"GET /api/v1/nodes/n1 ",
+		"GET /api/v1/namespaces/shop/services/web ",
+		"GET /api/v1/namespaces/shop/services ",
 		"GET /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dweb ",
 		"GET /apis/apps/v1/namespaces/shop/deployments/web ",
 		"GET /apis/apps/v1/namespaces/shop/statefulsets/db ",
