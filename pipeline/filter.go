@@ -30,7 +30,7 @@ func (ff *frameFilter) filteredOut() int {
 }
 
 func newFrameFilter(f *filter.Filter) *frameFilter {
-	if f == nil {
+	if f.All() { // analyze and --passive compile the empty --filter too
 		return nil
 	}
 	return &frameFilter{f: f}

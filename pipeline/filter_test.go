@@ -107,3 +107,25 @@ func tcpdumpStamps(t *testing.T, file, expr string) (map[int64]bool, bool) {
 	}
 	return set, true
 }
+
+// TestEmptyFilterCostsNothing: analyze and --passive compile the empty
+// --filter as well; it matches every frame, so the readers must not fill
+// fields for it on every frame (a nil frameFilter skips that).
+func TestEmptyFilterCostsNothing(t *testing.T) {
+	for _, expr := range []string{"", "  "} {
+		f, err := filter.Compile(expr)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", expr, err)
+		}
+		if ff := newFrameFilter(f); ff != nil {
+			t.Errorf("Compile(%q): a frame filter that fills fields for every frame", expr)
+		}
+	}
+	f, err := filter.Compile("icmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newFrameFilter(f) == nil {
+		t.Error(`"icmp": no frame filter`)
+	}
+}

@@ -63,7 +63,7 @@ func parseTokens(expr string, toks []token) (tree *ast, err *Error) {
 // so that a filter on pod addresses keeps the VXLAN copies on the node.
 // Nil views are skipped.
 func (f *Filter) Match(views ...*Fields) bool {
-	if f == nil || f.tree == nil {
+	if f.All() {
 		return true
 	}
 	for _, v := range views {
@@ -73,6 +73,10 @@ func (f *Filter) Match(views ...*Fields) bool {
 	}
 	return false
 }
+
+// All reports whether f matches every frame (nil, or the empty
+// expression): a caller can skip filling fields for it.
+func (f *Filter) All() bool { return f == nil || f.tree == nil }
 
 // Expr returns the expression as given to Compile.
 func (f *Filter) Expr() string {
