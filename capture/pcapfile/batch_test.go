@@ -35,7 +35,9 @@ func ftReadBatched(t *testing.T, data []byte, batch int) ([]capture.RawFrame, []
 			keep(rf)
 			continue
 		}
-		n, err := src.(*Reader).NextBatch(rfs)
+		n, err := src.(interface {
+			NextBatch([]capture.RawFrame) (int, error)
+		}).NextBatch(rfs)
 		if err != nil {
 			if n != 0 {
 				t.Fatalf("NextBatch returned %d frames with %v", n, err)
@@ -63,12 +65,42 @@ func TestNextBatchMatchesNext(t *testing.T) {
 	big := ftPcapBytes(t, frames)
 	inputs := map[string][]byte{"big": big, "big cut": big[:len(big)-7]}
 	small := ftPcapBytes(t, ftFrames(5))
-	for cut := 24; cut <= len(small); cut++ {
+	for cut := 24; cut <= len(small); cut++ { // every record cut
 		inputs[fmt.Sprintf("cut at %d", cut)] = small[:cut]
 	}
 	huge := bytes.Clone(small) // the second record claims too much
 	binary.LittleEndian.PutUint32(huge[24+16+binary.LittleEndian.Uint32(huge[24+8:])+8:], MaxFrameBytes+1)
 	inputs["oversized record"] = huge
+	// pcapng: enhanced packet blocks read in place, and every block the
+	// fast path leaves to the slow one (cut, wrong lengths, an unknown
+	// interface, a captured length past its block, statistics at the end).
+	bigNg := ftPcapngBytes(t, frames)
+	inputs["pcapng big"], inputs["pcapng big cut"] = bigNg, bigNg[:len(bigNg)-7]
+	smallNg := ftPcapngBytes(t, ftFrames(5))
+	ends, isFrame := ftBlockEnds(smallNg, true)
+	for cut := 1; cut <= len(smallNg); cut++ {
+		inputs[fmt.Sprintf("pcapng cut at %d", cut)] = smallNg[:cut]
+	}
+	second := 0 // where the second frame's block starts
+	for i := range ends {
+		if isFrame[i] {
+			second = ends[i]
+			break
+		}
+	}
+	for name, patch := range map[string]func(b []byte){
+		"unknown interface": func(b []byte) { binary.LittleEndian.PutUint32(b[second+8:], 7) },
+		"caplen past block": func(b []byte) { binary.LittleEndian.PutUint32(b[second+20:], 4000) },
+		"trailer mismatch": func(b []byte) {
+			blen := binary.LittleEndian.Uint32(b[second+4:])
+			binary.LittleEndian.PutUint32(b[second+int(blen)-4:], blen+4)
+		},
+		"odd length": func(b []byte) { binary.LittleEndian.PutUint32(b[second+4:], 33) },
+	} {
+		b := bytes.Clone(smallNg)
+		patch(b)
+		inputs["pcapng "+name] = b
+	}
 	for name, data := range inputs {
 		want, wantWarn, wantErr := ftReadBatched(t, data, 0)
 		if wantErr != io.EOF && len(want) > 0 {

@@ -218,6 +218,23 @@ func (s *input) done(rf capture.RawFrame, err error) (capture.RawFrame, error) {
 	return rf, nil
 }
 
+// endBatch ends a NextBatch that read n frames in place: with none, the
+// one next reads (the slow path) goes in rfs[0], or how reading ended.
+func (s *input) endBatch(rfs []capture.RawFrame, n int, next func() (capture.RawFrame, error)) (int, error) {
+	if n > 0 {
+		return n, nil
+	}
+	if s.err != nil || len(rfs) == 0 {
+		return 0, s.err
+	}
+	rf, err := s.done(next())
+	if err != nil {
+		return 0, err
+	}
+	rfs[0] = rf
+	return 1, nil
+}
+
 // Interfaces lists the interfaces seen so far; it grows while reading.
 func (s *input) Interfaces() []capture.Interface {
 	return append([]capture.Interface(nil), s.ifaces...)

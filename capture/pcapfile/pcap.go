@@ -40,22 +40,11 @@ func (s *Reader) Next() (capture.RawFrame, error) {
 // thousands of frames a batch pays no call and no copy of a RawFrame per
 // frame.
 func (s *Reader) NextBatch(rfs []capture.RawFrame) (int, error) {
-	if s.err != nil || len(rfs) == 0 {
-		return 0, s.err
-	}
 	n := 0
-	for n < len(rfs) && s.inView(&rfs[n]) {
+	for s.err == nil && n < len(rfs) && s.inView(&rfs[n]) {
 		n++
 	}
-	if n > 0 {
-		return n, nil
-	}
-	rf, err := s.done(s.next())
-	if err != nil {
-		return 0, err
-	}
-	rfs[0] = rf
-	return 1, nil
+	return s.endBatch(rfs, n, s.next)
 }
 
 // inView reads the next record into rf when the read buffer already holds

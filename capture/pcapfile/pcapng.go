@@ -54,16 +54,68 @@ func (s *NgReader) Next() (capture.RawFrame, error) {
 	if s.err != nil {
 		return capture.RawFrame{}, s.err
 	}
+	var rf capture.RawFrame
+	if s.inView(&rf) {
+		return rf, nil
+	}
 	return s.done(s.next())
 }
 
+// NextBatch reads up to len(rfs) frames into rfs and returns how many, as
+// Reader.NextBatch does: those whose enhanced packet blocks the read
+// buffer holds whole, else the one Next reads. They are valid until the
+// next call of Next or NextBatch.
+func (s *NgReader) NextBatch(rfs []capture.RawFrame) (int, error) {
+	n := 0
+	for s.err == nil && n < len(rfs) && s.inView(&rfs[n]) {
+		n++
+	}
+	return s.endBatch(rfs, n, s.next)
+}
+
+// inView reads the next block into rf when it is an enhanced packet block
+// the read buffer already holds whole (the view), which is what dumpcap
+// writes frame after frame: its data is then the buffer's own memory,
+// valid until the buffer is read again, and nothing is copied. Any other
+// block, one the view cuts, and one ngPacket would refuse are left to the
+// slow path (next), which reads and reports them as before.
+func (s *NgReader) inView(rf *capture.RawFrame) bool {
+	ng := &s.ng
+	v := s.view[s.vpos:]
+	if len(v) < ngMinEPB || ng.u32(v[0:4]) != ngBlockEPB {
+		return false
+	}
+	blen := ng.u32(v[4:8])
+	if blen < ngMinEPB || blen%4 != 0 || blen > maxBlockBytes || uint32(len(v)) < blen || ng.u32(v[blen-4:blen]) != blen ||
+		ng.u32(v[8:12]) >= uint32(len(ng.ifs)) || ng.u32(v[20:24]) > blen-ngMinEPB {
+		return false
+	}
+	s.vpos += int(blen)
+	ng.off += int64(blen)
+	s.ngPacket(rf, ngBlockEPB, v[8:blen-4:blen-4], s.num+1) // checked above: it cannot fail
+	s.frames++
+	return true
+}
+
+// ngMinEPB is the smallest enhanced packet block: header, the five fixed
+// fields, trailing length.
+const ngMinEPB = 8 + 20 + 4
+
 type ngState struct {
 	order     binary.ByteOrder
+	le        bool // order is little-endian (read without an interface call)
 	ifs       []ngIface // current section's interfaces; indices restart per section
 	hdr       [12]byte
 	off       int64 // uncompressed offset of the next block
 	lastTime  int64 // for simple packet blocks, which carry no timestamp
 	spbWarned bool
+}
+
+func (ng *ngState) u32(b []byte) uint32 {
+	if ng.le {
+		return binary.LittleEndian.Uint32(b)
+	}
+	return ng.order.Uint32(b)
 }
 
 // errNgOption is preallocated: the option walk runs for every packet.
@@ -103,7 +155,7 @@ func isRecordBlock(t uint32) bool {
 }
 
 func (s *NgReader) start() {
-	s.ng.order = binary.LittleEndian
+	s.ng.order, s.ng.le = binary.LittleEndian, true
 	if _, err := s.ngStep(); err != nil {
 		s.err = err
 		return
@@ -121,11 +173,22 @@ func (s *NgReader) start() {
 	}
 }
 
+// next reads blocks the view does not hold whole until a frame: it gives
+// the view's bytes back to the read buffer, reads from it (copying), and
+// views what the buffer holds beyond the frame's block.
 func (s *NgReader) next() (capture.RawFrame, error) {
+	s.br.Discard(s.vpos)
+	s.view, s.vpos = nil, 0
 	for {
 		rf, err := s.ngStep()
-		if err != nil || rf.Num != 0 {
+		if err != nil {
 			return rf, err
+		}
+		if rf.Num != 0 {
+			// Viewing what is buffered reads nothing: the block read
+			// stays where it is.
+			s.view, _ = s.br.Peek(s.br.Buffered())
+			return rf, nil
 		}
 	}
 }
@@ -159,9 +222,9 @@ func (s *NgReader) ngStep() (capture.RawFrame, error) {
 		}
 		switch binary.LittleEndian.Uint32(h[8:12]) {
 		case ngByteOrderMagic:
-			ng.order = binary.LittleEndian
+			ng.order, ng.le = binary.LittleEndian, true
 		case 0x4d3c2b1a:
-			ng.order = binary.BigEndian
+			ng.order, ng.le = binary.BigEndian, false
 		default:
 			return capture.RawFrame{}, s.stop("section header at offset %d has bad byte-order magic % x", start, h[8:12])
 		}
@@ -225,7 +288,9 @@ func (s *NgReader) ngStep() (capture.RawFrame, error) {
 	case ngBlockISB:
 		return capture.RawFrame{}, s.ngStats(body, start)
 	}
-	return s.ngPacket(typ, body, next)
+	var rf capture.RawFrame
+	err = s.ngPacket(&rf, typ, body, next)
+	return rf, err
 }
 
 func (s *NgReader) ngSection(body []byte) error {
@@ -381,15 +446,18 @@ func (ni *ngIface) ngTime(ts uint64) int64 {
 		whole := ts >> ni.shift
 		hi, lo := bits.Mul64(ts&(1<<ni.shift-1), 1e9)
 		ns = whole*1e9 + (hi<<(64-ni.shift) | lo>>ni.shift)
+	case ni.div == 1: // µs, ns and coarser: no division per frame
+		ns = ts * ni.mul
 	default:
 		ns = ts * ni.mul / ni.div
 	}
 	return int64(ns) + ni.offset
 }
 
-func (s *NgReader) ngPacket(typ uint32, body []byte, num int) (capture.RawFrame, error) {
+// ngPacket fills rf with the packet block of type typ (body: between its
+// length fields), record number num.
+func (s *NgReader) ngPacket(rf *capture.RawFrame, typ uint32, body []byte, num int) error {
 	ng := &s.ng
-	order := ng.order
 	var (
 		ifid            uint32
 		ts              uint64
@@ -401,27 +469,27 @@ func (s *NgReader) ngPacket(typ uint32, body []byte, num int) (capture.RawFrame,
 	switch typ {
 	case ngBlockEPB, ngBlockPB:
 		if len(body) < 20 {
-			return capture.RawFrame{}, s.stop("frame %d: packet block too short", num)
+			return s.stop("frame %d: packet block too short", num)
 		}
 		if typ == ngBlockEPB {
-			ifid = order.Uint32(body[0:4])
+			ifid = ng.u32(body[0:4])
 		} else {
-			ifid = uint32(order.Uint16(body[0:2]))
+			ifid = uint32(ng.order.Uint16(body[0:2]))
 		}
-		ts = uint64(order.Uint32(body[4:8]))<<32 | uint64(order.Uint32(body[8:12]))
-		caplen, wirelen = order.Uint32(body[12:16]), order.Uint32(body[16:20])
+		ts = uint64(ng.u32(body[4:8]))<<32 | uint64(ng.u32(body[8:12]))
+		caplen, wirelen = ng.u32(body[12:16]), ng.u32(body[16:20])
 		if uint64(caplen) > uint64(len(body)-20) {
-			return capture.RawFrame{}, s.stop("frame %d: captured length %d exceeds its block", num, caplen)
+			return s.stop("frame %d: captured length %d exceeds its block", num, caplen)
 		}
 		data = body[20 : 20+caplen]
-		if pad := (int(caplen) + 3) &^ 3; 20+pad <= len(body) {
+		if pad := (int(caplen) + 3) &^ 3; 20+pad < len(body) {
 			opts = body[20+pad:]
 		}
 	case ngBlockSPB:
 		if len(body) < 4 {
-			return capture.RawFrame{}, s.stop("frame %d: simple packet block too short", num)
+			return s.stop("frame %d: simple packet block too short", num)
 		}
-		wirelen = order.Uint32(body[0:4])
+		wirelen = ng.u32(body[0:4])
 		caplen = uint32(len(body) - 4)
 		if wirelen < caplen {
 			caplen = wirelen
@@ -433,10 +501,10 @@ func (s *NgReader) ngPacket(typ uint32, body []byte, num int) (capture.RawFrame,
 		hasTime = false
 	}
 	if int(ifid) >= len(ng.ifs) {
-		return capture.RawFrame{}, s.stop("frame %d refers to interface %d, but its section has %d", num, ifid, len(ng.ifs))
+		return s.stop("frame %d refers to interface %d, but its section has %d", num, ifid, len(ng.ifs))
 	}
 	ni := &ng.ifs[ifid]
-	rf := capture.RawFrame{
+	*rf = capture.RawFrame{
 		Data:     data,
 		WireLen:  int(wirelen),
 		Iface:    ni.global,
@@ -455,14 +523,13 @@ func (s *NgReader) ngPacket(typ uint32, body []byte, num int) (capture.RawFrame,
 			s.warnf("frame %d and other simple packet blocks carry no timestamp; the previous frame's time is used", num)
 		}
 	}
-	o := ngOpts{b: opts, order: order}
-	for {
+	for o := (ngOpts{b: opts, order: ng.order}); len(o.b) > 0; {
 		code, val, ok, err := o.next()
 		if err != nil || !ok {
 			break // a bad option list does not spoil the packet itself
 		}
 		if code == 2 && len(val) == 4 { // epb_flags / pack_flags
-			switch order.Uint32(val) & 3 {
+			switch ng.u32(val) & 3 {
 			case 1:
 				rf.Dir = correlate.DirIn
 			case 2:
@@ -471,6 +538,6 @@ func (s *NgReader) ngPacket(typ uint32, body []byte, num int) (capture.RawFrame,
 		}
 	}
 	s.num = num
-	s.linkMeta(&rf, ni.global)
-	return rf, nil
+	s.linkMeta(rf, ni.global)
+	return nil
 }
