@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/pathtrace/pathtrace/correlate"
@@ -35,55 +34,24 @@ func JSON(w io.Writer, d Document) error {
 // grow with the number of traces. The traces come first because points'
 // coverage and the statistics are only known at the end.
 //
-// Trace only copies the trace into a batch; batches are encoded on
-// goroutines of their own, in parallel, and written in order: encoding is
-// as much work as correlating, and the correlator's core is the busy one.
+// Trace encodes the trace at once, on the caller's goroutine (the
+// engine's builder, which has just built it: its bytes are still in
+// cache), so a trace is never copied; encoded traces go out in writes of
+// about streamFlush bytes.
 type JSONStream struct {
 	j      *jsonWriter
 	traces int
-	cur    *traceBatch
-	free   chan *traceBatch
-	// Batches are numbered as they are handed to an encoder; the one
-	// numbered written writes next.
-	mu      sync.Mutex
-	turn    *sync.Cond
-	started int
-	written int
+	buf    []byte
+	st     stampCache
 }
 
-// traceBatch is traces copied for an encoder (slices reused batch after
-// batch), and the bytes it encodes them to.
-type traceBatch struct {
-	ts    []correlate.Trace
-	rtts  []correlate.RTT
-	drops []correlate.TraceDrop
-	n     int
-	first bool // holds the document's first trace
-	seq   int
-	buf   []byte
-	st    stampCache
-	run   func() // encodes it: made once, so starting an encoder allocates nothing
-}
-
-const (
-	streamBatch   = 64
-	streamBatches = 4 // being filled, or encoding: bounds the memory
-)
+// streamFlush: encoded traces are written once this many bytes are
+// pending (a write per ~40 flood traces).
+const streamFlush = 64 << 10
 
 // NewJSONStream starts the document.
 func NewJSONStream(w io.Writer) *JSONStream {
-	s := &JSONStream{j: &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}, free: make(chan *traceBatch, streamBatches)}
-	s.turn = sync.NewCond(&s.mu)
-	for range streamBatches {
-		b := &traceBatch{ts: make([]correlate.Trace, streamBatch), rtts: make([]correlate.RTT, streamBatch),
-			drops: make([]correlate.TraceDrop, streamBatch)}
-		for i := range b.ts { // room for a usual trace: copies then allocate nothing
-			b.ts[i] = correlate.Trace{Hops: make([]correlate.Hop, 0, 8), Missing: make([]string, 0, 4),
-				Rewrites: make([]correlate.Rewrite, 0, 4), Flags: make([]correlate.Flag, 0, 4)}
-		}
-		b.run = func() { s.encodeBatch(b) }
-		s.free <- b
-	}
+	s := &JSONStream{j: &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}, buf: make([]byte, 0, streamFlush+8<<10)}
 	s.j.raw("{\n")
 	s.j.field("version", correlate.SchemaVersion, false)
 	s.j.raw("  \"traces\": [")
@@ -92,81 +60,29 @@ func NewJSONStream(w io.Writer) *JSONStream {
 
 // Trace writes one trace; t may be reused by the caller afterwards.
 func (s *JSONStream) Trace(t *correlate.Trace) {
-	b := s.cur
-	if b == nil {
-		b = <-s.free // waits while every batch is being encoded
-		b.n, b.first = 0, s.traces == 0
-		s.cur = b
+	if s.traces > 0 {
+		s.buf = append(s.buf, ',')
 	}
-	d, rtt := &b.ts[b.n], &b.rtts[b.n]
-	hops, missing, rewrites, flags := d.Hops[:0], d.Missing[:0], d.Rewrites[:0], d.Flags[:0]
-	*d = *t
-	d.Hops = append(hops, t.Hops...)
-	d.Missing = append(missing, t.Missing...)
-	d.Rewrites = append(rewrites, t.Rewrites...)
-	d.Flags = append(flags, t.Flags...)
-	if t.RTT != nil {
-		*rtt = *t.RTT
-		d.RTT = rtt
-	}
-	if t.Drop != nil {
-		b.drops[b.n] = *t.Drop
-		d.Drop = &b.drops[b.n]
-	}
-	b.n++
+	s.buf = append(s.buf, "\n    "...)
+	s.buf = appendTraceCached(s.buf, t, 2, &s.st)
 	s.traces++
-	if b.n == streamBatch {
-		s.encode(b)
+	if len(s.buf) >= streamFlush {
+		s.flush()
 	}
 }
 
-// encode hands b to an encoder goroutine.
-func (s *JSONStream) encode(b *traceBatch) {
-	s.cur = nil
-	b.seq = s.started
-	s.started++
-	go b.run()
-}
-
-func (s *JSONStream) encodeBatch(b *traceBatch) {
-	buf := b.buf[:0]
-	for i := range b.n {
-		if i > 0 || !b.first {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, "\n    "...)
-		buf = appendTraceCached(buf, &b.ts[i], 2, &b.st)
+// flush writes the traces encoded so far.
+func (s *JSONStream) flush() {
+	if len(s.buf) > 0 && s.j.err == nil {
+		_, s.j.err = s.j.w.Write(s.buf)
 	}
-	b.buf = buf
-	s.mu.Lock()
-	for s.written != b.seq {
-		s.turn.Wait()
-	}
-	if s.j.err == nil {
-		_, s.j.err = s.j.w.Write(buf)
-	}
-	s.written++
-	s.turn.Broadcast()
-	s.mu.Unlock()
-	s.free <- b
-}
-
-// wait returns once every batch handed to an encoder is written.
-func (s *JSONStream) wait() {
-	if s.cur != nil {
-		s.encode(s.cur)
-	}
-	s.mu.Lock()
-	for s.written != s.started {
-		s.turn.Wait()
-	}
-	s.mu.Unlock()
+	s.buf = s.buf[:0]
 }
 
 // Finish writes everything but the traces (d.Result.Traces is ignored) and
 // flushes. It returns the first error of the whole stream.
 func (s *JSONStream) Finish(d Document) error {
-	s.wait()
+	s.flush()
 	r := d.Result
 	if r == nil {
 		return errors.New("report: no result to render")

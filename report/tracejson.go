@@ -31,7 +31,7 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 	l := layoutFor(depth)
 	b = append(b, '{')
 	b = append(b, l.tN...)
-	b = strconv.AppendInt(b, int64(t.N), 10)
+	b = appendInt(b, int64(t.N))
 	b = append(b, sc.kind(l, t)...)
 	b = appendOptU(b, t.ID)
 	b = append(b, l.tSeq...)
@@ -64,19 +64,19 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 	}
 	b = append(b, l.tReplyTo...)
 	if t.ReplyTo.Valid {
-		b = strconv.AppendInt(b, t.ReplyTo.V, 10)
+		b = appendInt(b, t.ReplyTo.V)
 	} else {
 		b = append(b, "null"...)
 	}
 	if t.RTT != nil {
 		b = append(b, l.tRTT...)
-		b = strconv.AppendInt(b, t.RTT.TotalNs, 10)
+		b = appendInt(b, t.RTT.TotalNs)
 		b = append(b, l.rttForward...)
-		b = strconv.AppendInt(b, t.RTT.ForwardNs, 10)
+		b = appendInt(b, t.RTT.ForwardNs)
 		b = append(b, l.rttTurnaround...)
-		b = strconv.AppendInt(b, t.RTT.TurnaroundNs, 10)
+		b = appendInt(b, t.RTT.TurnaroundNs)
 		b = append(b, l.rttReverse...)
-		b = strconv.AppendInt(b, t.RTT.ReverseNs, 10)
+		b = appendInt(b, t.RTT.ReverseNs)
 		b = append(b, l.nl[1]...)
 		b = append(b, '}')
 	}
@@ -140,7 +140,7 @@ func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte
 	b = append(b, sc.pointHead(l, h.Point)...)
 	b = sc.append(b, int64(h.Time))
 	b = append(b, l.hDelta...)
-	b = strconv.AppendInt(b, h.DeltaNs, 10)
+	b = appendInt(b, h.DeltaNs)
 	if (!h.TTL.Valid || h.TTL.V < 256) && int(h.Dir) < len(l.hDirFrame) {
 		b = append(b, sc.middle(l, h)...)
 	} else {
@@ -153,18 +153,18 @@ func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte
 		}
 		b = append(b, l.hFrame...)
 	}
-	b = strconv.AppendInt(b, int64(h.Frame), 10)
+	b = appendInt(b, int64(h.Frame))
 	if h.Reflection {
 		b = append(b, l.hReflection...)
 		b = append(b, "true"...)
 	}
 	if h.UncertaintyNs != 0 {
 		b = append(b, l.hUncertainty...)
-		b = strconv.AppendInt(b, h.UncertaintyNs, 10)
+		b = appendInt(b, h.UncertaintyNs)
 	}
 	if h.ClockOffsetNs != 0 {
 		b = append(b, l.hClockOffset...)
-		b = strconv.AppendInt(b, h.ClockOffsetNs, 10)
+		b = appendInt(b, h.ClockOffsetNs)
 	}
 	// encapRep fills a HopEncap only with a type: no type, no encap (and
 	// no compare of the whole struct per hop).
@@ -358,7 +358,7 @@ func (c *stampCache) flow(l *jsonLayout, t *correlate.Trace) []byte {
 	r = appendAddr(append(r, l.tDstIP...), t.DstIP)
 	r = appendOptU(append(r, l.tSrcPort...), t.SrcPort)
 	r = appendOptU(append(r, l.tDstPort...), t.DstPort)
-	r = strconv.AppendInt(append(r, l.tLength...), int64(t.Length), 10)
+	r = appendInt(append(r, l.tLength...), int64(t.Length))
 	r = appendStr(append(r, l.tDirection...), t.Direction.String())
 	f.run = append(r, l.tHops...)
 	return f.run
@@ -426,7 +426,7 @@ func appendOptU(b []byte, o correlate.OptUint) []byte {
 	if !o.Valid {
 		return append(b, "null"...)
 	}
-	return strconv.AppendUint(b, o.V, 10)
+	return appendUint(b, o.V)
 }
 
 func appendAddr(b []byte, o correlate.OptAddr) []byte {
