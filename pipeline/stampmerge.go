@@ -32,8 +32,6 @@ type head struct {
 
 var emptyHead = head{t: 1<<63 - 1, seq: 1<<64 - 1}
 
-func (a head) before(b head) bool { return a.t < b.t || (a.t == b.t && a.seq < b.seq) }
-
 func newStampMerge[R any](sources int) *stampMerge[R] {
 	m := &stampMerge[R]{}
 	m.grow(sources)
@@ -75,10 +73,11 @@ func (m *stampMerge[R]) push(src int, t int64) *R {
 // earliest is the source whose front item comes first, or -1 when every
 // queue is empty.
 func (m *stampMerge[R]) earliest() int {
-	best, bh := -1, emptyHead
-	for i, h := range m.heads {
-		if h.before(bh) {
-			best, bh = i, h
+	best, bt, bs := -1, emptyHead.t, emptyHead.seq
+	for i := range m.heads {
+		// Through a pointer, fields apart: it runs once per frame.
+		if h := &m.heads[i]; h.t < bt || (h.t == bt && h.seq < bs) {
+			best, bt, bs = i, h.t, h.seq
 		}
 	}
 	return best

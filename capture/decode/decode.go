@@ -50,15 +50,12 @@ func New() *Decoder {
 // key. f is reused by callers: every field but Point is overwritten, and
 // whatever could be decoded is filled in even when Decode returns false.
 func (d *Decoder) Decode(rf *capture.RawFrame, f *correlate.Frame) bool {
-	*f = correlate.Frame{
-		Point:   f.Point,
-		Time:    rf.Time,
-		Stamp:   rf.Time,
-		Num:     rf.Num,
-		Dir:     rf.Dir,
-		WireLen: rf.WireLen,
-		CapLen:  len(rf.Data),
-	}
+	// Cleared in place, then set: a composite literal is built on the
+	// stack and copied over, twice the stores for a frame of ~300 bytes.
+	point := f.Point
+	*f = correlate.Frame{}
+	f.Point, f.Time, f.Stamp, f.Num, f.Dir = point, rf.Time, rf.Time, rf.Num, rf.Dir
+	f.WireLen, f.CapLen = rf.WireLen, len(rf.Data)
 	d.wireLen = rf.WireLen
 	d.tunnelOff = 0
 	data := rf.Data
