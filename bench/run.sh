@@ -14,6 +14,8 @@
 #   FIVEX=capture   5x set: capture (real flood ping) | concat (editcap -t + mergecap -a
 #                   of five time-shifted copies of the 1x set) | skip
 #   TENX=capture    10x set, likewise (2.3 GB, ~1 min of flood)
+#   PCAPNG=1        also time set1xng: the 1x set as pcapng (editcap -F pcapng: enhanced
+#                   packet blocks, as dumpcap writes them); 0 skips it
 #   REUSE=0         1: reuse sets a previous run left complete in BENCH_DIR
 #   REPEAT=5        timed runs per tool on the 1x set (interleaved); the table shows medians
 #   REPEAT_5X=3     the same on the 5x and 10x sets
@@ -37,6 +39,7 @@ PREFIX=ptbench- SUBNET=10.93.1.0/24
 PINGS=${PINGS:-200000}
 FIVEX=${FIVEX:-capture}
 TENX=${TENX:-capture}
+PCAPNG=${PCAPNG:-1}
 REUSE=${REUSE:-0}
 REPEAT=${REPEAT:-5}
 REPEAT_5X=${REPEAT_5X:-3}
@@ -219,6 +222,19 @@ larger_set() {
 }
 larger_set 5 "$FIVEX"
 larger_set 10 "$TENX"
+if [[ $PCAPNG == 1 ]]; then
+	NG=$BENCH_DIR/set1xng
+	if [[ $REUSE == 1 ]] && set_ok "$NG"; then
+		log "reusing $NG"
+	else
+		log "set1xng: pcapng copy of $SET1"
+		mkdir -p "$NG"
+		for f in "${FILES[@]}"; do editcap -F pcapng "$SET1/$f" "$NG/$f" || die "editcap $f"; done
+		cp "$SET1/frames" "$SET1/requests" "$NG/"
+		echo "pcapng copy of $SET1 (editcap -F pcapng)" >"$NG/capture-stats.txt"
+	fi
+	SETS+=("$NG")
+fi
 if ((LAB_UP)); then
 	"$PT" lab down --prefix "$PREFIX" --subnet "$SUBNET" >/dev/null || log "lab down failed"
 	LAB_UP=0
