@@ -103,7 +103,7 @@ const ngMinEPB = 8 + 20 + 4
 
 type ngState struct {
 	order     binary.ByteOrder
-	le        bool // order is little-endian (read without an interface call)
+	le        bool      // order is little-endian (read without an interface call)
 	ifs       []ngIface // current section's interfaces; indices restart per section
 	hdr       [12]byte
 	off       int64 // uncompressed offset of the next block
