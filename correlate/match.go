@@ -199,8 +199,11 @@ func (e *Engine) newTrace(f *Frame) *trace {
 	if n := len(e.free); n > 0 {
 		t = e.free[n-1]
 		e.free = e.free[:n-1]
+		// Cleared in place and its slices kept: a literal would be built
+		// aside and copied over.
 		hops, encaps, ips := t.hops[:0], t.encaps[:0], t.ips[:0]
-		*t = trace{hops: hops, encaps: encaps, ips: ips}
+		*t = trace{}
+		t.hops, t.encaps, t.ips = hops, encaps, ips
 	} else {
 		t = &trace{hops: make([]hop, 0, len(e.cfg.Points)+2)}
 	}
