@@ -504,3 +504,57 @@ func TestReadDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestPcapngTsoffsetBeforeTsresol: an interface block's if_tsoffset counts
+// whichever of it and if_tsresol comes first (pcapng leaves options in any
+// order); the stamps read as tshark reads them.
+func TestPcapngTsoffsetBeforeTsresol(t *testing.T) {
+	le := binary.LittleEndian
+	block := func(typ uint32, body []byte) []byte {
+		body = append(body, make([]byte, (4-len(body)%4)%4)...)
+		b := le.AppendUint32(le.AppendUint32(nil, typ), uint32(len(body)+12))
+		return le.AppendUint32(append(b, body...), uint32(len(body)+12))
+	}
+	opt := func(code uint16, val []byte) []byte {
+		o := le.AppendUint16(le.AppendUint16(nil, code), uint16(len(val)))
+		return append(append(o, val...), make([]byte, (4-len(val)%4)%4)...)
+	}
+	shb := block(ngBlockSHB, le.AppendUint64(le.AppendUint32(le.AppendUint32(nil, ngByteOrderMagic), 1), ^uint64(0)))
+	tsoff := opt(14, le.AppendUint64(nil, 100)) // 100 s
+	tsres := opt(9, []byte{9})                  // ns
+	frame := make([]byte, 60)
+	const ts = 1_700_000_000_123_456_789
+	stamp := uint64(ts)
+	epb := le.AppendUint32(nil, 0)
+	epb = le.AppendUint32(le.AppendUint32(epb, uint32(stamp>>32)), uint32(stamp))
+	epb = append(le.AppendUint32(le.AppendUint32(epb, 60), 60), frame...)
+	files := map[string]int64{} // written out, and the stamp we read
+	for name, opts := range map[string][]byte{"tsoffset first": append(append([]byte{}, tsoff...), tsres...),
+		"tsresol first": append(append([]byte{}, tsres...), tsoff...)} {
+		idb := append(le.AppendUint32(le.AppendUint16(le.AppendUint16(nil, uint16(capture.LinkTypeEthernet)), 0), 0), opts...)
+		idb = append(idb, opt(0, nil)...)
+		data := append(append(append([]byte{}, shb...), block(ngBlockIDB, idb)...), block(ngBlockEPB, epb)...)
+		src, err := NewReader(name, bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		rf, err := src.Next()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if want := int64(ts + 100e9); rf.Time != want {
+			t.Errorf("%s: stamp %d, want %d (the 100 s offset)", name, rf.Time, want)
+		}
+		path := filepath.Join(t.TempDir(), strings.ReplaceAll(name, " ", "-")+".pcapng")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files[path] = rf.Time
+	}
+	ftRequireTshark(t)
+	for path, got := range files {
+		if rows := ftTsharkRows(t, path, "frame.time_epoch"); len(rows) != 1 || rows[0][0] != ftEpoch(got) {
+			t.Errorf("%s: tshark reads %q, we %s", filepath.Base(path), rows, ftEpoch(got))
+		}
+	}
+}

@@ -367,13 +367,14 @@ func (s *NgReader) ngInterface(body []byte, start int64) error {
 				if k > 63 {
 					return s.stop("interface block at offset %d: if_tsresol 2^-%d is too fine", start, k)
 				}
-				ni = ngIface{binary: true, shift: k}
+				// Fields set apart: an if_tsoffset read before it stays.
+				ni.binary, ni.shift, ni.mul, ni.div = true, k, 0, 0
 			} else {
 				k := int(r)
 				if k > 19 {
 					return s.stop("interface block at offset %d: if_tsresol 10^-%d is too fine", start, k)
 				}
-				ni = ngIface{mul: 1, div: 1}
+				ni.binary, ni.shift, ni.mul, ni.div = false, 0, 1, 1
 				for ; k < 9; k++ {
 					ni.mul *= 10
 				}
