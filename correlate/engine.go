@@ -116,6 +116,12 @@ type trace struct {
 	dup      bool
 	hasIPID  bool   // the first hop's frame carried an IPv4 id:
 	ipid     uint16 // this one
+	// ttl is the TTL of the hops that carry one while they all agree
+	// (ttlMixed once they do not): a hop with that TTL cannot show a
+	// routing step, so addHop skips comparing it with its neighbours.
+	ttl      uint8
+	hasTTL   bool
+	ttlMixed bool
 	wireLen  int32  // the first hop's frame length
 	kh       uint64 // keyHash(&key): its chain in the active map
 	key      Key

@@ -627,3 +627,35 @@ func hasFlag(flags []Flag, name string) bool {
 	}
 	return false
 }
+
+// TestRoutingHopFromTTL: a TTL that differs between neighbouring points
+// marks a routing hop between them, whatever order the hops arrive in and
+// however many hops agreed before (addHop compares a hop with its
+// neighbours only once the trace's TTLs disagree).
+func TestRoutingHopFromTTL(t *testing.T) {
+	us := int64(1000)
+	for _, c := range []struct {
+		name   string
+		points []int   // arrival order
+		ttls   []uint8 // TTL at points 0, 1, 2, 3
+		want   uint64  // routed bits
+	}{
+		{"bridged", []int{0, 1, 2, 3}, []uint8{64, 64, 64, 64}, 0},
+		{"routed after two agree", []int{0, 1, 2, 3}, []uint8{64, 64, 63, 63}, 1 << 2},
+		{"routed, last point first", []int{3, 0, 1, 2}, []uint8{64, 64, 64, 63}, 1 << 3},
+		{"routed, middle last", []int{0, 2, 3, 1}, []uint8{64, 63, 63, 63}, 1 << 1},
+		{"two routing hops", []int{0, 1, 2, 3}, []uint8{64, 63, 63, 62}, 1<<1 | 1<<3},
+	} {
+		e, err := New(cfgFor("a", "b", "c", "d"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range c.points {
+			f := echo(p, int64(i)*us, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, c.ttls[p])
+			e.Add(&f)
+		}
+		if e.routed != c.want {
+			t.Errorf("%s: routed %b, want %b", c.name, e.routed, c.want)
+		}
+	}
+}

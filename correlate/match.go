@@ -248,7 +248,7 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 		if t.flow != nil {
 			t.flow.seen |= 1 << uint(f.Point)
 		}
-		if f.HasTTL {
+		if f.HasTTL && (t.ttlMixed || t.ttl != f.TTL) {
 			for i := range t.hops {
 				h := &t.hops[i]
 				if d := h.point - f.Point; (d == 1 || d == -1) && h.hasTTL && h.ttl != f.TTL {
@@ -256,6 +256,10 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 				}
 			}
 		}
+	}
+	if f.HasTTL {
+		t.ttlMixed = t.ttlMixed || t.hasTTL && t.ttl != f.TTL
+		t.ttl, t.hasTTL = f.TTL, true
 	}
 	t.last = max(t.last, f.Time)
 	t.first = min(t.first, f.Time)
