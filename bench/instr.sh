@@ -24,15 +24,17 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # one BIN FORMAT: instructions, L1 and last-level data misses of one analysis.
 one() {
-	local out=$work/$RANDOM.err
+	local out=$work/$2.err rc=0
 	GOMAXPROCS=1 valgrind --tool=cachegrind --cache-sim=yes --cachegrind-out-file=/dev/null \
-		"$1" analyze -q -f "$2" "${files[@]}" >/dev/null 2>"$out" || true
+		"$1" analyze -q -f "$2" "${files[@]}" >/dev/null 2>"$out" || rc=$?
+	# analyze exits 1 when it reports findings; more is a failure.
+	((rc <= 1)) || { echo "$1 analyze -f $2 failed ($rc): $(tail -3 "$out")" >&2; return 1; }
 	awk -v bin="$1" -v fmt="$2" -v frames="$frames" '
 		/I +refs:/ {gsub(",", "", $NF); ir = $NF}
 		/D1 +misses:/ {gsub(",", "", $4); d1 = $4}
 		/LL misses:/ {gsub(",", "", $4); ll = $4}
 		END {if (ir == "") {print bin ": no cachegrind summary" > "/dev/stderr"; exit 1}
-			printf "%-40s %-6s %15d instr %7.0f /frame %7.1f L1 misses /frame %6.3f LL misses /frame\n", bin, fmt, ir, ir / frames, d1 / frames, ll / frames}' "$out"
+			printf "%-40s %-6s %15.0f instr %7.0f /frame %7.1f L1 misses /frame %6.3f LL misses /frame\n", bin, fmt, ir, ir / frames, d1 / frames, ll / frames}' "$out"
 }
 printf '# %s: %s frames; cachegrind, GOMAXPROCS=1\n' "$set" "$frames"
 for bin; do

@@ -5,7 +5,8 @@ import "math/bits"
 // The JSON encoder writes about a dozen integers per trace (number, ids,
 // length, each hop's delta and frame number). strconv.AppendInt formats
 // into a buffer of its own and copies it over; writing the digits in
-// place, two at a time, costs a third of that.
+// place, two at a time, took about half the instructions (cachegrind, a
+// flood's 400,000 traces).
 
 // appendUint appends v in decimal.
 func appendUint(b []byte, v uint64) []byte {
