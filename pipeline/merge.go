@@ -266,7 +266,11 @@ func (m *Merger) merge() {
 			}
 		}
 		r := m.queued.pop(best)
-		ob.frames = append(ob.frames, r.b.frames[r.i])
+		// Grown, then assigned in place: append builds the 300-byte frame
+		// on the stack first and copies it twice.
+		n := len(ob.frames)
+		ob.frames = ob.frames[:n+1]
+		ob.frames[n] = r.b.frames[r.i]
 		r.b.unref()
 		if len(ob.frames) == outFrames {
 			if !m.send(ob) {
