@@ -206,6 +206,9 @@ func (e *Engine) stampVote(t *trace, main []int, sameClock bool) int {
 
 // ttlDirection: hops where the IP TTL differs say which came first.
 func ttlDirection(t *trace, main []int) (forward, ok bool) {
+	if !t.ttlMixed {
+		return false, false // every hop with a TTL has the same one
+	}
 	s := 0
 	for a := 0; a < len(main); a++ {
 		ha := &t.hops[main[a]]

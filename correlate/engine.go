@@ -118,7 +118,8 @@ type trace struct {
 	ipid     uint16 // this one
 	// ttl is the TTL of the hops that carry one while they all agree
 	// (ttlMixed once they do not): a hop with that TTL cannot show a
-	// routing step, so addHop skips comparing it with its neighbours.
+	// routing step, so addHop skips comparing it with its neighbours, and
+	// the TTLs cannot tell the trace's direction (ttlDirection).
 	ttl      uint8
 	hasTTL   bool
 	ttlMixed bool

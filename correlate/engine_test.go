@@ -587,6 +587,30 @@ func TestDirectionFromOwnersNotStamps(t *testing.T) {
 	}
 }
 
+func TestDirectionFromTTLNotStamps(t *testing.T) {
+	// Stamps falling along the path order say reverse; where the TTLs
+	// differ they decide (a TTL only falls), at any hop; where they all
+	// agree (bridged), the stamps do.
+	for _, c := range []struct {
+		name string
+		ttls []uint8 // at points 0, 1, 2
+		want string
+	}{
+		{"routed at the end", []uint8{64, 64, 63}, "forward"},
+		{"routed at the start", []uint8{64, 63, 63}, "forward"},
+		{"bridged", []uint8{64, 64, 64}, "reverse"},
+	} {
+		var fs []Frame
+		for _, p := range []int{2, 1, 0} { // latest point first
+			fs = append(fs, echo(p, 1e18+int64(2-p)*1000, 8, 1, pod1MAC, pod2MAC, pod1IP, pod2IP, c.ttls[p]))
+		}
+		r := analyze(t, cfgFor("a", "b", "c"), fs)
+		if len(r.Traces) != 1 || r.Traces[0].Direction.String() != c.want {
+			t.Errorf("%s: %d traces, direction %s, want %s", c.name, len(r.Traces), r.Traces[0].Direction, c.want)
+		}
+	}
+}
+
 func TestLostFrameDoesNotHoldTheQueue(t *testing.T) {
 	// A request lost after pod1, then a request every 10 ms crossing all
 	// five points: once every point has moved 100 ms past the lost one, it
