@@ -25,8 +25,9 @@ func (e *Engine) match(f *Frame) {
 	nc := 0
 	nearest := int64(-1)
 	ownID := false
+	group := toGroup(f)
 	for t := head; t != nil; t = t.nextSame {
-		if t.key != f.Key || !addrCompatible(t, f) {
+		if !t.key.equal(&f.Key) || !addrCompatible(t, f, group) {
 			continue
 		}
 		d, ok := e.distance(t, f.Time)
@@ -52,7 +53,7 @@ func (e *Engine) match(f *Frame) {
 	if nc > len(cands) {
 		e.manyCands = e.manyCands[:0]
 		for t := head; t != nil; t = t.nextSame {
-			if t.key != f.Key || !addrCompatible(t, f) {
+			if !t.key.equal(&f.Key) || !addrCompatible(t, f, group) {
 				continue
 			}
 			if d, ok := e.distance(t, f.Time); ok {
@@ -83,7 +84,7 @@ func (e *Engine) match(f *Frame) {
 		t := e.newTrace(f)
 		t.kh = kh
 		for o := head; o != nil; o = o.nextSame {
-			if o.key == f.Key && o.seen&(1<<uint(f.Point)) != 0 && echoCompatible(o, f) && addrCompatible(o, f) && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
+			if o.key.equal(&f.Key) && o.seen&(1<<uint(f.Point)) != 0 && echoCompatible(o, f) && addrCompatible(o, f, group) && absDiff(o.timeAt(f.Point), f.Time) <= dupWindow {
 				o.dup, t.dup = true, true
 			}
 		}
@@ -105,15 +106,18 @@ func sameEchoID(t *trace, f *Frame) bool {
 	return f.HasEchoID && h.hasEcho && h.echoID == f.EchoID
 }
 
-// addrCompatible: a frame to a multicast or broadcast address is one no
-// NAT rewrites: from another source it is another frame, however alike
-// (two nodes' bridges send the same IGMP report).
-func addrCompatible(t *trace, f *Frame) bool {
+// addrCompatible: a frame to a multicast or broadcast address (group:
+// toGroup(f)) is one no NAT rewrites: from another source it is another
+// frame, however alike (two nodes' bridges send the same IGMP report).
+func addrCompatible(t *trace, f *Frame, group bool) bool {
+	return !group || t.ips[t.hops[0].ips].src == f.SrcIP
+}
+
+// toGroup: f is sent to a multicast or the broadcast address. Once per
+// frame, not per trace it is compared with.
+func toGroup(f *Frame) bool {
 	d := f.DstIP
-	if !d.IsValid() || !(d.IsMulticast() || d == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
-		return true
-	}
-	return t.ips[t.hops[0].ips].src == f.SrcIP
+	return d.IsValid() && (d.IsMulticast() || d == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
 }
 
 // echoCompatible: f may be the very frame t is (a duplicate, a reflection):
