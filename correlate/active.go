@@ -125,14 +125,14 @@ func bitsLen(v int) int {
 }
 
 // keyHash mixes a Key into 64 bits. The active map is keyed by it rather
-// than by the Key itself: hashing a uint64 is far cheaper than an 88-byte
+// than by the Key itself: hashing a uint64 is far cheaper than an 80-byte
 // struct with address pointers, and chains compare full keys anyway.
 func keyHash(k *Key) uint64 {
 	h := uint64(k.Proto)<<8 | uint64(k.Kind)
-	h = mix(h, uint64(k.Seq)<<32|uint64(k.Ack))
-	h = mix(h, uint64(k.IPID)<<32|uint64(k.Len))
-	h = mix(h, k.Hash)
-	h = mix(h, uint64(binary.BigEndian.Uint32(k.MAC[:4]))<<16|uint64(binary.BigEndian.Uint16(k.MAC[4:])))
+	h = mixHash(h, uint64(k.Seq)<<32|uint64(k.Ack))
+	h = mixHash(h, uint64(k.IPID)<<32|uint64(k.Len))
+	h = mixHash(h, k.Hash)
+	h = mixHash(h, uint64(binary.BigEndian.Uint32(k.MAC[:4]))<<16|uint64(binary.BigEndian.Uint16(k.MAC[4:])))
 	// Each address apart: ranging over an array of the two copied both,
 	// a third of the hash's cost, though most keys have none.
 	if k.Addr1.IsValid() {
@@ -144,14 +144,16 @@ func keyHash(k *Key) uint64 {
 	return h
 }
 
-func mix(h, v uint64) uint64 {
+// mixHash folds v into the hash h.
+func mixHash(h, v uint64) uint64 {
 	h ^= v
 	h *= 0x9e3779b97f4a7c15
 	return h ^ h>>29
 }
 
+// mixAddr folds an address's 16 bytes into the hash h.
 func mixAddr(h uint64, a netip.Addr) uint64 {
 	b := a.As16()
-	h = mix(h, binary.BigEndian.Uint64(b[:8]))
-	return mix(h, binary.BigEndian.Uint64(b[8:]))
+	h = mixHash(h, binary.BigEndian.Uint64(b[:8]))
+	return mixHash(h, binary.BigEndian.Uint64(b[8:]))
 }
