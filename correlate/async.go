@@ -105,12 +105,8 @@ func (b *builder) run() {
 	for batch := range b.todo {
 		for i := range batch.n {
 			r := &batch.recs[i]
-			// Cleared in place, its slices kept (a literal is built aside
-			// and copied over, per trace).
-			hops, missing, rewrites, flags := out.Hops[:0], out.Missing[:0], out.Rewrites[:0], out.Flags[:0]
-			*out = Trace{}
-			out.Hops, out.Rewrites = hops, rewrites
-			out.Missing, out.Flags = append(missing, r.missing...), append(flags, r.flags...)
+			out.reset()
+			out.Missing, out.Flags = append(out.Missing, r.missing...), append(out.Flags, r.flags...)
 			b.e.describe(r.t, out)
 			out.Direction, out.dirCertain, out.LostAfter, out.ReplyTo = r.direction, r.dirCertain, r.lostAfter, r.replyTo
 			if r.hasRTT {

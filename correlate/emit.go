@@ -17,12 +17,7 @@ const maxExamples = 10
 // handed t over (it comes back with its batch).
 func (e *Engine) emit(t *trace) (handed bool) {
 	out := &e.out
-	*out = Trace{
-		Hops:     out.Hops[:0],
-		Missing:  out.Missing[:0],
-		Rewrites: out.Rewrites[:0],
-		Flags:    out.Flags[:0],
-	}
+	out.reset()
 	e.ownersOf = nil
 	build := e.sink != nil && e.async == nil
 	if build {

@@ -193,6 +193,14 @@ type Trace struct {
 	dirCertain bool
 }
 
+// reset empties t for the next trace, keeping its slices' memory. Cleared in
+// place: a composite literal would be built aside and copied over, per trace.
+func (t *Trace) reset() {
+	hops, missing, rewrites, flags := t.Hops[:0], t.Missing[:0], t.Rewrites[:0], t.Flags[:0]
+	*t = Trace{}
+	t.Hops, t.Missing, t.Rewrites, t.Flags = hops, missing, rewrites, flags
+}
+
 // Hop is the frame at one point.
 type Hop struct {
 	Point      string    `json:"point"`
