@@ -234,7 +234,7 @@ func unrelated(t *testing.T, src lab.Pod, dst netip.Addr) {
 
 func TestDrops(t *testing.T) {
 	nstest.RequireRoot(t)
-	l := nstest.UpLab(t, "ptdk", 251)
+	l := nstest.UpLab(t, "ptdk", 253)
 	nstest.KeepRulesets(t, l.Namespaces()...)
 	keepTimestamps(t)
 	r := newRun(t)

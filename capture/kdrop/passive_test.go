@@ -13,7 +13,7 @@ import (
 // other hosts' packets (pod3's ping to an address nobody holds) are not.
 func TestPassiveAddrs(t *testing.T) {
 	nstest.RequireRoot(t)
-	l := nstest.UpLab(t, "ptdkp", 251)
+	l := nstest.UpLab(t, "ptdkp", 253)
 	nstest.KeepRulesets(t, l.Namespaces()...)
 	pod1, pod2, pod3 := l.Pods[0], l.Pods[1], l.Pods[2]
 	w, err := Open(Match{Addrs: []netip.Addr{pod1.IP, pod2.IP}})
