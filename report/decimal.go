@@ -8,8 +8,56 @@ import "math/bits"
 // place, two at a time, took about half the instructions (cachegrind, a
 // flood's 400,000 traces).
 
-// appendUint appends v in decimal.
+// appendUint appends v in decimal. Below 10^8 (a frame number, a delta in
+// ns) the digit count is found by halves and the digits are written two at
+// a time in one append: a third fewer instructions than a loop over pairs.
 func appendUint(b []byte, v uint64) []byte {
+	if v < 10000 {
+		if v < 100 {
+			if v < 10 {
+				return append(b, byte('0'+v))
+			}
+			p := pairs[v]
+			return append(b, p[0], p[1])
+		}
+		lo := pairs[v%100]
+		if v < 1000 {
+			return append(b, byte('0'+v/100), lo[0], lo[1])
+		}
+		hi := pairs[v/100]
+		return append(b, hi[0], hi[1], lo[0], lo[1])
+	}
+	if v >= 100000000 {
+		return appendUintLong(b, v)
+	}
+	x := v / 100
+	lo, mid := pairs[v%100], pairs[x%100]
+	y := x / 100
+	if v < 1000000 {
+		if v < 100000 {
+			return append(b, byte('0'+y), mid[0], mid[1], lo[0], lo[1])
+		}
+		hi := pairs[y%100]
+		return append(b, hi[0], hi[1], mid[0], mid[1], lo[0], lo[1])
+	}
+	hi := pairs[y%100]
+	if v < 10000000 {
+		return append(b, byte('0'+y/100), hi[0], hi[1], mid[0], mid[1], lo[0], lo[1])
+	}
+	top := pairs[y/100]
+	return append(b, top[0], top[1], hi[0], hi[1], mid[0], mid[1], lo[0], lo[1])
+}
+
+// pairs[i] is i as two digits.
+var pairs = func() (p [100][2]byte) {
+	for i := range p {
+		p[i] = [2]byte{byte('0' + i/10), byte('0' + i%10)}
+	}
+	return p
+}()
+
+// appendUintLong appends v (any size) in decimal.
+func appendUintLong(b []byte, v uint64) []byte {
 	if v < 10 {
 		return append(b, byte('0'+v))
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/pathtrace/pathtrace/correlate"
 )
@@ -17,8 +18,9 @@ import (
 // — but without reflection: a long capture emits hundreds of thousands of
 // traces, and encoding/json was most of the time of a JSON report. What
 // lies between two values (comma, newline, indentation, the next key) is
-// one precomputed string per place (jsonLayout), and stamps reuse the date
-// of the previous one (stampCache): a flood's report is a few hundred
+// one precomputed string per place (jsonLayout), joined where neighbours
+// always go out together; a hop is two cached runs around its stamp's
+// digits and its numbers (stampCache): a flood's report is a few hundred
 // thousand traces of 1.7 KB each.
 func appendTrace(b []byte, t *correlate.Trace, depth int) []byte {
 	var sc stampCache
@@ -29,8 +31,7 @@ func appendTrace(b []byte, t *correlate.Trace, depth int) []byte {
 // keeps one: consecutive traces share their second).
 func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) []byte {
 	l := layoutFor(depth)
-	b = append(b, '{')
-	b = append(b, l.tN...)
+	b = append(b, l.tOpen...)
 	b = appendInt(b, int64(t.N))
 	b = append(b, sc.kind(l, t)...)
 	b = appendOptU(b, t.ID)
@@ -42,27 +43,30 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 	if len(t.Hops) == 0 {
 		b = append(b, "[]"...)
 	} else {
-		b = append(b, '[')
+		// A hop's close, the next one's open and the array's brackets
+		// go out with their neighbours: one run between two hops.
+		b = append(b, l.hopsOpen...)
 		for i := range t.Hops {
-			b = append(b, l.elem2[min(i, 1)]...)
+			if i > 0 {
+				b = append(b, l.hopNext...)
+			}
 			b = appendHop(b, l, &t.Hops[i], sc)
 		}
-		b = append(b, l.nl[1]...)
-		b = append(b, ']')
+		b = append(b, l.hopsClose...)
 	}
 	if t.LostAfter != "" {
 		b = append(b, l.tLostAfter...)
 		b = appendStr(b, t.LostAfter)
 	}
 	if len(t.Missing) == 0 && len(t.Rewrites) == 0 {
-		b = append(b, l.tNoMissingNoRewrites...) // most traces: one run
+		b = append(b, l.tNoMissingNoRewrites...) // most traces: one run to reply_to's value
 	} else {
 		b = append(b, l.tMissing...)
 		b = appendStrs(b, l, t.Missing)
 		b = append(b, l.tRewrites...)
 		b = appendRewrites(b, l, t.Rewrites)
+		b = append(b, l.tReplyTo...)
 	}
-	b = append(b, l.tReplyTo...)
 	if t.ReplyTo.Valid {
 		b = appendInt(b, t.ReplyTo.V)
 	} else {
@@ -77,8 +81,10 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 		b = appendInt(b, t.RTT.TurnaroundNs)
 		b = append(b, l.rttReverse...)
 		b = appendInt(b, t.RTT.ReverseNs)
-		b = append(b, l.nl[1]...)
-		b = append(b, '}')
+		b = append(b, l.rttClose...)
+	}
+	if len(t.Flags) == 0 && t.Drop == nil {
+		return append(b, l.tNoFlagsClose...) // most traces: one run to the end
 	}
 	b = append(b, l.tFlags...)
 	if len(t.Flags) == 0 {
@@ -137,13 +143,19 @@ func appendRewrites(b []byte, l *jsonLayout, rs []correlate.Rewrite) []byte {
 }
 
 func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte {
-	b = append(b, sc.pointHead(l, h.Point)...)
-	b = sc.append(b, int64(h.Time))
-	b = append(b, l.hDelta...)
-	b = appendInt(b, h.DeltaNs)
+	sec, frac := splitStamp(int64(h.Time))
 	if (!h.TTL.Valid || h.TTL.V < 256) && int(h.Dir) < len(l.hDirFrame) {
-		b = append(b, sc.middle(l, h)...)
+		s := sc.hop(l, h, sec)
+		b = append(b, s.head...)
+		b = appendFrac(b, frac)
+		b = append(b, l.hDelta...)
+		b = appendInt(b, h.DeltaNs)
+		b = append(b, s.mid...)
 	} else {
+		b = append(appendStr(append(b, l.hPoint...), h.Point), l.hTime...)
+		b = appendFrac(append(b, sc.date(sec)...), frac)
+		b = append(b, l.hDelta...)
+		b = appendInt(b, h.DeltaNs)
 		b = appendMAC(append(appendMAC(append(b, l.hSrcMAC...), h.SrcMAC), l.hDstMAC...), h.DstMAC)
 		b = append(b, l.hTTL...)
 		b = appendOptU(b, h.TTL)
@@ -193,8 +205,7 @@ func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte
 		b = append(b, l.nl[3]...)
 		b = append(b, '}')
 	}
-	b = append(b, l.nl[2]...)
-	return append(b, '}')
+	return b // its closing brace goes out with what follows (hopNext, hopsClose)
 }
 
 // jsonLayout is what goes between the values of a trace written at one
@@ -205,10 +216,15 @@ type jsonLayout struct {
 	elem2 [2]string // an array element at level 2: first, later
 	tN, tProtocol, tType, tID, tSeq, tIPID, tSrcIP, tDstIP, tSrcPort, tDstPort,
 	tLength, tDirection, tHops, tLostAfter, tMissing, tRewrites, tReplyTo, tRTT, tFlags string
-	tNoMissingNoRewrites                               string // "missing": [] and "rewrites": []
-	rttForward, rttTurnaround, rttReverse              string
-	rPoint, rField, rFrom, rTo                         string
-	tDrop, dLocation, dNetns, dInterface, dTime, dRule string
+	tNoMissingNoRewrites string // "missing": [], "rewrites": [] and "reply_to"'s key
+	// Runs joining what lies between values: the trace's open to "n"'s
+	// value, the hops array's open, a hop's close with the next one's
+	// open, the last hop's close with the array's, rtt's close, and the
+	// end of a trace without flags or drop from "flags"'s key.
+	tOpen, hopsOpen, hopNext, hopsClose, rttClose, tNoFlagsClose string
+	rttForward, rttTurnaround, rttReverse                        string
+	rPoint, rField, rFrom, rTo                                   string
+	tDrop, dLocation, dNetns, dInterface, dTime, dRule           string
 	hPoint, hTime, hDelta, hSrcMAC, hDstMAC, hTTL, hDir, hFrame, hReflection,
 	hUncertainty, hClockOffset, hEncap string
 	// Whole runs for the commonest values: "ttl" and its value (256:
@@ -233,7 +249,11 @@ func newLayout(depth int) *jsonLayout {
 	l.tLength, l.tDirection, l.tHops = next(1, "length"), next(1, "direction"), next(1, "hops")
 	l.tLostAfter, l.tMissing, l.tRewrites = next(1, "lost_after"), next(1, "missing"), next(1, "rewrites")
 	l.tReplyTo, l.tFlags = next(1, "reply_to"), next(1, "flags")
-	l.tNoMissingNoRewrites = l.tMissing + "[]" + l.tRewrites + "[]"
+	l.tNoMissingNoRewrites = l.tMissing + "[]" + l.tRewrites + "[]" + l.tReplyTo
+	l.tOpen = "{" + l.tN
+	l.hopsOpen, l.hopNext, l.hopsClose = "["+l.elem2[0], l.nl[2]+"}"+l.elem2[1], l.nl[2]+"}"+l.nl[1]+"]"
+	l.rttClose = l.nl[1] + "}"
+	l.tNoFlagsClose = l.tFlags + "[]" + l.nl[0] + "}"
 	l.tRTT = next(1, "rtt") + "{" + first(2, "total_ns")
 	l.rttForward, l.rttTurnaround, l.rttReverse = next(2, "forward_ns"), next(2, "turnaround_ns"), next(2, "reverse_ns")
 	l.tDrop = next(1, "drop") + "{" + first(2, "reason")
@@ -288,28 +308,17 @@ func layoutFor(depth int) *jsonLayout {
 
 // stampCache is what an encoder keeps from one hop to the next: the date
 // and clock of the last second seen (a stamp then costs its nine digits),
-// and the runs of text for the last point names and MACs, TTLs and
-// directions it wrote (a flood's hops repeat a few of each).
+// and the runs of text around a hop's numbers for the points, MACs, TTLs
+// and directions it wrote last (a flood's hops repeat a few of each).
 type stampCache struct {
 	sec    int64
 	valid  bool
 	n      int      // bytes of prefix
 	prefix [40]byte // "2006-01-02T15:04:05." of sec
-	heads  [8]struct {
-		l    *jsonLayout
-		name string
-		run  []byte
-	}
-	nextHead int
-	mids     [8]struct {
-		l        *jsonLayout
-		src, dst correlate.OptMAC
-		ttl      correlate.OptUint
-		dir      correlate.LinkDir
-		run      []byte
-	}
-	nextMid int
-	kinds   [4]struct {
+	// hops is direct-mapped (hopIndex): a hop costs one compare of its
+	// fields, not a search.
+	hops  [64]hopSlot
+	kinds [4]struct {
 		l     *jsonLayout
 		proto correlate.Proto
 		typ   string
@@ -325,6 +334,65 @@ type stampCache struct {
 		run          []byte
 	}
 	nextFlow int
+}
+
+// hopSlot is the text of a hop at one point with one set of link fields:
+// head from its "{" to its stamp's fraction (date of sec), mid from
+// "delta_ns"'s value to "frame"'s.
+type hopSlot struct {
+	l        *jsonLayout
+	name     string
+	src, dst correlate.OptMAC
+	ttl      correlate.OptUint
+	dir      correlate.LinkDir
+	sec      int64
+	base     int    // bytes of head before the date
+	head     []byte // ends with the date of sec
+	mid      []byte
+}
+
+// hopIndex picks h's slot from its point name's address (the engine's
+// hops share their point's string) and its link fields, so the request and
+// the reply at one point take different slots.
+func hopIndex(h *correlate.Hop) int {
+	p := uint(uintptr(unsafe.Pointer(unsafe.StringData(h.Point))))
+	x := p>>3 ^ p>>9 ^ uint(h.SrcMAC.V[5])<<1 ^ uint(h.DstMAC.V[5])<<2 ^ uint(h.TTL.V)<<3 ^ uint(h.Dir)
+	return int(x % 64)
+}
+
+// hop is the slot of h, a hop stamped in second sec, its text filled.
+func (c *stampCache) hop(l *jsonLayout, h *correlate.Hop, sec int64) *hopSlot {
+	s := &c.hops[hopIndex(h)]
+	if s.l != l || s.src != h.SrcMAC || s.dst != h.DstMAC || s.ttl != h.TTL || s.dir != h.Dir || !sameString(s.name, h.Point) {
+		c.fill(s, l, h, sec)
+	} else if s.sec != sec {
+		s.head = append(s.head[:s.base], c.date(sec)...)
+		s.sec = sec
+	}
+	return s
+}
+
+// fill makes s h's slot (apart from the fast path, so hop keeps its
+// arguments in registers).
+func (c *stampCache) fill(s *hopSlot, l *jsonLayout, h *correlate.Hop, sec int64) {
+	s.l, s.name, s.src, s.dst, s.ttl, s.dir = l, h.Point, h.SrcMAC, h.DstMAC, h.TTL, h.Dir
+	s.head = append(appendStr(append(s.head[:0], l.hPoint...), h.Point), l.hTime...)
+	s.base = len(s.head)
+	s.head = append(s.head, c.date(sec)...)
+	s.sec = sec
+	r := appendMAC(append(appendMAC(append(s.mid[:0], l.hSrcMAC...), h.SrcMAC), l.hDstMAC...), h.DstMAC)
+	if h.TTL.Valid {
+		r = append(r, l.hTTLs[h.TTL.V]...)
+	} else {
+		r = append(r, l.hTTLs[256]...)
+	}
+	s.mid = append(r, l.hDirFrame[h.Dir]...)
+}
+
+// sameString is a == b, without comparing the bytes of one string with
+// themselves (a hop's point name is its point's string).
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // kind is the run of a trace from "protocol"'s key to "id"'s value.
@@ -364,52 +432,33 @@ func (c *stampCache) flow(l *jsonLayout, t *correlate.Trace) []byte {
 	return f.run
 }
 
-// pointHead is the run from a hop's "point" key to its stamp's quote.
-func (c *stampCache) pointHead(l *jsonLayout, name string) []byte {
-	for i := range c.heads {
-		if h := &c.heads[i]; h.l == l && h.name == name {
-			return h.run
-		}
-	}
-	h := &c.heads[c.nextHead]
-	c.nextHead = (c.nextHead + 1) % len(c.heads)
-	h.l, h.name = l, name
-	h.run = append(appendStr(append(h.run[:0], l.hPoint...), name), l.hTime...)
-	return h.run
-}
-
-// middle is the run of a hop from "src_mac" to "frame"'s key: MACs, TTL
-// (below 256, or null) and direction (a LinkDir's name, or none).
-func (c *stampCache) middle(l *jsonLayout, h *correlate.Hop) []byte {
-	for i := range c.mids {
-		if m := &c.mids[i]; m.l == l && m.src == h.SrcMAC && m.dst == h.DstMAC && m.ttl == h.TTL && m.dir == h.Dir {
-			return m.run
-		}
-	}
-	m := &c.mids[c.nextMid]
-	c.nextMid = (c.nextMid + 1) % len(c.mids)
-	m.l, m.src, m.dst, m.ttl, m.dir = l, h.SrcMAC, h.DstMAC, h.TTL, h.Dir
-	r := appendMAC(append(appendMAC(append(m.run[:0], l.hSrcMAC...), h.SrcMAC), l.hDstMAC...), h.DstMAC)
-	if h.TTL.Valid {
-		r = append(r, l.hTTLs[h.TTL.V]...)
-	} else {
-		r = append(r, l.hTTLs[256]...)
-	}
-	m.run = append(r, l.hDirFrame[h.Dir]...)
-	return m.run
-}
-
+// append writes the stamp ns (UTC, nanoseconds, "Z").
 func (c *stampCache) append(b []byte, ns int64) []byte {
-	sec, frac := ns/1e9, ns%1e9
-	if frac < 0 {
-		sec, frac = sec-1, frac+1e9
-	}
+	sec, frac := splitStamp(ns)
+	return appendFrac(append(b, c.date(sec)...), frac)
+}
+
+// date is "2006-01-02T15:04:05." of the second sec, formatted once per
+// second.
+func (c *stampCache) date(sec int64) []byte {
 	if !c.valid || sec != c.sec {
 		c.n = len(time.Unix(sec, 0).UTC().AppendFormat(c.prefix[:0], "2006-01-02T15:04:05."))
 		c.sec, c.valid = sec, true
 	}
-	b = append(b, c.prefix[:c.n]...)
-	f := uint32(frac)
+	return c.prefix[:c.n]
+}
+
+// splitStamp is ns as whole seconds and nanoseconds 0 to 999999999.
+func splitStamp(ns int64) (sec int64, frac uint32) {
+	sec, f := ns/1e9, ns%1e9
+	if f < 0 {
+		sec, f = sec-1, f+1e9
+	}
+	return sec, uint32(f)
+}
+
+// appendFrac writes a stamp's nine digits of nanoseconds and its "Z".
+func appendFrac(b []byte, f uint32) []byte {
 	hi, mid, lo := digits3[f/1e6], digits3[f/1e3%1e3], digits3[f%1e3]
 	return append(b, hi[0], hi[1], hi[2], mid[0], mid[1], mid[2], lo[0], lo[1], lo[2], 'Z')
 }

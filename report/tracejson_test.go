@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -28,11 +29,16 @@ func stdTrace(t *testing.T, tr correlate.Trace) []byte {
 	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
-func checkTrace(t *testing.T, what string, tr *correlate.Trace) {
+// checkTrace encodes tr with a cache of its own and with sc, which the
+// caller keeps from trace to trace as a stream does.
+func checkTrace(t *testing.T, what string, tr *correlate.Trace, sc *stampCache) {
 	t.Helper()
 	want := stdTrace(t, *tr)
 	if got := appendTrace(nil, tr, 2); !bytes.Equal(got, want) {
 		t.Fatalf("%s: trace %d differs from encoding/json:\ngot:\n%s\nwant:\n%s", what, tr.N, got, want)
+	}
+	if got := appendTraceCached(nil, tr, 2, sc); !bytes.Equal(got, want) {
+		t.Fatalf("%s: trace %d, encoded after the ones before, differs from encoding/json:\ngot:\n%s\nwant:\n%s", what, tr.N, got, want)
 	}
 }
 
@@ -42,12 +48,13 @@ func checkTrace(t *testing.T, what string, tr *correlate.Trace) {
 func TestTraceJSONMatchesEncodingJSON(t *testing.T) {
 	dirs, _ := filepath.Glob(filepath.Join("..", "testdata", "captures", "*"))
 	n := 0
+	var sc stampCache
 	for _, d := range dirs {
 		if st, err := os.Stat(d); err != nil || !st.IsDir() {
 			continue
 		}
 		for _, tr := range analyzeDir(t, d) {
-			checkTrace(t, d, &tr)
+			checkTrace(t, d, &tr, &sc)
 			n++
 		}
 	}
@@ -72,8 +79,37 @@ func TestTraceJSONMatchesEncodingJSON(t *testing.T) {
 		Drop: &correlate.TraceDrop{Reason: "NETFILTER_DROP", Location: "nft_do_chain+0x46f", Netns: "pod2", Interface: "eth0",
 			Time: 1_700_000_000_123456789, Rule: `bridge guard forward handle 4: icmp type echo-request counter "x" drop`},
 	}
-	checkTrace(t, "odd", &odd)
-	checkTrace(t, "empty", &correlate.Trace{})
+	checkTrace(t, "odd", &odd, &sc)
+	checkTrace(t, "empty", &correlate.Trace{}, &sc)
+}
+
+// TestTraceJSONHopCache: a stream's cached hop text follows every field it
+// stands for. One point's hops change MACs, TTL, direction and second from
+// trace to trace; points of equal names but separate strings, and
+// names whose slots collide, share the cache; every trace must still read
+// as encoding/json writes it.
+func TestTraceJSONHopCache(t *testing.T) {
+	mac := func(b ...byte) correlate.OptMAC { return correlate.OptMAC{V: correlate.MAC(b), Valid: true} }
+	names := []string{"pod1", "pod1-veth", "cni0", string([]byte("pod1")), "x"}
+	for i := range 80 { // more names than slots: some collide
+		names = append(names, fmt.Sprintf("p%02d", i))
+	}
+	var sc stampCache
+	r := rand.New(rand.NewPCG(3, 4))
+	macs := []correlate.OptMAC{{}, mac(1, 2, 3, 4, 5, 6), mac(1, 2, 3, 4, 5, 7), mac(6, 5, 4, 3, 2, 1)}
+	ttls := []correlate.OptUint{{}, {V: 64, Valid: true}, {V: 63, Valid: true}, {V: 255, Valid: true}, {V: 300, Valid: true}}
+	for n := range 3000 {
+		tr := correlate.Trace{N: n, Protocol: correlate.ProtoICMP, Type: "echo-request"}
+		for range 1 + r.IntN(6) {
+			tr.Hops = append(tr.Hops, correlate.Hop{
+				Point: names[r.IntN(len(names))],
+				// A few seconds apart, either side of 1970 too.
+				Time:    correlate.Timestamp(int64(r.IntN(7)-2)*1e9 + int64(r.IntN(1e9))),
+				DeltaNs: int64(r.IntN(2e6)) - 1e3, SrcMAC: macs[r.IntN(len(macs))], DstMAC: macs[r.IntN(len(macs))],
+				TTL: ttls[r.IntN(len(ttls))], Dir: correlate.LinkDir(r.IntN(3)), Frame: r.IntN(1e9)})
+		}
+		checkTrace(t, "random hops", &tr, &sc)
+	}
 }
 
 // BenchmarkTraceJSON encodes a flood's echo-request trace (five hops, as
