@@ -174,8 +174,10 @@ func readPoint(ctx context.Context, s *Socket, sink Sink, frames *uint64, stoppe
 			}
 		case errors.Is(err, capture.ErrTimeout):
 			sink.Idle()
-			// Done once the grace is over and the kernel holds no frames
-			// in a block its (late) retire timer has not handed over yet.
+			// Done once the grace is over and the ring holds nothing
+			// unread: no frames in a block the kernel's (late) retire
+			// timer has not handed over yet, nor in one it handed over
+			// since the poll timed out.
 			if !drainUntil.IsZero() && time.Now().After(drainUntil) && !s.Pending() {
 				return stopAt, nil
 			}

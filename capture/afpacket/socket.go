@@ -307,15 +307,23 @@ func (s *Socket) nextBlock() int {
 	return s.block
 }
 
-// Pending reports whether the kernel holds frames in the block it is
+// Pending reports whether the ring holds frames Next has not returned: in
+// a block already handed over (Ready), or in the block the kernel is
 // filling, which it hands over only when the block's retire timer fires
-// (late on a loaded machine): a drain must wait for them.
+// (late on a loaded machine). A drain is over only when it is false: the
+// timer may hand the block over at any moment, also between a poll that
+// timed out and this call, and that block is still to be read.
 func (s *Socket) Pending() bool {
-	if s.ring == nil || s.Ready() {
+	if s.ring == nil {
 		return false
 	}
+	if s.Ready() {
+		return true
+	}
+	// The kernel counts packets into the block header as it fills it, and
+	// leaves the count when it hands the block over: read after the
+	// status, a block retired in between still counts.
 	b := s.nextBlock()
-	// The kernel counts packets into the block header as it fills it.
 	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&s.ring[b*s.bsize+bdNumPkts]))) > 0
 }
 
