@@ -4,9 +4,10 @@ import "strconv"
 
 // rewrites appends the fields outside the key that changed from p to h.
 func (e *Engine) rewrites(out *Trace, t *trace, p, h *hop) {
-	at := e.cfg.Points[h.point].Name
+	// The point's name is looked up only for a rewrite: most hop pairs
+	// have none.
 	add := func(field Field, from, to string) {
-		out.Rewrites = append(out.Rewrites, Rewrite{Point: at, Field: field, From: from, To: to})
+		out.Rewrites = append(out.Rewrites, Rewrite{Point: e.cfg.Points[h.point].Name, Field: field, From: from, To: to})
 	}
 	if p.hasSrc && h.hasSrc && p.src != h.src {
 		add(FieldSrcMAC, p.src.String(), h.src.String())
