@@ -337,8 +337,8 @@ type stampCache struct {
 }
 
 // hopSlot is the text of a hop at one point with one set of link fields:
-// head from its "{" to its stamp's fraction (date of sec), mid from
-// "delta_ns"'s value to "frame"'s.
+// head from its "{" to its stamp's fraction (the date of sec), mid from the
+// comma after "delta_ns"'s value to "frame"'s key.
 type hopSlot struct {
 	l        *jsonLayout
 	name     string
