@@ -152,8 +152,7 @@ func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte
 		b = appendInt(b, h.DeltaNs)
 		b = append(b, s.mid...)
 	} else {
-		b = append(appendStr(append(b, l.hPoint...), h.Point), l.hTime...)
-		b = appendFrac(append(b, sc.date(sec)...), frac)
+		b = appendFrac(append(appendHopHead(b, l, h.Point), sc.date(sec)...), frac)
 		b = append(b, l.hDelta...)
 		b = appendInt(b, h.DeltaNs)
 		b = appendMAC(append(appendMAC(append(b, l.hSrcMAC...), h.SrcMAC), l.hDstMAC...), h.DstMAC)
@@ -376,7 +375,7 @@ func (c *stampCache) hop(l *jsonLayout, h *correlate.Hop, sec int64) *hopSlot {
 // arguments in registers).
 func (c *stampCache) fill(s *hopSlot, l *jsonLayout, h *correlate.Hop, sec int64) {
 	s.l, s.name, s.src, s.dst, s.ttl, s.dir = l, h.Point, h.SrcMAC, h.DstMAC, h.TTL, h.Dir
-	s.head = append(appendStr(append(s.head[:0], l.hPoint...), h.Point), l.hTime...)
+	s.head = appendHopHead(s.head[:0], l, h.Point)
 	s.base = len(s.head)
 	s.head = append(s.head, c.date(sec)...)
 	s.sec = sec
@@ -387,6 +386,11 @@ func (c *stampCache) fill(s *hopSlot, l *jsonLayout, h *correlate.Hop, sec int64
 		r = append(r, l.hTTLs[256]...)
 	}
 	s.mid = append(r, l.hDirFrame[h.Dir]...)
+}
+
+// appendHopHead writes a hop from its "{" to its stamp's opening quote.
+func appendHopHead(b []byte, l *jsonLayout, point string) []byte {
+	return append(appendStr(append(b, l.hPoint...), point), l.hTime...)
 }
 
 // sameString is a == b, without comparing the bytes of one string with
