@@ -64,7 +64,7 @@ func (s *JSONStream) Trace(t *correlate.Trace) {
 		s.buf = append(s.buf, ',')
 	}
 	s.buf = append(s.buf, "\n    "...)
-	s.buf = appendTraceCached(s.buf, t, 2, &s.st)
+	s.buf = appendTraceCached(s.buf, t, &s.st)
 	s.traces++
 	if len(s.buf) >= streamFlush {
 		s.flush()

@@ -87,8 +87,15 @@ func TestJSONOffline(t *testing.T) {
 	if err := JSON(&b, offline()); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(b.String(), "{\n  \"version\": 1,\n  \"traces\": [\n    {\n      \"n\": 1,") {
-		t.Errorf("not indented by 2 spaces:\n%.200s", b.String())
+	// The document indented by 2 spaces, each trace compact on a line of
+	// its own.
+	if !strings.HasPrefix(b.String(), "{\n  \"version\": 1,\n  \"traces\": [\n    {\"n\":1,\"protocol\":") {
+		t.Errorf("not laid out as documented:\n%.200s", b.String())
+	}
+	for i, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(l, "    {\"n\":") && !strings.HasSuffix(l, "},") && !strings.HasSuffix(l, "}") {
+			t.Errorf("line %d holds part of a trace: %.120s", i+1, l)
+		}
 	}
 	m := decode(t, b.Bytes())
 	var keys []string

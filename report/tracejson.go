@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -13,24 +11,26 @@ import (
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
-// appendTrace writes t as encoding/json would with SetEscapeHTML(false) and
-// SetIndent(indent(depth), "  ") — byte for byte (TestTraceJSONMatchesEncodingJSON)
-// — but without reflection: a long capture emits hundreds of thousands of
-// traces, and encoding/json was most of the time of a JSON report. What
-// lies between two values (comma, newline, indentation, the next key) is
-// one precomputed string per place (jsonLayout), joined where neighbours
-// always go out together; a hop is two cached runs around its stamp's
-// digits and its numbers (stampCache): a flood's report is a few hundred
-// thousand traces of 1.7 KB each.
-func appendTrace(b []byte, t *correlate.Trace, depth int) []byte {
+// appendTrace writes t compact, on one line, as encoding/json's Marshal
+// would with SetEscapeHTML(false) — byte for byte
+// (TestTraceJSONMatchesEncodingJSON) — but without reflection: a long
+// capture emits hundreds of thousands of traces, and encoding/json was most
+// of the time of a JSON report. A trace is a line of its own in the
+// report: line tools (grep, awk, head) see one trace a line, and a flood's
+// report is ~40% smaller than indented, which is what writing it costs
+// live. What lies between two values (comma, the next key) is one
+// precomputed string per place (jsonLayout), joined where neighbours always
+// go out together; a hop is two cached runs around its stamp's digits and
+// its numbers (stampCache).
+func appendTrace(b []byte, t *correlate.Trace) []byte {
 	var sc stampCache
-	return appendTraceCached(b, t, depth, &sc)
+	return appendTraceCached(b, t, &sc)
 }
 
 // appendTraceCached is appendTrace with the caller's stamp cache (a stream
 // keeps one: consecutive traces share their second).
-func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) []byte {
-	l := layoutFor(depth)
+func appendTraceCached(b []byte, t *correlate.Trace, sc *stampCache) []byte {
+	l := traceLayout
 	b = append(b, l.tOpen...)
 	b = appendInt(b, int64(t.N))
 	b = append(b, sc.kind(l, t)...)
@@ -90,12 +90,10 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 	if len(t.Flags) == 0 {
 		b = append(b, "[]"...)
 	} else {
-		b = append(b, '[')
 		for i, f := range t.Flags {
-			b = append(b, l.elem2[min(i, 1)]...)
+			b = append(b, "[,"[min(i, 1)])
 			b = appendStr(b, f.String())
 		}
-		b = append(b, l.nl[1]...)
 		b = append(b, ']')
 	}
 	if d := t.Drop; d != nil {
@@ -113,10 +111,8 @@ func appendTraceCached(b []byte, t *correlate.Trace, depth int, sc *stampCache) 
 			b = append(b, l.dRule...)
 			b = appendStr(b, d.Rule)
 		}
-		b = append(b, l.nl[1]...)
 		b = append(b, '}')
 	}
-	b = append(b, l.nl[0]...)
 	return append(b, '}')
 }
 
@@ -124,9 +120,8 @@ func appendRewrites(b []byte, l *jsonLayout, rs []correlate.Rewrite) []byte {
 	if len(rs) == 0 {
 		return append(b, "[]"...)
 	}
-	b = append(b, '[')
 	for i, r := range rs {
-		b = append(b, l.elem2[min(i, 1)]...)
+		b = append(b, "[,"[min(i, 1)])
 		b = append(b, l.rPoint...)
 		b = appendStr(b, r.Point)
 		b = append(b, l.rField...)
@@ -135,10 +130,8 @@ func appendRewrites(b []byte, l *jsonLayout, rs []correlate.Rewrite) []byte {
 		b = appendStr(b, r.From)
 		b = append(b, l.rTo...)
 		b = appendStr(b, r.To)
-		b = append(b, l.nl[2]...)
 		b = append(b, '}')
 	}
-	b = append(b, l.nl[1]...)
 	return append(b, ']')
 }
 
@@ -201,18 +194,15 @@ func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte
 		b = appendOptU(b, e.SrcPort)
 		b = append(b, l.eDstPort...)
 		b = appendOptU(b, e.DstPort)
-		b = append(b, l.nl[3]...)
 		b = append(b, '}')
 	}
 	return b // its closing brace goes out with what follows (hopNext, hopsClose)
 }
 
-// jsonLayout is what goes between the values of a trace written at one
-// depth: for each member, the comma ending the one before (none for a
-// first member), the newline, the indentation and the quoted key.
+// jsonLayout is what goes between the values of a trace: for each member,
+// the comma ending the one before (none for a first member) and the quoted
+// key with its colon.
 type jsonLayout struct {
-	nl    [5]string // newline and indentation at level i below the trace's own
-	elem2 [2]string // an array element at level 2: first, later
 	tN, tProtocol, tType, tID, tSeq, tIPID, tSrcIP, tDstIP, tSrcPort, tDstPort,
 	tLength, tDirection, tHops, tLostAfter, tMissing, tRewrites, tReplyTo, tRTT, tFlags string
 	tNoMissingNoRewrites string // "missing": [], "rewrites": [] and "reply_to"'s key
@@ -233,39 +223,35 @@ type jsonLayout struct {
 	eVNI, eOuterSrcIP, eOuterDstIP, eOuterSrcMAC, eOuterDstMAC, eOuterTTL, eSrcPort, eDstPort string
 }
 
-func newLayout(depth int) *jsonLayout {
+func newLayout() *jsonLayout {
 	l := &jsonLayout{}
-	for i := range l.nl {
-		l.nl[i] = "\n" + strings.Repeat("  ", depth+i)
-	}
-	first := func(level int, k string) string { return l.nl[level] + `"` + k + `": ` }
-	next := func(level int, k string) string { return "," + first(level, k) }
-	l.elem2 = [2]string{l.nl[2], "," + l.nl[2]}
-	l.tN, l.tProtocol, l.tType = first(1, "n"), next(1, "protocol"), next(1, "type")
-	l.tID, l.tSeq, l.tIPID = next(1, "id"), next(1, "seq"), next(1, "ip_id")
-	l.tSrcIP, l.tDstIP = next(1, "src_ip"), next(1, "dst_ip")
-	l.tSrcPort, l.tDstPort = next(1, "src_port"), next(1, "dst_port")
-	l.tLength, l.tDirection, l.tHops = next(1, "length"), next(1, "direction"), next(1, "hops")
-	l.tLostAfter, l.tMissing, l.tRewrites = next(1, "lost_after"), next(1, "missing"), next(1, "rewrites")
-	l.tReplyTo, l.tFlags = next(1, "reply_to"), next(1, "flags")
+	first := func(k string) string { return `"` + k + `":` }
+	next := func(k string) string { return "," + first(k) }
+	l.tN, l.tProtocol, l.tType = first("n"), next("protocol"), next("type")
+	l.tID, l.tSeq, l.tIPID = next("id"), next("seq"), next("ip_id")
+	l.tSrcIP, l.tDstIP = next("src_ip"), next("dst_ip")
+	l.tSrcPort, l.tDstPort = next("src_port"), next("dst_port")
+	l.tLength, l.tDirection, l.tHops = next("length"), next("direction"), next("hops")
+	l.tLostAfter, l.tMissing, l.tRewrites = next("lost_after"), next("missing"), next("rewrites")
+	l.tReplyTo, l.tFlags = next("reply_to"), next("flags")
 	l.tNoMissingNoRewrites = l.tMissing + "[]" + l.tRewrites + "[]" + l.tReplyTo
 	l.tOpen = "{" + l.tN
-	l.hopsOpen, l.hopNext, l.hopsClose = "["+l.elem2[0], l.nl[2]+"}"+l.elem2[1], l.nl[2]+"}"+l.nl[1]+"]"
-	l.rttClose = l.nl[1] + "}"
-	l.tNoFlagsClose = l.tFlags + "[]" + l.nl[0] + "}"
-	l.tRTT = next(1, "rtt") + "{" + first(2, "total_ns")
-	l.rttForward, l.rttTurnaround, l.rttReverse = next(2, "forward_ns"), next(2, "turnaround_ns"), next(2, "reverse_ns")
-	l.tDrop = next(1, "drop") + "{" + first(2, "reason")
-	l.dLocation, l.dNetns, l.dInterface = next(2, "location"), next(2, "netns"), next(2, "interface")
-	l.dTime, l.dRule = next(2, "time")+`"`, next(2, "rule")
-	l.rPoint = "{" + first(3, "point")
-	l.rField, l.rFrom, l.rTo = next(3, "field"), next(3, "from"), next(3, "to")
-	l.hPoint = "{" + first(3, "point")
-	l.hTime, l.hDelta = next(3, "time")+`"`, `"`+next(3, "delta_ns")
-	l.hSrcMAC, l.hDstMAC, l.hTTL = next(3, "src_mac"), next(3, "dst_mac"), next(3, "ttl")
-	l.hDir, l.hFrame, l.hReflection = next(3, "dir"), next(3, "frame"), next(3, "reflection")
-	l.hUncertainty, l.hClockOffset = next(3, "uncertainty_ns"), next(3, "clock_offset_ns")
-	l.hEncap = next(3, "encap") + "{" + first(4, "type")
+	l.hopsOpen, l.hopNext, l.hopsClose = "[", "},", "}]"
+	l.rttClose = "}"
+	l.tNoFlagsClose = l.tFlags + "[]}"
+	l.tRTT = next("rtt") + "{" + first("total_ns")
+	l.rttForward, l.rttTurnaround, l.rttReverse = next("forward_ns"), next("turnaround_ns"), next("reverse_ns")
+	l.tDrop = next("drop") + "{" + first("reason")
+	l.dLocation, l.dNetns, l.dInterface = next("location"), next("netns"), next("interface")
+	l.dTime, l.dRule = next("time")+`"`, next("rule")
+	l.rPoint = "{" + first("point")
+	l.rField, l.rFrom, l.rTo = next("field"), next("from"), next("to")
+	l.hPoint = "{" + first("point")
+	l.hTime, l.hDelta = next("time")+`"`, `"`+next("delta_ns")
+	l.hSrcMAC, l.hDstMAC, l.hTTL = next("src_mac"), next("dst_mac"), next("ttl")
+	l.hDir, l.hFrame, l.hReflection = next("dir"), next("frame"), next("reflection")
+	l.hUncertainty, l.hClockOffset = next("uncertainty_ns"), next("clock_offset_ns")
+	l.hEncap = next("encap") + "{" + first("type")
 	for v := range 256 {
 		l.hTTLs[v] = l.hTTL + strconv.Itoa(v)
 	}
@@ -277,33 +263,14 @@ func newLayout(depth int) *jsonLayout {
 			l.hDirFrame[d] = l.hFrame
 		}
 	}
-	l.eVNI = next(4, "vni")
-	l.eOuterSrcIP, l.eOuterDstIP = next(4, "outer_src_ip"), next(4, "outer_dst_ip")
-	l.eOuterSrcMAC, l.eOuterDstMAC = next(4, "outer_src_mac"), next(4, "outer_dst_mac")
-	l.eOuterTTL, l.eSrcPort, l.eDstPort = next(4, "outer_ttl"), next(4, "src_port"), next(4, "dst_port")
+	l.eVNI = next("vni")
+	l.eOuterSrcIP, l.eOuterDstIP = next("outer_src_ip"), next("outer_dst_ip")
+	l.eOuterSrcMAC, l.eOuterDstMAC = next("outer_src_mac"), next("outer_dst_mac")
+	l.eOuterTTL, l.eSrcPort, l.eDstPort = next("outer_ttl"), next("src_port"), next("dst_port")
 	return l
 }
 
-var (
-	layoutMu sync.Mutex
-	layouts  = map[int]*jsonLayout{}
-	// layout2 is the stream's (depth 2), looked up without the lock.
-	layout2 = newLayout(2)
-)
-
-func layoutFor(depth int) *jsonLayout {
-	if depth == 2 {
-		return layout2
-	}
-	layoutMu.Lock()
-	defer layoutMu.Unlock()
-	l := layouts[depth]
-	if l == nil {
-		l = newLayout(depth)
-		layouts[depth] = l
-	}
-	return l
-}
+var traceLayout = newLayout()
 
 // stampCache is what an encoder keeps from one hop to the next: the date
 // and clock of the last second seen (a stamp then costs its nine digits),
@@ -507,17 +474,15 @@ func appendMAC(b []byte, o correlate.OptMAC) []byte {
 	return append(b, m[:]...)
 }
 
-// appendStrs writes a string array at level 2.
+// appendStrs writes a string array.
 func appendStrs(b []byte, l *jsonLayout, ss []string) []byte {
 	if len(ss) == 0 {
 		return append(b, "[]"...)
 	}
-	b = append(b, '[')
 	for i, s := range ss {
-		b = append(b, l.elem2[min(i, 1)]...)
+		b = append(b, "[,"[min(i, 1)])
 		b = appendStr(b, s)
 	}
-	b = append(b, l.nl[1]...)
 	return append(b, ']')
 }
 
@@ -538,6 +503,6 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// AppendTraceJSON appends t as the JSON report writes each trace (indented
-// as a top-level value), for tools that check a report trace by trace.
-func AppendTraceJSON(b []byte, t *correlate.Trace) []byte { return appendTrace(b, t, 0) }
+// AppendTraceJSON appends t as the JSON report writes each trace (compact,
+// one line), for tools that check a report trace by trace.
+func AppendTraceJSON(b []byte, t *correlate.Trace) []byte { return appendTrace(b, t) }

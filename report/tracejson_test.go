@@ -16,13 +16,12 @@ import (
 	"github.com/pathtrace/pathtrace/correlate"
 )
 
-// stdTrace is what encoding/json writes for t at depth 2 (the reference).
+// stdTrace is what encoding/json writes for t, compact (the reference).
 func stdTrace(t *testing.T, tr correlate.Trace) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("    ", "  ")
 	if err := enc.Encode(normTrace(tr)); err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +33,10 @@ func stdTrace(t *testing.T, tr correlate.Trace) []byte {
 func checkTrace(t *testing.T, what string, tr *correlate.Trace, sc *stampCache) {
 	t.Helper()
 	want := stdTrace(t, *tr)
-	if got := appendTrace(nil, tr, 2); !bytes.Equal(got, want) {
+	if got := appendTrace(nil, tr); !bytes.Equal(got, want) {
 		t.Fatalf("%s: trace %d differs from encoding/json:\ngot:\n%s\nwant:\n%s", what, tr.N, got, want)
 	}
-	if got := appendTraceCached(nil, tr, 2, sc); !bytes.Equal(got, want) {
+	if got := appendTraceCached(nil, tr, sc); !bytes.Equal(got, want) {
 		t.Fatalf("%s: trace %d, encoded after the ones before, differs from encoding/json:\ngot:\n%s\nwant:\n%s", what, tr.N, got, want)
 	}
 }
@@ -130,9 +129,9 @@ func BenchmarkTraceJSON(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendTraceCached(buf[:0], &tr, 2, &sc)
+		buf = appendTraceCached(buf[:0], &tr, &sc)
 	}
-	b.SetBytes(int64(len(appendTrace(nil, &tr, 2))))
+	b.SetBytes(int64(len(appendTrace(nil, &tr))))
 }
 
 // analyzeDir correlates every frame of every capture in dir, one point per
