@@ -29,7 +29,10 @@ func TestPackedRoundTrip(t *testing.T) {
 			return false
 		}
 		p.t = f.Time
-		var g correlate.Frame
+		// Into a frame left over from another: unpack sets every field.
+		g := correlate.Frame{Key: correlate.Key{MAC: correlate.MAC{9}, Addr1: netip.MustParseAddr("fd00::9")},
+			SrcIP: netip.MustParseAddr("fd00::1"), DstIP: netip.MustParseAddr("fd00::2"), HasPorts: true,
+			Encap: correlate.Encap{Type: correlate.EncapVXLAN, VNI: 7}}
 		unpack(&p, &g)
 		if g != *f {
 			t.Fatalf("%s: unpacked\n%+v\nwant\n%+v", what, g, *f)
@@ -92,4 +95,24 @@ func TestPackedRoundTrip(t *testing.T) {
 		}
 	}
 	t.Logf("%d frames packed, %d refused", packedN, refused)
+}
+
+// BenchmarkUnpack: the live correlator unpacks every spooled frame.
+func BenchmarkUnpack(b *testing.B) {
+	f := correlate.Frame{Point: 2, Time: 1e18, Stamp: 1e18, Num: 12345,
+		Key:   correlate.Key{Proto: correlate.ProtoICMP, Kind: 8, Seq: 7, Hash: 0xabcdef, Len: 64},
+		SrcIP: netip.MustParseAddr("10.0.0.1"), DstIP: netip.MustParseAddr("10.0.0.2"), IPLen: 84, WireLen: 98, CapLen: 98,
+		SrcMAC: correlate.MAC{1, 2, 3, 4, 5, 6}, DstMAC: correlate.MAC{6, 5, 4, 3, 2, 1}, HasSrcMAC: true, HasDstMAC: true,
+		TTL: 64, HasTTL: true, EchoID: 99, HasEchoID: true, IPID: 5, HasIPID: true, DF: true}
+	var p packed
+	if !pack(&f, &p) {
+		b.Fatal("does not pack")
+	}
+	p.t = f.Time
+	out := make([]correlate.Frame, 256)
+	for b.Loop() {
+		for i := range out {
+			unpack(&p, &out[i])
+		}
+	}
 }
