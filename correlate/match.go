@@ -240,12 +240,20 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 		t.ips = append(t.ips, ipPair{f.SrcIP, f.DstIP})
 		ips++
 	}
-	t.hops = append(t.hops, hop{
-		point: f.Point, time: f.Time, stamp: stamp, num: int32(f.Num), dir: f.Dir, encap: encap, ips: uint8(ips),
-		src: f.SrcMAC, dst: f.DstMAC, hasSrc: f.HasSrcMAC, hasDst: f.HasDstMAC,
-		ttl: f.TTL, hasTTL: f.HasTTL, sport: f.SrcPort, dport: f.DstPort, hasPorts: f.HasPorts,
-		echoID: f.EchoID, hasEcho: f.HasEchoID, ipLen: int32(f.IPLen), frag: f.Fragment, refl: refl,
-	})
+	// Grown, then set in place: a literal is built on the stack and copied.
+	n := len(t.hops)
+	if n < cap(t.hops) {
+		t.hops = t.hops[:n+1]
+	} else {
+		t.hops = append(t.hops, hop{})
+	}
+	h := &t.hops[n]
+	*h = hop{} // a recycled trace's slot: no field left from before
+	h.point, h.time, h.stamp, h.num, h.ipLen = f.Point, f.Time, stamp, int32(f.Num), int32(f.IPLen)
+	h.src, h.dst, h.sport, h.dport, h.echoID = f.SrcMAC, f.DstMAC, f.SrcPort, f.DstPort, f.EchoID
+	h.dir, h.ttl, h.encap, h.ips = f.Dir, f.TTL, encap, uint8(ips)
+	h.hasSrc, h.hasDst, h.hasTTL, h.hasPorts, h.hasEcho = f.HasSrcMAC, f.HasDstMAC, f.HasTTL, f.HasPorts, f.HasEchoID
+	h.frag, h.refl = f.Fragment, refl
 	if !refl {
 		e.link(f.Point, t.seen)
 		t.seen |= 1 << uint(f.Point)
