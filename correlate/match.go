@@ -240,7 +240,8 @@ func (e *Engine) addHop(t *trace, f *Frame, refl bool) {
 		t.ips = append(t.ips, ipPair{f.SrcIP, f.DstIP})
 		ips++
 	}
-	// Grown, then set in place: a literal is built on the stack and copied.
+	// Grown, then set in place, instead of appending a literal, which is
+	// built on the stack and copied.
 	n := len(t.hops)
 	if n < cap(t.hops) {
 		t.hops = t.hops[:n+1]

@@ -101,9 +101,9 @@ func pack(f *correlate.Frame, p *packed) bool {
 }
 
 // unpack writes the frame p holds into f, every field. f is cleared in
-// place, then set: a composite literal is built on the stack and copied
-// over, and the live correlator unpacks every spooled frame (34 → 23 ns,
-// BenchmarkUnpack).
+// place, then set, instead of assigned a composite literal, which is built
+// on the stack and copied over: the live correlator unpacks every spooled
+// frame (34 → 23 ns, BenchmarkUnpack).
 func unpack(p *packed, f *correlate.Frame) {
 	bits := p.bits
 	*f = correlate.Frame{}

@@ -30,7 +30,7 @@ func TestPackedRoundTrip(t *testing.T) {
 		}
 		p.t = f.Time
 		// Into a frame left over from another: unpack sets every field.
-		g := correlate.Frame{Key: correlate.Key{MAC: correlate.MAC{9}, Addr1: netip.MustParseAddr("fd00::9")},
+		g := correlate.Frame{Key: correlate.Key{MAC: correlate.MAC{9}, Addr1: netip.MustParseAddr("fd00::9"), Addr2: netip.MustParseAddr("fd00::8")},
 			SrcIP: netip.MustParseAddr("fd00::1"), DstIP: netip.MustParseAddr("fd00::2"), HasPorts: true,
 			Encap: correlate.Encap{Type: correlate.EncapVXLAN, VNI: 7}}
 		unpack(&p, &g)

@@ -62,7 +62,7 @@ func appendTraceCached(b []byte, t *correlate.Trace, sc *stampCache) []byte {
 		b = append(b, l.tNoMissingNoRewrites...) // most traces: one run to reply_to's value
 	} else {
 		b = append(b, l.tMissing...)
-		b = appendStrs(b, l, t.Missing)
+		b = appendStrs(b, t.Missing)
 		b = append(b, l.tRewrites...)
 		b = appendRewrites(b, l, t.Rewrites)
 		b = append(b, l.tReplyTo...)
@@ -205,7 +205,7 @@ func appendHop(b []byte, l *jsonLayout, h *correlate.Hop, sc *stampCache) []byte
 type jsonLayout struct {
 	tN, tProtocol, tType, tID, tSeq, tIPID, tSrcIP, tDstIP, tSrcPort, tDstPort,
 	tLength, tDirection, tHops, tLostAfter, tMissing, tRewrites, tReplyTo, tRTT, tFlags string
-	tNoMissingNoRewrites string // "missing": [], "rewrites": [] and "reply_to"'s key
+	tNoMissingNoRewrites string // "missing":[],"rewrites":[] and "reply_to"'s key
 	// Runs joining what lies between values: the trace's open to "n"'s
 	// value, the hops array's open, a hop's close with the next one's
 	// open, the last hop's close with the array's, rtt's close, and the
@@ -475,7 +475,7 @@ func appendMAC(b []byte, o correlate.OptMAC) []byte {
 }
 
 // appendStrs writes a string array.
-func appendStrs(b []byte, l *jsonLayout, ss []string) []byte {
+func appendStrs(b []byte, ss []string) []byte {
 	if len(ss) == 0 {
 		return append(b, "[]"...)
 	}

@@ -79,6 +79,12 @@ func TestTraceJSONMatchesEncodingJSON(t *testing.T) {
 			Time: 1_700_000_000_123456789, Rule: `bridge guard forward handle 4: icmp type echo-request counter "x" drop`},
 	}
 	checkTrace(t, "odd", &odd, &sc)
+	// A drop without flags, then without a rule.
+	drop := *odd.Drop
+	odd.Flags, odd.Drop = nil, &drop
+	checkTrace(t, "odd, a drop without flags", &odd, &sc)
+	drop.Rule = ""
+	checkTrace(t, "odd, a drop without a rule", &odd, &sc)
 	checkTrace(t, "empty", &correlate.Trace{}, &sc)
 }
 
