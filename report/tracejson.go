@@ -285,14 +285,14 @@ type stampCache struct {
 	// fields, not a search.
 	hops  [64]hopSlot
 	kinds [4]struct {
-		l     *jsonLayout
+		used  bool
 		proto correlate.Proto
 		typ   string
 		run   []byte
 	}
 	nextKind int
 	flows    [4]struct {
-		l            *jsonLayout
+		used         bool
 		src, dst     correlate.OptAddr
 		sport, dport correlate.OptUint
 		length       int
@@ -306,7 +306,7 @@ type stampCache struct {
 // head from its "{" to its stamp's fraction (the date of sec), mid from the
 // comma after "delta_ns"'s value to "frame"'s key.
 type hopSlot struct {
-	l        *jsonLayout
+	used     bool
 	name     string
 	src, dst correlate.OptMAC
 	ttl      correlate.OptUint
@@ -329,7 +329,7 @@ func hopIndex(h *correlate.Hop) int {
 // hop is the slot of h, a hop stamped in second sec, its text filled.
 func (c *stampCache) hop(l *jsonLayout, h *correlate.Hop, sec int64) *hopSlot {
 	s := &c.hops[hopIndex(h)]
-	if s.l != l || s.src != h.SrcMAC || s.dst != h.DstMAC || s.ttl != h.TTL || s.dir != h.Dir || !sameString(s.name, h.Point) {
+	if !s.used || s.src != h.SrcMAC || s.dst != h.DstMAC || s.ttl != h.TTL || s.dir != h.Dir || !sameString(s.name, h.Point) {
 		c.fill(s, l, h, sec)
 	} else if s.sec != sec {
 		s.head = append(s.head[:s.base], c.date(sec)...)
@@ -341,7 +341,7 @@ func (c *stampCache) hop(l *jsonLayout, h *correlate.Hop, sec int64) *hopSlot {
 // fill makes s h's slot (apart from the fast path, so hop keeps its
 // arguments in registers).
 func (c *stampCache) fill(s *hopSlot, l *jsonLayout, h *correlate.Hop, sec int64) {
-	s.l, s.name, s.src, s.dst, s.ttl, s.dir = l, h.Point, h.SrcMAC, h.DstMAC, h.TTL, h.Dir
+	s.used, s.name, s.src, s.dst, s.ttl, s.dir = true, h.Point, h.SrcMAC, h.DstMAC, h.TTL, h.Dir
 	s.head = appendHopHead(s.head[:0], l, h.Point)
 	s.base = len(s.head)
 	s.head = append(s.head, c.date(sec)...)
@@ -369,13 +369,13 @@ func sameString(a, b string) bool {
 // kind is the run of a trace from "protocol"'s key to "id"'s value.
 func (c *stampCache) kind(l *jsonLayout, t *correlate.Trace) []byte {
 	for i := range c.kinds {
-		if k := &c.kinds[i]; k.l == l && k.proto == t.Protocol && k.typ == t.Type {
+		if k := &c.kinds[i]; k.used && k.proto == t.Protocol && k.typ == t.Type {
 			return k.run
 		}
 	}
 	k := &c.kinds[c.nextKind]
 	c.nextKind = (c.nextKind + 1) % len(c.kinds)
-	k.l, k.proto, k.typ = l, t.Protocol, t.Type
+	k.used, k.proto, k.typ = true, t.Protocol, t.Type
 	r := appendStr(append(k.run[:0], l.tProtocol...), t.Protocol.String())
 	k.run = append(appendStr(append(r, l.tType...), t.Type), l.tID...)
 	return k.run
@@ -385,14 +385,14 @@ func (c *stampCache) kind(l *jsonLayout, t *correlate.Trace) []byte {
 // addresses, ports, length and direction (a flood's traces share them).
 func (c *stampCache) flow(l *jsonLayout, t *correlate.Trace) []byte {
 	for i := range c.flows {
-		if f := &c.flows[i]; f.l == l && f.src == t.SrcIP && f.dst == t.DstIP && f.sport == t.SrcPort &&
+		if f := &c.flows[i]; f.used && f.src == t.SrcIP && f.dst == t.DstIP && f.sport == t.SrcPort &&
 			f.dport == t.DstPort && f.length == t.Length && f.dir == t.Direction {
 			return f.run
 		}
 	}
 	f := &c.flows[c.nextFlow]
 	c.nextFlow = (c.nextFlow + 1) % len(c.flows)
-	f.l, f.src, f.dst, f.sport, f.dport, f.length, f.dir = l, t.SrcIP, t.DstIP, t.SrcPort, t.DstPort, t.Length, t.Direction
+	f.used, f.src, f.dst, f.sport, f.dport, f.length, f.dir = true, t.SrcIP, t.DstIP, t.SrcPort, t.DstPort, t.Length, t.Direction
 	r := appendAddr(append(f.run[:0], l.tSrcIP...), t.SrcIP)
 	r = appendAddr(append(r, l.tDstIP...), t.DstIP)
 	r = appendOptU(append(r, l.tSrcPort...), t.SrcPort)
