@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/decode"
 	"github.com/pathtrace/pathtrace/capture/pcapfile"
 	"github.com/pathtrace/pathtrace/correlate"
 )
@@ -112,14 +113,7 @@ func TestLiveMatchesOffline(t *testing.T) {
 // (a point waits for the correlator to free slabs); nothing is lost or
 // reordered, and a steady capture allocates nothing per frame.
 func TestLiveSpoolBackpressure(t *testing.T) {
-	eng, err := correlate.New(correlate.Config{Points: []correlate.PointSpec{{Name: "a", IfIndex: -1}}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	live, err := startSpool(eng, 1, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, live := onePointSpool(t)
 	if live.limit != minSpoolSlabs {
 		t.Fatalf("spool of %d slabs, want the minimum %d", live.limit, minSpoolSlabs)
 	}
@@ -291,14 +285,7 @@ func TestSlabRoundTrip(t *testing.T) {
 // TestLiveSpoolFilled: a capture goroutine that finds the spool full waits
 // for the correlator to free a slab, and the run says so.
 func TestLiveSpoolFilled(t *testing.T) {
-	eng, err := correlate.New(correlate.Config{Points: []correlate.PointSpec{{Name: "a", IfIndex: -1}}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	live, err := startSpool(eng, 1, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, live := onePointSpool(t)
 	var held []*slab
 	for range live.limit - 1 { // the sink holds one already
 		held = append(held, live.get())
@@ -366,4 +353,86 @@ func lockstep(frames [][]capture.RawFrame, deliver func(p int, rf *capture.RawFr
 		close(steps[p])
 	}
 	wg.Wait()
+}
+
+// TestLiveSinkHoldsSlabWhileBusy: while the correlator has slabs queued, a
+// point's Idle keeps filling its slab rather than hand it over part empty
+// (the spool counts slabs, not frames), until the slab spans holdMax of
+// capture time or was begun holdMax ago; a full slab goes at once, and
+// with the queue empty every Idle hands over.
+func TestLiveSinkHoldsSlabWhileBusy(t *testing.T) {
+	l := &spool{feed: &feed{}, queue: make(chan *slab, 8), limit: 8}
+	l.freed = sync.NewCond(&l.mu)
+	defer l.unmap()
+	sink := &liveSink{live: l, dec: decode.New()}
+	data := make([]byte, 100) // undecodable: spooled packed
+	rf := capture.RawFrame{Data: data, Time: 1e18, WireLen: len(data), LinkType: capture.LinkTypeEthernet}
+	frame := func(dt time.Duration) {
+		rf.Time += int64(dt)
+		rf.Num++
+		sink.Frame(&rf)
+	}
+	queued := func(want int, what string) {
+		t.Helper()
+		if len(l.queue) != want {
+			t.Fatalf("%s: %d slabs queued, want %d", what, len(l.queue), want)
+		}
+	}
+
+	frame(0)
+	sink.Idle()
+	queued(1, "idle correlator, Idle")
+	// The correlator has not taken that slab yet: it is busy.
+	frame(time.Millisecond)
+	sink.Idle()
+	queued(1, "busy correlator, Idle")
+	if sink.cur == nil || sink.cur.used == 0 {
+		t.Fatal("busy correlator: the slab held is gone")
+	}
+	frame(holdMax)
+	sink.Idle()
+	queued(2, "slab spanning holdMax of capture time, Idle")
+	frame(time.Millisecond)
+	sink.cur.begun = time.Now().Add(-holdMax)
+	sink.Idle()
+	queued(3, "slab begun holdMax ago, Idle")
+	frame(time.Microsecond)
+	for sink.cur.used+packedEntry <= len(sink.cur.mem) {
+		frame(time.Microsecond)
+	}
+	queued(3, "slab full, before the next frame")
+	frame(time.Microsecond)
+	queued(4, "slab full, the next frame")
+}
+
+// TestLiveSpoolCloseHandsOverHeld: frames in a slab a point still holds
+// (its last Idle kept it) reach the correlator when the spool closes.
+func TestLiveSpoolCloseHandsOverHeld(t *testing.T) {
+	eng, live := onePointSpool(t)
+	data := make([]byte, 100)
+	rf := capture.RawFrame{Data: data, Time: 1e18, WireLen: len(data), LinkType: capture.LinkTypeEthernet}
+	const n = 10
+	for range n {
+		rf.Time += 1000
+		rf.Num++
+		live.sinks[0].Frame(&rf)
+	}
+	live.close() // no Idle: as if the last one had held the slab
+	if got := eng.Finish().Summary.Frames; got != n {
+		t.Fatalf("correlator saw %d frames, want %d", got, n)
+	}
+}
+
+// onePointSpool starts the smallest spool into an engine of one point.
+func onePointSpool(t *testing.T) (*correlate.Engine, *spool) {
+	t.Helper()
+	eng, err := correlate.New(correlate.Config{Points: []correlate.PointSpec{{Name: "a", IfIndex: -1}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := startSpool(eng, 1, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, live
 }
