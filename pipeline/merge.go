@@ -24,9 +24,9 @@ const outlierJump int64 = 60e9
 
 // Merger reads several sources at once, decodes their frames and yields
 // them merged by stamp. Each source has a sorted reorder buffer: a frame is
-// released only once every open source has read past its stamp plus the
-// reorder span, so memory depends on the traffic rate and that span, never
-// on file sizes.
+// released only once every open source has read past its stamp plus that
+// source's span (the reorder span, or less: MeasureSpan), so memory depends
+// on the traffic rate and the spans, never on file sizes.
 //
 // Three stages, so the correlator (the caller of Next) has a core to itself:
 // one goroutine per source reads and decodes its frames into batches
@@ -38,6 +38,7 @@ const outlierJump int64 = 60e9
 // copy but costs the correlator's core more in cache misses than it saves.
 type Merger struct {
 	reorder int64
+	minSpan int64 // the least span measured (minSpan; tests lower it)
 	inputs  []*mergeInput
 	started bool
 	stop    chan struct{} // closed by Close: the goroutines give up
@@ -96,7 +97,7 @@ func NewMerger(reorder int64, closed func(point int, ifc capture.Interface, earl
 	if reorder <= 0 {
 		reorder = DefaultReorder
 	}
-	return &Merger{reorder: reorder, closed: closed}
+	return &Merger{reorder: reorder, minSpan: minSpan, closed: closed}
 }
 
 // OnCut sets a callback for each point of a source that was cut short (a
@@ -139,7 +140,7 @@ func (m *Merger) start() {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			in.produce(m.stop)
+			in.produce(m.stop, m.reorder, m.minSpan)
 		}()
 	}
 	m.wg.Add(1)
@@ -173,6 +174,17 @@ func (m *Merger) FilteredOut() int {
 		n += in.filter.filteredOut()
 	}
 	return n
+}
+
+// MeasureSpan makes the most recently added source measure, before it is
+// merged, how far back in time its frames jump: reopen opens the same
+// capture again, read once for the stamps alone (mergeread.go). Its span is
+// then that, at most the reorder span, instead of the reorder span: a
+// capture in stamp order is read no further ahead than the others need.
+func (m *Merger) MeasureSpan(reopen func() (capture.Source, error)) {
+	if n := len(m.inputs); n > 0 {
+		m.inputs[n-1].reopen = reopen
+	}
 }
 
 // NumberPerInterface makes the most recently added source number its
@@ -227,7 +239,7 @@ func (m *Merger) Next() *correlate.Frame {
 }
 
 // merge is the merge goroutine: it reads ahead until every open source is
-// past the earliest queued frame's stamp plus the reorder span, so nothing
+// past the earliest queued frame's stamp plus the source's span, so nothing
 // earlier can still arrive, then copies that frame into the batch for Next.
 func (m *Merger) merge() {
 	ob := m.nextBatch()
@@ -244,10 +256,10 @@ func (m *Merger) merge() {
 			lowest, started = m.lowest()
 			known = true
 		}
-		if best < 0 || !started || lowest <= m.queued.frontTime(best)+m.reorder {
+		if best < 0 || !started || lowest <= m.queued.frontTime(best) {
 			progressed := false
 			for i, in := range m.inputs {
-				if in.done || (best >= 0 && in.frames > 0 && in.maxTime > m.queued.frontTime(best)+m.reorder) {
+				if in.done || (best >= 0 && in.frames > 0 && in.maxTime-in.span > m.queued.frontTime(best)) {
 					continue
 				}
 				if !m.read(i, ob) {
@@ -283,8 +295,9 @@ func (m *Merger) merge() {
 	}
 }
 
-// lowest is the least maxTime of the open inputs, and whether every one of
-// them has read a frame (the merge goroutine's).
+// lowest is the least stamp an open input may still produce (its maxTime
+// less its span), and whether every one of them has read a frame (the
+// merge goroutine's).
 func (m *Merger) lowest() (low int64, started bool) {
 	low = 1<<63 - 1
 	for _, in := range m.inputs {
@@ -294,7 +307,7 @@ func (m *Merger) lowest() (low int64, started bool) {
 		if in.frames == 0 {
 			return 0, false
 		}
-		low = min(low, in.maxTime)
+		low = min(low, in.maxTime-in.span)
 	}
 	return low, true
 }

@@ -1,9 +1,12 @@
 package pipeline
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/pathtrace/pathtrace/capture"
 )
 
 // mergedAt is one frame as it left a merge: its stamp, source and number.
@@ -18,6 +21,15 @@ type mergedAt struct {
 // only once no source needs to read; equal stamps leave in arrival order.
 // (No stamp here leaps far enough ahead to count as an outlier.)
 func refMerge(srcs [][]int64, reorder int64) []mergedAt {
+	spans := make([]int64, len(srcs))
+	for i := range spans {
+		spans[i] = reorder
+	}
+	return refMergeSpans(srcs, spans)
+}
+
+// refMergeSpans is refMerge with a span of each source's own.
+func refMergeSpans(srcs [][]int64, spans []int64) []mergedAt {
 	type item struct {
 		t        int64
 		seq      int
@@ -38,7 +50,7 @@ func refMerge(srcs [][]int64, reorder int64) []mergedAt {
 		}
 		progressed := false
 		for i := range srcs {
-			if done[i] || (best >= 0 && pos[i] > 0 && maxT[i] > queues[best][0].t+reorder) {
+			if done[i] || (best >= 0 && pos[i] > 0 && maxT[i] > queues[best][0].t+spans[i]) {
 				continue
 			}
 			progressed = true
@@ -109,6 +121,76 @@ func TestMergerMatchesPlainRule(t *testing.T) {
 			if got[i] != want[i] {
 				t.Fatalf("round %d (span %d, %d sources): frame %d is %+v, want %+v", round, reorder, len(srcs), i, got[i], want[i])
 			}
+		}
+	}
+}
+
+// stepBack is the largest step back in ts: how far a stamp falls behind the
+// newest before it.
+func stepBack(ts []int64) int64 {
+	var newest, back int64
+	for i, t := range ts {
+		if i == 0 || t > newest {
+			newest = t
+		} else {
+			back = max(back, newest-t)
+		}
+	}
+	return back
+}
+
+// TestMergerMeasuredSpans: sources that measure their span first
+// (MeasureSpan) are each read only as far ahead as their own largest step
+// back (capped at the reorder span) needs: the order is the plain rule's
+// with those spans, frame for frame; and where no source steps back past
+// the reorder span, it is the stamp order the whole span gives.
+func TestMergerMeasuredSpans(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 3))
+	for round := range 20 {
+		reorder := int64(5 + rng.IntN(20))
+		var srcs [][]int64
+		for s := range 1 + rng.IntN(5) {
+			var ts []int64
+			now := int64(1000)
+			for range rng.IntN(2000) {
+				now += int64(rng.IntN(4))
+				t := now
+				// Some sources in order, some stepping back, a few past the span.
+				if s%3 != 0 && rng.IntN(10) == 0 {
+					t -= int64(rng.IntN(int(reorder + reorder/4)))
+				}
+				ts = append(ts, t)
+			}
+			srcs = append(srcs, ts)
+		}
+		m := NewMerger(reorder, nil)
+		m.minSpan = 0 // spans of a few ns here
+		spans := make([]int64, len(srcs))
+		for i, ts := range srcs {
+			m.Add("src", memSource(ts...), []int{i})
+			m.MeasureSpan(func() (capture.Source, error) { return memSource(ts...), nil })
+			spans[i] = min(stepBack(ts), reorder)
+		}
+		var got []mergedAt
+		for f := m.Next(); f != nil; f = m.Next() {
+			got = append(got, mergedAt{f.Time, f.Point, f.Num})
+		}
+		for i, in := range m.inputs {
+			if in.span != spans[i] {
+				t.Fatalf("round %d: source %d measured a span of %d, want %d", round, i, in.span, spans[i])
+			}
+		}
+		want := refMergeSpans(srcs, spans)
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d frames out, want %d", round, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("round %d (spans %v): frame %d is %+v, want %+v", round, spans, i, got[i], want[i])
+			}
+		}
+		if slices.Max(spans) < reorder && !slices.IsSortedFunc(got, func(a, b mergedAt) int { return cmp.Compare(a.t, b.t) }) {
+			t.Fatalf("round %d (spans %v): not in stamp order", round, spans)
 		}
 	}
 }

@@ -2,10 +2,14 @@ package pipeline
 
 import (
 	"io"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/capture/pcapfile"
+	"github.com/pathtrace/pathtrace/correlate"
 )
 
 // MemorySource replays frames held in memory as a
@@ -103,4 +107,76 @@ func TestMergerOutlierStamp(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("order %v, want %v", got, want)
 	}
+}
+
+// TestBundleMeasuresSpans: a bundle's files are read once for their stamps
+// before they are merged, and each is read ahead only as far as it steps
+// back: the `-i any` file (SLL2: its records name their interfaces), the
+// single-interface files, in order, dumpcap's pcapng of several
+// interfaces; a compressed file, which is not read twice, by the whole
+// reorder span. (Outside tests a span is at least minSpan.)
+func TestBundleMeasuresSpans(t *testing.T) {
+	for _, tc := range []struct {
+		dir   string
+		files []string
+	}{
+		{"any", []string{"pod1.cap", "node-any.cap", "pod2.cap"}},
+		{"dumpcap-multi", []string{"pod1.cap", "node.pcapng", "pod2.cap"}},
+		{"flood-wrap", []string{"pod1.cap.gz", "cni0.cap.gz", "pod2.cap.gz"}},
+	} {
+		var inputs []Input
+		for _, f := range tc.files {
+			inputs = append(inputs, Input{Path: filepath.Join("..", "testdata", "captures", tc.dir, f)})
+		}
+		b, err := OpenBundle(inputs, nil, correlate.DefaultWindow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, files, err := b.Open(DefaultReorder, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.minSpan = 0 // the spans as measured
+		if m.Next() == nil {
+			t.Fatalf("%s: no frame", tc.dir)
+		}
+		// Every reader has sent its first batch, after setting its span.
+		for fi, in := range m.inputs {
+			want := int64(DefaultReorder)
+			if !strings.HasSuffix(in.name, ".gz") {
+				back := fileStepBack(t, in.name, b.ifaceMap(fi))
+				if strings.HasSuffix(in.name, "node-any.cap") && back == 0 {
+					t.Errorf("%s: the file steps back (FACTS.md), measured none", in.name)
+				}
+				want = back
+			}
+			if in.span != want {
+				t.Errorf("%s: span %d, want %d", in.name, in.span, want)
+			}
+		}
+		m.Close()
+		files.Close()
+	}
+}
+
+// fileStepBack is the largest step back of the stamps of a file's frames
+// whose interfaces have points.
+func fileStepBack(t *testing.T, path string, points []int) int64 {
+	t.Helper()
+	src, err := pcapfile.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var ts []int64
+	for {
+		rf, err := src.Next()
+		if err != nil {
+			break
+		}
+		if rf.Iface >= 0 && rf.Iface < len(points) && points[rf.Iface] >= 0 {
+			ts = append(ts, rf.Time)
+		}
+	}
+	return stepBack(ts)
 }

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"errors"
+	"io"
 	"sync"
 
 	"github.com/pathtrace/pathtrace/capture"
@@ -36,6 +38,12 @@ type mergeInput struct {
 	// the per-point .cap files written beside them.
 	perIface []int
 	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
+	// reopen, if set, opens the source again to measure span; span is
+	// how far back in time the source may jump, set by the reader
+	// goroutine before its first batch (measureSpan), read by the merge
+	// goroutine after it.
+	reopen func() (capture.Source, error)
+	span   int64
 	// The reader goroutine's reading and decoding.
 	raw    batchSource
 	rfs    []capture.RawFrame // read, not yet decoded: rfs[next:]
@@ -89,8 +97,20 @@ const (
 	readFrames     = 256 // frames read a call of NextBatch, at most
 )
 
-// produce reads the source in batches until it ends or stop.
-func (in *mergeInput) produce(stop <-chan struct{}) {
+// minSpan is the least span a source is given, however well ordered: a
+// merge that reads every source only up to the next frame released makes
+// a pass over the sources per frame; 1 ms ahead (a flood's ~1,000
+// frames, ~300 KiB) lets a pass read from every source at once.
+const minSpan int64 = 1e6
+
+// produce reads the source in batches until it ends or stop; first, with
+// reopen set, it measures the source's span (at least floor, at most
+// reorder).
+func (in *mergeInput) produce(stop <-chan struct{}, reorder, floor int64) {
+	in.span = reorder
+	if in.reopen != nil {
+		in.span = min(max(in.measureSpan(reorder, stop), floor), reorder)
+	}
 	for {
 		b := in.getSpare()
 		b.frames, b.times = b.frames[:0], b.times[:0]
@@ -134,9 +154,7 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			in.dec.DecodeAny(rf, f)
 			in.filter.apply(in.dec, rf, f)
 			f.Point = point
-			if point < len(in.clocks) && !in.clocks[point].Zero() {
-				f.Time = f.Stamp - in.clocks[point].At(f.Stamp)
-			}
+			f.Time = in.refTime(point, f.Stamp)
 			b.times = append(b.times, f.Time)
 		}
 		select {
@@ -148,6 +166,108 @@ func (in *mergeInput) produce(stop <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// refTime is stamp, taken at point, on the reference clock.
+func (in *mergeInput) refTime(point int, stamp int64) int64 {
+	if point < len(in.clocks) && !in.clocks[point].Zero() {
+		return stamp - in.clocks[point].At(stamp)
+	}
+	return stamp
+}
+
+// measureSpan reads the source once more (reopened), stamps only, and
+// returns how far the stamps of its points' frames, on the reference
+// clock as the merge sees them, ever fall behind the newest before them:
+// the span the merge needs for it, capped at most. A source that cannot
+// be reopened or read gets most (the read proper reports why), and so
+// does one whose merge stopped meanwhile.
+func (in *mergeInput) measureSpan(most int64, stop <-chan struct{}) int64 {
+	src, err := in.reopen()
+	if err != nil {
+		return most
+	}
+	defer src.Close()
+	m := spanMeter{newest: -1 << 63, most: most}
+	ss, ok := src.(stampSource)
+	if !ok {
+		ss = framesAsStamps{newBatchSource(src), make([]capture.RawFrame, readFrames)}
+	}
+	// Per interface: its point's clock line, nil without a point or a
+	// correction.
+	lines := make([]*correlate.ClockLine, len(in.points))
+	zero := new(correlate.ClockLine)
+	for i, p := range in.points {
+		switch {
+		case p < 0:
+		case p < len(in.clocks) && !in.clocks[p].Zero():
+			lines[i] = &in.clocks[p]
+		default:
+			lines[i] = zero
+		}
+	}
+	ts, ifaces := make([]int64, readFrames), make([]int, readFrames)
+	for {
+		select {
+		case <-stop:
+			return most
+		default:
+		}
+		n, err := ss.Stamps(ts, ifaces)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return m.span
+			}
+			return most
+		}
+		for i, iface := range ifaces[:n] {
+			if iface < 0 || iface >= len(lines) || lines[iface] == nil {
+				continue // as produce: no point, not merged
+			}
+			t := ts[i]
+			if l := lines[iface]; l != zero {
+				t -= l.At(t)
+			}
+			if m.add(t) {
+				return most
+			}
+		}
+	}
+}
+
+// stampSource reads the stamps and interfaces of frames alone
+// (pcapfile.Reader, NgReader).
+type stampSource interface {
+	Stamps(ts []int64, ifaces []int) (int, error)
+}
+
+// framesAsStamps is a stampSource reading whole frames.
+type framesAsStamps struct {
+	bs  batchSource
+	rfs []capture.RawFrame
+}
+
+func (f framesAsStamps) Stamps(ts []int64, ifaces []int) (int, error) {
+	n, err := f.bs.NextBatch(f.rfs[:min(len(ts), len(f.rfs))])
+	for i := range f.rfs[:n] {
+		ts[i], ifaces[i] = f.rfs[i].Time, f.rfs[i].Iface
+	}
+	return n, err
+}
+
+// spanMeter follows the largest step back of a stream of stamps.
+type spanMeter struct {
+	newest, span, most int64
+}
+
+// add takes the next stamp; true once the span reached most.
+func (m *spanMeter) add(t int64) bool {
+	if t > m.newest {
+		m.newest = t
+	} else if m.newest-t > m.span {
+		m.span = min(m.newest-t, m.most)
+	}
+	return m.span >= m.most
 }
 
 // unref drops one reference; the last one hands the batch back to its

@@ -235,6 +235,20 @@ func (s *input) endBatch(rfs []capture.RawFrame, n int, next func() (capture.Raw
 	return 1, nil
 }
 
+// endStamps ends a Stamps that found no record in view: the one next reads
+// (the slow path), or how reading ended.
+func (s *input) endStamps(ts []int64, ifaces []int, next func() (capture.RawFrame, error)) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	rf, err := s.done(next())
+	if err != nil {
+		return 0, err
+	}
+	ts[0], ifaces[0] = rf.Time, rf.Iface
+	return 1, nil
+}
+
 // Interfaces lists the interfaces seen so far; it grows while reading.
 func (s *input) Interfaces() []capture.Interface {
 	return append([]capture.Interface(nil), s.ifaces...)
@@ -351,13 +365,21 @@ func (s *input) linkMeta(rf *capture.RawFrame, container int) {
 			rf.Dir = sllDir(binary.BigEndian.Uint16(rf.Data[0:2]))
 		}
 	case capture.LinkTypeSLL2:
-		ifindex := int32(-1)
 		if len(rf.Data) >= 20 {
-			ifindex = int32(binary.BigEndian.Uint32(rf.Data[4:8]))
 			rf.Dir = sllDir(uint16(rf.Data[10]))
 		}
-		rf.Iface = s.sll2Iface(container, ifindex)
+		rf.Iface = s.sll2IfaceOf(container, rf.Data)
 	}
+}
+
+// sll2IfaceOf is the interface of an SLL2 frame (data from its header on)
+// in container: one per ifindex.
+func (s *input) sll2IfaceOf(container int, data []byte) int {
+	ifindex := int32(-1)
+	if len(data) >= 20 {
+		ifindex = int32(binary.BigEndian.Uint32(data[4:8]))
+	}
+	return s.sll2Iface(container, ifindex)
 }
 
 func (s *input) sll2Iface(container int, ifindex int32) int {

@@ -80,21 +80,58 @@ func (s *NgReader) NextBatch(rfs []capture.RawFrame) (int, error) {
 // block, one the view cuts, and one ngPacket would refuse are left to the
 // slow path (next), which reads and reports them as before.
 func (s *NgReader) inView(rf *capture.RawFrame) bool {
+	body, ok := s.epbInView()
+	if ok {
+		s.ngPacket(rf, ngBlockEPB, body, s.num+1) // checked: it cannot fail
+		s.frames++
+	}
+	return ok
+}
+
+// epbInView takes the next block, when it is an enhanced packet block the
+// view holds whole that ngPacket cannot refuse: its body, between its
+// length fields.
+func (s *NgReader) epbInView() (body []byte, ok bool) {
 	ng := &s.ng
 	v := s.view[s.vpos:]
 	if len(v) < ngMinEPB || ng.u32(v[0:4]) != ngBlockEPB {
-		return false
+		return nil, false
 	}
 	blen := ng.u32(v[4:8])
 	if blen < ngMinEPB || blen%4 != 0 || blen > maxBlockBytes || uint32(len(v)) < blen || ng.u32(v[blen-4:blen]) != blen ||
 		ng.u32(v[8:12]) >= uint32(len(ng.ifs)) || ng.u32(v[20:24]) > blen-ngMinEPB {
-		return false
+		return nil, false
 	}
 	s.vpos += int(blen)
 	ng.off += int64(blen)
-	s.ngPacket(rf, ngBlockEPB, v[8:blen-4:blen-4], s.num+1) // checked above: it cannot fail
-	s.frames++
-	return true
+	return v[8 : blen-4 : blen-4], true
+}
+
+// Stamps reads the stamps and interfaces of up to len(ts) frames into ts
+// and ifaces, as Reader.Stamps does: from enhanced packet blocks the read
+// buffer holds whole, else the one frame Next reads.
+func (s *NgReader) Stamps(ts []int64, ifaces []int) (int, error) {
+	ng := &s.ng
+	n := 0
+	for s.err == nil && n < len(ts) {
+		body, ok := s.epbInView()
+		if !ok {
+			break
+		}
+		ni := &ng.ifs[ng.u32(body[0:4])]
+		t := ni.ngTime(uint64(ng.u32(body[4:8]))<<32 | uint64(ng.u32(body[8:12])))
+		ts[n], ifaces[n], ng.lastTime = t, ni.global, t
+		if s.ifaces[ni.global].LinkType == capture.LinkTypeSLL2 {
+			ifaces[n] = s.sll2IfaceOf(ni.global, body[20:20+ng.u32(body[12:16])])
+		}
+		s.num++
+		s.frames++
+		n++
+	}
+	if n > 0 || len(ts) == 0 {
+		return n, nil
+	}
+	return s.endStamps(ts, ifaces, s.next)
 }
 
 // ngMinEPB is the smallest enhanced packet block: header, the five fixed
