@@ -51,30 +51,21 @@ func (s *Reader) NextBatch(rfs []capture.RawFrame) (int, error) {
 // it whole (the view), the commonest case: its data is then the buffer's
 // own memory, valid until the buffer is read again.
 func (s *Reader) inView(rf *capture.RawFrame) bool {
-	hdr, data, ok := s.recordInView()
-	if ok {
-		s.frame(rf, data, hdr)
-	}
-	return ok
-}
-
-// recordInView takes the next record, header and data, when the view holds
-// it whole.
-func (s *Reader) recordInView() (hdr, data []byte, ok bool) {
 	p := &s.pcap
 	v := s.view[s.vpos:]
 	if len(v) < p.hlen {
-		return nil, nil, false
+		return false
 	}
 	caplen := p.u32(v[8:12])
 	end := p.hlen + int(caplen)
 	if caplen > MaxFrameBytes || len(v) < end {
-		return nil, nil, false
+		return false
 	}
 	s.vpos += end
 	s.num++
 	s.frames++
-	return v, v[p.hlen:end:end], true
+	s.frame(rf, v[p.hlen:end:end], v)
+	return true
 }
 
 // Stamps reads the stamps and interfaces of up to len(ts) records into ts
