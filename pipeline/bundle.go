@@ -437,7 +437,10 @@ func (b *Bundle) Open(reorder int64, closed func(point int, ifc capture.Interfac
 const measureMaxBytes = 4 << 30
 
 // measurable says which files are read twice: regular files (not pipes),
-// when the bundle's files together hold at most measureMaxBytes.
+// when the bundle's files together hold at most measureMaxBytes. (A file
+// still being written gains frames the pass did not see; they are held
+// back by what it measured, as a file stepping back past --reorder is by
+// that.)
 func (b *Bundle) measurable() []bool {
 	ok := make([]bool, len(b.files))
 	var total int64

@@ -21,8 +21,8 @@ import (
 // packed (104 bytes) into a slab; a frame packed cannot hold (IPv6, ARP,
 // tunnels) goes in raw, as captured, and the correlator decodes it. No
 // allocation, lock or channel operation per frame: a slab changes hands
-// when full, or when the ring is empty and the correlator is waiting (else
-// it is filled further, for up to holdMax). The
+// when full, or when the ring is empty and the correlator has no slab
+// queued (else it is filled further, for up to holdMax). The
 // correlator takes the slabs on a goroutine of its own. When it falls
 // behind (a flood on a node short of CPU) the slabs wait in memory, up to
 // the spool's size, and it catches up after the capture; only then do the
@@ -31,9 +31,11 @@ import (
 const (
 	slabBytes = 256 << 10
 	// holdMax is how long a slab begun may wait for more frames while the
-	// correlator is busy anyway: well within the feed's lag (DefaultLag),
-	// which its frames must not fall behind.
-	holdMax = 40 * time.Millisecond
+	// correlator is busy anyway. Its frames must not fall behind the
+	// feed's lag (DefaultLag, 100 ms): a point whose traffic stops is
+	// next idle at the poll timeout (50 ms), and its ring hands a block
+	// over up to 8 ms late, so holdMax + 58 ms stays under it with room.
+	holdMax = 20 * time.Millisecond
 	// DefaultSpoolBytes bounds the frames captured but not yet correlated.
 	DefaultSpoolBytes = 256 << 20
 	minSpoolSlabs     = 8
@@ -331,6 +333,8 @@ func (s *liveSink) room(n int, t int64) {
 	}
 	if s.cur == nil {
 		s.cur = s.live.get()
+	}
+	if s.cur.used == 0 {
 		s.cur.begun, s.cur.first = time.Now(), t
 	}
 	s.cur.point = s.point

@@ -384,6 +384,7 @@ func TestLiveSinkHoldsSlabWhileBusy(t *testing.T) {
 	queued(1, "idle correlator, Idle")
 	// The correlator has not taken that slab yet: it is busy.
 	frame(time.Millisecond)
+	sink.cur.begun = time.Now() // however slow this machine
 	sink.Idle()
 	queued(1, "busy correlator, Idle")
 	if sink.cur == nil || sink.cur.used == 0 {

@@ -53,9 +53,6 @@ func ftReadBatched(t *testing.T, data []byte, batch int) ([]capture.RawFrame, []
 	}
 }
 
-// TestNextBatchMatchesNext: NextBatch yields Next's frames, warnings and
-// end, whatever the batch size, across read-buffer refills (frames larger
-// than the buffer included) and at every cut of a small file.
 // ftBatchInputs are files that exercise the fast and slow paths of both
 // readers: frames past the read buffer, every cut of a small file, broken
 // records and blocks.
@@ -107,6 +104,9 @@ func ftBatchInputs(t *testing.T) map[string][]byte {
 	return inputs
 }
 
+// TestNextBatchMatchesNext: NextBatch yields Next's frames, warnings and
+// end, whatever the batch size, across read-buffer refills (frames larger
+// than the buffer included) and at every cut of a small file.
 func TestNextBatchMatchesNext(t *testing.T) {
 	inputs := ftBatchInputs(t)
 	for name, data := range inputs {
