@@ -193,19 +193,6 @@ func (in *mergeInput) measureSpan(most int64, stop <-chan struct{}) int64 {
 	if !ok {
 		ss = framesAsStamps{newBatchSource(src), make([]capture.RawFrame, readFrames)}
 	}
-	// Per interface: its point's clock line, nil without a point or a
-	// correction.
-	lines := make([]*correlate.ClockLine, len(in.points))
-	zero := new(correlate.ClockLine)
-	for i, p := range in.points {
-		switch {
-		case p < 0:
-		case p < len(in.clocks) && !in.clocks[p].Zero():
-			lines[i] = &in.clocks[p]
-		default:
-			lines[i] = zero
-		}
-	}
 	ts, ifaces := make([]int64, readFrames), make([]int, readFrames)
 	for {
 		select {
@@ -221,14 +208,10 @@ func (in *mergeInput) measureSpan(most int64, stop <-chan struct{}) int64 {
 			return most
 		}
 		for i, iface := range ifaces[:n] {
-			if iface < 0 || iface >= len(lines) || lines[iface] == nil {
+			if iface < 0 || iface >= len(in.points) || in.points[iface] < 0 {
 				continue // as produce: no point, not merged
 			}
-			t := ts[i]
-			if l := lines[iface]; l != zero {
-				t -= l.At(t)
-			}
-			if m.add(t) {
+			if m.add(in.refTime(in.points[iface], ts[i])) {
 				return most
 			}
 		}
