@@ -41,7 +41,8 @@ type Merger struct {
 	minSpan int64 // the least span measured (minSpan; tests lower it)
 	inputs  []*mergeInput
 	started bool
-	stop    chan struct{} // closed by Close: the goroutines give up
+	stop    chan struct{} // closed by Stop: the goroutines give up
+	stopper sync.Once
 	wg      sync.WaitGroup
 	closed  func(point int, ifc capture.Interface, early bool)
 	cut     func(point int, why string)
@@ -97,7 +98,7 @@ func NewMerger(reorder int64, closed func(point int, ifc capture.Interface, earl
 	if reorder <= 0 {
 		reorder = DefaultReorder
 	}
-	return &Merger{reorder: reorder, minSpan: minSpan, closed: closed}
+	return &Merger{reorder: reorder, minSpan: minSpan, closed: closed, stop: make(chan struct{})}
 }
 
 // OnCut sets a callback for each point of a source that was cut short (a
@@ -114,11 +115,16 @@ func (m *Merger) Add(name string, src capture.Source, points []int) {
 	m.inputs = append(m.inputs, in)
 }
 
+// Stop makes Next return nil from now on (an interrupted analysis), also
+// while it waits for the first frame behind the stamps pass; safe from any
+// goroutine.
+func (m *Merger) Stop() { m.stopper.Do(func() { close(m.stop) }) }
+
 // Close stops the goroutines (an analysis ended early) and waits for them;
 // call it before closing the sources.
 func (m *Merger) Close() {
+	m.Stop()
 	if m.started {
-		close(m.stop)
 		m.wg.Wait()
 		m.started = false
 	}
@@ -127,7 +133,6 @@ func (m *Merger) Close() {
 // start launches one reader per source and the merge goroutine.
 func (m *Merger) start() {
 	m.started = true
-	m.stop = make(chan struct{})
 	m.out = make(chan *frameBatch, outBatches)
 	// Enough that the merge goroutine always finds one: outBatches queued,
 	// one held by Next, one being filled.
@@ -187,6 +192,33 @@ func (m *Merger) MeasureSpan(reopen func() (capture.Source, error)) {
 	}
 }
 
+// Scan tells how far the stamps pass (MeasureSpan) has read: bytes of the
+// sources that measure, read and in all (as far as they tell: pcapfile's
+// files do), and whether any is still at it. Safe from any goroutine.
+func (m *Merger) Scan() (read, total int64, scanning bool) {
+	for _, in := range m.inputs {
+		if in.reopen == nil {
+			continue
+		}
+		var all int64
+		if p, ok := in.src.(progresser); ok {
+			_, all = p.Progress()
+		}
+		total += max(all, 0)
+		switch sc := in.scan.Load(); {
+		case in.scanned.Load():
+			read += max(all, 0)
+		case sc != nil:
+			r, _ := (*sc).Progress()
+			read += min(r, max(all, 0))
+			scanning = true
+		default:
+			scanning = true
+		}
+	}
+	return read, total, scanning
+}
+
 // NumberPerInterface makes the most recently added source number its
 // frames per interface (see mergeInput.perIface).
 func (m *Merger) NumberPerInterface() {
@@ -206,6 +238,12 @@ func (m *Merger) Next() *correlate.Frame {
 		return nil
 	}
 	if !m.started {
+		select {
+		case <-m.stop:
+			m.finished = true
+			return nil
+		default:
+		}
 		if len(m.inputs) == 0 {
 			m.finished = true
 			return nil

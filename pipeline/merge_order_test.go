@@ -4,9 +4,12 @@ import (
 	"cmp"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/correlate"
 )
 
 // mergedAt is one frame as it left a merge: its stamp, source and number.
@@ -192,5 +195,62 @@ func TestMergerMeasuredSpans(t *testing.T) {
 		if slices.Max(spans) < reorder && !slices.IsSortedFunc(got, func(a, b mergedAt) int { return cmp.Compare(a.t, b.t) }) {
 			t.Fatalf("round %d (spans %v): not in stamp order", round, spans)
 		}
+	}
+}
+
+// endlessStamps is a stamps pass that never ends (a huge file on a slow
+// disk), telling how far it has read.
+type endlessStamps struct {
+	MemorySource
+	calls atomic.Int64
+}
+
+func (e *endlessStamps) Stamps(ts []int64, ifaces []int) (int, error) {
+	n := e.calls.Add(1)
+	for i := range ts {
+		ts[i], ifaces[i] = n*int64(len(ts))+int64(i), 0
+	}
+	time.Sleep(100 * time.Microsecond)
+	return len(ts), nil
+}
+
+func (e *endlessStamps) Progress() (read, total int64) { return e.calls.Load() * 100, 1 << 40 }
+
+// sized is a source that tells its size, as pcapfile's files do.
+type sized struct {
+	*MemorySource
+	size int64
+}
+
+func (s sized) Progress() (read, total int64) { return 0, s.size }
+
+// TestMergerStopDuringStampsPass: while a source's stamps pass holds the
+// first frame back, Scan tells how far it got, and Stop (Ctrl-C) ends the
+// wait: Next returns nil.
+func TestMergerStopDuringStampsPass(t *testing.T) {
+	m := NewMerger(10, nil)
+	m.Add("src", sized{memSource(1, 2, 3), 1000}, []int{0})
+	scan := &endlessStamps{}
+	m.MeasureSpan(func() (capture.Source, error) { return scan, nil })
+	got := make(chan *correlate.Frame, 1)
+	go func() { got <- m.Next() }()
+	for scan.calls.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	if read, total, scanning := m.Scan(); !scanning || total != 1000 || read < 200 || read > total {
+		t.Errorf("Scan during the pass: read %d of %d, scanning %v", read, total, scanning)
+	}
+	m.Stop()
+	select {
+	case f := <-got:
+		if f != nil {
+			t.Errorf("Next returned a frame (%+v) after Stop", *f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Next still waits for the stamps pass 10 s after Stop")
+	}
+	m.Close()
+	if _, _, scanning := m.Scan(); scanning {
+		t.Error("Scan says the pass goes on after Close")
 	}
 }

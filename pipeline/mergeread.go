@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/capture/decode"
@@ -44,6 +45,10 @@ type mergeInput struct {
 	// goroutine after it.
 	reopen func() (capture.Source, error)
 	span   int64
+	// The stamps pass's source while it reads (for Merger.Scan), and
+	// whether the pass is over.
+	scan    atomic.Pointer[progresser]
+	scanned atomic.Bool
 	// The reader goroutine's reading and decoding.
 	raw    batchSource
 	rfs    []capture.RawFrame // read, not yet decoded: rfs[next:]
@@ -183,11 +188,15 @@ func (in *mergeInput) refTime(point int, stamp int64) int64 {
 // be reopened or read gets most (the read proper reports why), and so
 // does one whose merge stopped meanwhile.
 func (in *mergeInput) measureSpan(most int64, stop <-chan struct{}) int64 {
+	defer in.scanned.Store(true)
 	src, err := in.reopen()
 	if err != nil {
 		return most
 	}
 	defer src.Close()
+	if p, ok := src.(progresser); ok {
+		in.scan.Store(&p)
+	}
 	m := spanMeter{newest: -1 << 63, most: most}
 	ss, ok := src.(stampSource)
 	if !ok {
@@ -216,6 +225,12 @@ func (in *mergeInput) measureSpan(most int64, stop <-chan struct{}) int64 {
 			}
 		}
 	}
+}
+
+// progresser tells how many bytes a source has read of how many
+// (pcapfile's files); safe from any goroutine.
+type progresser interface {
+	Progress() (read, total int64)
 }
 
 // stampSource reads the stamps and interfaces of frames alone

@@ -30,14 +30,27 @@ type Options struct {
 	// kept in the result (0: all) and the rest only counted.
 	Sink  func(*correlate.Trace)
 	Limit int
-	// Progress, if set, is called now and then with bytes read of the total
-	// and frames so far, and once more at the end.
-	Progress func(read, total int64, frames int)
+	// Progress, if set, is called now and then, and once more at the end,
+	// from Run's goroutine.
+	Progress func(Progress)
+}
+
+// Progress is how far an analysis has read.
+type Progress struct {
+	Read, Total int64 // bytes
+	Frames      int
+	// Scanning: the files are being read for their stamps alone, before
+	// the first frame (Merger.MeasureSpan); Read and Total count that
+	// pass, Frames is 0.
+	Scanning bool
 }
 
 // progressEvery is how many frames pass between progress calls and
 // cancellation checks: rare enough to cost nothing per frame.
 const progressEvery = 1 << 16
+
+// scanTick is how often the stamps pass's progress is reported.
+const scanTick = 200 * time.Millisecond
 
 // Run analyses the inputs. Input errors (unreadable files, bad names) come
 // before any trace is emitted. When ctx is cancelled it stops reading and
@@ -97,15 +110,17 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	m.SetFilter(o.Filter)
 	defer files.Close()
 	defer m.Close() // before the files: its readers may still be reading them
+	// Ctrl-C also ends the stamps pass, which holds the first frame back.
+	defer context.AfterFunc(ctx, m.Stop)()
 	progress := func(n int) {
 		if o.Progress != nil {
 			read, total := files.Progress()
-			o.Progress(read, total, n)
+			o.Progress(Progress{Read: read, Total: total, Frames: n})
 		}
 	}
 	n := 0
 	var stopped error
-	for f := m.Next(); f != nil; f, n = m.Next(), n+1 {
+	for f := firstFrame(m, o.Progress); f != nil; f, n = m.Next(), n+1 {
 		if n%progressEvery == 0 {
 			if ctx.Err() != nil {
 				stopped = fmt.Errorf("%w after %d frames: %w", ErrInterrupted, n, context.Cause(ctx))
@@ -115,6 +130,10 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 			progress(n)
 		}
 		eng.Add(f)
+	}
+	if stopped == nil && ctx.Err() != nil {
+		stopped = fmt.Errorf("%w after %d frames: %w", ErrInterrupted, n, context.Cause(ctx))
+		eng.Warn(fmt.Sprintf("analysis interrupted after %d frames: this report covers only those", n))
 	}
 	progress(n)
 	for _, w := range b.Warnings {
@@ -140,6 +159,29 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	res.Traces = keep.kept
 	res.Summary.FilteredOut = m.FilteredOut()
 	return res, stopped
+}
+
+// firstFrame is m's first frame. While the stamps pass holds it back
+// (seconds on a bundle of gigabytes from a cold disk) it reports that
+// pass's progress every scanTick.
+func firstFrame(m *Merger, report func(Progress)) *correlate.Frame {
+	if report == nil {
+		return m.Next()
+	}
+	got := make(chan *correlate.Frame, 1)
+	go func() { got <- m.Next() }() // Next's caller, until it returns
+	tick := time.NewTicker(scanTick)
+	defer tick.Stop()
+	for {
+		select {
+		case f := <-got:
+			return f
+		case <-tick.C:
+			if read, total, scanning := m.Scan(); scanning {
+				report(Progress{Read: read, Total: total, Scanning: true})
+			}
+		}
+	}
 }
 
 // ErrInterrupted: the context was cancelled. Run still returns the result

@@ -31,9 +31,9 @@ func TestRunLimitSinkAndProgress(t *testing.T) {
 	res, err = Run(context.Background(), Options{
 		Inputs: promisc(),
 		Sink:   func(t *correlate.Trace) { n = append(n, t.N) },
-		Progress: func(read, total int64, frames int) {
+		Progress: func(p Progress) {
 			calls++
-			lastRead, lastTotal = read, total
+			lastRead, lastTotal = p.Read, p.Total
 		},
 	})
 	if err != nil {

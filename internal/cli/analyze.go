@@ -149,11 +149,11 @@ func (o *analyzeOptions) run(ctx context.Context) error {
 	res, err := pipeline.Run(ctx, pipeline.Options{
 		Inputs: inputs, Order: o.Order, MTU: o.MTU, Window: o.Window, Reorder: o.Reorder, Clocks: clocks, Filter: filt,
 		Sink: out.sink(), Limit: o.Limit,
-		Progress: func(read, total int64, frames int) {
+		Progress: func(p pipeline.Progress) {
 			if rp == nil {
-				rp = newReadProgress(o.IO, o.Quiet, total)
+				rp = newReadProgress(o.IO, o.Quiet, p.Total)
 			}
-			rp.update(read, frames)
+			rp.update(p)
 		},
 	})
 	rp.done()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pathtrace/pathtrace/internal/iostreams"
 	"github.com/pathtrace/pathtrace/internal/testenv"
+	"github.com/pathtrace/pathtrace/pipeline"
 )
 
 // execute runs cmd with args; runF hooks have captured the options.
@@ -88,6 +89,24 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 	if newReadProgress(ios, true, 100) != nil || newPointCounters(ios, true, []string{"a"}) != nil {
 		t.Fatal("progress drawn with --quiet")
 	}
+}
+
+// TestReadProgressScanThenRead: the stamps pass fills the bar without
+// completing it (a complete bar is removed), then the read proper counts
+// from 0 against its own total.
+func TestReadProgressScanThenRead(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	ios.SetStderrTTY(true)
+	rp := newReadProgress(ios, false, 200)
+	rp.update(pipeline.Progress{Read: 200, Total: 200, Scanning: true})
+	if rp.bar.Completed() || !rp.scanning.Load() {
+		t.Fatalf("after the stamps pass: completed %v, scanning %v", rp.bar.Completed(), rp.scanning.Load())
+	}
+	rp.update(pipeline.Progress{Read: 10, Total: 100, Frames: 5})
+	if rp.bar.Current() != 10 || rp.total != 100 || rp.scanning.Load() || rp.bar.Completed() {
+		t.Errorf("reading: at %d of %d, scanning %v, completed %v", rp.bar.Current(), rp.total, rp.scanning.Load(), rp.bar.Completed())
+	}
+	rp.done()
 }
 
 // failWriter fails every write, as a full disk or closed file would.

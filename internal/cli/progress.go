@@ -6,29 +6,38 @@ import (
 	"time"
 
 	"github.com/pathtrace/pathtrace/internal/iostreams"
+	"github.com/pathtrace/pathtrace/pipeline"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
 
 // readProgress shows bytes read of the total and the frame rate while
-// `analyze` reads large inputs. A nil *readProgress does nothing.
+// `analyze` reads large inputs, after the pass that reads their stamps
+// alone ("scanning"). A nil *readProgress does nothing.
 type readProgress struct {
-	p      *mpb.Progress
-	bar    *mpb.Bar
-	frames atomic.Int64
-	start  time.Time
+	p        *mpb.Progress
+	bar      *mpb.Bar
+	frames   atomic.Int64
+	scanning atomic.Bool
+	total    int64
+	start    time.Time
 }
 
 func newReadProgress(ios *iostreams.IOStreams, quiet bool, total int64) *readProgress {
 	if quiet || !ios.IsStderrTTY() || total <= 0 {
 		return nil
 	}
-	rp := &readProgress{p: mpb.New(mpb.WithOutput(ios.ErrOut), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond)), start: time.Now()}
+	rp := &readProgress{p: mpb.New(mpb.WithOutput(ios.ErrOut), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond)), start: time.Now(), total: total}
 	rp.bar = rp.p.New(total, mpb.BarStyle(),
-		mpb.PrependDecorators(decor.Name("reading "), decor.CountersKibiByte("% .1f / % .1f")),
+		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+			if rp.scanning.Load() {
+				return "scanning stamps "
+			}
+			return "reading "
+		}), decor.CountersKibiByte("% .1f / % .1f")),
 		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
 			s := time.Since(rp.start).Seconds()
-			if s <= 0 {
+			if s <= 0 || rp.scanning.Load() {
 				return ""
 			}
 			return fmt.Sprintf("%.0f frames/s", float64(rp.frames.Load())/s)
@@ -38,12 +47,22 @@ func newReadProgress(ios *iostreams.IOStreams, quiet bool, total int64) *readPro
 	return rp
 }
 
-func (rp *readProgress) update(read int64, frames int) {
+func (rp *readProgress) update(p pipeline.Progress) {
 	if rp == nil {
 		return
 	}
-	rp.frames.Store(int64(frames))
-	rp.bar.SetCurrent(read)
+	if rp.scanning.Swap(p.Scanning) && !p.Scanning {
+		rp.start = time.Now() // the frame rate counts from the first frame
+	}
+	if p.Total > 0 && p.Total != rp.total {
+		rp.total = p.Total
+		rp.bar.SetTotal(p.Total, false)
+	}
+	rp.frames.Store(int64(p.Frames))
+	if p.Scanning {
+		p.Read = min(p.Read, rp.total-1) // a full bar is removed: the read pass follows
+	}
+	rp.bar.SetCurrent(p.Read)
 }
 
 func (rp *readProgress) done() {
