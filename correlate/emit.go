@@ -25,6 +25,9 @@ func (e *Engine) emit(t *trace) (handed bool) {
 	} else {
 		out.N, out.Protocol = t.n, t.key.Proto
 	}
+	if e.order != nil {
+		e.order.add(t)
+	}
 	order, prev, forward := e.crossing(t)
 	out.dirCertain = e.dirCertain
 	out.Direction = Forward

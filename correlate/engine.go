@@ -66,6 +66,10 @@ type Config struct {
 	// clocks that could not be compared.
 	ClockOffsets  []ClockOffset
 	ClockProblems []ClockProblem
+	// CheckOrder: the points' order is the command line's (files listed
+	// one by one): warn when the traffic clearly follows another
+	// (ordercheck.go).
+	CheckOrder bool
 	// Async builds each trace's report and calls the sink on a goroutine
 	// of the engine's (still in trace order; Finish waits for it), so the
 	// caller's goroutine only correlates. The sink is New's: SetSink(nil)
@@ -170,6 +174,7 @@ type Engine struct {
 	lastFlowKey     flowKey // the flow flowOf found last (a flood's frames are one conversation)
 	lastFlow        *flow
 	offPathOnePoint int               // off-path traces seen at a single point
+	order           *orderCheck       // with Config.CheckOrder
 	shared          [MaxPoints]uint64 // bit q of shared[p]: p saw a frame q had seen before it
 
 	stats       map[[2]int]*latency
@@ -269,6 +274,9 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		overMTU:   make(map[int][2]int32),
 	}
 	e.sum.ByProto = make(map[string]int)
+	if cfg.CheckOrder {
+		e.order = &orderCheck{}
+	}
 	e.all = 1<<uint(len(cfg.Points)) - 1
 	for p := range cfg.Points {
 		for q := range cfg.Points {
@@ -462,6 +470,11 @@ func (e *Engine) Flush() {
 // (they went to the sink).
 func (e *Engine) Finish() *Result {
 	e.Flush()
+	if e.order != nil {
+		if msg := e.order.verdict(e.cfg.Points); msg != "" {
+			e.Warn(msg)
+		}
+	}
 	for i := range e.lostProbes {
 		e.emitLostProbe(&e.lostProbes[i])
 	}

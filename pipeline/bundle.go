@@ -63,6 +63,10 @@ type Bundle struct {
 	files    []bundleFile
 	// OrderInferred names the groups whose order came from the traffic.
 	OrderInferred []string
+	// OrderListed: the path order is the command line's alone (files
+	// listed one by one, none pathtrace wrote, no --order): the
+	// correlator checks it against the traffic (Config.CheckOrder).
+	OrderListed bool
 	// notes are the section comments of files pathtrace wrote (the live
 	// run's drops and lost probes among them).
 	notes []string
@@ -184,6 +188,7 @@ func OpenBundle(inputs []Input, order []string, window int64) (*Bundle, error) {
 			for _, g := range groups {
 				perm = append(perm, g...)
 			}
+			b.OrderListed = !slices.ContainsFunc(b.files, func(f bundleFile) bool { return f.own || f.agent != nil })
 		}
 	}
 	pts := make([]Point, len(perm))

@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	// Every trace goes to a sink (JSON, HTML): built on the engine's
 	// builder goroutine. Otherwise only the first few are (SetSink(nil)).
 	cfg := correlate.Config{Points: specs, Window: window, ClockOffsets: clocks.offsets, ClockProblems: clocks.problems,
-		Async: o.Sink != nil}
+		Async: o.Sink != nil, CheckOrder: b.OrderListed}
 	b.agentConfig(&cfg)
 	eng, err := correlate.New(cfg, keep.add)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pathtrace/pathtrace/correlate"
@@ -72,5 +73,66 @@ func TestDescribedMTU(t *testing.T) {
 		if got := describedMTU(d); got != want {
 			t.Errorf("describedMTU(%q) = %d, want %d", d, got, want)
 		}
+	}
+}
+
+// TestListedOrderChecked: files listed in an order the traffic
+// contradicts (a shell glob's: cni0.cap first) get a warning naming the
+// traffic's order; listed in path order, reversed, as a directory (placed
+// by the traffic) or named by --order, none. The order itself is never
+// changed.
+func TestListedOrderChecked(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "captures", "promisc")
+	files := func(names ...string) []Input {
+		var in []Input
+		for _, n := range names {
+			in = append(in, Input{Path: filepath.Join(dir, n+".cap")})
+		}
+		return in
+	}
+	orderWarning := func(res *correlate.Result) string {
+		for _, w := range res.Warnings {
+			if strings.Contains(w, "order as given") {
+				return w
+			}
+		}
+		return ""
+	}
+	glob := files("cni0", "pod1-veth", "pod1", "pod2-veth", "pod2")
+	res, err := Run(context.Background(), Options{Inputs: glob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := orderWarning(res)
+	if !strings.Contains(w, "--order pod1,pod1-veth,cni0,pod2-veth,pod2") {
+		t.Errorf("glob order: warning %q, want one suggesting the path order", w)
+	}
+	if res.Points[0].Name != "cni0" {
+		t.Errorf("the order given was changed: first point %s", res.Points[0].Name)
+	}
+	for name, o := range map[string]Options{
+		"path order": {Inputs: promisc()},
+		"reversed":   {Inputs: files("pod2", "pod2-veth", "cni0", "pod1-veth", "pod1")},
+		"directory":  {Inputs: []Input{{Path: dir}}},
+		"--order":    {Inputs: glob, Order: []string{"cni0", "pod1-veth", "pod1", "pod2-veth", "pod2"}},
+	} {
+		res, err := Run(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := orderWarning(res); w != "" {
+			t.Errorf("%s: %s", name, w)
+		}
+	}
+	// Eight points, two nodes: more than are tried one by one.
+	var alpha []Input
+	for _, n := range []string{"nodeA-cni0", "nodeA-eth0", "nodeB-cni0", "nodeB-eth0", "pod1-veth", "pod1", "pod2-veth", "pod2"} {
+		alpha = append(alpha, Input{Path: filepath.Join("..", "testdata", "captures", "2node-hostgw", n+".cap")})
+	}
+	if res, err = Run(context.Background(), Options{Inputs: alpha}); err != nil {
+		t.Fatal(err)
+	}
+	if w := orderWarning(res); !strings.Contains(w, "--order pod1,pod1-veth,nodeA-cni0,nodeA-eth0,nodeB-eth0,nodeB-cni0,pod2-veth,pod2") {
+		t.Errorf("two nodes, alphabetical: warning %q", w)
 	}
 }
