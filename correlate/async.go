@@ -5,13 +5,17 @@ package correlate
 // engine's (the builder): the correlator's goroutine keeps the matching and
 // everything judged against frames still coming (loss, gaps, pairing,
 // statistics, anomalies) and passes each trace on with those judgements.
-// Traces reach the sink in number order, as without it; a trace returns to
-// the correlator with its batch once built.
+// Traces reach the sink in number order, as without it. The builder gets a
+// copy of each trace, made while the correlator has it in cache, in a
+// batch it reads front to back; the trace itself is the correlator's again
+// at once. (Handing over the trace instead made both cores miss on it:
+// the builder reading what the correlator wrote, the correlator refilling
+// what the builder had read.)
 
 // handed is one trace passed to the builder, with what the correlator
 // judged of it.
 type handed struct {
-	t          *trace
+	t          trace // a copy: its slices are the record's own
 	order      []int
 	prev       []int
 	direction  Direction
@@ -55,21 +59,16 @@ func (e *Engine) startBuilder() {
 	e.async = b
 }
 
-// hand passes t on, out holding the correlator's judgements. A full batch
-// goes to the builder; the next one is the first batch back (its traces
-// return to the free list).
+// hand passes a copy of t on, out holding the correlator's judgements. A
+// full batch goes to the builder; the next one is the first batch back.
 func (b *builder) hand(t *trace, out *Trace, order, prev []int) {
 	if b.cur == nil {
 		b.cur = <-b.back
-		for i := range b.cur.n {
-			b.e.free = append(b.e.free, b.cur.recs[i].t)
-			b.cur.recs[i].t = nil
-		}
 		b.cur.n = 0
 	}
 	r := &b.cur.recs[b.cur.n]
 	b.cur.n++
-	r.t = t
+	r.t.copyOf(t)
 	r.order = append(r.order[:0], order...)
 	r.prev = append(r.prev[:0], prev...)
 	r.direction, r.dirCertain, r.lostAfter, r.replyTo = out.Direction, out.dirCertain, out.LostAfter, out.ReplyTo
@@ -107,14 +106,25 @@ func (b *builder) run() {
 			r := &batch.recs[i]
 			out.reset()
 			out.Missing, out.Flags = append(out.Missing, r.missing...), append(out.Flags, r.flags...)
-			b.e.describe(r.t, out)
+			b.e.describe(&r.t, out)
 			out.Direction, out.dirCertain, out.LostAfter, out.ReplyTo = r.direction, r.dirCertain, r.lostAfter, r.replyTo
 			if r.hasRTT {
 				out.RTT = &r.rtt
 			}
-			b.e.buildHops(r.t, out, r.order, r.prev)
+			b.e.buildHops(&r.t, out, r.order, r.prev)
 			b.sink(out)
 		}
 		b.back <- batch
 	}
+}
+
+// copyOf makes d a copy of t in d's own memory, without t's links into the
+// engine's tables (the builder reads neither).
+func (d *trace) copyOf(t *trace) {
+	hops, ips, encaps := d.hops, d.ips, d.encaps
+	*d = *t
+	d.hops = append(hops[:0], t.hops...)
+	d.ips = append(ips[:0], t.ips...)
+	d.encaps = append(encaps[:0], t.encaps...)
+	d.nextSame, d.flow = nil, nil
 }

@@ -13,9 +13,8 @@ const maxExamples = 10
 // sink, what only the trace's report needs (its hops, rewrites,
 // addresses) is not built: the statistics, anomalies and summary are the
 // same. With Config.Async that report is built, and handed to the sink,
-// on the builder's goroutine (async.go); emit then reports whether it
-// handed t over (it comes back with its batch).
-func (e *Engine) emit(t *trace) (handed bool) {
+// on the builder's goroutine, from a copy of t (async.go).
+func (e *Engine) emit(t *trace) {
 	out := &e.out
 	out.reset()
 	e.ownersOf = nil
@@ -47,9 +46,7 @@ func (e *Engine) emit(t *trace) (handed bool) {
 		e.sink(out)
 	case e.sink != nil:
 		e.async.hand(t, out, order, prev)
-		return true
 	}
-	return false
 }
 
 // describe fills what the trace is: protocol, type and the first hop's

@@ -446,9 +446,8 @@ func (e *Engine) pop() {
 		}
 	}
 	t.nextSame = nil
-	if !e.emit(t) {
-		e.free = append(e.free, t)
-	}
+	e.emit(t)
+	e.free = append(e.free, t)
 }
 
 // Flush emits every trace still open: no more frames will come. Finish
