@@ -21,6 +21,8 @@
 #   DURATION=5         capture seconds                  ARM_RUNS=5
 #   TCPDUMP_BUFFER=32768  tcpdump -B (KiB)
 #   PATHTRACE=bin      use this binary instead of building ./cmd/pathtrace
+#   BASELINE=bin       with capturer "baseline" in CAPTURERS: this (earlier) build, run as
+#                      "pathtrace" is, interleaved: before/after at the same load
 #
 # A paced sender offers every capturer the same load, where a flood ping's
 # rate depends on the CPU the capturer leaves it; on 2 cores neither reaches
@@ -44,6 +46,7 @@ FORMAT=${FORMAT:-json}
 DURATION=${DURATION:-5}
 ARM_RUNS=${ARM_RUNS:-5}
 TCPDUMP_BUFFER=${TCPDUMP_BUFFER:-32768}
+BASELINE=${BASELINE:-}
 POINTS=(pod1 pod1-veth cni0 pod2-veth pod2)
 
 case $BENCH_DIR in "$ROOT" | "$ROOT"/*) echo "BENCH_DIR must be outside the repository" >&2; exit 2 ;; esac
@@ -52,6 +55,7 @@ PIDS=()
 LAB_UP=0
 log() { printf 'live: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+[[ " $CAPTURERS " != *" baseline "* || -x $BASELINE ]] || die "capturer baseline needs BASELINE=<an executable pathtrace>"
 cleanup() {
 	local rc=$? p
 	trap - EXIT INT TERM
@@ -159,9 +163,12 @@ proc_cpu() {
 OUT=$BENCH_DIR/live-results.tsv
 printf 'capturer\tload\tsent_per_s\tspan_s\tframes\tframes_per_s\tkernel_drops\tdrops_by_point\tcpu_s\tpeak_rss_mib\tspool_filled\n' >"$OUT"
 
-run_pathtrace() { # spec variant(""|spool1g|out|ringN)
-	local spec=$1 rc=0 name=pathtrace${2:+-$2} args=() out=$WORK/pt.txt
+run_pathtrace() { # spec variant(""|spool1g|out|ringN|baseline)
+	local spec=$1 rc=0 name=pathtrace${2:+-$2} args=() out=$WORK/pt.txt bin=$PT
 	case ${2:-} in
+	baseline)
+		name=baseline bin=$BASELINE
+		;;
 	out)
 		rm -rf "$WORK/evidence"
 		args=(--out "$WORK/evidence")
@@ -172,7 +179,7 @@ run_pathtrace() { # spec variant(""|spool1g|out|ringN)
 	# JSON goes to memory: the traces of a flood are gigabytes on a disk.
 	[[ $FORMAT == json ]] && out=/dev/shm/${PREFIX}live.json
 	load "$spec"
-	/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$PT" --src "$POD1" --dst "$POD2" --passive --duration "${DURATION}s" -q \
+	/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$bin" --src "$POD1" --dst "$POD2" --passive --duration "${DURATION}s" -q \
 		-f "$FORMAT" "${args[@]}" >"$out" 2>"$WORK/pt.err" || rc=$?
 	stop_load
 	((rc <= 1)) || die "pathtrace failed ($rc): $(tail -3 "$WORK/pt.err")"
@@ -243,8 +250,9 @@ for spec in $LOADS; do
 			pathtrace-spool1g) run_pathtrace "$spec" spool1g ;;
 			pathtrace-ring[0-9]*) run_pathtrace "$spec" "${c#pathtrace-}" ;;
 			pathtrace-out) run_pathtrace "$spec" out ;;
+			baseline) run_pathtrace "$spec" baseline ;;
 			tcpdump) run_tcpdump "$spec" ;;
-			*) die "capturer $c: want pathtrace, pathtrace-spool1g, pathtrace-out, pathtrace-ringN or tcpdump" ;;
+			*) die "capturer $c: want pathtrace, pathtrace-spool1g, pathtrace-out, pathtrace-ringN, baseline or tcpdump" ;;
 			esac
 			tail -1 "$OUT" | cut -f1-10 >&2
 		done
