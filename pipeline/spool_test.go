@@ -10,11 +10,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/capture/decode"
 	"github.com/pathtrace/pathtrace/capture/pcapfile"
 	"github.com/pathtrace/pathtrace/correlate"
+	"golang.org/x/sys/unix"
 )
 
 // pointFrames reads every frame of the inputs, per point in path order, with
@@ -436,4 +438,23 @@ func onePointSpool(t *testing.T) (*correlate.Engine, *spool) {
 		t.Fatal(err)
 	}
 	return eng, live
+}
+
+// TestSlabMappedResident: a new slab's pages are in place before a capture
+// goroutine writes the first frame into it (no page fault a 4 KiB).
+func TestSlabMappedResident(t *testing.T) {
+	sl, err := newSlab(slabBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(sl.mem)
+	vec := make([]byte, slabBytes/unix.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&sl.mem[0])), uintptr(len(sl.mem)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	for i, v := range vec {
+		if v&1 == 0 {
+			t.Fatalf("page %d of %d of a new slab is not resident", i, len(vec))
+		}
+	}
 }
