@@ -274,7 +274,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		overMTU:   make(map[int][2]int32),
 	}
 	e.sum.ByProto = make(map[string]int)
-	if cfg.CheckOrder {
+	if cfg.CheckOrder && len(cfg.Points) <= orderPoints {
 		e.order = &orderCheck{}
 	}
 	e.all = 1<<uint(len(cfg.Points)) - 1

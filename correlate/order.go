@@ -156,26 +156,7 @@ func bestPermutation(order []int, start, n int, sigs []signature) []int {
 	cur := slices.Clone(order)
 	seg := cur[start : start+n]
 	if n > maxPermute {
-		// mean time rank within frames, a good enough order for big groups
-		rank := map[int]float64{}
-		cnt := map[int]int{}
-		for _, s := range sigs {
-			for k, x := range s.seq {
-				rank[x.point] += float64(k * s.count)
-				cnt[x.point] += s.count
-			}
-		}
-		slices.SortStableFunc(seg, func(a, b int) int {
-			ra, rb := rank[a]/float64(max(cnt[a], 1)), rank[b]/float64(max(cnt[b], 1))
-			switch {
-			case ra < rb:
-				return -1
-			case ra > rb:
-				return 1
-			}
-			return 0
-		})
-		return slices.Clone(seg)
+		return meanRank(seg, sigs) // a good enough order for big groups
 	}
 	best := slices.Clone(seg)
 	bestScore := -1
@@ -186,6 +167,30 @@ func bestPermutation(order []int, start, n int, sigs []signature) []int {
 		}
 	})
 	return best
+}
+
+// meanRank sorts points (in place, and returns a copy) by their mean time
+// rank within frames.
+func meanRank(points []int, sigs []signature) []int {
+	rank := map[int]float64{}
+	cnt := map[int]int{}
+	for _, s := range sigs {
+		for k, x := range s.seq {
+			rank[x.point] += float64(k * s.count)
+			cnt[x.point] += s.count
+		}
+	}
+	slices.SortStableFunc(points, func(a, b int) int {
+		ra, rb := rank[a]/float64(max(cnt[a], 1)), rank[b]/float64(max(cnt[b], 1))
+		switch {
+		case ra < rb:
+			return -1
+		case ra > rb:
+			return 1
+		}
+		return 0
+	})
+	return slices.Clone(points)
 }
 
 // permute calls fn for every permutation of s (Heap's algorithm would do;

@@ -120,11 +120,14 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	}
 	n := 0
 	var stopped error
+	interrupted := func() {
+		stopped = fmt.Errorf("%w after %d frames: %w", ErrInterrupted, n, context.Cause(ctx))
+		eng.Warn(fmt.Sprintf("analysis interrupted after %d frames: this report covers only those", n))
+	}
 	for f := firstFrame(m, o.Progress); f != nil; f, n = m.Next(), n+1 {
 		if n%progressEvery == 0 {
 			if ctx.Err() != nil {
-				stopped = fmt.Errorf("%w after %d frames: %w", ErrInterrupted, n, context.Cause(ctx))
-				eng.Warn(fmt.Sprintf("analysis interrupted after %d frames: this report covers only those", n))
+				interrupted()
 				break
 			}
 			progress(n)
@@ -132,8 +135,7 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 		eng.Add(f)
 	}
 	if stopped == nil && ctx.Err() != nil {
-		stopped = fmt.Errorf("%w after %d frames: %w", ErrInterrupted, n, context.Cause(ctx))
-		eng.Warn(fmt.Sprintf("analysis interrupted after %d frames: this report covers only those", n))
+		interrupted() // Stop ended the merge
 	}
 	progress(n)
 	for _, w := range b.Warnings {
