@@ -56,8 +56,19 @@ const (
 func (e *Engine) startBuilder() {
 	b := &builder{e: e, sink: e.sink, todo: make(chan *handBatch, handBatches),
 		back: make(chan *handBatch, handBatches), done: make(chan struct{})}
+	// Each record's slices sized for a trace crossing every point once, in
+	// one block: records do not allocate as they are first used.
+	n := len(e.cfg.Points)
+	hops, ips, ints := make([]hop, handBatches*handBatchTraces*n), make([]ipPair, handBatches*handBatchTraces), make([]int, 2*handBatches*handBatchTraces*n)
 	for range handBatches {
-		b.back <- &handBatch{recs: make([]handed, handBatchTraces)}
+		hb := &handBatch{recs: make([]handed, handBatchTraces)}
+		for i := range hb.recs {
+			r := &hb.recs[i]
+			r.t.hops, hops = hops[:0:n], hops[n:]
+			r.t.ips, ips = ips[:0:1], ips[1:]
+			r.order, r.prev, ints = ints[:0:n], ints[n:n:2*n], ints[2*n:]
+		}
+		b.back <- hb
 	}
 	go b.run()
 	e.async = b
