@@ -96,15 +96,7 @@ func signatures(frames []Frame, window int64) []signature {
 		if len(g.seq) < 2 {
 			continue
 		}
-		// pattern: points with their time rank (ties share a rank)
-		var b []byte
-		rank := 0
-		for k, s := range g.seq {
-			if k > 0 && s.time != g.seq[k-1].time {
-				rank++
-			}
-			b = append(b, byte(s.point), byte(rank))
-		}
+		b := patternKey(nil, g.seq)
 		if j, ok := byPattern[string(b)]; ok {
 			out[j].count++
 			continue
@@ -113,6 +105,19 @@ func signatures(frames []Frame, window int64) []signature {
 		out = append(out, signature{seq: g.seq, count: 1})
 	}
 	return out
+}
+
+// patternKey appends to dst a time-ordered sequence's pattern: its points
+// with their time rank (ties share a rank).
+func patternKey(dst []byte, seq []sighting) []byte {
+	rank := 0
+	for k, s := range seq {
+		if k > 0 && s.time != seq[k-1].time {
+			rank++
+		}
+		dst = append(dst, byte(s.point), byte(rank))
+	}
+	return dst
 }
 
 func positions(order []int) []int {

@@ -14,7 +14,7 @@ import (
 // clearly better. It never reorders: the command line stays the authority.
 
 // orderSample is how many traces seen at two points or more the check
-// keeps: a flood's first tenth of a second, any capture's first minutes.
+// looks at: a flood's first tenth of a second, any capture's first minutes.
 const orderSample = 20_000
 
 // orderPatterns bounds the distinct stamp patterns kept (each costs a
@@ -40,7 +40,8 @@ const (
 
 // orderCheck holds the first traces' sightings, one signature per pattern.
 type orderCheck struct {
-	traces int
+	seen   int // traces at two points or more looked at (orderSample bounds it)
+	traces int // those sampled (their pattern found room)
 	sigs   []signature
 	index  map[string]int
 	seq    []sighting // scratch
@@ -50,7 +51,7 @@ type orderCheck struct {
 // add takes t's first sighting at each point, by the captures' own stamps:
 // the clock corrections were estimated assuming the order under test.
 func (c *orderCheck) add(t *trace) {
-	if c.traces >= orderSample {
+	if c.seen >= orderSample {
 		return
 	}
 	c.seq = c.seq[:0]
@@ -66,22 +67,15 @@ func (c *orderCheck) add(t *trace) {
 	if len(c.seq) < 2 {
 		return
 	}
-	c.traces++
+	c.seen++
 	slices.SortStableFunc(c.seq, func(a, b sighting) int { return cmp64(a.time, b.time) })
-	c.key = c.key[:0]
-	rank := 0
-	for k, s := range c.seq {
-		if k > 0 && s.time != c.seq[k-1].time {
-			rank++
-		}
-		c.key = append(c.key, byte(s.point), byte(rank))
-	}
+	c.key = patternKey(c.key[:0], c.seq)
 	if j, ok := c.index[string(c.key)]; ok {
 		c.sigs[j].count++
+		c.traces++
 		return
 	}
 	if len(c.sigs) >= orderPatterns {
-		c.traces--
 		return
 	}
 	if c.index == nil {
@@ -89,6 +83,7 @@ func (c *orderCheck) add(t *trace) {
 	}
 	c.index[string(c.key)] = len(c.sigs)
 	c.sigs = append(c.sigs, signature{seq: slices.Clone(c.seq), count: 1})
+	c.traces++
 }
 
 // agreement is the share of the sampled pairs of sightings with distinct

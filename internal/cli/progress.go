@@ -20,14 +20,15 @@ type readProgress struct {
 	frames   atomic.Int64
 	scanning atomic.Bool
 	total    int64
-	start    time.Time
+	start    atomic.Int64 // ns: the frame rate counts from the read pass's start (the bar's goroutine reads it)
 }
 
 func newReadProgress(ios *iostreams.IOStreams, quiet bool, total int64) *readProgress {
 	if quiet || !ios.IsStderrTTY() || total <= 0 {
 		return nil
 	}
-	rp := &readProgress{p: mpb.New(mpb.WithOutput(ios.ErrOut), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond)), start: time.Now(), total: total}
+	rp := &readProgress{p: mpb.New(mpb.WithOutput(ios.ErrOut), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond)), total: total}
+	rp.start.Store(time.Now().UnixNano())
 	rp.bar = rp.p.New(total, mpb.BarStyle(),
 		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 			if rp.scanning.Load() {
@@ -36,7 +37,7 @@ func newReadProgress(ios *iostreams.IOStreams, quiet bool, total int64) *readPro
 			return "reading "
 		}), decor.CountersKibiByte("% .1f / % .1f")),
 		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
-			s := time.Since(rp.start).Seconds()
+			s := time.Since(time.Unix(0, rp.start.Load())).Seconds()
 			if s <= 0 || rp.scanning.Load() {
 				return ""
 			}
@@ -52,7 +53,7 @@ func (rp *readProgress) update(p pipeline.Progress) {
 		return
 	}
 	if rp.scanning.Swap(p.Scanning) && !p.Scanning {
-		rp.start = time.Now() // the frame rate counts from the first frame
+		rp.start.Store(time.Now().UnixNano())
 	}
 	if p.Total > 0 && p.Total != rp.total {
 		rp.total = p.Total
