@@ -104,24 +104,36 @@ type ClockSampler struct {
 	points []PointSpec
 	idx    map[string]int
 	groups int
-	pairs  map[[2]int][]clockSample // by unordered pair of groups
+	pairs  map[[2]int][]clockSample // by unordered pair of groups (Estimate's)
+	// Crossings as Add takes them, per pair of groups (a*groups+b, a < b),
+	// in chunks that never move: appending to growing slices copied each
+	// several times into fresh memory, most of a pre-pass's cost.
+	// Estimate joins each pair's into pairs.
+	taken [][][]clockSample
 	// Traces per key: frames whose bytes repeat (arping's identical
 	// requests, retransmissions) cannot be paired across an unknown
 	// offset — the first pass may join a copy to the wrong sighting — so
-	// their crossings are left out.
-	keys   map[sampleKey]int32
+	// their crossings are left out. Keyed by a 64-bit hash of the key and
+	// echo id, not by the 96 bytes themselves: growing a map of those was
+	// a fifth of the pre-pass. Two keys of a sample sharing a hash (odds
+	// of 1 in 10^10 for 20,000 keys) would only leave their crossings out.
+	keys   map[uint64]int32
 	traces []int32
 }
 
-// sampleKey is a frame's identity for the sampler: its key and echo id.
-type sampleKey struct {
-	key Key
-	id  OptUint
+// sampleHash is a frame's identity for the sampler: its key and echo id
+// (parallel pings share seq and payload).
+func sampleHash(t *Trace) uint64 {
+	id := t.ID.V << 1
+	if t.ID.Valid {
+		id |= 1
+	}
+	return mixHash(keyHash(&t.key), id)
 }
 
 // NewClockSampler samples for points (their Clock fields are the groups).
 func NewClockSampler(points []PointSpec) *ClockSampler {
-	c := &ClockSampler{points: points, idx: map[string]int{}, pairs: map[[2]int][]clockSample{}, keys: map[sampleKey]int32{}}
+	c := &ClockSampler{points: points, idx: map[string]int{}, pairs: map[[2]int][]clockSample{}, keys: map[uint64]int32{}}
 	for i, p := range points {
 		c.idx[p.Name] = i
 		c.groups = max(c.groups, p.Clock+1)
@@ -133,13 +145,11 @@ func NewClockSampler(points []PointSpec) *ClockSampler {
 func (c *ClockSampler) Add(t *Trace) {
 	ki := int32(-1) // no key to compare (a trace not from the correlator)
 	if t.key != (Key{}) {
-		// Parallel pings share seq and payload: their echo ids tell them
-		// apart.
-		sk := sampleKey{t.key, t.ID}
+		h := sampleHash(t)
 		var ok bool
-		if ki, ok = c.keys[sk]; !ok {
+		if ki, ok = c.keys[h]; !ok {
 			ki = int32(len(c.traces))
-			c.keys[sk] = ki
+			c.keys[h] = ki
 			c.traces = append(c.traces, 0)
 		}
 		c.traces[ki]++
@@ -152,12 +162,51 @@ func (c *ClockSampler) Add(t *Trace) {
 		if prev >= 0 {
 			a, b := c.points[c.idx[t.Hops[prev].Point]].Clock, c.points[c.idx[t.Hops[j].Point]].Clock
 			if a != b {
-				k := [2]int{min(a, b), max(a, b)}
-				c.pairs[k] = append(c.pairs[k], clockSample{a, b, int64(t.Hops[prev].Time), int64(t.Hops[j].Time - t.Hops[prev].Time), ki, t.dirCertain})
+				c.take(clockSample{a, b, int64(t.Hops[prev].Time), int64(t.Hops[j].Time - t.Hops[prev].Time), ki, t.dirCertain})
 			}
 		}
 		prev = j
 	}
+}
+
+// takenChunk is how many crossings a chunk of taken holds (160 KiB).
+const takenChunk = 4096
+
+func (c *ClockSampler) take(s clockSample) {
+	if c.taken == nil {
+		c.taken = make([][][]clockSample, c.groups*c.groups)
+	}
+	chunks := &c.taken[min(s.a, s.b)*c.groups+max(s.a, s.b)]
+	if n := len(*chunks); n == 0 || len((*chunks)[n-1]) == cap((*chunks)[n-1]) {
+		*chunks = append(*chunks, make([]clockSample, 0, takenChunk))
+	}
+	last := &(*chunks)[len(*chunks)-1]
+	*last = append(*last, s)
+}
+
+// settle joins each pair's crossings taken into pairs, in the order taken.
+func (c *ClockSampler) settle() {
+	for i, chunks := range c.taken {
+		if len(chunks) == 0 {
+			continue
+		}
+		k := [2]int{i / c.groups, i % c.groups}
+		ss := c.pairs[k]
+		if ss == nil && len(chunks) == 1 {
+			c.pairs[k] = chunks[0]
+			continue
+		}
+		n := len(ss)
+		for _, ch := range chunks {
+			n += len(ch)
+		}
+		ss = slices.Grow(ss, n-len(ss))
+		for _, ch := range chunks {
+			ss = append(ss, ch...)
+		}
+		c.pairs[k] = ss
+	}
+	c.taken = nil
 }
 
 // EstimateClocks bounds the offset of every clock group to the group of
@@ -184,6 +233,7 @@ func (c *ClockSampler) Estimate() ([]ClockEstimate, []ClockProblem) {
 	if n < 2 {
 		return nil, nil
 	}
+	c.settle()
 	for k, ss := range c.pairs {
 		ss = slices.DeleteFunc(ss, func(s clockSample) bool { return s.key >= 0 && c.traces[s.key] > 1 })
 		// A frame's direction learned from stamps is what a clock that

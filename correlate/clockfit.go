@@ -14,7 +14,15 @@ import (
 // over spans too short for drift to show, the slope is 0. ok is false when
 // frames crossed one way only: then nothing bounds the other side.
 func fitPair(ss []clockSample, from, to int) (ClockLine, int64, bool) {
-	var up, lo []pt // upper bounds on θ, lower bounds on θ
+	// Upper and lower bounds on θ, sized at once: grown by append, their
+	// copies into fresh memory cost more than the fit.
+	nUp := 0
+	for _, s := range ss {
+		if s.a == from {
+			nUp++
+		}
+	}
+	up, lo := make([]pt, 0, nUp), make([]pt, 0, len(ss)-nUp)
 	for _, s := range ss {
 		if s.a == from {
 			up = append(up, pt{s.t, float64(s.d)})
@@ -130,7 +138,7 @@ const pairWindow = 100e6
 // upper and a lower bound give, each the midpoint of its two bounds at the
 // mean of their times; ok needs pairs spread over time.
 func pairedSlope(up, lo []pt, mid int64) (float64, bool) {
-	var xs, ys []float64
+	xs, ys := make([]float64, 0, len(up)), make([]float64, 0, len(up))
 	near := newNearest(lo)
 	for _, u := range up {
 		if best := near.find(u.t, pairWindow); best >= 0 {
