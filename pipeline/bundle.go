@@ -73,6 +73,8 @@ type Bundle struct {
 	// agentPaired: two agents' captures of one run, put together as
 	// recorded (agent_join.go).
 	agentPaired bool
+	// scans are the stamps passes started ahead (StartSpanScans), by file.
+	scans []*spanScan
 }
 
 // OpenBundle resolves inputs to points: a single-interface file is one point
@@ -426,6 +428,9 @@ func (b *Bundle) Open(reorder int64, closed func(point int, ifc capture.Interfac
 		}
 		if measure[fi] && !strings.HasSuffix(src.Format(), ".gz") {
 			m.MeasureSpan(func() (capture.Source, error) { return pcapfile.Open(path) })
+			if fi < len(b.scans) && b.scans[fi] != nil {
+				m.inputs[len(m.inputs)-1].ahead(b.scans[fi])
+			}
 		}
 	}
 	return m, srcs, nil

@@ -95,10 +95,15 @@ const (
 // finally describes it (pcapng statistics come at the end of a file) and
 // whether the source ended early (an error, a truncated or broken file).
 func NewMerger(reorder int64, closed func(point int, ifc capture.Interface, early bool)) *Merger {
+	return &Merger{reorder: reorderSpan(reorder), minSpan: minSpan, closed: closed, stop: make(chan struct{})}
+}
+
+// reorderSpan is the reorder span a merger given reorder uses.
+func reorderSpan(reorder int64) int64 {
 	if reorder <= 0 {
-		reorder = DefaultReorder
+		return DefaultReorder
 	}
-	return &Merger{reorder: reorder, minSpan: minSpan, closed: closed, stop: make(chan struct{})}
+	return reorder
 }
 
 // OnCut sets a callback for each point of a source that was cut short (a
@@ -118,7 +123,16 @@ func (m *Merger) Add(name string, src capture.Source, points []int) {
 // Stop makes Next return nil from now on (an interrupted analysis), also
 // while it waits for the first frame behind the stamps pass; safe from any
 // goroutine.
-func (m *Merger) Stop() { m.stopper.Do(func() { close(m.stop) }) }
+func (m *Merger) Stop() {
+	m.stopper.Do(func() {
+		close(m.stop)
+		for _, in := range m.inputs {
+			if in.pre != nil {
+				in.pre.cancel()
+			}
+		}
+	})
+}
 
 // Close stops the goroutines (an analysis ended early) and waits for them;
 // call it before closing the sources.
@@ -205,8 +219,12 @@ func (m *Merger) Scan() (read, total int64, scanning bool) {
 			_, all = p.Progress()
 		}
 		total += max(all, 0)
-		switch sc := in.scan.Load(); {
-		case in.scanned.Load():
+		st := in
+		if in.onPre.Load() {
+			st = in.pre.in
+		}
+		switch sc := st.scan.Load(); {
+		case st.scanned.Load():
 			read += max(all, 0)
 		case sc != nil:
 			r, _ := (*sc).Progress()

@@ -226,31 +226,47 @@ func (s sized) Progress() (read, total int64) { return 0, s.size }
 
 // TestMergerStopDuringStampsPass: while a source's stamps pass holds the
 // first frame back, Scan tells how far it got, and Stop (Ctrl-C) ends the
-// wait: Next returns nil.
+// wait: Next returns nil. Also when the pass was started ahead of the merge
+// (spanscan.go): Stop ends that pass too.
 func TestMergerStopDuringStampsPass(t *testing.T) {
-	m := NewMerger(10, nil)
-	m.Add("src", sized{memSource(1, 2, 3), 1000}, []int{0})
-	scan := &endlessStamps{}
-	m.MeasureSpan(func() (capture.Source, error) { return scan, nil })
-	got := make(chan *correlate.Frame, 1)
-	go func() { got <- m.Next() }()
-	for scan.calls.Load() < 3 {
-		time.Sleep(time.Millisecond)
-	}
-	if read, total, scanning := m.Scan(); !scanning || total != 1000 || read < 200 || read > total {
-		t.Errorf("Scan during the pass: read %d of %d, scanning %v", read, total, scanning)
-	}
-	m.Stop()
-	select {
-	case f := <-got:
-		if f != nil {
-			t.Errorf("Next returned a frame (%+v) after Stop", *f)
+	for _, ahead := range []bool{false, true} {
+		m := NewMerger(10, nil)
+		m.Add("src", sized{memSource(1, 2, 3), 1000}, []int{0})
+		scan := &endlessStamps{}
+		reopen := func() (capture.Source, error) { return scan, nil }
+		m.MeasureSpan(reopen)
+		var pre *spanScan
+		if ahead {
+			pre = startSpanScan(reopen, []int{0}, 10)
+			m.inputs[0].ahead(pre)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Next still waits for the stamps pass 10 s after Stop")
-	}
-	m.Close()
-	if _, _, scanning := m.Scan(); scanning {
-		t.Error("Scan says the pass goes on after Close")
+		got := make(chan *correlate.Frame, 1)
+		go func() { got <- m.Next() }()
+		for scan.calls.Load() < 3 {
+			time.Sleep(time.Millisecond)
+		}
+		if read, total, scanning := m.Scan(); !scanning || total != 1000 || read < 200 || read > total {
+			t.Errorf("ahead %v: Scan during the pass: read %d of %d, scanning %v", ahead, read, total, scanning)
+		}
+		m.Stop()
+		select {
+		case f := <-got:
+			if f != nil {
+				t.Errorf("ahead %v: Next returned a frame (%+v) after Stop", ahead, *f)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("ahead %v: Next still waits for the stamps pass 10 s after Stop", ahead)
+		}
+		if pre != nil {
+			select {
+			case <-pre.done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the pass started ahead goes on 10 s after Stop")
+			}
+		}
+		m.Close()
+		if _, _, scanning := m.Scan(); scanning {
+			t.Errorf("ahead %v: Scan says the pass goes on after Close", ahead)
+		}
 	}
 }

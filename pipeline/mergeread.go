@@ -45,6 +45,11 @@ type mergeInput struct {
 	// goroutine after it.
 	reopen func() (capture.Source, error)
 	span   int64
+	// pre, if set, is the stamps pass started ahead of the merge
+	// (spanscan.go); onPre: the merge takes its span (Merger.Scan then
+	// reports its progress).
+	pre   *spanScan
+	onPre atomic.Bool
 	// The stamps pass's source while it reads (for Merger.Scan), and
 	// whether the pass is over.
 	scan    atomic.Pointer[progresser]
@@ -114,7 +119,7 @@ const minSpan int64 = 1e6
 func (in *mergeInput) produce(stop <-chan struct{}, reorder, floor int64) {
 	in.span = reorder
 	if in.reopen != nil {
-		in.span = min(max(in.measureSpan(reorder, stop), floor), reorder)
+		in.span = min(max(in.spanOf(reorder, stop), floor), reorder)
 	}
 	for {
 		b := in.getSpare()
@@ -171,6 +176,30 @@ func (in *mergeInput) produce(stop <-chan struct{}, reorder, floor int64) {
 			return
 		}
 	}
+}
+
+// ahead gives in the stamps pass started for it ahead of the merge.
+func (in *mergeInput) ahead(s *spanScan) {
+	in.pre = s
+	in.onPre.Store(true)
+}
+
+// spanOf measures in's span (at most most): the pass started ahead when it
+// measured what in's own would, else in's own.
+func (in *mergeInput) spanOf(most int64, stop <-chan struct{}) int64 {
+	if pre := in.pre; pre != nil {
+		if pre.serves(in, most) {
+			select {
+			case <-pre.done:
+				return pre.span
+			case <-stop:
+				return most
+			}
+		}
+		pre.cancel()
+		in.onPre.Store(false)
+	}
+	return in.measureSpan(most, stop)
 }
 
 // refTime is stamp, taken at point, on the reference clock.

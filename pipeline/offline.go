@@ -70,6 +70,8 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 			specs[i].MTU = o.MTU
 		}
 	}
+	// The files' stamps passes run while the clock pre-pass reads.
+	defer b.StartSpanScans(int64(o.Reorder))()
 	clocks, err := planClocks(b, specs, o.Clocks, window)
 	if err != nil {
 		return nil, err
