@@ -144,7 +144,6 @@ func (o *analyzeOptions) run(ctx context.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	tuneGC(analyzeGCPercent)
 	out := o.start(o.IO.Out)
 	var rp *readProgress
 	res, err := pipeline.Run(ctx, pipeline.Options{
