@@ -167,6 +167,7 @@ type Engine struct {
 
 	echoReq map[uint64]echoInfo // by echoKey.hash
 	echoQ   ring.Ring[pending]
+	echoQ0  uint64 // the number of echoQ's front: requests queued before it
 	arpReq  map[arpKey]arpInfo
 	arpQ    ring.Ring[arpKey]
 
@@ -212,10 +213,12 @@ type echoKey struct {
 	len   uint32
 }
 
-// pending is a request waiting for its answer, in arrival order.
+// pending is a request waiting for its answer, in arrival order;
+// answered: its reply came (it leaves the queue once at the front).
 type pending struct {
-	h    uint64
-	last int64
+	h        uint64
+	last     int64
+	answered bool
 }
 
 func (k echoKey) hash() uint64 {
@@ -224,6 +227,7 @@ func (k echoKey) hash() uint64 {
 
 type echoInfo struct {
 	key         echoKey
+	q           uint64 // its number in echoQ
 	n           int
 	firstPoint  int
 	first, last int64

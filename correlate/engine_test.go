@@ -685,3 +685,45 @@ func TestRoutingHopFromTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestAnsweredEchoesLeaveTheQueue: under a flood the requests waiting for
+// their replies are those in flight, not two windows of answered ones (a
+// flood's 60,000, grown into fresh memory and looked up again on expiry);
+// a request left unanswered is still reported once two windows pass.
+func TestAnsweredEchoesLeaveTheQueue(t *testing.T) {
+	e, err := New(cfgFor(seedPath...), func(*Trace) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := pingFrames(1e18, 0)
+	const pings, lost = 30_000, 5_000
+	most := 0
+	for seq := range uint32(pings) {
+		off := int64(seq) * 100e3 // 10,000 pings a second
+		for i := range base {
+			f := base[i]
+			if seq == lost && f.Key.Kind == 0 {
+				continue // its reply never comes
+			}
+			f.Time += off
+			f.Key.Seq = seq
+			e.Add(&f)
+		}
+		most = max(most, e.echoQ.Len())
+	}
+	// Behind the unanswered request, answered ones wait until it expires
+	// (two windows: 20,000 pings); the rest leave at once.
+	if most > 20_100 || e.echoQ.Len() > 10 {
+		t.Errorf("echo queue held up to %d requests, %d at the end; want the unanswered one's two windows at most, then those in flight", most, e.echoQ.Len())
+	}
+	r := e.Finish()
+	un := 0
+	for _, a := range r.Anomalies {
+		if a.Kind.String() == "unanswered-echo" {
+			un += a.Count
+		}
+	}
+	if un != 1 {
+		t.Errorf("%d unanswered echo requests reported, want 1", un)
+	}
+}

@@ -16,9 +16,9 @@ func (e *Engine) pair(t *trace, out *Trace, order []int) {
 	case k.isEchoRequest():
 		ek := echoKey{k.Proto, k.Seq, k.Hash, k.Len}
 		h := ek.hash()
-		e.echoReq[h] = echoInfo{key: ek, n: t.n, firstPoint: first.point, first: first.time, last: last.time,
-			lastSeen: last.point, settled: out.LostAfter != ""}
-		e.echoQ.Push(pending{h, last.time})
+		e.echoReq[h] = echoInfo{key: ek, q: e.echoQ0 + uint64(e.echoQ.Len()), n: t.n, firstPoint: first.point,
+			first: first.time, last: last.time, lastSeen: last.point, settled: out.LostAfter != ""}
+		e.echoQ.Push(pending{h: h, last: last.time})
 	case k.isEchoReply():
 		ek := echoKey{k.Proto, k.Seq, k.Hash, k.Len}
 		h := ek.hash()
@@ -30,6 +30,7 @@ func (e *Engine) pair(t *trace, out *Trace, order []int) {
 		// map holds only requests in flight and stays in cache under a
 		// flood. (A second reply to one request then stays unpaired.)
 		delete(e.echoReq, h)
+		e.answered(info.q)
 		out.ReplyTo = someI(int64(info.n))
 		rtt := &e.rtt
 		*rtt = RTT{
@@ -64,6 +65,19 @@ func (e *Engine) pair(t *trace, out *Trace, order []int) {
 	}
 }
 
+// answered marks request number q of echoQ answered and drops the answered
+// ones at its front: under a flood the queue then holds the requests in
+// flight, not two windows of them, and expiring them looks none up.
+func (e *Engine) answered(q uint64) {
+	if i := q - e.echoQ0; i < uint64(e.echoQ.Len()) {
+		e.echoQ.At(int(i)).answered = true
+	}
+	for e.echoQ.Len() > 0 && e.echoQ.Front().answered {
+		e.echoQ.Pop()
+		e.echoQ0++
+	}
+}
+
 // expireRequests reports requests whose answer can no longer come: older
 // than two windows behind the newest stamp. A request counts as unanswered
 // only if its point went on capturing after it, so a request cut off by the
@@ -77,6 +91,10 @@ func (e *Engine) expireRequests() {
 	// expire) touches no map.
 	for e.echoQ.Len() > 0 && e.echoQ.Front().last <= horizon {
 		q := e.echoQ.Pop()
+		e.echoQ0++
+		if q.answered {
+			continue
+		}
 		info, ok := e.echoReq[q.h]
 		if !ok || info.last != q.last {
 			continue // gone, or replaced by a later request with its own entry
