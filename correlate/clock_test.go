@@ -119,7 +119,7 @@ func TestClockChain(t *testing.T) {
 }
 
 // TestClockSamplerAddMemory: the pre-pass's sampler takes a flood's traces
-// (five points on five clocks, 20,000 traces) for ~240 bytes each, about
+// (five points on five clocks, 20,000 traces) for ~180 bytes each, about
 // its crossings' own size; slices grown by append and a map keyed by whole
 // keys allocated ~1,200 (copies into fresh memory: most of the pre-pass's
 // time on a VM whose page faults are dear).

@@ -18,13 +18,13 @@ func fitPair(ss []clockSample, from, to int) (ClockLine, int64, bool) {
 	// copies into fresh memory cost more than the fit.
 	nUp := 0
 	for _, s := range ss {
-		if s.a == from {
+		if s.up == (from < to) { // from → to
 			nUp++
 		}
 	}
 	up, lo := make([]pt, 0, nUp), make([]pt, 0, len(ss)-nUp)
 	for _, s := range ss {
-		if s.a == from {
+		if s.up == (from < to) { // from → to
 			up = append(up, pt{s.t, float64(s.d)})
 		} else {
 			// to → from: d = δ − θ, so θ ≥ −d. Time on from's clock: the
