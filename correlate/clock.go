@@ -134,12 +134,12 @@ type ClockSampler struct {
 
 // sampleHash is a frame's identity for the sampler: its key and echo id
 // (parallel pings share seq and payload).
-func sampleHash(t *Trace) uint64 {
-	id := t.ID.V << 1
-	if t.ID.Valid {
+func sampleHash(k *Key, echoID OptUint) uint64 {
+	id := echoID.V << 1
+	if echoID.Valid {
 		id |= 1
 	}
-	return mixHash(keyHash(&t.key), id)
+	return mixHash(keyHash(k), id)
 }
 
 // NewClockSampler samples for points (their Clock fields are the groups).
@@ -154,30 +154,63 @@ func NewClockSampler(points []PointSpec) *ClockSampler {
 
 // Add takes the crossings of one trace.
 func (c *ClockSampler) Add(t *Trace) {
-	ki := int32(-1) // no key to compare (a trace not from the correlator)
-	if t.key != (Key{}) {
-		h := sampleHash(t)
-		var ok bool
-		if ki, ok = c.keys[h]; !ok {
-			ki = int32(len(c.traces))
-			c.keys[h] = ki
-			c.traces = append(c.traces, 0)
-		}
-		c.traces[ki]++
-	}
+	ki := c.keyIndex(&t.key, t.ID)
 	prev := -1
 	for j := range t.Hops {
 		if t.Hops[j].Reflection {
 			continue
 		}
 		if prev >= 0 {
-			a, b := c.points[c.idx[t.Hops[prev].Point]].Clock, c.points[c.idx[t.Hops[j].Point]].Clock
-			if a != b {
-				c.take(a, b, clockSample{t: int64(t.Hops[prev].Time), d: int64(t.Hops[j].Time - t.Hops[prev].Time), key: ki,
-					up: a < b, certain: t.dirCertain})
-			}
+			p, h := &t.Hops[prev], &t.Hops[j]
+			c.cross(c.points[c.idx[p.Point]].Clock, c.points[c.idx[h.Point]].Clock, int64(p.Time), int64(h.Time), ki, t.dirCertain)
 		}
 		prev = j
+	}
+}
+
+// addTrace is Add for a trace of the engine c samples for
+// (Config.Sampler): its hops in crossing order, as Add would have them
+// from the trace's report.
+func (c *ClockSampler) addTrace(t *trace, order []int, certain bool) {
+	var id OptUint
+	if h0 := &t.hops[0]; h0.hasEcho { // describe's
+		id = someU(uint64(h0.echoID))
+	}
+	ki := c.keyIndex(&t.key, id)
+	prev := -1
+	for _, i := range order {
+		if t.hops[i].refl {
+			continue
+		}
+		if prev >= 0 {
+			p, h := &t.hops[prev], &t.hops[i]
+			c.cross(c.points[p.point].Clock, c.points[h.point].Clock, p.stamp, h.stamp, ki, certain)
+		}
+		prev = i
+	}
+}
+
+// keyIndex counts a trace of key k and echo id: the index of its count in
+// traces, -1 for no key (a trace not from the correlator).
+func (c *ClockSampler) keyIndex(k *Key, id OptUint) int32 {
+	if *k == (Key{}) {
+		return -1
+	}
+	h := sampleHash(k, id)
+	ki, ok := c.keys[h]
+	if !ok {
+		ki = int32(len(c.traces))
+		c.keys[h] = ki
+		c.traces = append(c.traces, 0)
+	}
+	c.traces[ki]++
+	return ki
+}
+
+// cross takes a frame's step from group a at stamp ta to group b at tb.
+func (c *ClockSampler) cross(a, b int, ta, tb int64, ki int32, certain bool) {
+	if a != b {
+		c.take(a, b, clockSample{t: ta, d: tb - ta, key: ki, up: a < b, certain: certain})
 	}
 }
 

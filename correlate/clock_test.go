@@ -3,7 +3,9 @@ package correlate
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -157,5 +159,63 @@ func TestClockSamplerAddMemory(t *testing.T) {
 	}
 	if est, probs := c.Estimate(); len(est) != 4 || len(probs) != 0 {
 		t.Fatalf("estimates %+v, problems %+v", est, probs)
+	}
+}
+
+// TestSamplerEngineMatchesReports: the clock pre-pass's engine handing
+// each trace's crossings to its sampler (Config.Sampler) estimates what
+// the sampler makes of the same traces' reports (ClockSampler.Add as the
+// sink): the same lines, uncertainties, samples and problems.
+func TestSamplerEngineMatchesReports(t *testing.T) {
+	pts := cfgFor(seedPath...).Points
+	for i := range pts {
+		pts[i].Clock = []int{0, 0, 1, 2, 2}[i]
+	}
+	// Group 1 runs 5 ms ahead, group 2 3 ms behind and drifting 40 ppm.
+	shift := func(f *Frame) {
+		switch pts[f.Point].Clock {
+		case 1:
+			f.Time += 5e6
+		case 2:
+			f.Time += -3e6 + (f.Time-1e18)*40/1e6
+		}
+	}
+	// Every 100th ping repeats the one before it, 5 ms later: a trace of
+	// its own with the same key, whose crossings are left out.
+	var fs []Frame
+	for i := range 3000 {
+		seq := uint32(i)
+		if i%100 == 99 {
+			seq--
+		}
+		for _, f := range pingFrames(1e18+int64(i)*5e6, seq) {
+			shift(&f)
+			fs = append(fs, f)
+		}
+	}
+	slices.SortStableFunc(fs, func(a, b Frame) int { return cmp64(a.Time, b.Time) })
+	feed := func(cfg Config, sink Sink) {
+		t.Helper()
+		e, err := New(cfg, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range fs {
+			f := fs[i]
+			e.Add(&f)
+		}
+		e.Finish()
+	}
+	viaReports := NewClockSampler(pts)
+	feed(Config{Points: pts}, viaReports.Add)
+	direct := NewClockSampler(pts)
+	feed(Config{Points: pts, Sampler: direct}, nil)
+	wantEst, wantProbs := viaReports.Estimate()
+	gotEst, gotProbs := direct.Estimate()
+	if len(wantEst) != 2 || len(wantProbs) != 0 {
+		t.Fatalf("via reports: estimates %+v, problems %+v", wantEst, wantProbs)
+	}
+	if !reflect.DeepEqual(gotEst, wantEst) || !reflect.DeepEqual(gotProbs, wantProbs) {
+		t.Errorf("sampler engine: %+v, %+v\nvia reports:    %+v, %+v", gotEst, gotProbs, wantEst, wantProbs)
 	}
 }

@@ -15,9 +15,14 @@ const maxExamples = 10
 // same. With Config.Async that report is built, and handed to the sink,
 // on the builder's goroutine, from a copy of t (async.go).
 func (e *Engine) emit(t *trace) {
+	e.ownersOf = nil
+	if s := e.cfg.Sampler; s != nil {
+		order, _, _ := e.crossing(t)
+		s.addTrace(t, order, e.dirCertain)
+		return
+	}
 	out := &e.out
 	out.reset()
-	e.ownersOf = nil
 	build := e.sink != nil && e.async == nil
 	if build {
 		e.describe(t, out)

@@ -57,7 +57,7 @@ func planClocks(b *Bundle, specs []correlate.PointSpec, o ClockOptions, window i
 			return nil, err
 		}
 		sampler := correlate.NewClockSampler(specs)
-		eng, err := correlate.New(correlate.Config{Points: specs, Window: window}, sampler.Add)
+		eng, err := correlate.New(correlate.Config{Points: specs, Window: window, Sampler: sampler}, nil)
 		if err != nil {
 			return nil, err
 		}
