@@ -87,13 +87,13 @@ type endEvent struct {
 
 const (
 	outFrames = 256 // per frameBatch: tens of KiB in flight, cache-sized
-	// outBatches are queued between the merge goroutine and Next: 4,096
-	// frames, 1.2 MiB. The merge shares its core with the readers and the
+	// outBatches are queued between the merge goroutine and Next: 8,192
+	// frames, 2.4 MiB. The merge shares its core with the readers and the
 	// GC, and falls behind for a while now and then: with 4 batches the
-	// correlator waited for one ~650 times on set1x, 95 of its 580 ms;
-	// with 16, ~130 times and 50 ms (most of it before the first), and
-	// the analysis took 0.66 s instead of 0.75.
-	outBatches = 16
+	// correlator waited for one ~650 times on set1x, 95 of its 580 ms, and
+	// the analysis took 0.75 s; with 16, ~30–40 times and 0.66 s; with 32
+	// 0.59 s where 16 took 0.62 (64: no faster, 2 MiB more).
+	outBatches = 32
 )
 
 // NewMerger returns a Merger. closed, if not nil, is called for each point
