@@ -105,6 +105,7 @@ type liveInfoReport struct {
 	EchoID      *uint64  `json:"echo_id"`
 	Interrupted bool     `json:"interrupted"`
 	Evidence    []string `json:"evidence"`
+	SpoolFile   int64    `json:"spool_file_bytes"`
 }
 
 func (d *liveDoc) pointNames() []string {

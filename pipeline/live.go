@@ -53,8 +53,10 @@ type TraceOptions struct {
 	Window   time.Duration // match window
 	// RingBytes per point (<= 0: afpacket.DefaultRingBytes, or
 	// PassiveRingBytes with Passive); SpoolBytes bounds the frames captured
-	// but not yet correlated (<= 0: DefaultSpoolBytes).
-	RingBytes, SpoolBytes int
+	// but not yet correlated (<= 0: DefaultSpoolBytes), SpoolMemory what
+	// of it stays in memory, the rest in a file (0: DefaultSpoolMemory;
+	// < 0: all of it).
+	RingBytes, SpoolBytes, SpoolMemory int
 	// Evidence, if set, receives every frame and trace and writes the
 	// evidence files; Trace finishes it (Finish) unless the run failed, and
 	// aborts it then.
@@ -146,6 +148,8 @@ type liveTrace struct {
 	lost        []lostNote // probes sent that no point saw
 	whyNotes    []string
 	spoolFilled bool
+	spillErr    error // the spool's file could not be written: frames stayed in memory
+	readErr     error // a slab in the file could not be read back: its frames are lost
 	filteredOut int
 }
 
@@ -202,7 +206,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 
 	// Each point's goroutine only copies its frames out (and writes its
 	// pcap); the correlator takes them in slabs on a goroutine of its own.
-	spool, err := startSpool(lt.eng, len(lt.points), o.SpoolBytes, func(point int, rf *capture.RawFrame) {
+	spool, err := startSpool(lt.eng, len(lt.points), o.SpoolBytes, o.SpoolMemory, func(point int, rf *capture.RawFrame) {
 		if o.Captured != nil {
 			o.Captured(point)
 		}
@@ -281,6 +285,8 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 	spool.close()
 	spoolOpen = false
 	lt.spoolFilled, lt.filteredOut = spool.filled(), spool.feed.filter.filteredOut()
+	lt.spillErr, lt.readErr = spool.spill.err, spool.readErr
+	lt.info.SpoolFile = spool.spill.bytes
 	if runErr != nil {
 		return runErr
 	}
@@ -435,6 +441,12 @@ func (lt *liveTrace) finish() *correlate.Result {
 	if drops > 0 && lt.spoolFilled {
 		eng.Warn(fmt.Sprintf("the spool (--spool-size %d MiB) filled: the correlator fell behind the capture and the rings had to "+
 			"absorb the rest; a larger spool keeps more of a flood on a node short of CPU", lt.spoolBytes()>>20))
+	}
+	if lt.spillErr != nil {
+		eng.Warn(fmt.Sprintf("the spool kept its frames in memory past --spool-memory: %v", lt.spillErr))
+	}
+	if lt.readErr != nil {
+		eng.Warn(fmt.Sprintf("frames the spool had put in its file were lost: %v", lt.readErr))
 	}
 	for _, n := range lt.path.Notes {
 		eng.Warn(n)

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"sync"
@@ -24,10 +25,11 @@ import (
 // when full, or when the ring is empty and the correlator has no slab
 // queued (else it is filled further, for up to holdMax). The
 // correlator takes the slabs on a goroutine of its own. When it falls
-// behind (a flood on a node short of CPU) the slabs wait in memory, up to
-// the spool's size, and it catches up after the capture; only then do the
-// capture goroutines wait, the rings fill and the kernel counts drops —
-// which the report states.
+// behind (a flood on a node short of CPU) the slabs wait, in memory up to
+// the spool's memory and in its file beyond (spill.go), up to the spool's
+// size, and it catches up after the capture; only then do the capture
+// goroutines wait, the rings fill and the kernel counts drops — which the
+// report states.
 const (
 	slabBytes = 256 << 10
 	// holdMax is how long a slab begun may wait for more frames while the
@@ -50,6 +52,13 @@ type slab struct {
 	used  int
 	begun time.Time // taken by a capture goroutine
 	first int64     // its first frame's stamp
+	// spilled: the frames are in the spool's file at off (spill.go), not
+	// in mem, once written is closed; or in held, which could not be
+	// written.
+	spilled bool
+	off     int64
+	written chan struct{}
+	held    *slab
 	// Slim entries' shared fields (slim.go).
 	flows    []flowFields
 	lastFlow int
@@ -170,26 +179,40 @@ type spool struct {
 	free    []*slab    // empty slabs, the last given back on top: still in cache
 	slabs   []*slab    // every slab mapped, to unmap at Close
 	mapping int        // slabs being mapped (outside the lock)
-	limit   int        // the spool's size in slabs
+	limit   int        // the spool's size in slabs, in memory and spilled
+	memory  int        // the slabs it may map: beyond, they spill
+	spill   spill
+	back    *slab // the correlator's, for spilled slabs read back
+	readErr error // a spilled slab could not be read back: its frames are lost
 	full    atomic.Bool
 }
 
 // startSpool starts correlating into eng the frames of points capture
 // points. spoolBytes bounds what is captured but not yet correlated (<= 0:
-// DefaultSpoolBytes). captured, if set, sees every frame on its point's
-// capture goroutine as it is captured (counters, a file per point); it must
-// not keep rf.Data. Set feed.filter before the capture starts: the points
-// apply it as they decode.
-func startSpool(eng *correlate.Engine, points, spoolBytes int, captured func(point int, rf *capture.RawFrame)) (*spool, error) {
+// DefaultSpoolBytes), memBytes how much of it stays in memory (0:
+// DefaultSpoolMemory; < 0: all of it). captured, if set, sees every frame
+// on its point's capture goroutine as it is captured (counters, a file per
+// point); it must not keep rf.Data. Set feed.filter before the capture
+// starts: the points apply it as they decode.
+func startSpool(eng *correlate.Engine, points, spoolBytes, memBytes int, captured func(point int, rf *capture.RawFrame)) (*spool, error) {
 	if spoolBytes <= 0 {
 		spoolBytes = DefaultSpoolBytes
 	}
 	n := max(minSpoolSlabs, points, spoolBytes/slabBytes)
+	mem := n
+	switch {
+	case memBytes == 0:
+		memBytes = DefaultSpoolMemory
+		fallthrough
+	case memBytes > 0:
+		mem = min(n, max(minSpoolSlabs, 2*points, memBytes/slabBytes))
+	}
 	l := &spool{
-		feed:  newFeed(eng, 0),
-		queue: make(chan *slab, n),
-		done:  make(chan struct{}),
-		limit: n,
+		feed:   newFeed(eng, 0),
+		queue:  make(chan *slab, n),
+		done:   make(chan struct{}),
+		limit:  n,
+		memory: mem,
 	}
 	l.freed = sync.NewCond(&l.mu)
 	for p := range points {
@@ -206,6 +229,21 @@ func startSpool(eng *correlate.Engine, points, spoolBytes int, captured func(poi
 	go func() {
 		defer close(l.done)
 		for sl := range l.queue {
+			if sl.spilled {
+				b, err := l.readBack(sl)
+				l.readDone()
+				switch {
+				case err != nil:
+					l.readErr = cmp.Or(l.readErr, err)
+				case b == sl.held:
+					l.feed.addSlab(b)
+					l.put(b)
+				default:
+					l.feed.addSlab(b)
+					b.reset()
+				}
+				continue
+			}
 			l.feed.addSlab(sl)
 			l.put(sl)
 		}
@@ -231,6 +269,7 @@ func (l *spool) close() {
 			l.feed.filter.out.Add(int64(ls.filter.filteredOut()))
 		}
 	}
+	l.closeSpill()
 	l.unmap()
 }
 
@@ -244,11 +283,12 @@ func (l *spool) unmap() {
 }
 
 // get returns an empty slab: the one given back last, a new one while the
-// spool has room, else the next one the correlator gives back (the capture
-// waits, and its ring fills). A new slab is mapped outside the lock: its
+// spool has room in memory (or in all, once its file failed), else, with
+// wait, the next one the correlator gives back (the capture waits, and its
+// ring fills); without, nil. A new slab is mapped outside the lock: its
 // pages are zeroed as it is mapped (MAP_POPULATE), tens of µs the other
 // points and the correlator need not wait for.
-func (l *spool) get() *slab {
+func (l *spool) get(wait bool) *slab {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
@@ -257,7 +297,7 @@ func (l *spool) get() *slab {
 			l.free = l.free[:n-1]
 			return sl
 		}
-		if l.mapping+len(l.slabs) < l.limit {
+		if m := l.mapping + len(l.slabs); m < l.limit && (m < l.memory || l.spill.err != nil) {
 			l.mapping++
 			l.mu.Unlock()
 			sl, err := newSlab(slabBytes)
@@ -269,6 +309,9 @@ func (l *spool) get() *slab {
 			}
 			l.limit = len(l.slabs) + l.mapping // out of memory: make do with what there is
 			continue
+		}
+		if !wait {
+			return nil
 		}
 		l.full.Store(true)
 		l.freed.Wait()
@@ -344,7 +387,7 @@ func (s *liveSink) room(n int, t int64) {
 		s.handOver()
 	}
 	if s.cur == nil {
-		s.cur = s.live.get()
+		s.cur = s.live.get(true)
 	}
 	if s.cur.used == 0 {
 		s.cur.begun, s.cur.first = time.Now(), t
@@ -370,8 +413,23 @@ func (s *liveSink) Idle() {
 	s.handOver()
 }
 
-// handOver queues the current slab for the correlator.
+// handOver queues the current slab for the correlator and takes an empty
+// one; if none is to be had in memory, it spills the slab instead and goes
+// on filling it (one decision under the lock: a point taking the last free
+// slab between two would make the other wait).
 func (s *liveSink) handOver() {
-	s.live.queue <- s.cur
-	s.cur = nil
+	l := s.live
+	next := l.get(false)
+	if next == nil {
+		if ref, next := l.spillOut(s.cur); ref != nil {
+			l.queue <- ref
+			s.cur = next // nil: room waits for one
+			if next != nil {
+				next.reset()
+			}
+			return
+		}
+	}
+	l.queue <- s.cur
+	s.cur = next // nil: room waits for one
 }

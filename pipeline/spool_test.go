@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -84,7 +85,7 @@ func TestLiveMatchesOffline(t *testing.T) {
 				t.Fatal(err)
 			}
 			var tapped [8]int
-			live, err := startSpool(eng, len(frames), 1, func(p int, rf *capture.RawFrame) { tapped[p]++ })
+			live, err := startSpool(eng, len(frames), 1, -1, func(p int, rf *capture.RawFrame) { tapped[p]++ })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -290,13 +291,13 @@ func TestLiveSpoolFilled(t *testing.T) {
 	_, live := onePointSpool(t)
 	var held []*slab
 	for range live.limit - 1 { // the sink holds one already
-		held = append(held, live.get())
+		held = append(held, live.get(true))
 	}
 	if live.filled() {
 		t.Fatal("spool reported full before it was")
 	}
 	got := make(chan *slab)
-	go func() { got <- live.get() }()
+	go func() { got <- live.get(true) }()
 	for deadline := time.Now().Add(5 * time.Second); !live.filled(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("a get on a full spool did not report it")
@@ -363,7 +364,7 @@ func lockstep(frames [][]capture.RawFrame, deliver func(p int, rf *capture.RawFr
 // capture time or was begun holdMax ago; a full slab goes at once, and
 // with the queue empty every Idle hands over.
 func TestLiveSinkHoldsSlabWhileBusy(t *testing.T) {
-	l := &spool{feed: &feed{}, queue: make(chan *slab, 8), limit: 8}
+	l := &spool{feed: &feed{}, queue: make(chan *slab, 8), limit: 8, memory: 8}
 	l.freed = sync.NewCond(&l.mu)
 	defer l.unmap()
 	sink := &liveSink{live: l, dec: decode.New()}
@@ -433,7 +434,7 @@ func onePointSpool(t *testing.T) (*correlate.Engine, *spool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	live, err := startSpool(eng, 1, 1, nil)
+	live, err := startSpool(eng, 1, 1, -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,6 +456,104 @@ func TestSlabMappedResident(t *testing.T) {
 	for i, v := range vec {
 		if v&1 == 0 {
 			t.Fatalf("page %d of %d of a new slab is not resident", i, len(vec))
+		}
+	}
+}
+
+// TestSpoolSpills: with the correlator stalled (its sink blocks), a capture
+// past the spool's memory goes on in the spool's file instead of waiting:
+// the slabs mapped stay at the memory's, and the correlator, let go, gets
+// every frame in order — the same traces as a spool all in memory.
+func TestSpoolSpills(t *testing.T) {
+	run := func(memBytes int, file *os.File) ([]correlate.Trace, int64, int) {
+		gate := make(chan struct{})
+		var got []correlate.Trace
+		eng, err := correlate.New(correlate.Config{Points: []correlate.PointSpec{{Name: "a", IfIndex: -1}}},
+			func(tr *correlate.Trace) { <-gate; got = append(got, tr.Clone()) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, err := startSpool(eng, 1, 256<<20, memBytes, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live.spill.f = file
+		sink := live.sinks[0]
+		data := make([]byte, 200) // undecodable: spooled packed
+		v6 := make([]byte, 1000)  // IPv6 UDP, a trace each: spooled raw
+		v6[12], v6[13], v6[14] = 0x86, 0xdd, 0x60
+		binary.BigEndian.PutUint16(v6[18:], 1000-54)
+		v6[20], v6[21] = 17, 64
+		v6[22], v6[23], v6[37] = 0xfd, 0, 1
+		v6[38], v6[39], v6[53] = 0xfd, 0, 2
+		binary.BigEndian.PutUint16(v6[54:], 40000)
+		binary.BigEndian.PutUint16(v6[56:], 9999)
+		binary.BigEndian.PutUint16(v6[58:], 1000-54)
+		rf := capture.RawFrame{Time: 1e18, LinkType: capture.LinkTypeEthernet}
+		const n = 40000 // 10 µs apart: the first trace leaves (and the sink stalls) after ~110 ms
+		for i := range n {
+			rf.Time += 10_000
+			rf.Num++
+			rf.Data = data
+			if i%2 == 0 {
+				binary.BigEndian.PutUint64(v6[62:], uint64(rf.Num))
+				rf.Data = v6
+			}
+			rf.WireLen = len(rf.Data)
+			sink.Frame(&rf)
+			if i%500 == 0 {
+				sink.Idle()
+			}
+		}
+		live.mu.Lock()
+		spilled, mapped := live.spill.bytes, len(live.slabs)
+		live.mu.Unlock()
+		close(gate)
+		sink.Idle()
+		live.close()
+		res := eng.Finish()
+		if res.Summary.Frames != n || res.Summary.Decoded != n/2 || len(got) != n/2 {
+			t.Fatalf("memory %d: correlator saw %d frames, keyed %d, %d traces; want %d, %d, %d",
+				memBytes, res.Summary.Frames, res.Summary.Decoded, len(got), n, n/2, n/2)
+		}
+		if live.readErr != nil || (live.spill.err != nil) != (file != nil) {
+			t.Fatalf("memory %d: %v, %v", memBytes, live.readErr, live.spill.err)
+		}
+		return got, spilled, mapped
+	}
+	want, spilled, inMemory := run(-1, nil)
+	if spilled != 0 || inMemory < 40 {
+		t.Fatalf("all in memory: %d bytes spilled, %d slabs mapped (want 0, >= 40: the test stalls nothing)", spilled, inMemory)
+	}
+	got, spilled, mapped := run(2<<20, nil)
+	if spilled < 8<<20 || mapped > minSpoolSlabs+1 {
+		t.Errorf("2 MiB in memory: %d bytes spilled, %d slabs mapped; want >= 8 MiB, <= %d", spilled, mapped, minSpoolSlabs+1)
+	}
+	t.Logf("%d bytes spilled, %d slabs mapped (all in memory: %d)", spilled, mapped, inMemory)
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("trace %d differs:\nspilled   %+v\nin memory %+v", i+1, got[i], want[i])
+		}
+	}
+
+	// A file it cannot write to (a full disk): the slabs stay in memory,
+	// no frame is lost, and the error is kept for the report.
+	f, err := os.CreateTemp(t.TempDir(), "spool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := os.Open(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, _, mapped = run(2<<20, ro)
+	if mapped <= minSpoolSlabs+1 {
+		t.Errorf("unwritable file: %d slabs mapped, want more than the memory's %d", mapped, minSpoolSlabs)
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("unwritable file: trace %d differs:\ngot  %+v\nwant %+v", i+1, got[i], want[i])
 		}
 	}
 }

@@ -242,6 +242,7 @@ type liveJSONT struct {
 	Started     *correlate.Timestamp `json:"started"`
 	Ended       *correlate.Timestamp `json:"ended"`
 	Evidence    []string             `json:"evidence"`
+	SpoolFile   int64                `json:"spool_file_bytes"`
 }
 
 func liveJSON(l *LiveInfo) liveJSONT {
@@ -259,6 +260,6 @@ func liveJSON(l *LiveInfo) liveJSONT {
 	return liveJSONT{
 		EchoID: id,
 		Probes: l.Probes, Sent: l.Sent, Replies: l.Replies, Interrupted: l.Interrupted,
-		Started: stamp(l.Started), Ended: stamp(l.Ended), Evidence: nonNil(l.Evidence),
+		Started: stamp(l.Started), Ended: stamp(l.Ended), Evidence: nonNil(l.Evidence), SpoolFile: l.SpoolFile,
 	}
 }

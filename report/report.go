@@ -39,6 +39,7 @@ type LiveInfo struct {
 	Started     time.Time // capture start
 	Ended       time.Time // capture end
 	Evidence    []string  // files written (pcapng per point, JSON)
+	SpoolFile   int64     // bytes of frames that waited in the spool's file (past --spool-memory)
 }
 
 // Options tune the human formats; JSON always has everything.

@@ -35,6 +35,7 @@ type captureOptions struct {
 	NoWhy      bool
 	RingBytes  byteSize
 	SpoolBytes byteSize
+	SpoolMem   byteSize
 	kube       kubeOptions
 
 	// changed are the flags the command line gave (some exclude others).
@@ -107,6 +108,8 @@ stamp order, about 100 ms behind; no report.`,
 	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 16M... (default 4MiB with --probe, 16MiB without)")
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
 	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...")
+	o.SpoolMem = pipeline.DefaultSpoolMemory
+	f.Var(&o.SpoolMem, "spool-memory", "of the spool, what stays in memory; the rest waits in an unlinked file in $TMPDIR (as large as --spool-size: no file)")
 	return cmd
 }
 
@@ -154,6 +157,9 @@ func (o *captureOptions) validate() error {
 	if o.SpoolBytes != 0 && o.SpoolBytes < 4<<20 {
 		return fmt.Errorf("--spool-size %s: want at least 4MiB", &o.SpoolBytes)
 	}
+	if o.SpoolMem != 0 && o.SpoolMem < 2<<20 {
+		return fmt.Errorf("--spool-memory %s: want at least 2MiB", &o.SpoolMem)
+	}
 	if o.OutDir != streamOut {
 		return nil
 	}
@@ -196,7 +202,7 @@ func (o *captureOptions) run(ctx context.Context) error {
 		TraceOptions: pipeline.TraceOptions{
 			Path: ends.path, Count: o.Count, Size: o.Size, Interval: o.Interval, Timeout: o.Timeout,
 			Passive: !o.Probe, Duration: o.duration(), Window: o.Window,
-			RingBytes: int(o.RingBytes), SpoolBytes: int(o.SpoolBytes), Evidence: ev, Limit: o.Limit,
+			RingBytes: int(o.RingBytes), SpoolBytes: int(o.SpoolBytes), SpoolMemory: int(o.SpoolMem), Evidence: ev, Limit: o.Limit,
 			// Both ends watch for drops (the destination's node by the
 			// endpoints' addresses, as --passive --why does): a policy on
 			// the destination's node is where probes most often die. The

@@ -55,7 +55,7 @@ func (o *traceOptions) clusterFlagsAlone() error {
 
 // clusterRefused are the tracer's flags cluster mode does not take yet:
 // agents capture with probes only, ICMP only.
-var clusterRefused = []string{"passive", "duration", "filter", "why", "tcp-port", "ring-size", "spool-size", "node", "cri-endpoint"}
+var clusterRefused = []string{"passive", "duration", "filter", "why", "tcp-port", "ring-size", "spool-size", "spool-memory", "node", "cri-endpoint"}
 
 // podConfig is how the agent pods are made for a run of this many probes.
 // The drop-reason steps' capabilities only where they are used: a path

@@ -56,12 +56,12 @@ func traceFlags(t *testing.T, args ...string) (*traceOptions, error) {
 }
 
 func TestTraceFlags(t *testing.T) {
-	o, err := traceFlags(t, "--src", "a", "--dst", "b", "--size", "1472", "--spool-size", "256MiB", "--ring-size", "8M")
-	if err != nil || o.Size != 1472 || o.SpoolBytes != 256<<20 || o.RingBytes != 8<<20 {
+	o, err := traceFlags(t, "--src", "a", "--dst", "b", "--size", "1472", "--spool-size", "256MiB", "--spool-memory", "64M", "--ring-size", "8M")
+	if err != nil || o.Size != 1472 || o.SpoolBytes != 256<<20 || o.SpoolMem != 64<<20 || o.RingBytes != 8<<20 {
 		t.Fatalf("options %+v, %v", o, err)
 	}
 	o, err = traceFlags(t, "--src", "a", "--dst", "b")
-	if err != nil || o.Size != pipeline.DefaultProbeSize || o.SpoolBytes != pipeline.DefaultSpoolBytes || o.RingBytes != 0 {
+	if err != nil || o.Size != pipeline.DefaultProbeSize || o.SpoolBytes != pipeline.DefaultSpoolBytes || o.SpoolMem != pipeline.DefaultSpoolMemory || o.RingBytes != 0 {
 		t.Fatalf("defaults %+v, %v", o, err)
 	}
 	for _, tc := range []struct {
@@ -73,6 +73,7 @@ func TestTraceFlags(t *testing.T) {
 		{[]string{"--size", "10"}, "--size 10: want 27"},
 		{[]string{"--size", "70000"}, "to 65507 bytes"},
 		{[]string{"--spool-size", "1MiB"}, "--spool-size 1MiB: want at least 4MiB"},
+		{[]string{"--spool-memory", "1MiB"}, "--spool-memory 1MiB: want at least 2MiB"},
 		{[]string{"--ring-size", "64KiB"}, "--ring-size 64KiB: want at least 1MiB"},
 		{[]string{"--spool-size", "lots"}, `invalid argument "lots" for "--spool-size" flag: "lots": want bytes`},
 	} {

@@ -34,6 +34,7 @@ type traceOptions struct {
 	SharedOut  bool
 	RingBytes  byteSize
 	SpoolBytes byteSize
+	SpoolMem   byteSize
 	Filter     string
 	Why, NoWhy bool
 	// probeFlags are the probe flags given on the command line, which a
@@ -85,6 +86,8 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	f.Var(&o.RingBytes, "ring-size", "capture ring per point: bytes or 4MiB, 16M, 1G... (default 4MiB with probes, 16MiB with --passive)")
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
 	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...; what a flood may get ahead of the correlator before the rings fill")
+	o.SpoolMem = pipeline.DefaultSpoolMemory
+	f.Var(&o.SpoolMem, "spool-memory", "of the spool, what stays in memory; the rest waits in an unlinked file in $TMPDIR (as large as --spool-size: no file)")
 }
 
 // probeFlagNames are the flags that only shape probes.
@@ -131,6 +134,9 @@ func (o *traceOptions) validate() error {
 	if o.Why && o.NoWhy {
 		return errors.New("--why and --no-why: give one")
 	}
+	if o.SpoolMem != 0 && o.SpoolMem < 2<<20 {
+		return fmt.Errorf("--spool-memory %s: want at least 2MiB", &o.SpoolMem)
+	}
 	if o.SpoolBytes != 0 && o.SpoolBytes < 4<<20 {
 		return fmt.Errorf("--spool-size %s: want at least 4MiB", &o.SpoolBytes)
 	}
@@ -174,7 +180,7 @@ func (o *traceOptions) run(ctx context.Context) error {
 	doc, err := pipeline.Trace(ctx, pipeline.TraceOptions{
 		Path: path, Count: o.Count, Size: o.Size, Interval: o.Interval, Timeout: o.Timeout, TCP: o.tcpProbe(path),
 		Passive: o.Passive, Duration: o.Duration, Window: o.Window,
-		RingBytes: int(o.RingBytes), SpoolBytes: int(o.SpoolBytes),
+		RingBytes: int(o.RingBytes), SpoolBytes: int(o.SpoolBytes), SpoolMemory: int(o.SpoolMem),
 		Evidence: ev, Sink: out.sink(), Limit: o.Limit, Captured: counters.frame, Filter: filt,
 		Why: !o.NoWhy && (!o.Passive || o.Why),
 	})
