@@ -57,7 +57,7 @@ func fitPair(ss []clockSample, from, to int) (ClockLine, int64, bool) {
 		}
 		return u, l, su/float64(len(up)) + sl/float64(len(lo))
 	}
-	best := 0.0
+	best, spread := 0.0, 0.0
 	bu, bl, bs := band(0)
 	if last-first >= minDriftSpan {
 		// The slope: fitted to the offsets request/reply pairs give (the
@@ -65,8 +65,9 @@ func fitPair(ss []clockSample, from, to int) (ClockLine, int64, bool) {
 		// view), least squares over all of them; without such pairs, the
 		// widest band's (its slope hangs on the two hulls' extreme points,
 		// which the delays' jitter moves).
-		slope, ok := pairedSlope(up, lo, mid)
+		slope, slopeUnc, ok := pairedSlope(up, lo, mid)
 		if !ok {
+			slopeUnc = 0
 			widest := bu - bl
 			for _, sl := range append(hullSlopes(up, true), hullSlopes(lo, false)...) {
 				if math.Abs(sl) > maxDrift {
@@ -81,10 +82,13 @@ func fitPair(ss []clockSample, from, to int) (ClockLine, int64, bool) {
 		// could, or the constant stays.
 		if u, l, _ := band(slope); math.Abs(slope) <= maxDrift && u-l > bu-bl+float64(minDriftGain) {
 			best, bu, bl = slope, u, l
+			// The slope's own uncertainty moves the line most at the
+			// span's ends: half the span from its reference.
+			spread = slopeUnc * float64(last-first) / 2
 		}
 	}
 	line := ClockLine{Ref: mid, Offset: (bu + bl) / 2, Drift: best}
-	return line, int64(math.Ceil(math.Abs(bu-bl) / 2)), true
+	return line, int64(math.Ceil(math.Abs(bu-bl)/2 + spread)), true
 }
 
 // maxDrift bounds a believable drift (clocks run within ±100 ppm); a
@@ -136,8 +140,9 @@ const pairWindow = 100e6
 
 // pairedSlope is the least-squares slope of the offsets that pairs of an
 // upper and a lower bound give, each the midpoint of its two bounds at the
-// mean of their times; ok needs pairs spread over time.
-func pairedSlope(up, lo []pt, mid int64) (float64, bool) {
+// mean of their times, and how far off it may be; ok needs pairs spread
+// over time.
+func pairedSlope(up, lo []pt, mid int64) (slope, unc float64, ok bool) {
 	xs, ys := make([]float64, 0, len(up)), make([]float64, 0, len(up))
 	near := newNearest(lo)
 	for _, u := range up {
@@ -148,7 +153,7 @@ func pairedSlope(up, lo []pt, mid int64) (float64, bool) {
 		}
 	}
 	if len(xs) < 3 {
-		return 0, false
+		return 0, 0, false
 	}
 	var mx, my float64
 	for i := range xs {
@@ -163,9 +168,30 @@ func pairedSlope(up, lo []pt, mid int64) (float64, bool) {
 		sxx += (xs[i] - mx) * (xs[i] - mx)
 	}
 	if sxx < float64(minDriftSpan)*float64(minDriftSpan)/16 {
-		return 0, false // the pairs bunch together: no slope to read
+		return 0, 0, false // the pairs bunch together: no slope to read
 	}
-	return sxy / sxx, true
+	slope = sxy / sxx
+	// How far off the slope may be: driftT standard errors. Few pairs
+	// whose delays jitter read a slope into the noise (five pings that
+	// jittered by tens of µs gave 60–200 ppm), and the offset's band alone
+	// then did not cover the hops far from its reference
+	// (TestFewSamplesDriftCovered).
+	var rss float64
+	for i := range xs {
+		r := ys[i] - my - slope*(xs[i]-mx)
+		rss += r * r
+	}
+	return slope, driftT(len(xs)-2) * math.Sqrt(rss/float64(len(xs)-2)/sxx), true
+}
+
+// driftT is Student's t that noise exceeds 0.5% of the time (two-sided)
+// with dof degrees of freedom: few pairs leave a slope far less sure.
+func driftT(dof int) float64 {
+	t := [...]float64{1: 127.3, 2: 14.09, 3: 7.453, 4: 5.598, 5: 4.773, 6: 4.317, 7: 4.029, 8: 3.833, 9: 3.690, 10: 3.581}
+	if dof < len(t) {
+		return t[dof]
+	}
+	return 3.5
 }
 
 // nearest finds, for a time, the lower bound closest to it in a sorted

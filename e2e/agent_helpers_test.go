@@ -200,8 +200,8 @@ func compareMerged(t *testing.T, live *liveDoc, m *mergedDoc) {
 	if m.Summary.Verdict == "" || !strings.HasPrefix(m.Summary.Verdict, "OK") {
 		t.Errorf("merged verdict %q", m.Summary.Verdict)
 	}
-	t.Logf("nodeB's offset %v ± %v (shifted by %v); merged vs live: hops within a node %d ns apart at most, across the wire %d ns",
-		time.Duration(m.ClockOffsets[0].OffsetNs), time.Duration(unc), agentShift, worstIn, worstWire)
+	t.Logf("nodeB's offset %v ± %v, drift %g ppm, %d samples (shifted by %v); merged vs live: hops within a node %d ns apart at most, across the wire %d ns",
+		time.Duration(m.ClockOffsets[0].OffsetNs), time.Duration(unc), m.ClockOffsets[0].DriftPPM, m.ClockOffsets[0].Samples, agentShift, worstIn, worstWire)
 }
 
 // compareHopLatency: the same hop pairs with the same counts, their

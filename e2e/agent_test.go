@@ -180,14 +180,7 @@ func checkAgentEvidence(t *testing.T, l *lab.Lab, r *agentRun) {
 // mergedDoc is analyze's JSON with the clock offsets.
 type mergedDoc struct {
 	jResult
-	ClockOffsets []struct {
-		Point         string `json:"point"`
-		Reference     string `json:"reference"`
-		OffsetNs      int64  `json:"offset_ns"`
-		UncertaintyNs int64  `json:"uncertainty_ns"`
-		Samples       int    `json:"samples"`
-		Source        string `json:"source"`
-	} `json:"clock_offsets"`
+	ClockOffsets []jClockOffset `json:"clock_offsets"`
 }
 
 func analyzeAgents(t *testing.T, args ...string) *mergedDoc {

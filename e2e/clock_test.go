@@ -30,17 +30,9 @@ type clockDoc struct {
 			Reflection    bool   `json:"reflection"`
 		} `json:"hops"`
 	} `json:"traces"`
-	ClockOffsets []struct {
-		Point         string  `json:"point"`
-		Reference     string  `json:"reference"`
-		OffsetNs      int64   `json:"offset_ns"`
-		UncertaintyNs int64   `json:"uncertainty_ns"`
-		DriftPPM      float64 `json:"drift_ppm"`
-		Samples       int     `json:"samples"`
-		Source        string  `json:"source"`
-	} `json:"clock_offsets"`
-	Anomalies []jAnomaly `json:"anomalies"`
-	Summary   jSummary   `json:"summary"`
+	ClockOffsets []jClockOffset `json:"clock_offsets"`
+	Anomalies    []jAnomaly     `json:"anomalies"`
+	Summary      jSummary       `json:"summary"`
 }
 
 // clockSet is a capture set in path order and the points of its second

@@ -60,6 +60,17 @@ type jResult struct {
 	Summary    jSummary   `json:"summary"`
 }
 
+// jClockOffset is one point's clock correction (analyze's clock_offsets).
+type jClockOffset struct {
+	Point         string  `json:"point"`
+	Reference     string  `json:"reference"`
+	OffsetNs      int64   `json:"offset_ns"`
+	UncertaintyNs int64   `json:"uncertainty_ns"`
+	DriftPPM      float64 `json:"drift_ppm"`
+	Samples       int     `json:"samples"`
+	Source        string  `json:"source"`
+}
+
 type jPoint struct {
 	Name      string  `json:"name"`
 	Node      string  `json:"node"`
