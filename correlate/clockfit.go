@@ -65,9 +65,8 @@ func fitPair(ss []clockSample, from, to int) (ClockLine, int64, bool) {
 		// view), least squares over all of them; without such pairs, the
 		// widest band's (its slope hangs on the two hulls' extreme points,
 		// which the delays' jitter moves).
-		slope, slopeUnc, ok := pairedSlope(up, lo, mid)
+		slope, slopeUnc, ok := pairedSlope(up, lo, mid) // no pairs: 0, 0
 		if !ok {
-			slopeUnc = 0
 			widest := bu - bl
 			for _, sl := range append(hullSlopes(up, true), hullSlopes(lo, false)...) {
 				if math.Abs(sl) > maxDrift {

@@ -65,7 +65,7 @@ func (l *spool) spillOut(sl *slab) (ref, next *slab) {
 		sp.jobs, sp.done = make(chan spillJob, len(l.sinks)), make(chan struct{})
 		go l.writer(sp.jobs, sp.done)
 	}
-	ref = &slab{point: sl.point, used: sl.used, first: sl.first, spilled: true, off: sp.off, written: make(chan struct{}),
+	ref = &slab{point: sl.point, used: sl.used, first: sl.first, off: sp.off, written: make(chan struct{}),
 		flows: slices.Clone(sl.flows), lastFlow: sl.lastFlow, misses: sl.misses, numBase: sl.numBase, numSet: sl.numSet}
 	sp.off += int64(sl.used)
 	sp.n++
@@ -148,7 +148,7 @@ func (l *spool) readBack(ref *slab) (*slab, error) {
 	}
 	mem := b.mem
 	*b = *ref
-	b.mem, b.spilled, b.written, b.off = mem, false, nil, 0
+	b.mem, b.written, b.off = mem, nil, 0
 	return b, nil
 }
 

@@ -52,10 +52,9 @@ type slab struct {
 	used  int
 	begun time.Time // taken by a capture goroutine
 	first int64     // its first frame's stamp
-	// spilled: the frames are in the spool's file at off (spill.go), not
-	// in mem, once written is closed; or in held, which could not be
-	// written.
-	spilled bool
+	// A reference to a spilled slab (written set): its frames are in the
+	// spool's file at off (spill.go), not in mem, once written is closed;
+	// or in held, which could not be written.
 	off     int64
 	written chan struct{}
 	held    *slab
@@ -229,7 +228,7 @@ func startSpool(eng *correlate.Engine, points, spoolBytes, memBytes int, capture
 	go func() {
 		defer close(l.done)
 		for sl := range l.queue {
-			if sl.spilled {
+			if sl.written != nil {
 				b, err := l.readBack(sl)
 				l.readDone()
 				switch {
