@@ -392,7 +392,11 @@ func (e *Evidence) Finish(doc report.Document) error {
 			if ps.Err != nil && !ps.Until.IsZero() {
 				until = min(until, ps.Until.UnixNano())
 			}
-			e.ng.SetWindow(i, e.start, until)
+			from := e.start
+			if !ps.From.IsZero() {
+				from = ps.From.UnixNano()
+			}
+			e.ng.SetWindow(i, from, until)
 		}
 	}
 	e.mu.Unlock()

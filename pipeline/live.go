@@ -234,13 +234,11 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 		defer close(done)
 		lt.stats, runErr = afpacket.Run(capCtx, lt.points, afpacket.Config{
 			Filter: filter, RingBytes: lt.ringBytes(),
+			// Each point captures from when its socket was armed,
+			// whatever it sees; the end is set when the capture stops.
+			Opened: spool.arm,
 			Armed: func(time.Duration) {
 				lt.start = time.Now()
-				// Capturing from now on, whatever a point sees; the end is
-				// set when the capture stops.
-				for i := range lt.points {
-					lt.eng.SetCoverage(i, lt.start.UnixNano(), 1<<63-1)
-				}
 				close(armed)
 			},
 		}, spool.sinks)
@@ -429,7 +427,11 @@ func (lt *liveTrace) finish() *correlate.Result {
 				end = ps.Until
 			}
 		}
-		eng.SetCoverage(i, lt.start.UnixNano(), end.UnixNano())
+		from := lt.start
+		if i < len(lt.stats.Points) && !lt.stats.Points[i].From.IsZero() {
+			from = lt.stats.Points[i].From
+		}
+		eng.SetCoverage(i, from.UnixNano(), end.UnixNano())
 	}
 	var drops uint64
 	for _, ps := range lt.stats.Points {

@@ -184,6 +184,13 @@ type spool struct {
 	back    *slab // the correlator's, for spilled slabs read back
 	readErr error // a spilled slab could not be read back: its frames are lost
 	full    atomic.Bool
+	// When each point's socket was armed (Unix ns; 0: not yet), set by
+	// Run's goroutine while other points capture already; the correlator
+	// makes it the point's coverage before its next slab, so the engine
+	// is only touched on its own goroutine.
+	armed    []atomic.Int64
+	armedNew atomic.Bool
+	covered  []bool // the correlator's: coverage set
 }
 
 // startSpool starts correlating into eng the frames of points capture
@@ -207,11 +214,13 @@ func startSpool(eng *correlate.Engine, points, spoolBytes, memBytes int, capture
 		mem = min(n, max(minSpoolSlabs, 2*points, memBytes/slabBytes))
 	}
 	l := &spool{
-		feed:   newFeed(eng, 0),
-		queue:  make(chan *slab, n),
-		done:   make(chan struct{}),
-		limit:  n,
-		memory: mem,
+		feed:    newFeed(eng, 0),
+		queue:   make(chan *slab, n),
+		done:    make(chan struct{}),
+		limit:   n,
+		memory:  mem,
+		armed:   make([]atomic.Int64, points),
+		covered: make([]bool, points),
 	}
 	l.freed = sync.NewCond(&l.mu)
 	for p := range points {
@@ -228,6 +237,9 @@ func startSpool(eng *correlate.Engine, points, spoolBytes, memBytes int, capture
 	go func() {
 		defer close(l.done)
 		for sl := range l.queue {
+			if l.armedNew.Load() {
+				l.cover()
+			}
 			if sl.written != nil {
 				b, err := l.readBack(sl)
 				l.readDone()
@@ -249,6 +261,25 @@ func startSpool(eng *correlate.Engine, points, spoolBytes, memBytes int, capture
 		l.feed.flush()
 	}()
 	return l, nil
+}
+
+// arm records that point's socket captures everything from t on; call it
+// before its first frame.
+func (l *spool) arm(point int, t time.Time) {
+	l.armed[point].Store(t.UnixNano())
+	l.armedNew.Store(true)
+}
+
+// cover makes the points armed since the last call capturing from then on,
+// until the capture ends (finish sets the end).
+func (l *spool) cover() {
+	l.armedNew.Store(false)
+	for i := range l.armed {
+		if a := l.armed[i].Load(); a != 0 && !l.covered[i] {
+			l.feed.eng.SetCoverage(i, a, 1<<63-1)
+			l.covered[i] = true
+		}
+	}
 }
 
 // Close waits until every frame handed over is correlated and releases the

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -555,5 +556,95 @@ func TestSpoolSpills(t *testing.T) {
 		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Fatalf("unwritable file: trace %d differs:\ngot  %+v\nwant %+v", i+1, got[i], want[i])
 		}
+	}
+}
+
+// TestLiveCoverageFromArming: a live point covers the capture from when its
+// socket was armed (spool.arm), taken by the correlator as frames flow: the
+// engine judges loss at points armed before a frame passed, not at points
+// armed after. Only pod1 and pod1-veth deliver frames here, and no echo
+// replies (the rest saw nothing: a drop after pod1-veth, or points not
+// armed yet).
+func TestLiveCoverageFromArming(t *testing.T) {
+	var inputs []Input
+	for _, p := range []string{"pod1", "pod1-veth", "cni0", "pod2-veth", "pod2"} {
+		inputs = append(inputs, Input{Path: filepath.Join("..", "testdata", "captures", "promisc", p+".cap")})
+	}
+	b, frames := pointFrames(t, inputs)
+	// No replies: an answered request was not lost.
+	for p := range frames[:2] {
+		var kept []capture.RawFrame
+		for _, rf := range frames[p] {
+			d := rf.Data
+			if len(d) > 34 && d[12] == 0x08 && d[13] == 0 && d[23] == 1 && d[34] == 0 {
+				continue // IPv4 ICMP echo reply
+			}
+			kept = append(kept, rf)
+		}
+		frames[p] = kept
+	}
+	first := frames[0][0].Time
+	last := max(frames[0][len(frames[0])-1].Time, frames[1][len(frames[1])-1].Time)
+	mid := first + (last-first)/2
+	for _, c := range []struct {
+		name  string
+		armAt int64 // cni0, pod2-veth and pod2
+		lost  func(t int64) bool
+	}{
+		{"armed before", first - 1, func(int64) bool { return true }},
+		{"armed halfway", mid, func(t int64) bool { return t >= mid }},
+		{"armed after", last + 1, func(int64) bool { return false }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got []correlate.Trace
+			// As discovery tells a live run: where the pods are.
+			owners := map[netip.Addr]correlate.Owner{
+				netip.MustParseAddr("10.244.1.2"): {Point: 0, Label: "pod1 eth0"},
+				netip.MustParseAddr("10.244.1.3"): {Point: 4, Label: "pod2 eth0"},
+			}
+			macs := map[correlate.MAC]correlate.Owner{
+				{0xf2, 0xc2, 0xbd, 0x7a, 0x6c, 0xca}: {Point: 0, Label: "pod1 eth0"},
+				{0x02, 0x84, 0x9d, 0x0d, 0x2a, 0xc5}: {Point: 4, Label: "pod2 eth0"},
+			}
+			eng, err := correlate.New(correlate.Config{Points: b.Specs(), Window: correlate.DefaultWindow, OnePath: true, IPOwners: owners, MACOwners: macs},
+				func(tr *correlate.Trace) { got = append(got, tr.Clone()) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			live, err := startSpool(eng, len(frames), 0, -1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			live.arm(0, time.Unix(0, first-1))
+			live.arm(1, time.Unix(0, first-1))
+			for p := 2; p < len(frames); p++ {
+				live.arm(p, time.Unix(0, c.armAt))
+			}
+			lockstep(frames[:2], func(p int, rf *capture.RawFrame) { live.sinks[p].Frame(rf) }, func(p int) { live.sinks[p].Idle() })
+			live.close()
+			eng.Finish()
+			var lost, kept int
+			for _, tr := range got {
+				if len(tr.Hops) == 0 || tr.Type != "echo-request" {
+					continue
+				}
+				want := ""
+				if c.lost(int64(tr.Hops[0].Time)) {
+					want = "pod1-veth"
+				}
+				if tr.LostAfter != want {
+					t.Errorf("trace %d at %d: lost after %q, want %q", tr.N, tr.Hops[0].Time, tr.LostAfter, want)
+				}
+				if tr.LostAfter != "" {
+					lost++
+				} else {
+					kept++
+				}
+			}
+			if lost+kept == 0 {
+				t.Fatal("no echo request traced")
+			}
+			t.Logf("%d echo requests lost after pod1-veth, %d not judged", lost, kept)
+		})
 	}
 }

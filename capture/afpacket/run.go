@@ -15,19 +15,25 @@ import (
 type Config struct {
 	Filter    []bpf.RawInstruction // nil captures everything
 	RingBytes int                  // per socket; <= 0 means DefaultRingBytes
+	// Opened, if set, is called as each point's socket is armed, on Run's
+	// goroutine, before any of that point's frames is delivered: i is the
+	// point, from the time since which it captures everything.
+	Opened func(i int, from time.Time)
 	// Armed is called once, after every socket is open with its filter
-	// attached and before any frame is delivered; start probing then. It
-	// gets the time from the start of Run to all points armed.
+	// attached; start probing then. It gets the time from the start of
+	// Run to all points armed. Points armed earlier deliver frames
+	// already.
 	Armed func(armTime time.Duration)
 }
 
 // PointStats is what one point captured.
 type PointStats struct {
 	Name    string
-	Frames  uint64 // frames delivered to out
-	Packets uint64 // kernel: frames that passed the filter, drops included
-	Drops   uint64 // kernel: frames lost because the ring was full
-	Err     error  // why the point stopped early (interface deleted...), nil if it ran to the end
+	From    time.Time // when its socket was armed: it captured everything since
+	Frames  uint64    // frames delivered to out
+	Packets uint64    // kernel: frames that passed the filter, drops included
+	Drops   uint64    // kernel: frames lost because the ring was full
+	Err     error     // why the point stopped early (interface deleted...), nil if it ran to the end
 	// Until is when the point's capture ended: Stats.Stopped, or (Err
 	// set) when it failed, or the stamp of the last frame delivered from a
 	// ring whose drain was cut short. Frames after it were not captured.
@@ -68,41 +74,31 @@ type Sink interface {
 	Idle()
 }
 
-// Run captures at every point until ctx is done. It opens all sockets
-// first (each inside its namespace) and calls cfg.Armed; if any point cannot
-// be opened, it closes the others and returns the error. Then one goroutine
-// per socket reads the ring and calls sinks[i] (Iface is 0, the point's only
-// interface); nothing is copied or serialized here, so a busy point costs
-// only what its sink does. A point that fails mid-capture (its interface
-// deleted) stops with PointStats.Err set while the others go on. On cancel
-// every ring is drained before its socket closes.
+// Run captures at every point until ctx is done. It opens the sockets one
+// by one (each inside its namespace), starting each point's reader as soon
+// as its socket is armed, and calls cfg.Armed once all are; if a point
+// cannot be opened, it stops and closes the others and returns the error.
+// A point's reader starts at once because arming the rest takes 70–200 ms
+// beside a flood: a ring left unread that long is a third full before
+// the capture has begun, and overflowed while the process warmed up.
+// One goroutine per socket reads the ring and calls sinks[i] (Iface is 0,
+// the point's only interface); nothing is copied or serialized here, so a
+// busy point costs only what its sink does. A point that fails
+// mid-capture (its interface deleted) stops with PointStats.Err set while
+// the others go on. On cancel every ring is drained before its socket
+// closes.
 func Run(ctx context.Context, points []Point, cfg Config, sinks []Sink) (Stats, error) {
 	start := time.Now()
 	st := Stats{Points: make([]PointStats, len(points))}
 	if len(sinks) != len(points) {
 		return st, fmt.Errorf("arm live capture: %d sinks for %d points", len(sinks), len(points))
 	}
-	srcs := make([]*Socket, 0, len(points))
-	for i, p := range points {
-		st.Points[i].Name = p.Name
-		s, err := Open(p, cfg.Filter, cfg.RingBytes)
-		if err != nil {
-			for _, o := range srcs {
-				o.Close()
-			}
-			return st, fmt.Errorf("arm live capture: %w", err)
-		}
-		srcs = append(srcs, s)
-	}
-	st.ArmTime = time.Since(start)
-	if cfg.Armed != nil {
-		cfg.Armed(st.ArmTime)
-	}
-
-	// The stop is when ctx is done, not when a reader (in poll, or waiting
-	// for the spool) notices it.
+	// The stop is when ctx is done, or arming failed; not when a reader
+	// (in poll, or waiting for the spool) notices it.
+	runCtx, abort := context.WithCancel(ctx)
+	defer abort()
 	stopSet := make(chan struct{})
-	cancelStop := context.AfterFunc(ctx, func() {
+	cancelStop := context.AfterFunc(runCtx, func() {
 		st.Stopped = time.Now()
 		close(stopSet)
 	})
@@ -111,12 +107,23 @@ func Run(ctx context.Context, points []Point, cfg Config, sinks []Sink) (Stats, 
 		return st.Stopped
 	}
 	var wg sync.WaitGroup
-	for i, s := range srcs {
+	for i, p := range points {
+		ps := &st.Points[i]
+		ps.Name = p.Name
+		s, err := Open(p, cfg.Filter, cfg.RingBytes)
+		if err != nil {
+			abort()
+			wg.Wait()
+			return Stats{Points: st.Points}, fmt.Errorf("arm live capture: %w", err)
+		}
+		ps.From = time.Now()
+		if cfg.Opened != nil {
+			cfg.Opened(i, ps.From)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ps := &st.Points[i]
-			ps.Until, ps.Err = readPoint(ctx, s, sinks[i], &ps.Frames, stopped)
+			ps.Until, ps.Err = readPoint(runCtx, s, sinks[i], &ps.Frames, stopped)
 			sinks[i].Idle()
 			pk, dr, err := s.Stats()
 			if err != nil && ps.Err == nil {
@@ -127,6 +134,10 @@ func Run(ctx context.Context, points []Point, cfg Config, sinks []Sink) (Stats, 
 				ps.Err = err
 			}
 		}()
+	}
+	st.ArmTime = time.Since(start)
+	if cfg.Armed != nil {
+		cfg.Armed(st.ArmTime)
 	}
 	wg.Wait()
 	if !cancelStop() {

@@ -261,3 +261,103 @@ func (s funcSink) Frame(rf *capture.RawFrame) {
 }
 
 func (funcSink) Idle() {}
+
+// TestRunReadsWhileArming: a point's reader starts as its socket is armed,
+// not once every point is (arming the rest takes long enough beside a flood
+// for the first rings to overflow); and a point that cannot be armed stops
+// the readers already started.
+func TestRunReadsWhileArming(t *testing.T) {
+	testenv.RequireRoot(t)
+	tp := newTopo(t)
+	pr, err := probe.New(tp.hPod1, tp.ip2, 9, []byte("ptarming"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	// Point 1's Opened waits until point 0 delivered a probe: only a reader
+	// running while the arming goes on can deliver it.
+	seen := make(chan struct{}, 1)
+	sinks := funcSinks(2, func(i int, rf capture.RawFrame) {
+		if i == 0 && strings.Contains(string(rf.Data), "ptarming") {
+			select {
+			case seen <- struct{}{}:
+			default:
+			}
+		}
+	})
+	var from [2]time.Time
+	delivered := false
+	opened := func(i int, at time.Time) {
+		from[i] = at
+		if i != 1 {
+			return
+		}
+		for seq := uint16(0); seq < 20 && !delivered; seq++ {
+			if _, err := pr.Send(seq); err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case <-seen:
+				delivered = true
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	baseline := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	armedAt := time.Time{}
+	cfg := Config{Opened: opened, Armed: func(time.Duration) { armedAt = time.Now(); cancel() }}
+	st, err := Run(ctx, []Point{tp.points[0], tp.points[4]}, cfg, sinks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !delivered {
+		t.Error("point 0 delivered no frame before the last point was armed")
+	}
+	for i, ps := range st.Points {
+		if ps.From.IsZero() || !ps.From.Equal(from[i]) || ps.From.After(armedAt) {
+			t.Errorf("point %d: From %v, Opened got %v, all armed at %v", i, ps.From, from[i], armedAt)
+		}
+	}
+	if !st.Points[0].From.Before(st.Points[1].From) {
+		t.Errorf("points armed at %v and %v, want in order", st.Points[0].From, st.Points[1].From)
+	}
+
+	// The second point's interface does not exist: the first point's
+	// reader, started already, is stopped and its socket closed.
+	var idle [2]int
+	var mu sync.Mutex
+	counting := make([]Sink, 2)
+	for i := range counting {
+		counting[i] = idleSink{func() { mu.Lock(); idle[i]++; mu.Unlock() }}
+	}
+	missing := Point{Name: "missing", Netns: tp.hNode, Ifname: "pt-nonexistent"}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	begun := time.Now()
+	_, err = Run(ctx2, []Point{tp.points[0], missing}, Config{Armed: func(time.Duration) { t.Error("Armed called though a point failed") }}, counting)
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("a point that cannot be armed: err %v, want one naming it", err)
+	}
+	t.Logf("arm failure: %v after %v", err, time.Since(begun))
+	if ctx2.Err() != nil {
+		t.Error("Run waited for its context after a point failed to arm")
+	}
+	if idle[0] == 0 || idle[1] != 0 {
+		t.Errorf("Idle calls %v: want the started point's reader flushed, none for the failed one", idle)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > baseline && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > baseline {
+		t.Errorf("%d goroutines after Run, %d before", g, baseline)
+	}
+}
+
+type idleSink struct{ idle func() }
+
+func (idleSink) Frame(*capture.RawFrame) {}
+func (s idleSink) Idle()                 { s.idle() }
