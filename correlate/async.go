@@ -1,5 +1,7 @@
 package correlate
 
+import "golang.org/x/sys/cpu"
+
 // With Config.Async, a finished trace's report — its hops, rewrites and
 // addresses — is built, and handed to the sink, on a goroutine of the
 // engine's (the builder): the correlator's goroutine keeps the matching and
@@ -39,8 +41,12 @@ type builder struct {
 	todo chan *handBatch
 	back chan *handBatch // built: its traces are the correlator's again
 	done chan struct{}
-	cur  *handBatch
-	out  Trace // the builder goroutine's
+	cur  *handBatch // the correlator's
+	// The builder goroutine's, written once a trace: on cache lines apart
+	// from cur, which the correlator reads as often (sharing one, each
+	// took the line from the other core).
+	_   cpu.CacheLinePad
+	out Trace
 }
 
 const (

@@ -11,6 +11,7 @@ import (
 	"github.com/pathtrace/pathtrace/capture/decode"
 	"github.com/pathtrace/pathtrace/capture/filter"
 	"github.com/pathtrace/pathtrace/correlate"
+	"golang.org/x/sys/cpu"
 )
 
 // DefaultReorder is how far back in time a source may jump and still be
@@ -55,10 +56,14 @@ type Merger struct {
 	// the empty ones back.
 	out   chan *frameBatch
 	spare chan *frameBatch
-	// Next's: the batch being handed out and where.
+	// Next's: the batch being handed out and where. pos changes once a
+	// frame: on a cache line of its own, or the merge goroutine, reading
+	// queued as often, misses its cache each time.
+	_        cpu.CacheLinePad
 	cur      *frameBatch
 	pos, ev  int
 	finished bool
+	_        cpu.CacheLinePad
 }
 
 // rawRef is a record waiting in a reorder buffer: where it lives, so

@@ -9,6 +9,7 @@ import (
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/capture/decode"
 	"github.com/pathtrace/pathtrace/correlate"
+	"golang.org/x/sys/cpu"
 )
 
 // The merger's reading side: one goroutine per source reads its records
@@ -24,13 +25,22 @@ type mergeInput struct {
 	batches chan *rawBatch // filled by the reader goroutine
 	spareMu sync.Mutex
 	spare   []*rawBatch // batches whose records were all merged
-	// The merge goroutine's: the batch being read and where.
+	// The merge goroutine's: the batch being read and where. Written once
+	// a frame, so on cache lines of their own: beside what the reader
+	// goroutine reads as often (points, perIface, clocks), each write
+	// would take the line from the other core.
+	_       cpu.CacheLinePad
 	cur     *rawBatch
 	pos     int
 	maxTime int64
 	done    bool
 	frames  int
 	jump    int64 // an unconfirmed stamp far ahead of maxTime
+	// span is how far back in time the source may jump, set by the
+	// reader goroutine before its first batch (measureSpan), read by the
+	// merge goroutine after it, as often as the fields beside it.
+	span int64
+	_    cpu.CacheLinePad
 	// lateSkipped: interfaces first seen after the points were set up
 	// (reader goroutine's until the last batch).
 	lateSkipped []int
@@ -39,12 +49,8 @@ type mergeInput struct {
 	// the per-point .cap files written beside them.
 	perIface []int
 	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
-	// reopen, if set, opens the source again to measure span; span is
-	// how far back in time the source may jump, set by the reader
-	// goroutine before its first batch (measureSpan), read by the merge
-	// goroutine after it.
+	// reopen, if set, opens the source again to measure span.
 	reopen func() (capture.Source, error)
-	span   int64
 	// pre, if set, is the stamps pass started ahead of the merge
 	// (spanscan.go); onPre: the merge takes its span (Merger.Scan then
 	// reports its progress).
@@ -60,6 +66,7 @@ type mergeInput struct {
 	next   int
 	dec    *decode.Decoder
 	filter *frameFilter
+	_      cpu.CacheLinePad // next, written once a frame, apart from the next input's fields
 }
 
 // batchSource reads several frames a call, valid until the next call
