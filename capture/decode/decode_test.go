@@ -7,9 +7,9 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/zeebo/xxh3"
 
 	"github.com/pathtrace/pathtrace/capture"
 	"github.com/pathtrace/pathtrace/correlate"
@@ -37,7 +37,7 @@ func addr(ip net.IP) netip.Addr {
 	return a
 }
 
-func sum(b []byte) uint64 { return xxhash.Sum64(b[:min(len(b), hashBytes)]) }
+func sum(b []byte) uint64 { return xxh3.Hash(b[:min(len(b), hashBytes)]) }
 
 func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()

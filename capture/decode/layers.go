@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"net/netip"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/zeebo/xxh3"
 
 	"github.com/pathtrace/pathtrace/correlate"
 )
@@ -400,5 +400,5 @@ func payloadKey(k *correlate.Key, base []byte, off, end int) {
 	if off > capEnd {
 		off = capEnd
 	}
-	k.Hash = xxhash.Sum64(base[off:capEnd])
+	k.Hash = xxh3.Hash(base[off:capEnd])
 }
