@@ -85,8 +85,8 @@ type TraceOptions struct {
 
 // Trace arms every point of the path, probes (or waits, Passive), stops,
 // drains and correlates: the whole live run. It returns the report's
-// document; on an error nothing was captured (and the evidence is
-// aborted). An interrupted run (ctx done) still returns its document,
+// document; on an error nothing is reported (the evidence is aborted, and
+// what points armed before the failure captured is dropped). An interrupted run (ctx done) still returns its document,
 // with Live.Interrupted set.
 func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 	path := o.Path
@@ -252,6 +252,7 @@ func (lt *liveTrace) capture(ctx context.Context) error {
 			if runErr == nil {
 				runErr = errors.New("capture ended before every point was armed")
 			}
+			spool.discard() // what the points armed first captured
 			return runErr
 		}
 	}

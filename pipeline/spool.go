@@ -190,7 +190,8 @@ type spool struct {
 	// is only touched on its own goroutine.
 	armed    []atomic.Int64
 	armedNew atomic.Bool
-	covered  []bool // the correlator's: coverage set
+	covered  []bool      // the correlator's: coverage set
+	dropped  atomic.Bool // discard: the correlator takes no more frames
 }
 
 // startSpool starts correlating into eng the frames of points capture
@@ -247,21 +248,35 @@ func startSpool(eng *correlate.Engine, points, spoolBytes, memBytes int, capture
 				case err != nil:
 					l.readErr = cmp.Or(l.readErr, err)
 				case b == sl.held:
-					l.feed.addSlab(b)
+					l.take(b)
 					l.put(b)
 				default:
-					l.feed.addSlab(b)
+					l.take(b)
 					b.reset()
 				}
 				continue
 			}
-			l.feed.addSlab(sl)
+			l.take(sl)
 			l.put(sl)
 		}
-		l.feed.flush()
+		if !l.dropped.Load() {
+			l.feed.flush()
+		}
 	}()
 	return l, nil
 }
+
+// take feeds a slab's frames to the correlator, unless discarded.
+func (l *spool) take(sl *slab) {
+	if !l.dropped.Load() {
+		l.feed.addSlab(sl)
+	}
+}
+
+// discard drops every frame the correlator has not taken yet, and those
+// still to come: the capture failed to arm, and nothing of it is reported.
+// close still waits for the points' slabs and releases them.
+func (l *spool) discard() { l.dropped.Store(true) }
 
 // arm records that point's socket captures everything from t on; call it
 // before its first frame.

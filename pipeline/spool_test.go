@@ -589,11 +589,15 @@ func TestLiveCoverageFromArming(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		armAt int64 // cni0, pod2-veth and pod2
-		lost  func(t int64) bool
+		// late: armed only once the frames stamped before armAt went to
+		// the correlator (it takes an arming between two slabs)
+		late bool
+		lost func(t int64) bool
 	}{
-		{"armed before", first - 1, func(int64) bool { return true }},
-		{"armed halfway", mid, func(t int64) bool { return t >= mid }},
-		{"armed after", last + 1, func(int64) bool { return false }},
+		{"armed before", first - 1, false, func(int64) bool { return true }},
+		{"armed halfway", mid, false, func(t int64) bool { return t >= mid }},
+		{"armed halfway, after frames flowed", mid, true, func(t int64) bool { return t >= mid }},
+		{"armed after", last + 1, false, func(int64) bool { return false }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var got []correlate.Trace
@@ -615,12 +619,50 @@ func TestLiveCoverageFromArming(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// lockstep over the points that have frames in fr
+			deliver := func(fr [][]capture.RawFrame) {
+				var idx []int
+				var sub [][]capture.RawFrame
+				for p, f := range fr {
+					if len(f) > 0 {
+						idx, sub = append(idx, p), append(sub, f)
+					}
+				}
+				if len(sub) > 0 {
+					lockstep(sub, func(i int, rf *capture.RawFrame) { live.sinks[idx[i]].Frame(rf) }, func(i int) { live.sinks[idx[i]].Idle() })
+				}
+			}
+			armRest := func() {
+				for p := 2; p < len(frames); p++ {
+					live.arm(p, time.Unix(0, c.armAt))
+				}
+			}
 			live.arm(0, time.Unix(0, first-1))
 			live.arm(1, time.Unix(0, first-1))
-			for p := 2; p < len(frames); p++ {
-				live.arm(p, time.Unix(0, c.armAt))
+			if !c.late {
+				armRest()
+				deliver(frames[:2])
+			} else {
+				var before, after [2][]capture.RawFrame
+				for p := range before {
+					for _, rf := range frames[p] {
+						if rf.Time < c.armAt {
+							before[p] = append(before[p], rf)
+						} else {
+							after[p] = append(after[p], rf)
+						}
+					}
+				}
+				deliver(before[:])
+				for p := range before {
+					live.sinks[p].(*liveSink).handOver()
+				}
+				for len(live.queue) > 0 {
+					time.Sleep(time.Millisecond)
+				}
+				armRest()
+				deliver(after[:])
 			}
-			lockstep(frames[:2], func(p int, rf *capture.RawFrame) { live.sinks[p].Frame(rf) }, func(p int) { live.sinks[p].Idle() })
 			live.close()
 			eng.Finish()
 			var lost, kept int
@@ -628,12 +670,14 @@ func TestLiveCoverageFromArming(t *testing.T) {
 				if len(tr.Hops) == 0 || tr.Type != "echo-request" {
 					continue
 				}
+				// Judged at its last hop: was the point after it capturing then?
+				at := int64(tr.Hops[len(tr.Hops)-1].Time)
 				want := ""
-				if c.lost(int64(tr.Hops[0].Time)) {
+				if c.lost(at) {
 					want = "pod1-veth"
 				}
 				if tr.LostAfter != want {
-					t.Errorf("trace %d at %d: lost after %q, want %q", tr.N, tr.Hops[0].Time, tr.LostAfter, want)
+					t.Errorf("trace %d at %d: lost after %q, want %q", tr.N, at, tr.LostAfter, want)
 				}
 				if tr.LostAfter != "" {
 					lost++
@@ -646,5 +690,34 @@ func TestLiveCoverageFromArming(t *testing.T) {
 			}
 			t.Logf("%d echo requests lost after pod1-veth, %d not judged", lost, kept)
 		})
+	}
+}
+
+// TestSpoolDiscard: a capture that failed to arm reports nothing, though
+// the points armed before the failure captured frames: the spool drops
+// what the correlator has not taken, and close still releases every slab.
+func TestSpoolDiscard(t *testing.T) {
+	b, frames := pointFrames(t, []Input{
+		{Path: filepath.Join("..", "testdata", "captures", "promisc", "pod1.cap")},
+		{Path: filepath.Join("..", "testdata", "captures", "promisc", "pod1-veth.cap")},
+	})
+	var traces int
+	eng, err := correlate.New(correlate.Config{Points: b.Specs(), Window: correlate.DefaultWindow}, func(*correlate.Trace) { traces++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := startSpool(eng, len(frames), 0, -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.discard()
+	lockstep(frames, func(p int, rf *capture.RawFrame) { live.sinks[p].Frame(rf) }, func(p int) { live.sinks[p].Idle() })
+	live.close()
+	res := eng.Finish()
+	if res.Summary.Frames != 0 || traces != 0 {
+		t.Errorf("discarded capture: %d frames correlated, %d traces; want none", res.Summary.Frames, traces)
+	}
+	if live.slabs != nil {
+		t.Error("close left slabs mapped")
 	}
 }

@@ -36,7 +36,7 @@ type LiveInfo struct {
 	Replies     int       // echo replies received by the prober
 	EchoID      uint16    // the probes' ICMP echo id
 	Interrupted bool      // stopped early (signal) — coverage ends there
-	Started     time.Time // capture start
+	Started     time.Time // every point armed (each captured from its own arming, a little earlier)
 	Ended       time.Time // capture end
 	Evidence    []string  // files written (pcapng per point, JSON)
 	SpoolFile   int64     // bytes of frames that waited in the spool's file (past --spool-memory)

@@ -77,7 +77,8 @@ type Sink interface {
 // Run captures at every point until ctx is done. It opens the sockets one
 // by one (each inside its namespace), starting each point's reader as soon
 // as its socket is armed, and calls cfg.Armed once all are; if a point
-// cannot be opened, it stops and closes the others and returns the error.
+// cannot be opened, or ctx is done before all are, it stops and closes the
+// others and returns the error.
 // A point's reader starts at once because arming the rest takes 70–200 ms
 // beside a flood: a ring left unread that long is a third full before
 // the capture has begun, and overflowed while the process warmed up.
@@ -110,7 +111,11 @@ func Run(ctx context.Context, points []Point, cfg Config, sinks []Sink) (Stats, 
 	for i, p := range points {
 		ps := &st.Points[i]
 		ps.Name = p.Name
-		s, err := Open(p, cfg.Filter, cfg.RingBytes)
+		err := ctx.Err() // done while arming: no point armed after the stop
+		var s *Socket
+		if err == nil {
+			s, err = Open(p, cfg.Filter, cfg.RingBytes)
+		}
 		if err != nil {
 			abort()
 			wg.Wait()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -264,8 +265,9 @@ func (funcSink) Idle() {}
 
 // TestRunReadsWhileArming: a point's reader starts as its socket is armed,
 // not once every point is (arming the rest takes long enough beside a flood
-// for the first rings to overflow); and a point that cannot be armed stops
-// the readers already started.
+// for the first rings to overflow); a point that cannot be armed, or a
+// context done while arming, stops the readers already started and closes
+// their sockets.
 func TestRunReadsWhileArming(t *testing.T) {
 	testenv.RequireRoot(t)
 	tp := newTopo(t)
@@ -274,10 +276,11 @@ func TestRunReadsWhileArming(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	// Point 1's Opened waits until point 0 delivered a probe: only a reader
-	// running while the arming goes on can deliver it.
+	points := []Point{tp.points[0], tp.points[2], tp.points[4]}
+	// Point 1's Opened, while point 2 is not armed yet, waits until point 0
+	// delivered a probe: only a reader running during the arming can.
 	seen := make(chan struct{}, 1)
-	sinks := funcSinks(2, func(i int, rf capture.RawFrame) {
+	sinks := funcSinks(len(points), func(i int, rf capture.RawFrame) {
 		if i == 0 && strings.Contains(string(rf.Data), "ptarming") {
 			select {
 			case seen <- struct{}{}:
@@ -285,7 +288,7 @@ func TestRunReadsWhileArming(t *testing.T) {
 			}
 		}
 	})
-	var from [2]time.Time
+	var from [3]time.Time
 	delivered := false
 	opened := func(i int, at time.Time) {
 		from[i] = at
@@ -304,12 +307,12 @@ func TestRunReadsWhileArming(t *testing.T) {
 			}
 		}
 	}
-	baseline := runtime.NumGoroutine()
+	baseline, fds := runtime.NumGoroutine(), openFDs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	armedAt := time.Time{}
 	cfg := Config{Opened: opened, Armed: func(time.Duration) { armedAt = time.Now(); cancel() }}
-	st, err := Run(ctx, []Point{tp.points[0], tp.points[4]}, cfg, sinks)
+	st, err := Run(ctx, points, cfg, sinks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,33 +323,63 @@ func TestRunReadsWhileArming(t *testing.T) {
 		if ps.From.IsZero() || !ps.From.Equal(from[i]) || ps.From.After(armedAt) {
 			t.Errorf("point %d: From %v, Opened got %v, all armed at %v", i, ps.From, from[i], armedAt)
 		}
-	}
-	if !st.Points[0].From.Before(st.Points[1].From) {
-		t.Errorf("points armed at %v and %v, want in order", st.Points[0].From, st.Points[1].From)
+		if i > 0 && !st.Points[i-1].From.Before(ps.From) {
+			t.Errorf("points %d and %d armed at %v and %v, want in order", i-1, i, st.Points[i-1].From, ps.From)
+		}
 	}
 
-	// The second point's interface does not exist: the first point's
-	// reader, started already, is stopped and its socket closed.
-	var idle [2]int
-	var mu sync.Mutex
-	counting := make([]Sink, 2)
-	for i := range counting {
-		counting[i] = idleSink{func() { mu.Lock(); idle[i]++; mu.Unlock() }}
-	}
+	// The last point's interface does not exist; then a context done
+	// while arming (after the first point).
 	missing := Point{Name: "missing", Netns: tp.hNode, Ifname: "pt-nonexistent"}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel2()
-	begun := time.Now()
-	_, err = Run(ctx2, []Point{tp.points[0], missing}, Config{Armed: func(time.Duration) { t.Error("Armed called though a point failed") }}, counting)
-	if err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Fatalf("a point that cannot be armed: err %v, want one naming it", err)
-	}
-	t.Logf("arm failure: %v after %v", err, time.Since(begun))
-	if ctx2.Err() != nil {
-		t.Error("Run waited for its context after a point failed to arm")
-	}
-	if idle[0] == 0 || idle[1] != 0 {
-		t.Errorf("Idle calls %v: want the started point's reader flushed, none for the failed one", idle)
+	for _, c := range []struct {
+		name   string
+		points []Point
+		cancel bool
+		want   error
+	}{
+		{"a point cannot be armed", []Point{tp.points[0], tp.points[2], missing}, false, nil},
+		{"done while arming", []Point{tp.points[0], tp.points[2], tp.points[4]}, true, context.Canceled},
+	} {
+		var idle [3]int
+		var mu sync.Mutex
+		counting := make([]Sink, 3)
+		for i := range counting {
+			counting[i] = idleSink{func() { mu.Lock(); idle[i]++; mu.Unlock() }}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var openedN int
+		cfg := Config{
+			Opened: func(int, time.Time) {
+				if openedN++; c.cancel {
+					cancel()
+				}
+			},
+			Armed: func(time.Duration) { t.Errorf("%s: Armed called", c.name) },
+		}
+		begun := time.Now()
+		_, err := Run(ctx, c.points, cfg, counting)
+		cancel()
+		t.Logf("%s: %v after %v", c.name, err, time.Since(begun))
+		switch {
+		case err == nil:
+			t.Errorf("%s: no error", c.name)
+		case c.want != nil && !errors.Is(err, c.want):
+			t.Errorf("%s: err %v, want %v", c.name, err, c.want)
+		case c.want == nil && !strings.Contains(err.Error(), "missing"):
+			t.Errorf("%s: err %v, want one naming the point", c.name, err)
+		}
+		if time.Since(begun) > 5*time.Second {
+			t.Errorf("%s: Run took %v", c.name, time.Since(begun))
+		}
+		wantOpened := 2
+		if c.cancel {
+			wantOpened = 1
+		}
+		// A reader calls Idle when its ring is empty and once more as it
+		// stops: at least once for each point armed, never for the rest.
+		if openedN != wantOpened || idle[0] == 0 || (openedN == 2) != (idle[1] > 0) || idle[2] != 0 {
+			t.Errorf("%s: %d points armed, Idle calls %v: want %d armed, each reader flushed, none for the rest", c.name, openedN, idle, wantOpened)
+		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for runtime.NumGoroutine() > baseline && time.Now().Before(deadline) {
@@ -355,6 +388,19 @@ func TestRunReadsWhileArming(t *testing.T) {
 	if g := runtime.NumGoroutine(); g > baseline {
 		t.Errorf("%d goroutines after Run, %d before", g, baseline)
 	}
+	if n := openFDs(t); n > fds {
+		t.Errorf("%d open file descriptors after Run, %d before: a socket was not closed", n, fds)
+	}
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
 
 type idleSink struct{ idle func() }
