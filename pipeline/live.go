@@ -86,8 +86,9 @@ type TraceOptions struct {
 // Trace arms every point of the path, probes (or waits, Passive), stops,
 // drains and correlates: the whole live run. It returns the report's
 // document; on an error nothing is reported (the evidence is aborted, and
-// what points armed before the failure captured is dropped). An interrupted run (ctx done) still returns its document,
-// with Live.Interrupted set.
+// what points armed before the failure captured is dropped). An
+// interrupted run (ctx done) still returns its document, with
+// Live.Interrupted set.
 func Trace(ctx context.Context, o TraceOptions) (report.Document, error) {
 	path := o.Path
 	if err := o.Evidence.plan(path); err != nil {

@@ -190,7 +190,6 @@ type spool struct {
 	// is only touched on its own goroutine.
 	armed    []atomic.Int64
 	armedNew atomic.Bool
-	covered  []bool      // the correlator's: coverage set
 	dropped  atomic.Bool // discard: the correlator takes no more frames
 }
 
@@ -215,13 +214,12 @@ func startSpool(eng *correlate.Engine, points, spoolBytes, memBytes int, capture
 		mem = min(n, max(minSpoolSlabs, 2*points, memBytes/slabBytes))
 	}
 	l := &spool{
-		feed:    newFeed(eng, 0),
-		queue:   make(chan *slab, n),
-		done:    make(chan struct{}),
-		limit:   n,
-		memory:  mem,
-		armed:   make([]atomic.Int64, points),
-		covered: make([]bool, points),
+		feed:   newFeed(eng, 0),
+		queue:  make(chan *slab, n),
+		done:   make(chan struct{}),
+		limit:  n,
+		memory: mem,
+		armed:  make([]atomic.Int64, points),
 	}
 	l.freed = sync.NewCond(&l.mu)
 	for p := range points {
@@ -241,23 +239,23 @@ func startSpool(eng *correlate.Engine, points, spoolBytes, memBytes int, capture
 			if l.armedNew.Load() {
 				l.cover()
 			}
-			if sl.written != nil {
-				b, err := l.readBack(sl)
-				l.readDone()
-				switch {
-				case err != nil:
-					l.readErr = cmp.Or(l.readErr, err)
-				case b == sl.held:
-					l.take(b)
-					l.put(b)
-				default:
-					l.take(b)
-					b.reset()
-				}
+			if sl.written == nil {
+				l.take(sl)
+				l.put(sl)
 				continue
 			}
-			l.take(sl)
-			l.put(sl)
+			b, err := l.readBack(sl)
+			l.readDone()
+			if err != nil {
+				l.readErr = cmp.Or(l.readErr, err)
+				continue
+			}
+			l.take(b)
+			if b == sl.held {
+				l.put(b) // a slab of the spool's, which could not be written
+			} else {
+				b.reset() // the correlator's own
+			}
 		}
 		if !l.dropped.Load() {
 			l.feed.flush()
@@ -285,14 +283,13 @@ func (l *spool) arm(point int, t time.Time) {
 	l.armedNew.Store(true)
 }
 
-// cover makes the points armed since the last call capturing from then on,
-// until the capture ends (finish sets the end).
+// cover makes every point armed so far capturing from its arming on, until
+// the capture ends (finish sets the end).
 func (l *spool) cover() {
 	l.armedNew.Store(false)
 	for i := range l.armed {
-		if a := l.armed[i].Load(); a != 0 && !l.covered[i] {
+		if a := l.armed[i].Load(); a != 0 {
 			l.feed.eng.SetCoverage(i, a, 1<<63-1)
-			l.covered[i] = true
 		}
 	}
 }
@@ -469,9 +466,6 @@ func (s *liveSink) handOver() {
 		if ref, next := l.spillOut(s.cur); ref != nil {
 			l.queue <- ref
 			s.cur = next // nil: room waits for one
-			if next != nil {
-				next.reset()
-			}
 			return
 		}
 	}

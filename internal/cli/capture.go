@@ -109,7 +109,7 @@ stamp order, about 100 ms behind; no report.`,
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
 	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...")
 	o.SpoolMem = pipeline.DefaultSpoolMemory
-	f.Var(&o.SpoolMem, "spool-memory", "of the spool, what stays in memory; the rest waits in an unlinked file in $TMPDIR (as large as --spool-size: no file)")
+	f.Var(&o.SpoolMem, "spool-memory", spoolMemoryUsage)
 	return cmd
 }
 
@@ -151,14 +151,8 @@ func (o *captureOptions) validate() error {
 	if o.Interval < 0 || o.Timeout < 0 || o.Duration < 0 {
 		return errors.New("--interval, --timeout and --duration must not be negative")
 	}
-	if o.RingBytes != 0 && o.RingBytes < 1<<20 {
-		return fmt.Errorf("--ring-size %s: want at least 1MiB", &o.RingBytes)
-	}
-	if o.SpoolBytes != 0 && o.SpoolBytes < 4<<20 {
-		return fmt.Errorf("--spool-size %s: want at least 4MiB", &o.SpoolBytes)
-	}
-	if o.SpoolMem != 0 && o.SpoolMem < 2<<20 {
-		return fmt.Errorf("--spool-memory %s: want at least 2MiB", &o.SpoolMem)
+	if err := checkLiveSizes(o.RingBytes, o.SpoolBytes, o.SpoolMem); err != nil {
+		return err
 	}
 	if o.OutDir != streamOut {
 		return nil

@@ -87,7 +87,7 @@ func (o *traceOptions) addFlags(cmd *cobra.Command) {
 	o.SpoolBytes = pipeline.DefaultSpoolBytes
 	f.Var(&o.SpoolBytes, "spool-size", "frames captured but not yet correlated: bytes or 256MiB, 1G...; what a flood may get ahead of the correlator before the rings fill")
 	o.SpoolMem = pipeline.DefaultSpoolMemory
-	f.Var(&o.SpoolMem, "spool-memory", "of the spool, what stays in memory; the rest waits in an unlinked file in $TMPDIR (as large as --spool-size: no file)")
+	f.Var(&o.SpoolMem, "spool-memory", spoolMemoryUsage)
 }
 
 // probeFlagNames are the flags that only shape probes.
@@ -125,8 +125,8 @@ func (o *traceOptions) validate() error {
 	if o.Passive && o.Duration <= 0 {
 		return fmt.Errorf("--duration %v: want a positive duration", o.Duration)
 	}
-	if o.RingBytes != 0 && o.RingBytes < 1<<20 {
-		return fmt.Errorf("--ring-size %s: want at least 1MiB", &o.RingBytes)
+	if err := checkLiveSizes(o.RingBytes, o.SpoolBytes, o.SpoolMem); err != nil {
+		return err
 	}
 	if o.Filter != "" && !o.Passive {
 		return errors.New("--filter goes with --passive: pathtrace's own probes are filtered already")
@@ -134,11 +134,21 @@ func (o *traceOptions) validate() error {
 	if o.Why && o.NoWhy {
 		return errors.New("--why and --no-why: give one")
 	}
-	if o.SpoolMem != 0 && o.SpoolMem < 2<<20 {
-		return fmt.Errorf("--spool-memory %s: want at least 2MiB", &o.SpoolMem)
-	}
-	if o.SpoolBytes != 0 && o.SpoolBytes < 4<<20 {
-		return fmt.Errorf("--spool-size %s: want at least 4MiB", &o.SpoolBytes)
+	return nil
+}
+
+const spoolMemoryUsage = "of the spool, what stays in memory; the rest waits in an unlinked file in $TMPDIR (as large as --spool-size: no file)"
+
+// checkLiveSizes checks the ring and spool sizes a live capture is given
+// (trace and capture take the same flags); 0 means the default.
+func checkLiveSizes(ring, spool, spoolMem byteSize) error {
+	switch {
+	case ring != 0 && ring < 1<<20:
+		return fmt.Errorf("--ring-size %s: want at least 1MiB", &ring)
+	case spool != 0 && spool < 4<<20:
+		return fmt.Errorf("--spool-size %s: want at least 4MiB", &spool)
+	case spoolMem != 0 && spoolMem < 2<<20:
+		return fmt.Errorf("--spool-memory %s: want at least 2MiB", &spoolMem)
 	}
 	return nil
 }
