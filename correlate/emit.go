@@ -139,11 +139,14 @@ func (e *Engine) buildHops(t *trace, out *Trace, order, prev []int) {
 		hop.Dir = h.dir
 		hop.Frame = int(h.num)
 		hop.Reflection = h.refl
+		// Field by field: an OptMAC built whole goes through the stack in
+		// 4-, 2- and 1-byte stores read back as 4-byte loads, which the
+		// CPU cannot forward (~60% of this function's time, perf annotate).
 		if h.hasSrc {
-			hop.SrcMAC = someMAC(h.src)
+			hop.SrcMAC.V, hop.SrcMAC.Valid = h.src, true
 		}
 		if h.hasDst {
-			hop.DstMAC = someMAC(h.dst)
+			hop.DstMAC.V, hop.DstMAC.Valid = h.dst, true
 		}
 		if h.hasTTL {
 			hop.TTL = someU(uint64(h.ttl))

@@ -198,13 +198,16 @@ func (t *EncapType) UnmarshalText(b []byte) error { return parseInto(t, encapNam
 // capture does not record (SLL keeps no destination MAC) has its Has flag
 // false.
 type Encap struct {
-	SrcIP, DstIP     netip.Addr // outer addresses (the tunnel endpoints)
-	VNI              uint32     // VXLAN/GENEVE network identifier, GRE key
-	SrcPort, DstPort uint16     // outer UDP ports (vxlan, geneve, udp, wireguard, esp in UDP)
-	SrcMAC, DstMAC   MAC
-	TTL              uint8
+	// Type first: in a Frame it then shares a cache line with the fields
+	// before it, and the correlator, which checks it for every frame,
+	// reads the rest (one more line) only for a tunnelled one.
 	Type             EncapType
+	TTL              uint8
 	HasVNI           bool
 	HasSrcMAC        bool
 	HasDstMAC        bool
+	SrcPort, DstPort uint16 // outer UDP ports (vxlan, geneve, udp, wireguard, esp in UDP)
+	VNI              uint32 // VXLAN/GENEVE network identifier, GRE key
+	SrcMAC, DstMAC   MAC
+	SrcIP, DstIP     netip.Addr // outer addresses (the tunnel endpoints)
 }

@@ -15,34 +15,34 @@ func appendUint(b []byte, v uint64) []byte {
 			if v < 10 {
 				return append(b, byte('0'+v))
 			}
-			p := pairs[v]
+			p := &pairs[v]
 			return append(b, p[0], p[1])
 		}
-		lo := pairs[v%100]
+		lo := &pairs[v%100]
 		if v < 1000 {
 			return append(b, byte('0'+v/100), lo[0], lo[1])
 		}
-		hi := pairs[v/100]
+		hi := &pairs[v/100]
 		return append(b, hi[0], hi[1], lo[0], lo[1])
 	}
 	if v >= 100000000 {
 		return appendUintLong(b, v)
 	}
 	x := v / 100
-	lo, mid := pairs[v%100], pairs[x%100]
+	lo, mid := &pairs[v%100], &pairs[x%100]
 	y := x / 100
 	if v < 1000000 {
 		if v < 100000 {
 			return append(b, byte('0'+y), mid[0], mid[1], lo[0], lo[1])
 		}
-		hi := pairs[y%100]
+		hi := &pairs[y%100]
 		return append(b, hi[0], hi[1], mid[0], mid[1], lo[0], lo[1])
 	}
-	hi := pairs[y%100]
+	hi := &pairs[y%100]
 	if v < 10000000 {
 		return append(b, byte('0'+y/100), hi[0], hi[1], mid[0], mid[1], lo[0], lo[1])
 	}
-	top := pairs[y/100]
+	top := &pairs[y/100]
 	return append(b, top[0], top[1], hi[0], hi[1], mid[0], mid[1], lo[0], lo[1])
 }
 
@@ -60,7 +60,7 @@ func appendUintLong(b []byte, v uint64) []byte {
 	b = appendUint(b, v/1e8)
 	lo := v % 1e8
 	x, y := lo/100, lo/10000
-	w, h, m, l := pairs[y/100], pairs[y%100], pairs[x%100], pairs[lo%100]
+	w, h, m, l := &pairs[y/100], &pairs[y%100], &pairs[x%100], &pairs[lo%100]
 	return append(b, w[0], w[1], h[0], h[1], m[0], m[1], l[0], l[1])
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/pathtrace/pathtrace/capture"
+	"github.com/pathtrace/pathtrace/correlate"
 )
 
 // Reader reads a classic pcap file (µs or ns stamps, either byte order,
@@ -114,13 +115,11 @@ func (p *pcapState) stamp(hdr []byte) int64 {
 // frame fills rf with the record with header hdr and captured bytes data.
 func (s *Reader) frame(rf *capture.RawFrame, data, hdr []byte) {
 	p := &s.pcap
-	*rf = capture.RawFrame{
-		Data:     data,
-		Time:     p.stamp(hdr),
-		WireLen:  int(p.u32(hdr[12:16])),
-		LinkType: p.linkType,
-		Num:      s.num,
-	}
+	// Field by field, not *rf = RawFrame{...}: that is built on the stack
+	// and copied in 16-byte loads spanning its 8- and 2-byte stores, which
+	// the CPU cannot forward (two thirds of this function's time).
+	rf.Data, rf.Time, rf.WireLen = data, p.stamp(hdr), int(p.u32(hdr[12:16]))
+	rf.LinkType, rf.Iface, rf.Dir, rf.Num = p.linkType, 0, correlate.DirUnknown, s.num
 	if p.linkType == capture.LinkTypeLinuxSLL || p.linkType == capture.LinkTypeSLL2 {
 		s.linkMeta(rf, -1)
 	}

@@ -542,13 +542,9 @@ func (s *NgReader) ngPacket(rf *capture.RawFrame, typ uint32, body []byte, num i
 		return s.stop("frame %d refers to interface %d, but its section has %d", num, ifid, len(ng.ifs))
 	}
 	ni := &ng.ifs[ifid]
-	*rf = capture.RawFrame{
-		Data:     data,
-		WireLen:  int(wirelen),
-		Iface:    ni.global,
-		LinkType: s.ifaces[ni.global].LinkType,
-		Num:      num,
-	}
+	// Field by field, as Reader.frame.
+	rf.Data, rf.WireLen, rf.Iface = data, int(wirelen), ni.global
+	rf.LinkType, rf.Dir, rf.Num = s.ifaces[ni.global].LinkType, correlate.DirUnknown, num
 	if hasTime {
 		rf.Time = ni.ngTime(ts)
 		ng.lastTime = rf.Time
