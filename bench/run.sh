@@ -317,6 +317,22 @@ with open(res, "a") as out:
             vs = "%.2f" % (wall / statistics.median(x[0] for x in td)) if td else "-"
             out.write("\t".join([tool, name, str(frames), "%.2f" % wall, "%.2f" % cpu, "%d" % (cpu / frames * 1e9),
                                   str(int(frames / wall)), vs, "%.1f" % (max(x[2] for x in r) / 1024), str(len(r))]) + "\n")
+# Paired: each repetition's own ratios (its runs follow one another within
+# seconds), then their median. This VM's neighbours slow everything by up to
+# a third for minutes at a time; a ratio of medians can pair a slow minute's
+# run with a fast one's, a repetition's ratio cannot.
+with open(os.path.join(os.path.dirname(res), "paired.txt"), "w") as out:
+    for d in sets:
+        name = os.path.basename(d)
+        td, tb, tj = (runs.get(k + "|" + name, []) for k in ("tcpdump", "pathtrace table", "pathtrace json"))
+        n = min(len(td), len(tb), len(tj))
+        if n == 0:
+            continue
+        vs = statistics.median(tb[i][0] / td[i][0] for i in range(n))
+        js = statistics.median(tj[i][0] / tb[i][0] for i in range(n))
+        cpu = statistics.median(tb[i][1] / td[i][1] for i in range(n))
+        out.write("paired, %s (median of %d repetitions' own ratios): table wall %.2fx tcpdump's, CPU %.2fx tcpdump's; -f json wall %.2fx the table\n"
+                  % (name, n, vs, cpu, js))
 PY
 
 # --- correctness ----------------------------------------------------------------
@@ -408,6 +424,7 @@ awk -F'\t' '
 	column -t -s $'\t' "$RES"
 	echo
 	cat "$TARGETS"
+	cat "$BENCH_DIR/paired.txt" 2>/dev/null
 	echo
 	cat "$CHECKS"
 	if [[ -s $BENCH_DIR/stages.txt ]]; then
