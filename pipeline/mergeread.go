@@ -12,21 +12,25 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// The merger's reading side: one goroutine per source reads its records
-// and decodes each while its bytes are in cache, straight into the batch
-// it waits in. A batch also keeps its frames' stamps on the reference
-// clock apart, dense: the merge orders by those alone.
+// The merger's reading side: the merge goroutine (or, for a source read
+// ahead, the source's own reader goroutine: see Merger) reads a source's
+// records and decodes each while its bytes are in cache, straight into the
+// batch it waits in. A batch also keeps its frames' stamps on the
+// reference clock apart, dense: the merge orders by those alone.
 
 // mergeInput is one source of the merger.
 type mergeInput struct {
-	src     capture.Source
-	name    string
-	points  []int          // iface → point; -1 ignores it (the reader goroutine's)
-	batches chan *rawBatch // filled by the reader goroutine
+	src    capture.Source
+	name   string
+	points []int // iface → point; -1 ignores it (the reading side's)
+	// batches, for a source read ahead, come from its reader goroutine
+	// (produce); nil: the merge goroutine reads the source itself.
+	batches chan *rawBatch
+	begun   bool // span set (begin)
 	spareMu sync.Mutex
 	spare   []*rawBatch // batches whose records were all merged
 	// The merge goroutine's: the batch being read and where. Written once
-	// a frame, so on cache lines of their own: beside what the reader
+	// a frame, so on cache lines of their own: beside what a reader
 	// goroutine reads as often (points, perIface, clocks), each write
 	// would take the line from the other core.
 	_       cpu.CacheLinePad
@@ -36,19 +40,19 @@ type mergeInput struct {
 	done    bool
 	frames  int
 	jump    int64 // an unconfirmed stamp far ahead of maxTime
-	// span is how far back in time the source may jump, set by the
-	// reader goroutine before its first batch (measureSpan), read by the
-	// merge goroutine after it, as often as the fields beside it.
+	// span is how far back in time the source may jump, set before its
+	// first batch (begin), read by the merge goroutine after it, as often
+	// as the fields beside it.
 	span int64
 	_    cpu.CacheLinePad
 	// lateSkipped: interfaces first seen after the points were set up
-	// (reader goroutine's until the last batch).
+	// (the reading side's until the last batch).
 	lateSkipped []int
 	// perIface numbers frames per interface instead of per file: set for
 	// pcapng files pathtrace wrote, whose interfaces hold the same frames as
 	// the per-point .cap files written beside them.
 	perIface []int
-	clocks   []correlate.ClockLine // the merger's, read by the reader goroutine
+	clocks   []correlate.ClockLine // the merger's, read by the reading side
 	// reopen, if set, opens the source again to measure span.
 	reopen func() (capture.Source, error)
 	// pre, if set, is the stamps pass started ahead of the merge
@@ -60,7 +64,7 @@ type mergeInput struct {
 	// whether the pass is over.
 	scan    atomic.Pointer[progresser]
 	scanned atomic.Bool
-	// The reader goroutine's reading and decoding.
+	// The reading side's reading and decoding.
 	raw    batchSource
 	rfs    []capture.RawFrame // read, not yet decoded: rfs[next:]
 	next   int
@@ -120,60 +124,24 @@ const (
 // frames, ~300 KiB) lets a pass read from every source at once.
 const minSpan int64 = 1e6
 
-// produce reads the source in batches until it ends or stop; first, with
-// reopen set, it measures the source's span (at least floor, at most
-// reorder).
-func (in *mergeInput) produce(stop <-chan struct{}, reorder, floor int64) {
+// begin sets the source's span before its first batch: with reopen set,
+// it measures it (at least floor, at most reorder).
+func (in *mergeInput) begin(stop <-chan struct{}, reorder, floor int64) {
 	in.span = reorder
 	if in.reopen != nil {
 		in.span = min(max(in.spanOf(reorder, stop), floor), reorder)
 	}
+	in.begun = true
+}
+
+// produce reads a source that is read ahead (not one the merge reads
+// itself: see Merger) in batches, on a goroutine of its own, until it ends
+// or stop.
+func (in *mergeInput) produce(stop <-chan struct{}, reorder, floor int64) {
+	in.begin(stop, reorder, floor)
 	for {
 		b := in.getSpare()
-		b.frames, b.times = b.frames[:0], b.times[:0]
-		for len(b.frames) < rawBatchFrames {
-			if in.next == len(in.rfs) {
-				n, err := in.raw.NextBatch(in.rfs[:cap(in.rfs)])
-				if err != nil {
-					b.eof, b.err = true, err
-					b.warns = in.src.Warnings()
-					b.ifaces = in.src.Interfaces()
-					b.points = in.points
-					break
-				}
-				in.rfs, in.next = in.rfs[:n], 0
-			}
-			rf := &in.rfs[in.next]
-			in.next++
-			point := -1
-			if rf.Iface >= 0 && rf.Iface < len(in.points) {
-				point = in.points[rf.Iface]
-			} else if rf.Iface >= 0 {
-				// An interface the source revealed only now (an SLL2
-				// ifindex deep in a file) has no point: note it once.
-				for len(in.points) <= rf.Iface {
-					in.points = append(in.points, -1)
-				}
-				in.lateSkipped = append(in.lateSkipped, rf.Iface)
-			}
-			if point < 0 {
-				continue
-			}
-			if in.perIface != nil {
-				for len(in.perIface) <= rf.Iface {
-					in.perIface = append(in.perIface, 0)
-				}
-				in.perIface[rf.Iface]++
-				rf.Num = in.perIface[rf.Iface]
-			}
-			b.frames = b.frames[:len(b.frames)+1]
-			f := &b.frames[len(b.frames)-1]
-			in.dec.DecodeAny(rf, f)
-			in.filter.apply(in.dec, rf, f)
-			f.Point = point
-			f.Time = in.refTime(point, f.Stamp)
-			b.times = append(b.times, f.Time)
-		}
+		in.fill(b)
 		select {
 		case in.batches <- b:
 		case <-stop:
@@ -182,6 +150,54 @@ func (in *mergeInput) produce(stop <-chan struct{}, reorder, floor int64) {
 		if b.eof {
 			return
 		}
+	}
+}
+
+// fill reads and decodes the source's next batch into b.
+func (in *mergeInput) fill(b *rawBatch) {
+	b.frames, b.times = b.frames[:0], b.times[:0]
+	for len(b.frames) < rawBatchFrames {
+		if in.next == len(in.rfs) {
+			n, err := in.raw.NextBatch(in.rfs[:cap(in.rfs)])
+			if err != nil {
+				b.eof, b.err = true, err
+				b.warns = in.src.Warnings()
+				b.ifaces = in.src.Interfaces()
+				b.points = in.points
+				break
+			}
+			in.rfs, in.next = in.rfs[:n], 0
+		}
+		rf := &in.rfs[in.next]
+		in.next++
+		point := -1
+		if rf.Iface >= 0 && rf.Iface < len(in.points) {
+			point = in.points[rf.Iface]
+		} else if rf.Iface >= 0 {
+			// An interface the source revealed only now (an SLL2
+			// ifindex deep in a file) has no point: note it once.
+			for len(in.points) <= rf.Iface {
+				in.points = append(in.points, -1)
+			}
+			in.lateSkipped = append(in.lateSkipped, rf.Iface)
+		}
+		if point < 0 {
+			continue
+		}
+		if in.perIface != nil {
+			for len(in.perIface) <= rf.Iface {
+				in.perIface = append(in.perIface, 0)
+			}
+			in.perIface[rf.Iface]++
+			rf.Num = in.perIface[rf.Iface]
+		}
+		b.frames = b.frames[:len(b.frames)+1]
+		f := &b.frames[len(b.frames)-1]
+		in.dec.DecodeAny(rf, f)
+		in.filter.apply(in.dec, rf, f)
+		f.Point = point
+		f.Time = in.refTime(point, f.Stamp)
+		b.times = append(b.times, f.Time)
 	}
 }
 
