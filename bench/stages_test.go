@@ -30,8 +30,9 @@ func cpuTime() time.Duration {
 // including the stages before it, in CPU ns per frame (cpu-ns/frame) and
 // wall ns per frame: a stage's own cost is its figure minus the previous
 // one's. read: the pcap readers alone, one file after the other; decode:
-// plus the decoder on the same goroutine; merge: the merger (its reader
-// goroutines read and decode) without the correlator; analyze: the whole
+// plus the decoder on the same goroutine; merge: the merger (its merge
+// goroutine reads, decodes and orders the files, after their stamps
+// passes) without the correlator; analyze: the whole
 // `pathtrace analyze` (table); json: plus the streamed JSON report.
 func BenchmarkStages(b *testing.B) {
 	inputs := benchSet(b)
