@@ -54,7 +54,8 @@ func (l LinkType) String() string {
 }
 
 // RawFrame is one captured frame. Data is valid only until the next call to
-// Next: copy what you keep.
+// Next: copy what you keep. pcapfile's readers set its fields one by one
+// (faster than a composite literal): a field added here must be set there.
 type RawFrame struct {
 	Data     []byte
 	Time     int64 // ns since the Unix epoch

@@ -103,8 +103,9 @@ type endEvent struct {
 const (
 	outFrames = 256 // per frameBatch: tens of KiB in flight, cache-sized
 	// outBatches are queued between the merge goroutine and Next: 8,192
-	// frames, 2.4 MiB. The merge shares its core with the readers and the
-	// GC, and falls behind for a while now and then: with 4 batches the
+	// frames, 2.4 MiB. The merge goroutine, which also reads the plain
+	// files, shares its core with the GC (and any reader goroutines), and
+	// falls behind for a while now and then: with 4 batches the
 	// correlator waited for one ~650 times on set1x, 95 of its 580 ms, and
 	// the analysis took 0.75 s; with 16, ~30–40 times and 0.66 s; with 32
 	// 0.59 s where 16 took 0.62 (64: no faster, 2 MiB more).
@@ -165,7 +166,8 @@ func (m *Merger) Close() {
 	}
 }
 
-// start launches one reader per source and the merge goroutine.
+// start launches the merge goroutine and a reader for each source read
+// ahead.
 func (m *Merger) start() {
 	m.started = true
 	m.out = make(chan *frameBatch, outBatches)
@@ -323,6 +325,7 @@ func (m *Merger) Next() *correlate.Frame {
 // past the earliest queued frame's stamp plus the source's span, so nothing
 // earlier can still arrive, then copies that frame into the batch for Next.
 func (m *Merger) merge() {
+	m.beginInline()
 	ob := m.nextBatch()
 	if ob == nil {
 		return
@@ -374,6 +377,20 @@ func (m *Merger) merge() {
 			}
 		}
 	}
+}
+
+// beginInline sets the span of every source the merge goroutine reads
+// itself, all at once, before their first batches: a span the stamps pass
+// started ahead cannot serve (clock drift) is measured by reading the file
+// again, and those reads overlap, as the reader goroutines' did.
+func (m *Merger) beginInline() {
+	var wg sync.WaitGroup
+	for _, in := range m.inputs {
+		if in.batches == nil {
+			wg.Go(func() { in.begin(m.stop, m.reorder, m.minSpan) })
+		}
+	}
+	wg.Wait()
 }
 
 // lowest is the least stamp an open input may still produce (its maxTime
@@ -438,9 +455,6 @@ func (m *Merger) read(idx int, ob *frameBatch) bool {
 			case <-m.stop:
 				return false
 			default:
-			}
-			if !in.begun {
-				in.begin(m.stop, m.reorder, m.minSpan)
 			}
 			in.cur = in.getSpare()
 			in.fill(in.cur)

@@ -26,7 +26,6 @@ type mergeInput struct {
 	// batches, for a source read ahead, come from its reader goroutine
 	// (produce); nil: the merge goroutine reads the source itself.
 	batches chan *rawBatch
-	begun   bool // span set (begin)
 	spareMu sync.Mutex
 	spare   []*rawBatch // batches whose records were all merged
 	// The merge goroutine's: the batch being read and where. Written once
@@ -131,7 +130,6 @@ func (in *mergeInput) begin(stop <-chan struct{}, reorder, floor int64) {
 	if in.reopen != nil {
 		in.span = min(max(in.spanOf(reorder, stop), floor), reorder)
 	}
-	in.begun = true
 }
 
 // produce reads a source that is read ahead (not one the merge reads
@@ -270,7 +268,7 @@ func (in *mergeInput) measureSpan(most int64, stop <-chan struct{}) int64 {
 		}
 		for i, iface := range ifaces[:n] {
 			if iface < 0 || iface >= len(in.points) || in.points[iface] < 0 {
-				continue // as produce: no point, not merged
+				continue // as fill: no point, not merged
 			}
 			if m.add(in.refTime(in.points[iface], ts[i])) {
 				return most
@@ -321,7 +319,7 @@ func (m *spanMeter) add(t int64) bool {
 }
 
 // unref drops one reference; the last one hands the batch back to its
-// reader.
+// source's reading side.
 func (b *rawBatch) unref() {
 	b.refs--
 	if b.refs == 0 {
