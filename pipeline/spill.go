@@ -44,9 +44,9 @@ type spillJob struct{ sl, ref *slab }
 // spillOut queues sl, handed over when no slab in memory was free, to the
 // file and returns the reference to queue in its place and the empty slab
 // its point goes on with: a spare, or sl itself, written (nil if the write
-// failed: the reference holds sl, which the point then waits to replace). Both are nil when sl goes in memory after all: the file
-// failed before, or the spool is full (the capture then waits, as
-// without spilling).
+// failed: the reference holds sl, which the point then waits to replace).
+// Both are nil when sl goes in memory after all: the file failed before,
+// or the spool is full (the capture then waits, as without spilling).
 func (l *spool) spillOut(sl *slab) (ref, next *slab) {
 	l.mu.Lock()
 	sp := &l.spill
