@@ -281,10 +281,16 @@ type stampCache struct {
 	valid  bool
 	n      int      // bytes of prefix
 	prefix [40]byte // "2006-01-02T15:04:05." of sec
-	// hops is direct-mapped (hopIndex): a hop costs one compare of its
-	// fields, not a search.
-	hops  [64]hopSlot
-	kinds [4]struct {
+	// hops is open-addressed from hopIndex, probing on: a hop costs one
+	// compare of its fields, seldom more. (Direct-mapped, two of a flood's
+	// ten or so hop texts could share a slot, depending on where the point
+	// names' strings lay, and rewrote each other every trace:
+	// BenchmarkTraceJSON's did, at 1.6x the time.) Full to maxHopSlots,
+	// it starts over.
+	hops     [hopSlots]hopSlot
+	hopsUsed int
+	fills    int // hop texts written (TestHopCacheKeepsFloodHops)
+	kinds    [4]struct {
 		used  bool
 		proto correlate.Proto
 		typ   string
@@ -317,30 +323,58 @@ type hopSlot struct {
 	mid      []byte
 }
 
-// hopIndex picks h's slot from its point name's address (the engine's
-// hops share their point's string) and its link fields, so the request and
-// the reply at one point take different slots.
+// hopSlots is the size of the hop table; maxHopSlots the texts it keeps
+// before starting over (three quarters: probes stay short).
+const (
+	hopBits     = 6
+	hopSlots    = 1 << hopBits
+	maxHopSlots = hopSlots * 3 / 4
+)
+
+// hopIndex is where h's slot is looked for first, from its point name's
+// address (the engine's hops share their point's string) and its link
+// fields, so the request and the reply at one point start apart.
 func hopIndex(h *correlate.Hop) int {
-	p := uint(uintptr(unsafe.Pointer(unsafe.StringData(h.Point))))
-	x := p>>3 ^ p>>9 ^ uint(h.SrcMAC.V[5])<<1 ^ uint(h.DstMAC.V[5])<<2 ^ uint(h.TTL.V)<<3 ^ uint(h.Dir)
-	return int(x % 64)
+	p := uint64(uintptr(unsafe.Pointer(unsafe.StringData(h.Point))))
+	x := p ^ uint64(h.SrcMAC.V[5])<<40 ^ uint64(h.DstMAC.V[5])<<48 ^ h.TTL.V<<56 ^ uint64(h.Dir)<<62
+	return int(x * 0x9e3779b97f4a7c15 >> (64 - hopBits)) // the product's top bits: all of x's mixed
 }
 
 // hop is the slot of h, a hop stamped in second sec, its text filled.
 func (c *stampCache) hop(l *jsonLayout, h *correlate.Hop, sec int64) *hopSlot {
-	s := &c.hops[hopIndex(h)]
-	if !s.used || s.src != h.SrcMAC || s.dst != h.DstMAC || s.ttl != h.TTL || s.dir != h.Dir || !sameString(s.name, h.Point) {
-		c.fill(s, l, h, sec)
-	} else if s.sec != sec {
-		s.head = append(s.head[:s.base], c.date(sec)...)
-		s.sec = sec
+	for i := hopIndex(h); ; i = (i + 1) % hopSlots {
+		s := &c.hops[i]
+		if !s.used {
+			if c.hopsUsed == maxHopSlots {
+				c.resetHops()
+				return c.hop(l, h, sec)
+			}
+			c.hopsUsed++
+			c.fill(s, l, h, sec)
+			return s
+		}
+		if s.src == h.SrcMAC && s.dst == h.DstMAC && s.ttl == h.TTL && s.dir == h.Dir && sameString(s.name, h.Point) {
+			if s.sec != sec {
+				s.head = append(s.head[:s.base], c.date(sec)...)
+				s.sec = sec
+			}
+			return s
+		}
 	}
-	return s
+}
+
+// resetHops empties the hop table, keeping the slots' buffers.
+func (c *stampCache) resetHops() {
+	for i := range c.hops {
+		c.hops[i].used = false
+	}
+	c.hopsUsed = 0
 }
 
 // fill makes s h's slot (apart from the fast path, so hop keeps its
 // arguments in registers).
 func (c *stampCache) fill(s *hopSlot, l *jsonLayout, h *correlate.Hop, sec int64) {
+	c.fills++
 	s.used, s.name, s.src, s.dst, s.ttl, s.dir = true, h.Point, h.SrcMAC, h.DstMAC, h.TTL, h.Dir
 	s.head = appendHopHead(s.head[:0], l, h.Point)
 	s.base = len(s.head)

@@ -117,6 +117,53 @@ func TestTraceJSONHopCache(t *testing.T) {
 	}
 }
 
+// TestHopCacheKeepsFloodHops: once a stream has written each of a
+// capture's hop texts, it writes none again while they fit the table,
+// wherever the point names' strings lie (direct-mapped by their addresses,
+// two of them could share a slot and rewrite each other every trace).
+func TestHopCacheKeepsFloodHops(t *testing.T) {
+	mac := func(b byte) correlate.OptMAC {
+		return correlate.OptMAC{V: correlate.MAC{2, 0, 0, 0, 0, b}, Valid: true}
+	}
+	var traces []correlate.Trace
+	// 8 points x 5 link variants: 40 hop texts, under maxHopSlots.
+	for p := range 8 {
+		name := fmt.Sprintf("point-%d", p)
+		for v := range 5 {
+			tr := correlate.Trace{N: len(traces), Protocol: correlate.ProtoICMP, Type: "echo-request"}
+			tr.Hops = append(tr.Hops, correlate.Hop{Point: name, Time: 1764478862123456789, SrcMAC: mac(byte(v)),
+				DstMAC: mac(byte(v + 1)), TTL: correlate.OptUint{V: 64, Valid: true}, Frame: v})
+			traces = append(traces, tr)
+		}
+	}
+	var sc stampCache
+	var buf []byte
+	for i := range traces {
+		buf = appendTraceCached(buf[:0], &traces[i], &sc)
+	}
+	if sc.fills != len(traces) {
+		t.Fatalf("first pass wrote %d hop texts, want %d", sc.fills, len(traces))
+	}
+	for range 3 {
+		for i := range traces {
+			buf = appendTraceCached(buf[:0], &traces[i], &sc)
+			if want := stdTrace(t, traces[i]); !bytes.Equal(buf, want) {
+				t.Fatalf("trace %d: got %s, want %s", i, buf, want)
+			}
+		}
+	}
+	if sc.fills != len(traces) {
+		t.Errorf("%d hop texts written again after the first pass (want 0)", sc.fills-len(traces))
+	}
+	// More texts than the table keeps: it starts over, and stays exact.
+	for i := range 200 {
+		tr := traces[i%len(traces)]
+		tr.Hops = []correlate.Hop{tr.Hops[0]}
+		tr.Hops[0].TTL.V = uint64(i)
+		checkTrace(t, "overflow", &tr, &sc)
+	}
+}
+
 // BenchmarkTraceJSON encodes a flood's echo-request trace (five hops, as
 // a `ping -f` through a bridge gives) the way the JSON report's encoders
 // do, one trace after the other.
