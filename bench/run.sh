@@ -29,7 +29,7 @@
 #
 # Everything runs in namespaces ptbench-*; the EXIT trap stops the captures
 # and pings and removes the lab, also on failure. Needs root, tcpdump, tshark,
-# capinfos, editcap, mergecap, jq, go, ping, /usr/bin/time (apt: time).
+# capinfos, editcap, mergecap, jq, go, ping, taskset, sha256sum, /usr/bin/time (apt: time).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -257,10 +257,26 @@ timeit() {
 
 RUNLOG=$BENCH_DIR/runs.tsv # every timed run, as measured: key, wall s, cpu s, peak KB
 
+# pace: seconds each CPU takes for one fixed single-threaded job (sha256 of
+# 256 MiB in the page cache), pinned. On this VM the two vCPUs were seen to
+# differ by up to 1.5x for minutes at a time (the host's other tenants):
+# tcpdump is single-threaded, so its time, and every ratio to it, moves with
+# the CPU it lands on; the pace says which stretch a run saw.
+pace() {
+	local c t out=
+	[[ -s $WORK/pace.bin ]] || head -c $((256 << 20)) /dev/zero >"$WORK/pace.bin"
+	for ((c = 0; c < $(nproc); c++)); do
+		t=$( { /usr/bin/time -f %e taskset -c "$c" sha256sum "$WORK/pace.bin" >/dev/null; } 2>&1 | tail -1)
+		out+="cpu$c $t s  "
+	done
+	echo "${out%  }"
+}
+
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ $TIMING == 1 ]]; then
 	: >"$RUNLOG"
 	echo "$LOAD_BEFORE" >"$BENCH_DIR/load-before"
+	pace >"$BENCH_DIR/pace-before"
 else
 	log "TIMING=0: the table comes from the previous run's $RUNLOG"
 	LOAD_BEFORE="$(cat "$BENCH_DIR/load-before" 2>/dev/null) (previous run)"
@@ -297,6 +313,7 @@ done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 [[ $TIMING == 1 ]] || LOAD_AFTER=$(cat "$BENCH_DIR/load-after" 2>/dev/null)
 echo "$LOAD_AFTER" >"$BENCH_DIR/load-after"
+[[ $TIMING == 0 ]] || pace >"$BENCH_DIR/pace-after"
 # medians per tool and set; × tcpdump from the medians of one run's interleaved timings
 python3 - "$RUNLOG" "$RES" "${SETS[@]}" <<'PY'
 import statistics, sys, os
@@ -416,6 +433,7 @@ awk -F'\t' '
 
 {
 	echo "# pathtrace bench $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average before/after timing: $LOAD_BEFORE / $LOAD_AFTER"
+	echo "# CPU pace (sha256 of 256 MiB, pinned) before timing: $(cat "$BENCH_DIR/pace-before" 2>/dev/null); after: $(cat "$BENCH_DIR/pace-after" 2>/dev/null)"
 	echo "# pathtrace $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$( (cd "$ROOT" && git diff --quiet 2>/dev/null) || echo '+dirty'), tcpdump -B $TCPDUMP_BUFFER, medians of $REPEAT interleaved runs on set1x, $REPEAT_5X on the larger sets (tshark: 1), output to /dev/null"
 	for set in "${SETS[@]}"; do
 		echo "# $(basename "$set"): $(du -sm "$set" | cut -f1) MB, $(cat "$set/frames") frames, $(cat "$set/requests") echo requests"
