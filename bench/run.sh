@@ -71,7 +71,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [[ $(id -u) == 0 ]] || die "must run as root (network namespaces)"
-for c in tcpdump tshark capinfos editcap mergecap jq go ping ip; do
+for c in tcpdump tshark capinfos editcap mergecap jq go ping ip taskset sha256sum; do
 	command -v "$c" >/dev/null || die "missing command $c"
 done
 if [[ ! -x /usr/bin/time ]]; then
@@ -263,13 +263,27 @@ RUNLOG=$BENCH_DIR/runs.tsv # every timed run, as measured: key, wall s, cpu s, p
 # tcpdump is single-threaded, so its time, and every ratio to it, moves with
 # the CPU it lands on; the pace says which stretch a run saw.
 pace() {
-	local c t out=
-	[[ -s $WORK/pace.bin ]] || head -c $((256 << 20)) /dev/zero >"$WORK/pace.bin"
-	for ((c = 0; c < $(nproc); c++)); do
-		t=$( { /usr/bin/time -f %e taskset -c "$c" sha256sum "$WORK/pace.bin" >/dev/null; } 2>&1 | tail -1)
+	local c t out= bin=$WORK/pace.bin size=$((256 << 20))
+	if [[ $(stat -c %s "$bin" 2>/dev/null) != "$size" ]]; then
+		head -c "$size" /dev/zero >"$bin.tmp" && sync "$bin.tmp" && mv "$bin.tmp" "$bin" || die "pace: cannot write $bin"
+	fi
+	cat "$bin" >/dev/null # in the page cache: the sets read since may have pushed it out
+	for c in $(cpus); do
+		t=$( { /usr/bin/time -f %e taskset -c "$c" sha256sum "$bin" >/dev/null; } 2>&1 | tail -1) ||
+			die "pace: sha256sum on cpu$c failed: $t"
 		out+="cpu$c $t s  "
 	done
 	echo "${out%  }"
+}
+
+# cpus lists the ids of the CPUs this process may run on (Cpus_allowed_list:
+# "0-3,6" → 0 1 2 3 6), not 0 to nproc-1: under taskset or a cpuset they differ.
+cpus() {
+	local r a b
+	for r in $(awk '/^Cpus_allowed_list:/ {gsub(",", " ", $2); print $2}' /proc/self/status); do
+		a=${r%-*} b=${r#*-}
+		seq "$a" "$b"
+	done
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -279,7 +293,7 @@ if [[ $TIMING == 1 ]]; then
 	pace >"$BENCH_DIR/pace-before"
 else
 	log "TIMING=0: the table comes from the previous run's $RUNLOG"
-	LOAD_BEFORE="$(cat "$BENCH_DIR/load-before" 2>/dev/null) (previous run)"
+	LOAD_BEFORE="$(cat "$BENCH_DIR/load-before" 2>/dev/null || true) (previous run)"
 fi
 log_run() { printf '%s\t%s\t%s\t%s\n' "$1" "$T_SEC" "$T_CPU" "$T_KB" | tee -a "$RUNLOG" >&2; }
 for set in "${SETS[@]}"; do
@@ -311,9 +325,9 @@ for set in "${SETS[@]}"; do
 	fi
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-[[ $TIMING == 1 ]] || LOAD_AFTER=$(cat "$BENCH_DIR/load-after" 2>/dev/null)
+[[ $TIMING == 1 ]] || LOAD_AFTER=$(cat "$BENCH_DIR/load-after" 2>/dev/null || true)
 echo "$LOAD_AFTER" >"$BENCH_DIR/load-after"
-[[ $TIMING == 0 ]] || pace >"$BENCH_DIR/pace-after"
+[[ $TIMING != 1 ]] || pace >"$BENCH_DIR/pace-after"
 # medians per tool and set; × tcpdump from the medians of one run's interleaved timings
 python3 - "$RUNLOG" "$RES" "${SETS[@]}" <<'PY'
 import statistics, sys, os
@@ -433,7 +447,9 @@ awk -F'\t' '
 
 {
 	echo "# pathtrace bench $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average before/after timing: $LOAD_BEFORE / $LOAD_AFTER"
-	echo "# CPU pace (sha256 of 256 MiB, pinned) before timing: $(cat "$BENCH_DIR/pace-before" 2>/dev/null); after: $(cat "$BENCH_DIR/pace-after" 2>/dev/null)"
+	prev=
+	[[ $TIMING == 1 ]] || prev=" (previous run)"
+	echo "# CPU pace (sha256 of 256 MiB, pinned) before timing: $(cat "$BENCH_DIR/pace-before" 2>/dev/null || true); after: $(cat "$BENCH_DIR/pace-after" 2>/dev/null || true)$prev"
 	echo "# pathtrace $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$( (cd "$ROOT" && git diff --quiet 2>/dev/null) || echo '+dirty'), tcpdump -B $TCPDUMP_BUFFER, medians of $REPEAT interleaved runs on set1x, $REPEAT_5X on the larger sets (tshark: 1), output to /dev/null"
 	for set in "${SETS[@]}"; do
 		echo "# $(basename "$set"): $(du -sm "$set" | cut -f1) MB, $(cat "$set/frames") frames, $(cat "$set/requests") echo requests"

@@ -324,19 +324,22 @@ type hopSlot struct {
 }
 
 // hopSlots is the size of the hop table; maxHopSlots the texts it keeps
-// before starting over (three quarters: probes stay short).
+// before starting over (three quarters: probes stay short). 192 texts: a
+// flood has ten or so, a capture of many pods' traffic more; past that
+// many in rotation every hop's text is written anew, as without a cache.
 const (
-	hopBits     = 6
+	hopBits     = 8
 	hopSlots    = 1 << hopBits
 	maxHopSlots = hopSlots * 3 / 4
 )
 
 // hopIndex is where h's slot is looked for first, from its point name's
 // address (the engine's hops share their point's string) and its link
-// fields, so the request and the reply at one point start apart.
+// fields (in bits of their own), so the request and the reply at one point
+// mostly start apart.
 func hopIndex(h *correlate.Hop) int {
 	p := uint64(uintptr(unsafe.Pointer(unsafe.StringData(h.Point))))
-	x := p ^ uint64(h.SrcMAC.V[5])<<40 ^ uint64(h.DstMAC.V[5])<<48 ^ h.TTL.V<<56 ^ uint64(h.Dir)<<62
+	x := p ^ uint64(h.SrcMAC.V[5])<<38 ^ uint64(h.DstMAC.V[5])<<46 ^ (h.TTL.V&0xff)<<54 ^ uint64(h.Dir)<<62
 	return int(x * 0x9e3779b97f4a7c15 >> (64 - hopBits)) // the product's top bits: all of x's mixed
 }
 

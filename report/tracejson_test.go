@@ -156,11 +156,19 @@ func TestHopCacheKeepsFloodHops(t *testing.T) {
 		t.Errorf("%d hop texts written again after the first pass (want 0)", sc.fills-len(traces))
 	}
 	// More texts than the table keeps: it starts over, and stays exact.
-	for i := range 200 {
+	fills := sc.fills
+	n := maxHopSlots + 20
+	for i := range n {
 		tr := traces[i%len(traces)]
 		tr.Hops = []correlate.Hop{tr.Hops[0]}
-		tr.Hops[0].TTL.V = uint64(i)
+		tr.Hops[0].SrcMAC.V = correlate.MAC{2, 1, 0, 0, byte(i >> 8), byte(i)} // a text of its own each
 		checkTrace(t, "overflow", &tr, &sc)
+	}
+	if got := sc.fills - fills; got != n {
+		t.Errorf("%d new hop texts written %d times", n, got)
+	}
+	if sc.hopsUsed >= len(traces)+n {
+		t.Errorf("the table holds %d texts: it did not start over", sc.hopsUsed)
 	}
 }
 
