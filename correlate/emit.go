@@ -17,6 +17,11 @@ const maxExamples = 10
 func (e *Engine) emit(t *trace) {
 	e.ownersOf = nil
 	if s := e.cfg.Sampler; s != nil {
+		// The clock pre-pass also checks the points' order: the analysis
+		// proper can then start in the traffic's (pipeline/clocks.go).
+		if e.order != nil {
+			e.order.add(t)
+		}
 		order, _, _ := e.crossing(t)
 		s.addTrace(t, order, e.dirCertain)
 		return

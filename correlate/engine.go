@@ -68,7 +68,8 @@ type Config struct {
 	ClockProblems []ClockProblem
 	// CheckOrder: the points' order is the command line's (files listed
 	// one by one): warn when the traffic clearly follows another
-	// (ordercheck.go).
+	// (ordercheck.go); OrderAdvice says which, after Finish. With a
+	// Sampler, only OrderAdvice.
 	CheckOrder bool
 	// Sampler, if set, makes the engine the clock pre-pass's: each
 	// finished trace's crossings go to it (made for these points), and
@@ -482,7 +483,7 @@ func (e *Engine) Flush() {
 // (they went to the sink).
 func (e *Engine) Finish() *Result {
 	e.Flush()
-	if e.order != nil {
+	if e.order != nil && e.cfg.Sampler == nil {
 		if msg := e.order.verdict(e.cfg.Points); msg != "" {
 			e.Warn(msg)
 		}

@@ -3,17 +3,25 @@ package correlate
 import "slices"
 
 // maxPermute bounds the points of one group ordered by trying every
-// permutation (8! = 40320); larger groups are ordered by mean rank.
-const maxPermute = 8
+// permutation (8! = 40320); larger groups up to maxSearch are ordered by
+// a local search (improveSegment), larger ones by mean rank alone. The
+// searches' time grows with the distinct patterns, which frames' jitter
+// multiplies: the maxPatterns commonest are kept (256 at 16 points: ~0.1 s).
+const (
+	maxPermute  = 8
+	maxSearch   = 16
+	maxPatterns = 256
+)
 
 // InferOrder places points whose order the input does not give (the
-// interfaces of one multi-interface file) by the traffic. groups lists point
-// indices in command-line order; a group of one is fixed, a larger group may
-// be permuted within its slot. The returned order maximises, over frames
-// seen at several points, agreement between stamps and position, in either
-// direction per frame — so echo requests and replies both count, and a tie
-// (a bridge stamping with its ingress port's stamp) neither helps nor hurts.
-// frames need not be sorted; only the first sighting of a key per point counts.
+// interfaces of one multi-interface file, the files of a directory) by the
+// traffic. groups lists point indices in command-line order; a group of one
+// is fixed, a larger group may be permuted within its slot. The returned
+// order maximises, over frames seen at several points, agreement between
+// stamps and position, in either direction per frame — so echo requests and
+// replies both count, and a tie (a bridge stamping with its ingress port's
+// stamp) neither helps nor hurts. frames need not be sorted; only the first
+// sighting of a key per point counts.
 func InferOrder(frames []Frame, groups [][]int, window int64) []int {
 	if window <= 0 {
 		window = DefaultWindow
@@ -35,18 +43,55 @@ func InferOrder(frames []Frame, groups [][]int, window int64) []int {
 		for _, h := range groups[:gi] {
 			start += len(h)
 		}
-		best := bestPermutation(order, start, len(g), sigs)
-		copy(order[start:], best)
+		copy(order[start:], placeSegment(order, start, len(g), sigs, maxPermute))
 	}
-	// A file that holds every point has no fixed neighbour to orient it:
-	// orient it so the first multi-point frame moves forward.
-	if len(groups) == 1 && len(sigs) > 0 {
-		pos := positions(order)
-		if orient(sigs[0].seq, pos) < 0 {
-			slices.Reverse(order)
-		}
+	// A file that holds every point has no fixed neighbour to orient it.
+	if len(groups) == 1 {
+		orientOrder(order, sigs)
 	}
 	return order
+}
+
+// placeSegment is the best order of order[start:start+n] against sigs,
+// the rest fixed: every permutation up to permute points; beyond, up to
+// maxSearch, the better of two local searches, from the order given and
+// from the points' mean rank (which mixes the two directions, but starts
+// elsewhere); beyond that, the mean rank.
+func placeSegment(order []int, start, n int, sigs []signature, permute int) []int {
+	if n <= permute {
+		return bestPermutation(order, start, n, sigs)
+	}
+	if n > maxSearch {
+		return meanRank(slices.Clone(order[start:start+n]), sigs)
+	}
+	best := improveSegment(order, start, n, sigs)
+	alt := slices.Clone(order)
+	meanRank(alt[start:start+n], sigs)
+	if alt = improveSegment(alt, start, n, sigs); score(sigs, positions(alt)) > score(sigs, positions(best)) {
+		best = alt
+	}
+	return best[start : start+n]
+}
+
+// orientOrder reverses order, in place, when the traffic reads it
+// backwards. Agreement counts either direction, so an order and its
+// reverse fit alike: the echo requests go forward (a ping's path runs
+// from the pinger), or, without any, the first frame seen at several
+// points.
+func orientOrder(order []int, sigs []signature) {
+	pos := positions(order)
+	way := 0
+	for _, s := range sigs {
+		if s.requests > 0 {
+			way += s.requests * sign(orient(s.seq, pos))
+		}
+	}
+	for i := 0; way == 0 && i < len(sigs); i++ {
+		way = orient(sigs[i].seq, pos)
+	}
+	if way < 0 {
+		slices.Reverse(order)
+	}
 }
 
 type sighting struct {
@@ -57,6 +102,8 @@ type sighting struct {
 type signature struct {
 	seq   []sighting
 	count int
+	// requests: how many of count are ICMP echo requests (orientOrder).
+	requests int
 }
 
 // signatures groups frames by key within the window and keeps, per group,
@@ -72,8 +119,9 @@ func signatures(frames []Frame, window int64) []signature {
 	}
 	slices.SortStableFunc(idx, func(a, b int) int { return cmp64(frames[a].Time, frames[b].Time) })
 	type group struct {
-		seq  []sighting
-		last int64
+		seq     []sighting
+		last    int64
+		request bool
 	}
 	open := map[Key]*group{}
 	var groups []*group
@@ -81,7 +129,7 @@ func signatures(frames []Frame, window int64) []signature {
 		f := &frames[i]
 		g := open[f.Key]
 		if g == nil || f.Time-g.last > window {
-			g = &group{}
+			g = &group{request: f.Key.isEchoRequest()}
 			open[f.Key] = g
 			groups = append(groups, g)
 		}
@@ -96,13 +144,34 @@ func signatures(frames []Frame, window int64) []signature {
 		if len(g.seq) < 2 {
 			continue
 		}
+		req := 0
+		if g.request {
+			req = 1
+		}
 		b := patternKey(nil, g.seq)
 		if j, ok := byPattern[string(b)]; ok {
 			out[j].count++
+			out[j].requests += req
 			continue
 		}
 		byPattern[string(b)] = len(out)
-		out = append(out, signature{seq: g.seq, count: 1})
+		out = append(out, signature{seq: g.seq, count: 1, requests: req})
+	}
+	if len(out) > maxPatterns {
+		// The commonest, in the order first seen (orientOrder falls
+		// back on the first).
+		idx := make([]int, len(out))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return out[b].count - out[a].count })
+		idx = idx[:maxPatterns]
+		slices.Sort(idx)
+		kept := make([]signature, 0, maxPatterns)
+		for _, i := range idx {
+			kept = append(kept, out[i])
+		}
+		out = kept
 	}
 	return out
 }

@@ -10,8 +10,10 @@ import (
 // order listed; listed in another (a shell's glob puts cni0.cap before
 // pod1.cap) every hop looks early or late and the clock estimates bend to
 // match, so the report blames clocks. The engine keeps the stamp patterns of
-// its first traces and, at the end, warns when another order fits them
-// clearly better. It never reorders: the command line stays the authority.
+// its first traces and, at the end, says (OrderAdvice) which order fits them
+// clearly better. The clock pre-pass's engine asks first, and the pipeline
+// then analyses in that order; the analysis's own engine only warns, for
+// what its larger sample shows and the pre-pass's did not.
 
 // orderSample is how many traces seen at two points or more the check
 // looks at: a flood's first tenth of a second, any capture's first minutes.
@@ -68,10 +70,15 @@ func (c *orderCheck) add(t *trace) {
 		return
 	}
 	c.seen++
+	req := 0
+	if t.key.isEchoRequest() {
+		req = 1
+	}
 	slices.SortStableFunc(c.seq, func(a, b sighting) int { return cmp64(a.time, b.time) })
 	c.key = patternKey(c.key[:0], c.seq)
 	if j, ok := c.index[string(c.key)]; ok {
 		c.sigs[j].count++
+		c.sigs[j].requests += req
 		c.traces++
 		return
 	}
@@ -82,7 +89,7 @@ func (c *orderCheck) add(t *trace) {
 		c.index = map[string]int{}
 	}
 	c.index[string(c.key)] = len(c.sigs)
-	c.sigs = append(c.sigs, signature{seq: slices.Clone(c.seq), count: 1})
+	c.sigs = append(c.sigs, signature{seq: slices.Clone(c.seq), count: 1, requests: req})
 	c.traces++
 }
 
@@ -109,53 +116,131 @@ func agreement(sigs []signature, order []int) float64 {
 	return float64(agree) / float64(all)
 }
 
+// OrderAdvice is the order the traffic follows where the points' order
+// clearly is not it: Order lists point indices, Given and Best are the
+// shares of the sampled hop pairs whose stamps follow the order given and
+// Order, Traces how many traces were sampled.
+type OrderAdvice struct {
+	Order       []int
+	Given, Best float64
+	Traces      int
+	// BothWays: the sampled traces join every point to the others, and
+	// every cut of Order (the points before a position, the points from it
+	// on) was crossed by them both ways, each way by at least a tenth of
+	// those crossing it. Stamps order points only on one clock; frames
+	// crossing a cut both ways bound how far the clocks on its two sides
+	// may differ (an offset beyond the hops' latency would turn one way
+	// around, and no order would fit), while frames crossing one way only
+	// cannot tell an offset from the order, and points no frame joins
+	// (clocks further apart than the match window) have no order at all.
+	BothWays bool
+}
+
+// advice is the order n points (index order as given) should be in, if
+// the traffic clearly says another.
+func (c *orderCheck) advice(n int) (OrderAdvice, bool) {
+	if c.traces == 0 || n < 3 {
+		return OrderAdvice{}, false // two points: either order is the same path
+	}
+	given := make([]int, n)
+	for i := range given {
+		given[i] = i
+	}
+	best := placeSegment(given, 0, n, c.sigs, orderPermute)
+	fitGiven, fitBest := agreement(c.sigs, given), agreement(c.sigs, best)
+	if fitBest < orderFits || fitBest-fitGiven < orderMargin {
+		return OrderAdvice{}, false
+	}
+	orientOrder(best, c.sigs)
+	return OrderAdvice{Order: best, Given: fitGiven, Best: fitBest, Traces: c.traces, BothWays: crossedBothWays(c.sigs, best)}, true
+}
+
+// crossedBothWays reports whether every cut of order was crossed both ways
+// (OrderAdvice.BothWays).
+func crossedBothWays(sigs []signature, order []int) bool {
+	if !joined(sigs, order) {
+		return false
+	}
+	pos := positions(order)
+	for cut := 1; cut < len(order); cut++ {
+		fwd, bwd := 0, 0
+		for _, s := range sigs {
+			// Stamps in time order: a sighting after the cut before one
+			// ahead of it crosses backwards, the other way forwards.
+			var early, late bool // seen before / after the cut so far
+			var f, b bool
+			for k, x := range s.seq {
+				if k > 0 && x.time == s.seq[k-1].time {
+					continue // a tie (a bridge and its ingress port) tells no way
+				}
+				if pos[x.point] < cut {
+					b = b || late
+					early = true
+				} else {
+					f = f || early
+					late = true
+				}
+			}
+			if f {
+				fwd += s.count
+			}
+			if b {
+				bwd += s.count
+			}
+		}
+		if fwd == 0 || bwd == 0 || 10*min(fwd, bwd) < fwd+bwd {
+			return false
+		}
+	}
+	return true
+}
+
+// OrderAdvice is what the order check (Config.CheckOrder) found once the
+// engine is finished: the order the traffic clearly follows, if not the
+// points'.
+func (e *Engine) OrderAdvice() (OrderAdvice, bool) {
+	if e.order == nil {
+		return OrderAdvice{}, false
+	}
+	return e.order.advice(len(e.cfg.Points))
+}
+
 // verdict is the warning for points in the order given (index order),
 // or "" when the traffic agrees with it, or tells too little.
 func (c *orderCheck) verdict(points []PointSpec) string {
-	if c.traces == 0 || len(points) < 3 {
-		return "" // two points: either order is the same path
+	a, ok := c.advice(len(points))
+	if !ok {
+		return ""
 	}
 	given := make([]int, len(points))
 	for i := range given {
 		given[i] = i
 	}
-	var best []int
-	if len(given) <= orderPermute {
-		best = bestPermutation(given, 0, len(given), c.sigs)
-	} else {
-		// From the order given and from the points' mean rank (which
-		// mixes the two directions, but starts elsewhere).
-		best = improveOrder(given, c.sigs)
-		if alt := improveOrder(meanRank(slices.Clone(given), c.sigs), c.sigs); score(c.sigs, positions(alt)) > score(c.sigs, positions(best)) {
-			best = alt
-		}
-	}
-	fitGiven, fitBest := agreement(c.sigs, given), agreement(c.sigs, best)
-	if fitBest < orderFits || fitBest-fitGiven < orderMargin {
-		return ""
-	}
-	names := func(order []int) []string {
-		var s []string
-		for _, p := range order {
-			s = append(s, points[p].Name)
-		}
-		return s
-	}
-	g, b := names(given), names(best)
+	g, b := OrderNames(points, given), OrderNames(points, a.Order)
 	return fmt.Sprintf("the points' order as given (%s) disagrees with the traffic: the stamps of the first %d traces seen at several points follow it in %.0f%% of hop pairs, and follow %s in %.0f%%; unless the captures' clocks differ, list the files in path order or give --order %s",
-		strings.Join(g, ", "), c.traces, 100*fitGiven, strings.Join(b, ", "), 100*fitBest, strings.Join(b, ","))
+		strings.Join(g, ", "), a.Traces, 100*a.Given, strings.Join(b, ", "), 100*a.Best, strings.Join(b, ","))
 }
 
-// improveOrder moves one point at a time to wherever it raises the score
-// most, until no move does: a local optimum, for orders too many to try.
-func improveOrder(order []int, sigs []signature) []int {
+// OrderNames is the points' names in order.
+func OrderNames(points []PointSpec, order []int) []string {
+	s := make([]string, 0, len(order))
+	for _, p := range order {
+		s = append(s, points[p].Name)
+	}
+	return s
+}
+
+// improveSegment moves one point of order[start:start+n] at a time to
+// wherever in that segment it raises the score most, until no move does: a
+// local optimum, for orders too many to try.
+func improveSegment(order []int, start, n int, sigs []signature) []int {
 	best := slices.Clone(order)
 	bestScore := score(sigs, positions(best))
-	cand := make([]int, len(order))
+	cand := make([]int, 0, len(order))
 	for improved := true; improved; {
 		improved = false
-		for i := range best {
-			for j := range best {
+		for i := start; i < start+n; i++ {
+			for j := start; j < start+n; j++ {
 				if i == j {
 					continue
 				}
@@ -170,4 +255,31 @@ func improveOrder(order []int, sigs []signature) []int {
 		}
 	}
 	return best
+}
+
+// joined reports whether the traces of sigs join the points of order into
+// one: each trace joins the points it was seen at.
+func joined(sigs []signature, order []int) bool {
+	root := make([]int, MaxPoints)
+	for i := range root {
+		root[i] = i
+	}
+	find := func(p int) int {
+		for root[p] != p {
+			root[p] = root[root[p]]
+			p = root[p]
+		}
+		return p
+	}
+	for _, s := range sigs {
+		for _, x := range s.seq[1:] {
+			root[find(x.point)] = find(s.seq[0].point)
+		}
+	}
+	for _, p := range order[1:] {
+		if find(p) != find(order[0]) {
+			return false
+		}
+	}
+	return true
 }

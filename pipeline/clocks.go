@@ -37,35 +37,54 @@ type clockPlan struct {
 }
 
 // planClocks groups the points' clocks (specs[i].Clock), estimates or takes
-// the declared offsets, and sets each point's uncertainty.
-func planClocks(b *Bundle, specs []correlate.PointSpec, o ClockOptions, window int64) (*clockPlan, error) {
-	plan := &clockPlan{lines: make([]correlate.ClockLine, len(specs))}
+// the declared offsets, and sets each point's uncertainty. specsOf makes
+// the points' specs in the bundle's order: files listed in an order their
+// traffic clearly contradicts are first put in the traffic's (placeListed),
+// and planClocks returns the specs of the order it settled on.
+func planClocks(b *Bundle, specsOf func() []correlate.PointSpec, o ClockOptions, window int64) (*clockPlan, []correlate.PointSpec, error) {
+	specs := specsOf()
 	if err := joinClocks(specs, o.Groups); err != nil {
-		return nil, err
-	}
-	if o.Off {
-		return plan, nil
+		return nil, nil, err
 	}
 	groups := map[int]bool{}
 	for _, s := range specs {
 		groups[s.Clock] = true
 	}
-	estimated := map[int]correlate.ClockEstimate{}
-	if len(groups) > 1 {
+	estimate := !o.Off && len(groups) > 1
+	// Declared offsets say the stamps are not on one clock, and the
+	// placement reads the stamps as they are: the listed order stands.
+	place := b.OrderListed && len(specs) >= 3 && len(o.Declared) == 0
+	var ests []correlate.ClockEstimate
+	var problems []correlate.ClockProblem
+	if estimate || place {
 		sample, err := b.clockSample(clockSampleFrames)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		sampler := correlate.NewClockSampler(specs)
-		eng, err := correlate.New(correlate.Config{Points: specs, Window: window, Sampler: sampler}, nil)
+		var advice *correlate.OrderAdvice
+		ests, problems, advice, err = prePass(sample, specs, window, place)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if err := feedAside(sample.each, eng.Add); err != nil {
-			return nil, err
+		if advice != nil && advice.BothWays {
+			placeListed(b, specs, *advice)
+			specs = specsOf()
+			if err := joinClocks(specs, o.Groups); err != nil {
+				return nil, nil, err
+			}
+			if estimate {
+				if ests, problems, _, err = prePass(sample, specs, window, false); err != nil {
+					return nil, nil, err
+				}
+			}
 		}
-		eng.Finish()
-		ests, problems := sampler.Estimate()
+	}
+	plan := &clockPlan{lines: make([]correlate.ClockLine, len(specs))}
+	if o.Off {
+		return plan, specs, nil
+	}
+	estimated := map[int]correlate.ClockEstimate{}
+	if estimate {
 		for _, e := range ests {
 			estimated[e.Group] = e
 		}
@@ -80,7 +99,7 @@ func planClocks(b *Bundle, specs []correlate.PointSpec, o ClockOptions, window i
 	}
 	for name := range o.Declared {
 		if !slices.ContainsFunc(specs, func(s correlate.PointSpec) bool { return s.Name == name }) {
-			return nil, fmt.Errorf("--clock-offset names %q, which is not a capture point (points: %s)", name, pointNames(specs))
+			return nil, nil, fmt.Errorf("--clock-offset names %q, which is not a capture point (points: %s)", name, pointNames(specs))
 		}
 	}
 	for i := range specs {
@@ -107,7 +126,28 @@ func planClocks(b *Bundle, specs []correlate.PointSpec, o ClockOptions, window i
 		_, b := declared[p.B]
 		return a || b
 	})
-	return plan, nil
+	return plan, specs, nil
+}
+
+// prePass runs the sample through a correlator that only samples the
+// clocks' crossings and, with checkOrder, checks the points' order: the
+// estimates, the clocks it could not compare, and the order the traffic
+// clearly follows if it is not the points'.
+func prePass(sample *clockSample, specs []correlate.PointSpec, window int64, checkOrder bool) ([]correlate.ClockEstimate, []correlate.ClockProblem, *correlate.OrderAdvice, error) {
+	sampler := correlate.NewClockSampler(specs)
+	eng, err := correlate.New(correlate.Config{Points: specs, Window: window, Sampler: sampler, CheckOrder: checkOrder}, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := feedAside(sample.each, eng.Add); err != nil {
+		return nil, nil, nil, err
+	}
+	eng.Finish()
+	ests, problems := sampler.Estimate()
+	if a, ok := eng.OrderAdvice(); ok {
+		return ests, problems, &a, nil
+	}
+	return ests, problems, nil, nil
 }
 
 func roundPPM(drift float64) float64 { return float64(int64(drift*1e9+0.5)) / 1e3 }

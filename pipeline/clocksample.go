@@ -40,9 +40,11 @@ type sampleRec struct {
 	num    int
 	wire   int
 	off, n int32
-	point  int32
-	link   capture.LinkType
-	dir    correlate.LinkDir
+	// file and iface place it: the point is looked up as each feeds it,
+	// in the bundle's order then (the pre-pass may reorder the points).
+	file, iface int32
+	link        capture.LinkType
+	dir         correlate.LinkDir
 }
 
 // frame is record i as the decoder takes it.
@@ -58,7 +60,8 @@ const (
 )
 
 // clockSample reads the first perFile frames of every file, keeping those
-// with a key, with the point each belongs to in the bundle's current order.
+// with a key; each gives them the points they belong to in the bundle's
+// order at that time.
 func (b *Bundle) clockSample(perFile int) (*clockSample, error) {
 	s := &clockSample{b: b, perFile: perFile, back: make([]int64, len(b.files))}
 	lo, hi := int64(1<<63-1), int64(-1<<63)
@@ -84,13 +87,13 @@ func (b *Bundle) clockSample(perFile int) (*clockSample, error) {
 // hold reads the sample into memory, for each to sort.
 func (s *clockSample) hold() error {
 	var c *sampleChunk
-	return s.read(func(fi int, rf capture.RawFrame, point int) {
+	return s.read(func(fi int, rf capture.RawFrame, _ int) {
 		if c == nil || len(c.recs) == cap(c.recs) || len(c.data)+len(rf.Data) > cap(c.data) {
 			c = &sampleChunk{data: make([]byte, 0, max(sampleChunkBytes, len(rf.Data))), recs: make([]sampleRec, 0, sampleChunkFrames)}
 			s.chunks = append(s.chunks, c)
 		}
 		c.recs = append(c.recs, sampleRec{t: rf.Time, num: rf.Num, wire: rf.WireLen,
-			off: int32(len(c.data)), n: int32(len(rf.Data)), point: int32(point), link: rf.LinkType, dir: rf.Dir})
+			off: int32(len(c.data)), n: int32(len(rf.Data)), file: int32(fi), iface: int32(rf.Iface), link: rf.LinkType, dir: rf.Dir})
 		c.data = append(c.data, rf.Data...)
 	}, nil)
 }
@@ -147,12 +150,16 @@ func (s *clockSample) each(fn func(*correlate.Frame)) error {
 	// The comparison (and so the order, even for stamps so far apart that
 	// the difference overflows) is the one the pre-pass always used.
 	slices.SortStableFunc(order, func(a, b at) int { return int(max(-1, min(1, a.t-b.t))) })
+	maps := make([][]int, len(s.b.files))
+	for fi := range maps {
+		maps[fi] = s.b.ifaceMap(fi)
+	}
 	dec := decode.New()
 	var f correlate.Frame
 	for _, o := range order {
 		rf, r := s.chunks[o.c].frame(int(o.i))
 		dec.Decode(&rf, &f)
-		f.Point = int(r.point)
+		f.Point = maps[r.file][r.iface]
 		fn(&f)
 	}
 	return nil

@@ -64,15 +64,18 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	specs := b.Specs()
-	for i := range specs {
-		if o.MTU > 0 && specs[i].MTU == 0 {
-			specs[i].MTU = o.MTU
+	specsOf := func() []correlate.PointSpec {
+		specs := b.Specs()
+		for i := range specs {
+			if o.MTU > 0 && specs[i].MTU == 0 {
+				specs[i].MTU = o.MTU
+			}
 		}
+		return specs
 	}
 	// The files' stamps passes run while the clock pre-pass reads.
 	defer b.StartSpanScans(int64(o.Reorder))()
-	clocks, err := planClocks(b, specs, o.Clocks, window)
+	clocks, specs, err := planClocks(b, specsOf, o.Clocks, window)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 // Command refcheck checks a streaming `pathtrace analyze -f json` run against
 // the in-memory reference: it reads every frame of the same bundle into
-// memory (same bundle resolution, decoder and merge order as analyze), runs
+// memory (same bundle resolution, decoder and merge order as analyze, for
+// files listed in path order: analyze's placement of a listing the traffic
+// contradicts is not repeated here), runs
 // correlate.Analyze on the slice, and compares the traces and hop_latency
 // of both as generic JSON. It prints the first difference and exits 1 if
 // there is one, so a faster analyze cannot get there by doing less.

@@ -39,15 +39,21 @@ Ethernet, Linux SLL/SLL2 from 'tcpdump -i any', raw IP) into a hop-by-hop
 timeline: when each frame crossed each point, the latency of every hop, what
 changed on the way and where frames vanished.
 
-Path order is the order of the arguments. Each single-interface file is a
-point named after its base name (pod1-veth.cap → pod1-veth). The interfaces of
-a multi-interface file (pcapng, 'tcpdump -i any') and the files of a directory
-are placed by the traffic; --order overrides.`,
+Path order is the order of the arguments, unless the first frames of the
+files clearly follow another, both ways (files of one host listed
+alphabetically, as by '*.cap'): the points are then placed in the traffic's
+order, and the report says so. Each
+single-interface file is a point named after its base name (pod1-veth.cap →
+pod1-veth). The interfaces of a multi-interface file (pcapng, 'tcpdump -i any')
+and the files of a directory are placed by the traffic; --order overrides.`,
 		Example: `  # five tcpdumps along one path (pod1 → pod2 on a Flannel node), in path order
   pathtrace analyze pod1.cap pod1-veth.cap cni0.cap pod2-veth.cap pod2.cap
 
   # a directory of captures: order inferred from the traffic
   pathtrace analyze incident-4711/
+
+  # a glob lists files alphabetically: placed by the traffic, and said so
+  pathtrace analyze incident-4711/*.cap
 
   # one dumpcap pcapng with three interfaces between two pod captures
   pathtrace analyze pod1.cap node.pcapng pod2.cap
