@@ -6,7 +6,7 @@ import "slices"
 // permutation (8! = 40320); larger groups up to maxSearch are ordered by
 // a local search (improveSegment), larger ones by mean rank alone. The
 // searches' time grows with the distinct patterns, which frames' jitter
-// multiplies: the maxPatterns commonest are kept (256 at 16 points: ~0.1 s).
+// multiplies: the maxPatterns commonest are kept (256 at 16 points: ~0.2 s).
 const (
 	maxPermute  = 8
 	maxSearch   = 16

@@ -128,3 +128,40 @@ func TestOrderAdvice(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderSure: an order is read from the stamps alone only where they can
+// tell it whatever the clocks: pings both ways on one clock can; the same
+// with the second node's stamps 25 µs late (more than a hop, so its
+// requests and replies read the same way across the nodes) cannot, nor
+// requests alone (one way), nor two nodes whose frames never meet.
+func TestOrderSure(t *testing.T) {
+	path := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	sure := func(fs []Frame) bool { return orderSure(signatures(fs, DefaultWindow), path) }
+	if !sure(twoNodeChain()) {
+		t.Error("pings both ways, one clock: not sure")
+	}
+	var late, oneWay, apart []Frame
+	for _, f := range twoNodeChain() {
+		g := f
+		if f.Point >= 5 {
+			g.Time += 25e3
+		}
+		late = append(late, g)
+		if f.Key.isEchoRequest() || f.Key.Proto == ProtoARP {
+			oneWay = append(oneWay, f)
+		}
+		if f.Point >= 5 {
+			f.Time += 3e9 // beyond the match window
+		}
+		apart = append(apart, f)
+	}
+	for name, fs := range map[string][]Frame{"25 µs late": late, "one way": oneWay, "apart": apart} {
+		if sure(fs) {
+			t.Errorf("%s: sure", name)
+		}
+	}
+	// Interleaved, the two nodes' own frames cross every cut both ways.
+	if orderSure(signatures(apart, DefaultWindow), []int{0, 5, 1, 6, 2, 7, 3, 8, 4, 9}) {
+		t.Error("apart, interleaved: sure")
+	}
+}

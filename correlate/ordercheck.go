@@ -124,16 +124,9 @@ type OrderAdvice struct {
 	Order       []int
 	Given, Best float64
 	Traces      int
-	// BothWays: the sampled traces join every point to the others, and
-	// every cut of Order (the points before a position, the points from it
-	// on) was crossed by them both ways, each way by at least a tenth of
-	// those crossing it. Stamps order points only on one clock; frames
-	// crossing a cut both ways bound how far the clocks on its two sides
-	// may differ (an offset beyond the hops' latency would turn one way
-	// around, and no order would fit), while frames crossing one way only
-	// cannot tell an offset from the order, and points no frame joins
-	// (clocks further apart than the match window) have no order at all.
-	BothWays bool
+	// Sure: the sample can tell this order on its own stamps, even if
+	// the points' clocks may differ (orderSure).
+	Sure bool
 }
 
 // advice is the order n points (index order as given) should be in, if
@@ -152,47 +145,7 @@ func (c *orderCheck) advice(n int) (OrderAdvice, bool) {
 		return OrderAdvice{}, false
 	}
 	orientOrder(best, c.sigs)
-	return OrderAdvice{Order: best, Given: fitGiven, Best: fitBest, Traces: c.traces, BothWays: crossedBothWays(c.sigs, best)}, true
-}
-
-// crossedBothWays reports whether every cut of order was crossed both ways
-// (OrderAdvice.BothWays).
-func crossedBothWays(sigs []signature, order []int) bool {
-	if !joined(sigs, order) {
-		return false
-	}
-	pos := positions(order)
-	for cut := 1; cut < len(order); cut++ {
-		fwd, bwd := 0, 0
-		for _, s := range sigs {
-			// Stamps in time order: a sighting after the cut before one
-			// ahead of it crosses backwards, the other way forwards.
-			var early, late bool // seen before / after the cut so far
-			var f, b bool
-			for k, x := range s.seq {
-				if k > 0 && x.time == s.seq[k-1].time {
-					continue // a tie (a bridge and its ingress port) tells no way
-				}
-				if pos[x.point] < cut {
-					b = b || late
-					early = true
-				} else {
-					f = f || early
-					late = true
-				}
-			}
-			if f {
-				fwd += s.count
-			}
-			if b {
-				bwd += s.count
-			}
-		}
-		if fwd == 0 || bwd == 0 || 10*min(fwd, bwd) < fwd+bwd {
-			return false
-		}
-	}
-	return true
+	return OrderAdvice{Order: best, Given: fitGiven, Best: fitBest, Traces: c.traces, Sure: orderSure(c.sigs, best)}, true
 }
 
 // OrderAdvice is what the order check (Config.CheckOrder) found once the
@@ -255,31 +208,4 @@ func improveSegment(order []int, start, n int, sigs []signature) []int {
 		}
 	}
 	return best
-}
-
-// joined reports whether the traces of sigs join the points of order into
-// one: each trace joins the points it was seen at.
-func joined(sigs []signature, order []int) bool {
-	root := make([]int, MaxPoints)
-	for i := range root {
-		root[i] = i
-	}
-	find := func(p int) int {
-		for root[p] != p {
-			root[p] = root[root[p]]
-			p = root[p]
-		}
-		return p
-	}
-	for _, s := range sigs {
-		for _, x := range s.seq[1:] {
-			root[find(x.point)] = find(s.seq[0].point)
-		}
-	}
-	for _, p := range order[1:] {
-		if find(p) != find(order[0]) {
-			return false
-		}
-	}
-	return true
 }

@@ -66,7 +66,7 @@ func planClocks(b *Bundle, specsOf func() []correlate.PointSpec, o ClockOptions,
 		if err != nil {
 			return nil, nil, err
 		}
-		if advice != nil && advice.BothWays {
+		if advice != nil && advice.Sure {
 			placeListed(b, specs, *advice)
 			specs = specsOf()
 			if err := joinClocks(specs, o.Groups); err != nil {

@@ -15,14 +15,12 @@ import (
 // every hop looks early or late: the clock estimates bend to match and the
 // verdict blames clocks, or finds losses and gaps that are not there.
 // Stamps order points only on one clock, so planClocks does not call it
-// where the clocks may differ beyond what the sample shows: offsets
-// declared, or a cut of the order that sampled frames did not cross both
-// ways (OrderAdvice.BothWays: one-way traffic cannot tell an offset from
-// the order; clocks further apart than the match window share no frame).
-// Clocks that differ by more than a hop's latency, with frames both ways,
-// contradict every order in one direction or the other and stay below
-// that fit. The report says what was done and how to keep the listed
-// order; the analysis still checks the placed order on its larger sample.
+// where the clocks may differ beyond what the sample can rule out: offsets
+// declared, or an order the sample cannot tell on its stamps alone
+// (OrderAdvice.Sure: one-way traffic, points no frame joins, a pair of
+// points ordered both ways). The report says what was done and how to
+// keep the listed order; the analysis still checks the placed order on
+// its larger sample.
 func placeListed(b *Bundle, specs []correlate.PointSpec, a correlate.OrderAdvice) {
 	listed := make([]int, len(specs))
 	for i := range listed {
