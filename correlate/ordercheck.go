@@ -170,8 +170,13 @@ func (c *orderCheck) verdict(points []PointSpec) string {
 		given[i] = i
 	}
 	g, b := OrderNames(points, given), OrderNames(points, a.Order)
-	return fmt.Sprintf("the points' order as given (%s) disagrees with the traffic: the stamps of the first %d traces seen at several points follow it in %.0f%% of hop pairs, and follow %s in %.0f%%; unless the captures' clocks differ, list the files in path order or give --order %s",
-		strings.Join(g, ", "), a.Traces, 100*a.Given, strings.Join(b, ", "), 100*a.Best, strings.Join(b, ","))
+	msg := fmt.Sprintf("the points' order as given (%s) disagrees with the traffic: the stamps of the first %d traces seen at several points follow it in %.0f%% of hop pairs, and follow %s in %.0f%%",
+		strings.Join(g, ", "), a.Traces, 100*a.Given, strings.Join(b, ", "), 100*a.Best)
+	if !a.Sure {
+		// Not a suggestion: the stamps cannot settle it (orderSure).
+		return msg + ", but the stamps alone cannot settle the order (frames one way only, points no frame joins, or two points the frames order both ways: the captures' clocks may differ); list the files in path order or give --order"
+	}
+	return msg + fmt.Sprintf("; unless the captures' clocks differ, list the files in path order or give --order %s", strings.Join(b, ","))
 }
 
 // OrderNames is the points' names in order.
