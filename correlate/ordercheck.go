@@ -165,11 +165,14 @@ func (c *orderCheck) verdict(points []PointSpec) string {
 	if !ok {
 		return ""
 	}
-	given := make([]int, len(points))
-	for i := range given {
-		given[i] = i
+	g := make([]string, len(points))
+	for i, p := range points {
+		g[i] = p.Name
 	}
-	g, b := OrderNames(points, given), OrderNames(points, a.Order)
+	b := make([]string, len(a.Order))
+	for i, p := range a.Order {
+		b[i] = points[p].Name
+	}
 	msg := fmt.Sprintf("the points' order as given (%s) disagrees with the traffic: the stamps of the first %d traces seen at several points follow it in %.0f%% of hop pairs, and follow %s in %.0f%%",
 		strings.Join(g, ", "), a.Traces, 100*a.Given, strings.Join(b, ", "), 100*a.Best)
 	if !a.Sure {
@@ -177,15 +180,6 @@ func (c *orderCheck) verdict(points []PointSpec) string {
 		return msg + ", but the stamps alone cannot settle the order (frames one way only, points no frame joins, or two points the frames order both ways: the captures' clocks may differ); list the files in path order or give --order"
 	}
 	return msg + fmt.Sprintf("; unless the captures' clocks differ, list the files in path order or give --order %s", strings.Join(b, ","))
-}
-
-// OrderNames is the points' names in order.
-func OrderNames(points []PointSpec, order []int) []string {
-	s := make([]string, 0, len(order))
-	for _, p := range order {
-		s = append(s, points[p].Name)
-	}
-	return s
 }
 
 // improveSegment moves one point of order[start:start+n] at a time to

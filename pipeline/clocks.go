@@ -67,7 +67,7 @@ func planClocks(b *Bundle, specsOf func() []correlate.PointSpec, o ClockOptions,
 			return nil, nil, err
 		}
 		if advice != nil && advice.Sure {
-			placeListed(b, specs, *advice)
+			placeListed(b, *advice)
 			specs = specsOf()
 			if err := joinClocks(specs, o.Groups); err != nil {
 				return nil, nil, err

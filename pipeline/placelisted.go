@@ -21,17 +21,14 @@ import (
 // points ordered both ways). The report says what was done and how to
 // keep the listed order; the analysis still checks the placed order on
 // its larger sample.
-func placeListed(b *Bundle, specs []correlate.PointSpec, a correlate.OrderAdvice) {
-	listed := make([]int, len(specs))
-	for i := range listed {
-		listed[i] = i
-	}
-	was, now := correlate.OrderNames(specs, listed), correlate.OrderNames(specs, a.Order)
+func placeListed(b *Bundle, a correlate.OrderAdvice) {
+	was := b.names()
 	pts := make([]Point, len(a.Order))
 	for i, j := range a.Order {
 		pts[i] = b.Points[j]
 	}
 	b.Points = pts
+	now := b.names()
 	b.Warnings = append(b.Warnings, fmt.Sprintf("points placed by the traffic: the files were listed as %s, but the stamps of the first %d traces seen at several points follow that order in %.0f%% of hop pairs and %s in %.0f%%, so they were analysed in that order (--order %s keeps the listed one)",
 		strings.Join(was, ", "), a.Traces, 100*a.Given, strings.Join(now, ", "), 100*a.Best, strings.Join(was, ",")))
 }
