@@ -82,6 +82,11 @@ type Config struct {
 	// caller's goroutine only correlates. The sink is New's: SetSink(nil)
 	// still stops handing traces out.
 	Async bool
+	// Helped (with Async): the builder has no goroutine of its own; its
+	// batches are built by goroutines that call Helper().Help instead of
+	// waiting, and by the correlator's when it has no empty batch left
+	// (async.go).
+	Helped bool
 }
 
 // Sink receives each finished trace, in trace-number order. The Trace is

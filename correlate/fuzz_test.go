@@ -88,34 +88,62 @@ func fuzzBody(t *testing.T, data []byte) {
 }
 
 // sameAsync: the engine with its traces built on the builder goroutine
-// (Config.Async) emits the same traces, in the same order, and the same
+// (Config.Async), or by another goroutine helping and the correlator
+// (Config.Helped), emits the same traces, in the same order, and the same
 // result as without.
 func sameAsync(t *testing.T, c Config, frames []Frame) {
 	t.Helper()
-	run := func(async bool) ([]Trace, *Result) {
+	run := func(async, helped bool) ([]Trace, *Result) {
 		var got []Trace
-		c.Async = async
+		c.Async, c.Helped = async, helped
 		e, err := New(c, func(tr *Trace) { got = append(got, tr.Clone()) })
 		if err != nil {
 			t.Fatal(err)
+		}
+		stop, helping := make(chan struct{}), make(chan struct{})
+		if h := e.Helper(); h != nil {
+			// A merge goroutine's part: build whatever is queued.
+			go func() {
+				defer close(helping)
+				for {
+					if h.Help() {
+						continue
+					}
+					select {
+					case <-stop:
+						return
+					case <-h.Ready():
+					}
+				}
+			}()
+		} else {
+			close(helping)
 		}
 		for i := range frames {
 			f := frames[i]
 			e.Add(&f)
 		}
-		return got, e.Finish()
+		r := e.Finish()
+		close(stop)
+		<-helping
+		return got, r
 	}
-	st, sr := run(false)
-	at, ar := run(true)
-	if !reflect.DeepEqual(st, at) {
-		for i := range min(len(st), len(at)) {
-			if !reflect.DeepEqual(st[i], at[i]) {
-				t.Fatalf("async trace %d differs:\nsync  %+v\nasync %+v", i, st[i], at[i])
+	st, sr := run(false, false)
+	for _, mode := range []struct {
+		name   string
+		helped bool
+	}{{"async", false}, {"helped", true}} {
+		at, ar := run(true, mode.helped)
+		if !reflect.DeepEqual(st, at) {
+			for i := range min(len(st), len(at)) {
+				if !reflect.DeepEqual(st[i], at[i]) {
+					t.Fatalf("%s trace %d differs:\nsync  %+v\n%s %+v", mode.name, i, st[i], mode.name, at[i])
+				}
 			}
+			t.Fatalf("%s: %d traces, sync %d", mode.name, len(at), len(st))
 		}
-		t.Fatalf("async: %d traces, sync %d", len(at), len(st))
-	}
-	if !reflect.DeepEqual(sr, ar) {
-		t.Fatalf("async result differs:\nsync  %+v\nasync %+v", sr, ar)
+		if !reflect.DeepEqual(sr, ar) {
+			t.Fatalf("%s result differs:\nsync  %+v\n%s %+v", mode.name, sr, mode.name, ar)
+		}
 	}
 }

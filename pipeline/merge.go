@@ -53,6 +53,8 @@ type Merger struct {
 	inputs  []*mergeInput
 	started bool
 	stop    chan struct{} // closed by Stop: the goroutines give up
+	helper  Helper        // SetHelper
+	ready   <-chan struct{}
 	stopper sync.Once
 	wg      sync.WaitGroup
 	closed  func(point int, ifc capture.Interface, early bool)
@@ -311,6 +313,8 @@ func (m *Merger) Next() *correlate.Frame {
 			}
 			m.spare <- b // never blocks: the channel holds every batch
 		}
+		for len(m.out) == 0 && m.help() {
+		}
 		select {
 		case m.cur = <-m.out:
 			m.pos, m.ev = 0, 0
@@ -410,24 +414,53 @@ func (m *Merger) lowest() (low int64, started bool) {
 	return low, true
 }
 
-// nextBatch is an empty batch to fill, nil once stopped.
+// nextBatch is an empty batch to fill, nil once stopped. Rather than
+// wait for one, it does the helper's work (mergehelp.go).
 func (m *Merger) nextBatch() *frameBatch {
-	select {
-	case b := <-m.spare:
-		b.frames, b.ends, b.last = b.frames[:0], b.ends[:0], false
-		return b
-	case <-m.stop:
-		return nil
+	for {
+		select {
+		case b := <-m.spare:
+			return b.empty()
+		default:
+		}
+		if m.help() {
+			continue
+		}
+		select {
+		case b := <-m.spare:
+			return b.empty()
+		case <-m.stop:
+			return nil
+		case <-m.ready:
+		}
 	}
 }
 
-// send hands a batch to Next; false once stopped.
+// empty is b emptied for filling.
+func (b *frameBatch) empty() *frameBatch {
+	b.frames, b.ends, b.last = b.frames[:0], b.ends[:0], false
+	return b
+}
+
+// send hands a batch to Next; false once stopped. Rather than wait, it
+// does the helper's work.
 func (m *Merger) send(b *frameBatch) bool {
-	select {
-	case m.out <- b:
-		return true
-	case <-m.stop:
-		return false
+	for {
+		select {
+		case m.out <- b:
+			return true
+		default:
+		}
+		if m.help() {
+			continue
+		}
+		select {
+		case m.out <- b:
+			return true
+		case <-m.stop:
+			return false
+		case <-m.ready:
+		}
 	}
 }
 

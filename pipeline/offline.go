@@ -86,10 +86,11 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	if o.Sink != nil {
 		keep.sinks, keep.limit = append(keep.sinks, o.Sink), -1
 	}
-	// Every trace goes to a sink (JSON, HTML): built on the engine's
-	// builder goroutine. Otherwise only the first few are (SetSink(nil)).
+	// Every trace goes to a sink (JSON, HTML): built from a copy by
+	// whichever of the merge's goroutine and this one has time (Helped).
+	// Otherwise only the first few are (SetSink(nil)).
 	cfg := correlate.Config{Points: specs, Window: window, ClockOffsets: clocks.offsets, ClockProblems: clocks.problems,
-		Async: o.Sink != nil, CheckOrder: b.OrderListed}
+		Async: o.Sink != nil, Helped: true, CheckOrder: b.OrderListed}
 	b.agentConfig(&cfg)
 	eng, err := correlate.New(cfg, keep.add)
 	if err != nil {
@@ -113,6 +114,9 @@ func Run(ctx context.Context, o Options) (*correlate.Result, error) {
 	m.OnCut(eng.CutShort)
 	m.SetClocks(clocks.lines)
 	m.SetFilter(o.Filter)
+	if h := eng.Helper(); h != nil {
+		m.SetHelper(h)
+	}
 	defer files.Close()
 	defer m.Close() // before the files: its readers may still be reading them
 	// Ctrl-C also ends the stamps pass, which holds the first frame back.
