@@ -176,7 +176,7 @@ func (b *builder) help() bool {
 		return false
 	}
 	defer b.mu.Unlock()
-	if len(b.todo) == 0 { // only the correlator queues, and it is not waiting here
+	if len(b.todo) == 0 { // nothing queued (receives from todo are all under mu)
 		return false
 	}
 	b.buildOne()
