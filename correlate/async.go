@@ -58,9 +58,9 @@ type builder struct {
 	back   chan *handBatch // built: its traces are the correlator's again
 	done   chan struct{}
 	cur    *handBatch // the correlator's
-	// The builder goroutine's, written once a trace: on cache lines apart
-	// from cur, which the correlator reads as often (sharing one, each
-	// took the line from the other core).
+	// The builder's (with Helped, the goroutine holding mu), written once
+	// a trace: on cache lines apart from cur, which the correlator reads
+	// as often (sharing one, each took the line from the other core).
 	_   cpu.CacheLinePad
 	out Trace
 }
@@ -74,7 +74,8 @@ const (
 	handBatches = 16
 )
 
-// startBuilder starts the builder goroutine for e's sink.
+// startBuilder sets up the builder for e's sink, and starts its goroutine
+// unless Helped.
 func (e *Engine) startBuilder() {
 	b := &builder{e: e, sink: e.sink, helped: e.cfg.Helped, ready: make(chan struct{}, 1),
 		todo: make(chan *handBatch, handBatches), back: make(chan *handBatch, handBatches), done: make(chan struct{})}
@@ -135,6 +136,8 @@ func (b *builder) take() *handBatch {
 			break // another goroutine is building: its batch comes back
 		}
 	}
+	// Not in vain: with cur nil, each of the handBatches is
+	// back, queued or being built — and what is built comes back.
 	return <-b.back
 }
 

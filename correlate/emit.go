@@ -13,7 +13,8 @@ const maxExamples = 10
 // sink, what only the trace's report needs (its hops, rewrites,
 // addresses) is not built: the statistics, anomalies and summary are the
 // same. With Config.Async that report is built, and handed to the sink,
-// on the builder's goroutine, from a copy of t (async.go).
+// by the builder (its goroutine, or with Helped any goroutine calling
+// Help), from a copy of t (async.go).
 func (e *Engine) emit(t *trace) {
 	e.ownersOf = nil
 	if s := e.cfg.Sampler; s != nil {
@@ -124,7 +125,7 @@ func (e *Engine) deltas(t *trace, order, prev []int) (negative bool) {
 
 // buildHops appends the hops in crossing order, with their deltas, and
 // the rewrites between them. It reads only t and the points' names and
-// clocks: the builder's goroutine runs it too.
+// clocks: the builder runs it too, perhaps on another goroutine (async.go).
 func (e *Engine) buildHops(t *trace, out *Trace, order, prev []int) {
 	for i, hi := range order {
 		h := &t.hops[hi]

@@ -4,14 +4,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pathtrace/pathtrace/capture"
 )
 
 // fakeHelper has units of work; it counts those done while the consumer
-// slept (only the merge goroutine can have done them).
+// did not call Next (only the merge goroutine can have done them).
 type fakeHelper struct {
-	left, whileAsleep atomic.Int64
-	asleep            atomic.Bool
-	ready             chan struct{}
+	left, whileAway atomic.Int64
+	away            atomic.Bool
+	ready           chan struct{}
+	onEmpty         func() // called once the last unit is done
 }
 
 func (h *fakeHelper) Help() bool {
@@ -19,17 +22,36 @@ func (h *fakeHelper) Help() bool {
 		h.left.Add(1)
 		return false
 	}
-	if h.asleep.Load() {
-		h.whileAsleep.Add(1)
+	if h.away.Load() {
+		h.whileAway.Add(1)
+	}
+	if h.left.Load() == 0 && h.onEmpty != nil {
+		h.onEmpty()
 	}
 	return true
 }
 
 func (h *fakeHelper) Ready() <-chan struct{} { return h.ready }
 
+// give queues n units and signals Ready, as the correlator does.
+func (h *fakeHelper) give(n int64) {
+	h.left.Store(n)
+	h.ready <- struct{}{}
+}
+
+// within polls cond until it holds or d has passed.
+func within(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			return false
+		}
+	}
+	return true
+}
+
 // TestMergerHelpsWhileWaiting: while Next's caller does not take frames,
-// the merge goroutine, its queue full, does the helper's work instead of
-// waiting; the frames still come out in order, each once.
+// the merge goroutine, its queue full and waiting, is woken by Ready and
+// does the helper's work; the frames still come out in order, each once.
 func TestMergerHelpsWhileWaiting(t *testing.T) {
 	const n = 3 * outBatches * outFrames // more than the queue holds
 	var a, b []int64
@@ -49,18 +71,62 @@ func TestMergerHelpsWhileWaiting(t *testing.T) {
 			t.Fatalf("frame %d: stamp %d", want, f.Time)
 		}
 		if want == 0 {
-			h.asleep.Store(true)
-			h.left.Store(1000) // work comes, as the correlator queues traces
-			h.ready <- struct{}{}
-			time.Sleep(200 * time.Millisecond) // the merge fills its queue meanwhile
-			h.asleep.Store(false)
+			h.away.Store(true)
+			// Work comes once the merge waits with a full queue: only
+			// Ready can wake it.
+			if !within(10*time.Second, func() bool { return len(m.out) == cap(m.out) }) {
+				t.Fatal("the merge did not fill its queue in 10 s")
+			}
+			h.give(1000)
+			if !within(10*time.Second, func() bool { return h.left.Load() == 0 }) {
+				t.Fatalf("the merge, woken, did %d of 1000 units in 10 s", 1000-h.left.Load())
+			}
+			h.away.Store(false)
 		}
 		want++
 	}
 	if want != 2*n {
 		t.Fatalf("%d frames out, want %d", want, 2*n)
 	}
-	if got := h.whileAsleep.Load(); got != 1000 {
-		t.Fatalf("helper work: %d of 1000 done while the consumer slept, want all", got)
+	if got := h.whileAway.Load(); got != 1000 {
+		t.Fatalf("helper work: %d of 1000 done by the merge, want all", got)
+	}
+}
+
+// gatedSource is a MemorySource whose first frame waits for open.
+type gatedSource struct {
+	*MemorySource
+	open chan struct{}
+}
+
+func (g *gatedSource) Next() (capture.RawFrame, error) {
+	<-g.open
+	return g.MemorySource.Next()
+}
+
+// TestNextHelpsWhileNoFrames: Next's caller, while no frames are merged
+// yet, does the helper's work instead of waiting.
+func TestNextHelpsWhileNoFrames(t *testing.T) {
+	open := make(chan struct{})
+	var once atomic.Bool
+	release := func() {
+		if once.CompareAndSwap(false, true) {
+			close(open)
+		}
+	}
+	// Released once the work is done, or after 10 s: then the merge
+	// would do the rest, and the test fails.
+	defer time.AfterFunc(10*time.Second, release).Stop()
+	m := NewMerger(10, nil)
+	m.Add("a", &gatedSource{memSource(1, 2, 3), open}, []int{0})
+	h := &fakeHelper{ready: make(chan struct{}, 1), onEmpty: release}
+	h.give(100)
+	m.SetHelper(h)
+	defer m.Close()
+	if f := m.Next(); f == nil || f.Time != 1 {
+		t.Fatalf("first frame %+v, want stamp 1", f)
+	}
+	if left := h.left.Load(); left != 0 {
+		t.Fatalf("%d of 100 units left when the first frame came", left)
 	}
 }

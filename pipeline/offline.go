@@ -25,9 +25,10 @@ type Options struct {
 	Clocks  ClockOptions
 	Filter  *filter.Filter // keep only matching frames (nil: all)
 	// Sink, if set, receives every trace as the correlator emits it (the
-	// Trace is reused afterwards), and the result keeps none, so memory
-	// does not grow with the input. Otherwise the first Limit traces are
-	// kept in the result (0: all) and the rest only counted.
+	// Trace is reused afterwards), one call at a time, from whichever of
+	// Run's goroutines builds the trace, and the result keeps none, so
+	// memory does not grow with the input. Otherwise the first Limit
+	// traces are kept in the result (0: all) and the rest only counted.
 	Sink  func(*correlate.Trace)
 	Limit int
 	// Progress, if set, is called now and then, and once more at the end,

@@ -34,9 +34,9 @@ func JSON(w io.Writer, d Document) error {
 // grow with the number of traces. The traces come first because points'
 // coverage and the statistics are only known at the end.
 //
-// Trace encodes the trace at once, on the caller's goroutine (the
-// engine's builder, which has just built it: its bytes are still in
-// cache), so a trace is never copied; encoded traces go out in writes of
+// Trace encodes the trace at once, on the caller's goroutine (whichever
+// builds the engine's traces, having just built it: its bytes are still
+// in cache), so a trace is never copied; encoded traces go out in writes of
 // about streamFlush bytes.
 type JSONStream struct {
 	j      *jsonWriter
