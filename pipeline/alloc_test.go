@@ -22,6 +22,13 @@ func replicate(t testing.TB, dir string, times int) []Input {
 	if len(files) == 0 {
 		t.Skip("no flood-wrap captures")
 	}
+	return replicateFiles(t, files, dir, times, 10e9)
+}
+
+// replicateFiles writes each capture of files `times` over, copy c
+// stamped c*every ns later, as plain pcap files in dir, in files' order.
+func replicateFiles(t testing.TB, files []string, dir string, times int, every int64) []Input {
+	t.Helper()
 	var inputs []Input
 	for _, f := range files {
 		var frames []capture.RawFrame
@@ -51,7 +58,7 @@ func replicate(t testing.TB, dir string, times int) []Input {
 		}
 		for c := 0; c < times; c++ {
 			for _, rf := range frames {
-				rf.Time += int64(c) * 10e9
+				rf.Time += int64(c) * every
 				if err := w.WriteFrame(rf); err != nil {
 					t.Fatal(err)
 				}
