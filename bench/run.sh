@@ -292,6 +292,9 @@ if [[ $TIMING == 1 ]]; then
 	echo "$LOAD_BEFORE" >"$BENCH_DIR/load-before"
 	pace >"$BENCH_DIR/pace-before"
 else
+	# Checked only here, after the sets: building them is what a first
+	# TIMING=0 run is good for.
+	[[ -s $RUNLOG ]] || die "TIMING=0: no earlier timed run in $BENCH_DIR ($RUNLOG): the sets are ready, rerun with TIMING=1"
 	log "TIMING=0: the table comes from the previous run's $RUNLOG"
 	LOAD_BEFORE="$(cat "$BENCH_DIR/load-before" 2>/dev/null || true) (previous run)"
 fi
